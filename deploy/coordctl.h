@@ -1,0 +1,24 @@
+/* coordctl: shared state of the command line and the subcommand entry points. */
+#pragma once
+
+#include <stdbool.h>
+
+enum coordctl_output {
+        OUTPUT_TEXT,
+        OUTPUT_JSON,
+};
+
+struct coordctl_globals {
+        const char *url;   /* --url, $COORD_URL, default http://127.0.0.1:8470 */
+        char *token;       /* --token, $COORD_TOKEN, or the content of $COORD_TOKEN_FILE; may be NULL */
+        enum coordctl_output output;
+};
+
+/* Each returns a process exit code (exitcode.h).  argv[0] is the subcommand
+ * name; global flags have been removed already. */
+int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g);
+int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *g);
+int coordctl_instances_main(int argc, char **argv, const struct coordctl_globals *g);
+int coordctl_config_main(int argc, char **argv, const struct coordctl_globals *g);
+/* deploy, status, deployments, pause, resume, cancel, revert: the rollout issue. */
+int coordctl_deploy_main(int argc, char **argv, const struct coordctl_globals *g);

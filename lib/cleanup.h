@@ -1,0 +1,16 @@
+/* Cleanup helpers for foreign handles: hiredis, jansson, libpq, sd-event.
+ * Include where those types are used. */
+#pragma once
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(redisReply *, freeReplyObject)
+#define _cleanup_reply_ _cleanup_(freeReplyObjectp)
+DEFINE_TRIVIAL_CLEANUP_FUNC(redisContext *, redisFree)
+#define _cleanup_redis_ _cleanup_(redisFreep)
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref)
+#define _cleanup_json_ _cleanup_(json_decrefp)

@@ -1,0 +1,59 @@
+/* See keys.h. */
+#include <stdlib.h>
+
+#include "keys.h"
+#include "strutil.h"
+
+char *key_lock(const char *ns, const char *name) {
+        return strdup_printf("coord:{%s:lock:%s}", ns, name);
+}
+char *key_lock_fence(const char *ns, const char *name) {
+        return strdup_printf("coord:{%s:lock:%s}:fence", ns, name);
+}
+char *key_lock_holder(const char *ns, const char *name) {
+        return strdup_printf("coord:{%s:lock:%s}:holder", ns, name);
+}
+char *key_lock_channel(const char *ns, const char *name) {
+        return strdup_printf("coord:{%s:lock:%s}:released", ns, name);
+}
+
+char *key_instance(const char *ns, const char *id) {
+        return strdup_printf("coord:{%s}:instance:%s", ns, id);
+}
+char *key_alive(const char *ns, const char *id) {
+        return strdup_printf("coord:{%s}:alive:%s", ns, id);
+}
+char *key_instances(const char *ns) {
+        return strdup_printf("coord:{%s}:instances", ns);
+}
+char *key_events(const char *ns) {
+        return strdup_printf("coord:{%s}:events", ns);
+}
+
+char *key_agent_commands(const char *ns, const char *host) {
+        return strdup_printf("coord:{%s}:agent:%s:commands", ns, host);
+}
+char *key_agent_inflight(const char *ns, const char *host) {
+        return strdup_printf("coord:{%s}:agent:%s:inflight", ns, host);
+}
+char *key_agent_wake(const char *ns, const char *host) {
+        return strdup_printf("coord:{%s}:agent:%s:wake", ns, host);
+}
+char *key_command(const char *ns, const char *cmd_id) {
+        return strdup_printf("coord:{%s}:command:%s", ns, cmd_id);
+}
+char *key_command_results(const char *ns) {
+        return strdup_printf("coord:{%s}:command-results", ns);
+}
+
+char *key_config(const char *ns, const char *service) {
+        return strdup_printf("coord:{%s}:config:%s", ns, service);
+}
+char *key_config_changed(const char *ns) {
+        return strdup_printf("coord:{%s}:config-changed", ns);
+}
+
+const char *namespace_default(void) {
+        const char *e = getenv("COORD_NAMESPACE");
+        return e && name_is_valid(e) ? e : "default";
+}

@@ -1,0 +1,64 @@
+/* The Redis layout, in one place.  Every module builds keys only through these
+ * functions; names must pass name_is_valid() first (callers check), so raw
+ * input never shapes a key.  All return malloc'd strings (NULL on OOM).
+ *
+ * NS is the namespace ("prod"); "{...}" is the Redis Cluster hash tag.
+ *
+ * Locks (lock.h):
+ *   coord:{NS:lock:NAME}                 STRING owner token, PX lease
+ *   coord:{NS:lock:NAME}:fence           STRING counter (INCR), never expires
+ *   coord:{NS:lock:NAME}:holder          STRING "host pid N, fence F", PX lease
+ *   coord:{NS:lock:NAME}:released        channel, published on release
+ *
+ * Fleet (agent writes, coordinatord reads):
+ *   coord:{NS}:instance:ID               HASH id service host address version state
+ *                                        config_version last_seen(ms epoch) ttl_ms
+ *                                        registered_at(ms) detail
+ *   coord:{NS}:alive:ID                  STRING "1", PX ttl_ms (about 3 heartbeats):
+ *                                        gone => the instance is "lost"
+ *   coord:{NS}:instances                 ZSET member ID, score last_seen ms
+ *   coord:{NS}:events                    channel: JSON {"type":"instance","id",..,"state"}
+ *                                        on every state change, published immediately
+ *
+ * Agent commands (coordinatord enqueues, agent executes, result written once):
+ *   coord:{NS}:agent:HOST:commands       LIST of command JSON (LPUSH by sender,
+ *                                        agent moves it with LMOVE to :inflight)
+ *   coord:{NS}:agent:HOST:inflight       LIST of commands taken but not finished
+ *   coord:{NS}:agent:HOST:wake           channel: anything => check the queue
+ *   coord:{NS}:command:CMDID             HASH state(running|done|failed) exit_code
+ *                                        duration_ms output error started_at finished_at;
+ *                                        written with HSETNX on "finished_at" guard so a
+ *                                        result is written exactly once
+ *   coord:{NS}:command-results           channel: CMDID when a result is written
+ *   Command JSON: {"id","type":"drain|undrain|deploy|migrate|restart|apply-config",
+ *                  "instance","version","deployment","created_at"}
+ *
+ * Advertised config (coordinatord writes, agents follow):
+ *   coord:{NS}:config:SERVICE            HASH version(N) config(JSON) updated_at(ms)
+ *   coord:{NS}:config-changed            channel: SERVICE when a new version is stored
+ *
+ * Leadership: the lock named "leader" (coord:{NS:lock:leader}).
+ * Deployments and migrations (later issues) add keys here. */
+#pragma once
+
+char *key_lock(const char *ns, const char *name);
+char *key_lock_fence(const char *ns, const char *name);
+char *key_lock_holder(const char *ns, const char *name);
+char *key_lock_channel(const char *ns, const char *name);
+
+char *key_instance(const char *ns, const char *id);
+char *key_alive(const char *ns, const char *id);
+char *key_instances(const char *ns);
+char *key_events(const char *ns);
+
+char *key_agent_commands(const char *ns, const char *host);
+char *key_agent_inflight(const char *ns, const char *host);
+char *key_agent_wake(const char *ns, const char *host);
+char *key_command(const char *ns, const char *cmd_id);
+char *key_command_results(const char *ns);
+
+char *key_config(const char *ns, const char *service);
+char *key_config_changed(const char *ns);
+
+/* The namespace from $COORD_NAMESPACE, else "default". */
+const char *namespace_default(void);

@@ -1,0 +1,63 @@
+/* Small macros every module uses: cleanup attributes and ownership transfer.
+ * Modelled on systemd's macro.h. */
+#pragma once
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _noreturn_ __attribute__((noreturn))
+#define _likely_(x) __builtin_expect(!!(x), 1)
+#define _unlikely_(x) __builtin_expect(!!(x), 0)
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* Hand ownership out of a _cleanup_ variable: returns the pointer, leaves NULL. */
+#define TAKE_PTR(p)                     \
+        ({                              \
+                typeof(p) _p_ = (p);    \
+                (p) = NULL;             \
+                _p_;                    \
+        })
+#define TAKE_FD(fd)                     \
+        ({                              \
+                int _fd_ = (fd);        \
+                (fd) = -1;              \
+                _fd_;                   \
+        })
+
+/* Define a cleanup helper that calls func(*p) when *p is not NULL. */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)          \
+        static inline void func##p(type *p) {            \
+                if (*p)                                  \
+                        func(*p);                        \
+        }
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+/* Turn a negative errno into a positive one for strerror()/%m. */
+#define ERRNO_VALUE(r) ((r) < 0 ? -(r) : (r))

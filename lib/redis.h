@@ -1,0 +1,32 @@
+/* Synchronous Redis connections (hiredis), for command-line tools and workers.
+ *
+ * redis_connect() resolves Sentinel endpoints (service_name) to the current
+ * master (SENTINEL get-master-addr-by-name, then ROLE check on the master),
+ * connects with the URL's connect timeout, authenticates (AUTH pass, or AUTH
+ * user pass for ACL users), SELECTs the db and sets a command timeout.
+ * ssl=true fails with -EPROTONOSUPPORT and a clear "TLS not supported yet"
+ * message: never a silent plain-text connection. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "redis_url.h"
+
+/* Connect.  command_timeout_usec 0 means none.  On failure returns -errno
+ * (-ECONNREFUSED, -ETIMEDOUT, -EACCES for auth, -EPROTONOSUPPORT for TLS,
+ * -EHOSTUNREACH when no sentinel knows the master) and writes a message
+ * (password masked) to errbuf. */
+int redis_connect(const struct redis_url *u, uint64_t command_timeout_usec, redisContext **ret,
+                  char *errbuf, size_t errlen);
+/* Resolve the address to connect to: the host itself, or the sentinel's master. */
+int redis_resolve_master(const struct redis_url *u, char **ret_host, int *ret_port, char *errbuf, size_t errlen);
+
+/* Run a command; a NULL reply (I/O error) or a REDIS_REPLY_ERROR becomes a
+ * negative errno (-EIO / -EPROTO) with the text in errbuf.  On success *ret
+ * owns the reply.  Typed helpers for the common cases. */
+int redis_command(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, const char *fmt, ...);
+int redis_commandargv(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, int argc,
+                      const char **argv, const size_t *argvlen);

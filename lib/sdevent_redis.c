@@ -1,0 +1,4 @@
+/* See sdevent_redis.h.  (Being written: placeholder that fails loudly.) */
+#include <errno.h>
+
+#include "sdevent_redis.h"

@@ -1,0 +1,34 @@
+/* Checked string helpers (no atoi/strtok/sprintf in this project). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Whole string must be a decimal number in range; -EINVAL / -ERANGE otherwise. */
+int parse_uint64(const char *s, uint64_t *ret);
+int parse_int64(const char *s, int64_t *ret);
+int parse_int(const char *s, int *ret);
+/* "true/false", "yes/no", "1/0", "on/off" (case-insensitive). */
+int parse_bool(const char *s, bool *ret);
+
+/* Names of services, instances, hosts, locks: 1-64 characters from
+ * [A-Za-z0-9._-], starting with a letter or digit.  Anything else (including
+ * "/", "*", "..", NUL, spaces, braces) is invalid, so raw input never shapes a
+ * Redis key. */
+#define NAME_MAX_LEN 64
+bool name_is_valid(const char *s);
+
+/* Allocating printf; NULL on allocation failure. */
+char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Constant-time comparison of two equal-length buffers; false when lengths differ. */
+bool memeq_consttime(const void *a, size_t alen, const void *b, size_t blen);
+/* Lower-case hex SHA-256 of data into out (65 bytes). */
+void sha256_hex(const void *data, size_t len, char out[65]);
+/* Fill buf with n random bytes from getrandom(); 0 or -errno. */
+int random_bytes(void *buf, size_t n);
+/* n random bytes as lower-case hex into out (2n+1). */
+int random_hex(char *out, size_t nbytes);
+/* Read a whole small file (<= max bytes) into a NUL-terminated string; trailing
+ * newlines stripped when strip_newline.  -EFBIG when larger, -errno otherwise. */
+int read_file_string(const char *path, size_t max, bool strip_newline, char **ret);

@@ -1,0 +1,2 @@
+/* The migration engine (being written). */
+#include "migrate.h"

@@ -1,0 +1,2 @@
+/* The migration engine (being written; see the migrations issue). */
+#pragma once

@@ -1,0 +1,247 @@
+# The end-to-end test harness.  Source it from a test script:
+#
+#   . "$COORD_HARNESS"
+#   harness_init                  # temp dir, cleanup trap (EXIT, INT, TERM, HUP)
+#   harness_start_redis           # REDIS_PORT, REDIS_URL
+#   harness_start_postgres        # PG_PORT, DATABASE_URL
+#   harness_spawn NAME CMD...     # background process, tracked and killed at cleanup
+#   harness_wait_for 10 CMD...    # poll CMD until it succeeds (bounded), no blind sleeps
+#
+# Servers run on free loopback ports inside a fresh temporary directory; every
+# process the harness started is stopped and the directory removed on exit,
+# failure or signal.  A missing server binary is a loud failure, never a skip.
+# Scripts run with `set -eu`; call `fail MESSAGE` to fail with context.
+
+set -eu
+
+HARNESS_PIDS=""
+HARNESS_PG_DATA=""
+COORD_TEST_DIR=""
+
+fail() {
+        echo "FAIL: $*" >&2
+        exit 1
+}
+
+note() {
+        echo "# $*" >&2
+}
+
+harness_need() {
+        for b in "$@"; do
+                command -v "$b" >/dev/null 2>&1 || fail "required program '$b' is not installed (tests/run installs it)"
+        done
+}
+
+harness_init() {
+        COORD_TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/coord-test.XXXXXXXX")
+        chmod 755 "$COORD_TEST_DIR"
+        export COORD_TEST_DIR
+        trap harness_cleanup EXIT
+        trap 'exit 130' INT
+        trap 'exit 143' TERM
+        trap 'exit 129' HUP
+        # Tests never inherit a journal: logs go to stderr where the test can read them.
+        unset JOURNAL_STREAM NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID CREDENTIALS_DIRECTORY || true
+        export COORD_LOG_LEVEL="${COORD_LOG_LEVEL:-info}"
+}
+
+harness_cleanup() {
+        rc=$?
+        trap - EXIT INT TERM HUP
+        set +e
+        for p in $HARNESS_PIDS; do
+                kill -CONT "$p" 2>/dev/null
+                kill -TERM "$p" 2>/dev/null
+        done
+        for p in $HARNESS_PIDS; do
+                for _ in $(seq 1 100); do
+                        kill -0 "$p" 2>/dev/null || break
+                        sleep 0.02
+                done
+                kill -KILL "$p" 2>/dev/null
+        done
+        if [ -n "$HARNESS_PG_DATA" ] && [ -f "$HARNESS_PG_DATA/postmaster.pid" ]; then
+                harness_as_pg "$PG_BIN/pg_ctl" -D "$HARNESS_PG_DATA" -m immediate -w stop >/dev/null 2>&1
+        fi
+        if [ -n "$COORD_TEST_DIR" ] && [ -d "$COORD_TEST_DIR" ]; then
+                # Safety net: anything still running from the test directory.
+                pkill -KILL -f -- "$COORD_TEST_DIR" 2>/dev/null
+                if [ "$rc" -ne 0 ] && [ -n "${HARNESS_KEEP_ON_FAILURE:-}" ]; then
+                        echo "# test failed, kept $COORD_TEST_DIR" >&2
+                else
+                        if [ "$rc" -ne 0 ]; then
+                                # Show server and daemon logs of a failed test.
+                                for f in "$COORD_TEST_DIR"/*.log; do
+                                        [ -f "$f" ] || continue
+                                        echo "----- $f (last 40 lines) -----" >&2
+                                        tail -n 40 "$f" >&2
+                                done
+                        fi
+                        rm -rf "$COORD_TEST_DIR"
+                fi
+        fi
+        exit "$rc"
+}
+
+# A free TCP port on 127.0.0.1 (random, checked; callers retry on a lost race).
+harness_free_port() {
+        while :; do
+                port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000 ))
+                if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                        echo "$port"
+                        return 0
+                fi
+        done
+}
+
+# harness_wait_for SECONDS CMD...: run CMD every 20 ms until it succeeds.
+harness_wait_for() {
+        limit=$1
+        shift
+        deadline=$(( $(date +%s%N) / 1000000 + limit * 1000 ))
+        while ! "$@" >/dev/null 2>&1; do
+                if [ $(( $(date +%s%N) / 1000000 )) -ge "$deadline" ]; then
+                        return 1
+                fi
+                sleep 0.02
+        done
+}
+
+harness_spawn() {
+        name=$1
+        shift
+        "$@" >"$COORD_TEST_DIR/$name.log" 2>&1 &
+        pid=$!
+        HARNESS_PIDS="$HARNESS_PIDS $pid"
+        eval "PID_$(echo "$name" | tr -c 'A-Za-z0-9\n' '_')=$pid"
+        echo "$pid" >"$COORD_TEST_DIR/$name.pid"
+}
+
+harness_track() {
+        HARNESS_PIDS="$HARNESS_PIDS $1"
+}
+
+# harness_start_redis [NAME] [EXTRA ARGS]: sets REDIS_PORT, REDIS_URL (and NAME_PORT).
+harness_start_redis() {
+        name=${1:-redis}
+        [ $# -gt 0 ] && shift
+        harness_need redis-server redis-cli
+        for _attempt in 1 2 3 4 5; do
+                port=$(harness_free_port)
+                mkdir -p "$COORD_TEST_DIR/$name"
+                redis-server --port "$port" --bind 127.0.0.1 --dir "$COORD_TEST_DIR/$name" \
+                        --save '' --appendonly no --daemonize no \
+                        --logfile "$COORD_TEST_DIR/$name.log" "$@" &
+                pid=$!
+                if harness_wait_for 10 redis-cli -p "$port" ping; then
+                        HARNESS_PIDS="$HARNESS_PIDS $pid"
+                        echo "$pid" >"$COORD_TEST_DIR/$name.pid"
+                        echo "$port" >"$COORD_TEST_DIR/$name.port"
+                        REDIS_PORT=$port
+                        REDIS_URL="redis://127.0.0.1:$port/0"
+                        export REDIS_PORT REDIS_URL
+                        eval "$(echo "$name" | tr a-z- A-Z_)_PORT=$port"
+                        return 0
+                fi
+                kill -KILL "$pid" 2>/dev/null || true
+        done
+        fail "redis-server did not start (see $COORD_TEST_DIR/$name.log)"
+}
+
+# Stop (SIGKILL) and restart the redis NAME on the same port.
+harness_kill_redis() {
+        name=${1:-redis}
+        pid=$(cat "$COORD_TEST_DIR/$name.pid")
+        kill -KILL "$pid" 2>/dev/null || true
+        harness_wait_for 5 sh -c "! kill -0 $pid 2>/dev/null" || true
+}
+
+harness_restart_redis() {
+        name=${1:-redis}
+        [ $# -gt 0 ] && shift
+        port=$(cat "$COORD_TEST_DIR/$name.port")
+        harness_kill_redis "$name"
+        for _ in $(seq 1 50); do
+                redis-server --port "$port" --bind 127.0.0.1 --dir "$COORD_TEST_DIR/$name" \
+                        --save '' --appendonly no --daemonize no \
+                        --logfile "$COORD_TEST_DIR/$name.log" "$@" &
+                pid=$!
+                if harness_wait_for 5 redis-cli -p "$port" ping; then
+                        HARNESS_PIDS="$HARNESS_PIDS $pid"
+                        echo "$pid" >"$COORD_TEST_DIR/$name.pid"
+                        return 0
+                fi
+                kill -KILL "$pid" 2>/dev/null || true
+                sleep 0.1
+        done
+        fail "redis-server did not restart on port $port"
+}
+
+harness_pg_bin() {
+        for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+                if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then
+                        echo "$d"
+                        return 0
+                fi
+        done
+        if command -v initdb >/dev/null 2>&1; then
+                dirname "$(command -v initdb)"
+                return 0
+        fi
+        fail "PostgreSQL server binaries (initdb, postgres) not found (tests/run installs them)"
+}
+
+# Run a command as the postgres user when we are root (initdb refuses root).
+harness_as_pg() {
+        if [ "$(id -u)" -eq 0 ]; then
+                runuser -u postgres -- "$@"
+        else
+                "$@"
+        fi
+}
+
+# harness_start_postgres: sets PG_PORT, DATABASE_URL (superuser "postgres", trust auth).
+harness_start_postgres() {
+        PG_BIN=$(harness_pg_bin)
+        harness_need psql pg_isready
+        HARNESS_PG_DATA="$COORD_TEST_DIR/pg"
+        mkdir -p "$HARNESS_PG_DATA"
+        if [ "$(id -u)" -eq 0 ]; then
+                id postgres >/dev/null 2>&1 || fail "user 'postgres' missing (install postgresql)"
+                chown postgres "$HARNESS_PG_DATA"
+                touch "$COORD_TEST_DIR/postgres.log"
+                chown postgres "$COORD_TEST_DIR/postgres.log"
+        fi
+        harness_as_pg "$PG_BIN/initdb" -D "$HARNESS_PG_DATA" -U postgres --auth=trust \
+                --no-sync -E UTF8 >"$COORD_TEST_DIR/initdb.out" 2>&1 ||
+                { cat "$COORD_TEST_DIR/initdb.out" >&2; fail "initdb failed"; }
+        for _attempt in 1 2 3 4 5; do
+                port=$(harness_free_port)
+                if harness_as_pg "$PG_BIN/pg_ctl" -D "$HARNESS_PG_DATA" -l "$COORD_TEST_DIR/postgres.log" -w -t 30 \
+                        -o "-p $port -k $HARNESS_PG_DATA -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+                        start >/dev/null 2>&1; then
+                        PG_PORT=$port
+                        DATABASE_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+                        export PG_PORT DATABASE_URL
+                        harness_wait_for 30 pg_isready -q -h 127.0.0.1 -p "$port" ||
+                                fail "postgres on port $port not ready"
+                        return 0
+                fi
+        done
+        fail "postgres did not start (see $COORD_TEST_DIR/postgres.log)"
+}
+
+# psql against the test database, quiet, unaligned, tuples only.
+harness_psql() {
+        psql -X -q -A -t -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"
+}
+
+harness_redis_cli() {
+        redis-cli -p "$REDIS_PORT" "$@"
+}
+
+# Milliseconds since the epoch.
+now_ms() {
+        echo $(( $(date +%s%N) / 1000000 ))
+}

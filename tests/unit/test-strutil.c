@@ -1,0 +1,124 @@
+/* Unit tests for lib/strutil.c and the secret masking of lib/log.c. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strutil.h"
+
+START_TEST(test_names) {
+        static const char *const good[] = { "web", "web-1", "a", "Web_2.0", "0abc", "x-y.z_w" };
+        static const char *const bad[] = { "", "-web", ".web", "web/1", "web*", "../etc", "a..b", "web 1",
+                                           "web{1}", "web:1", "é", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+                ck_assert_msg(name_is_valid(good[i]), "%s should be valid", good[i]);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                ck_assert_msg(!name_is_valid(bad[i]), "%s should be invalid", bad[i]);
+        ck_assert(!name_is_valid(NULL));
+}
+END_TEST
+
+START_TEST(test_numbers) {
+        uint64_t u = 7;
+        int i = 7;
+        bool b;
+
+        ck_assert_int_eq(parse_uint64("42", &u), 0);
+        ck_assert_uint_eq(u, 42);
+        ck_assert_int_eq(parse_uint64("-1", &u), -EINVAL);
+        ck_assert_int_eq(parse_uint64("4x", &u), -EINVAL);
+        ck_assert_int_eq(parse_uint64("", &u), -EINVAL);
+        ck_assert_int_eq(parse_uint64("99999999999999999999999", &u), -ERANGE);
+        ck_assert_uint_eq(u, 42);
+        ck_assert_int_eq(parse_int("-5", &i), 0);
+        ck_assert_int_eq(i, -5);
+        ck_assert_int_eq(parse_int("4294967296", &i), -ERANGE);
+        ck_assert_int_eq(parse_bool("True", &b), 0);
+        ck_assert(b);
+        ck_assert_int_eq(parse_bool("off", &b), 0);
+        ck_assert(!b);
+        ck_assert_int_eq(parse_bool("maybe", &b), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_consttime_sha) {
+        char hex[65];
+
+        ck_assert(memeq_consttime("abc", 3, "abc", 3));
+        ck_assert(!memeq_consttime("abc", 3, "abd", 3));
+        ck_assert(!memeq_consttime("abc", 3, "abcd", 4));
+        sha256_hex("abc", 3, hex);
+        ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+END_TEST
+
+START_TEST(test_mask_secrets) {
+        char *m;
+        char path[] = "/tmp/coord-test-log.XXXXXX";
+        int fd, saved;
+        char buf[4096];
+        ssize_t n;
+
+        log_clear_secrets();
+        log_add_secret("s3cr3t,p@ss");
+        log_add_secret("ab"); /* too short: ignored */
+        m = log_mask_secrets("password=s3cr3t,p@ss and again s3cr3t,p@ss; ab");
+        ck_assert_str_eq(m, "password=***** and again *****; ab");
+        free(m);
+
+        /* The secret never reaches stderr, in the message or in fields. */
+        fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        saved = dup(STDERR_FILENO);
+        dup2(fd, STDERR_FILENO);
+        log_open("test");
+        log_force_stderr(1);
+        {
+                const char *fields[] = { "COORD_INSTANCE=web-1", "COORD_REDIS=redis://:s3cr3t,p@ss@h", NULL };
+                log_fields(LOG_ERR, fields, "connecting with s3cr3t,p@ss failed");
+        }
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        lseek(fd, 0, SEEK_SET);
+        n = read(fd, buf, sizeof buf - 1);
+        ck_assert_int_gt(n, 0);
+        buf[n] = '\0';
+        close(fd);
+        unlink(path);
+        ck_assert_msg(strstr(buf, "s3cr3t") == NULL, "secret leaked: %s", buf);
+        ck_assert_msg(strstr(buf, "connecting with ***** failed"), "got: %s", buf);
+        ck_assert_msg(strstr(buf, "instance=web-1"), "field missing: %s", buf);
+}
+END_TEST
+
+START_TEST(test_random_hex) {
+        char a[33], b[33];
+        ck_assert_int_eq(random_hex(a, 16), 0);
+        ck_assert_int_eq(random_hex(b, 16), 0);
+        ck_assert_uint_eq(strlen(a), 32);
+        ck_assert_str_ne(a, b);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("strutil");
+        TCase *tc = tcase_create("core");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_names);
+        tcase_add_test(tc, test_numbers);
+        tcase_add_test(tc, test_consttime_sha);
+        tcase_add_test(tc, test_mask_secrets);
+        tcase_add_test(tc, test_random_hex);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
