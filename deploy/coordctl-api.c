@@ -1,15 +1,396 @@
-/* coordctl instances / config (being written). */
+/* coordctl instances / coordctl config: clients of coordinatord's REST API
+ * (libcurl), and coordctl_http(), the request helper other commands share. */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "cleanup.h"
 #include "coordctl.h"
 #include "exitcode.h"
+#include "strutil.h"
+
+#define RESPONSE_MAX (64 * 1024 * 1024)
+#define CONFIG_FILE_MAX (64 * 1024)
+
+struct buf {
+        char *p;
+        size_t len;
+        bool too_big;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        struct buf *b = userdata;
+        size_t n = size * nmemb;
+
+        if (b->len + n > RESPONSE_MAX) {
+                b->too_big = true;
+                return 0;
+        }
+        char *np = realloc(b->p, b->len + n + 1);
+        if (!np)
+                return 0;
+        memcpy(np + b->len, ptr, n);
+        b->p = np;
+        b->len += n;
+        b->p[b->len] = '\0';
+        return n;
+}
+
+int coordctl_http(const struct coordctl_globals *g, const char *method, const char *path, const char *body,
+                  const char *const *headers, long *ret_status, char **ret_body) {
+        _cleanup_free_ char *url = NULL, *auth = NULL;
+        struct curl_slist *hl = NULL;
+        struct buf b = {};
+        CURL *c;
+        CURLcode cr;
+        long status = 0;
+        size_t ul;
+
+        ul = strlen(g->url);
+        while (ul > 0 && g->url[ul - 1] == '/')
+                ul--;
+        url = strdup_printf("%.*s%s", (int) ul, g->url, path);
+        if (!url)
+                return -ENOMEM;
+        c = curl_easy_init();
+        if (!c)
+                return -ENOMEM;
+        if (g->token) {
+                auth = strdup_printf("Authorization: Bearer %s", g->token);
+                hl = curl_slist_append(hl, auth);
+        }
+        hl = curl_slist_append(hl, "Accept: application/json");
+        if (body)
+                hl = curl_slist_append(hl, "Content-Type: application/json");
+        hl = curl_slist_append(hl, "Expect:");
+        for (size_t i = 0; headers && headers[i]; i++)
+                hl = curl_slist_append(hl, headers[i]);
+
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        if (body) {
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
+        } else if (strcmp(method, "GET") != 0)
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+
+        cr = curl_easy_perform(c);
+        if (cr == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(hl);
+        curl_easy_cleanup(c);
+        if (cr != CURLE_OK) {
+                free(b.p);
+                fprintf(stderr, "coordctl: cannot reach coordinatord at %s: %s\n", g->url,
+                        b.too_big ? "response too large" : curl_easy_strerror(cr));
+                return -EHOSTUNREACH;
+        }
+        *ret_status = status;
+        *ret_body = b.p ? b.p : strdup("");
+        return 0;
+}
+
+/* Map an error response to a message on stderr and an exit code. */
+static int http_failure(const char *what, long status, const char *body) {
+        _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
+        const char *msg = j ? json_string_value(json_object_get(json_object_get(j, "error"), "message")) : NULL;
+
+        fprintf(stderr, "coordctl %s: coordinatord answered %ld: %s\n", what, status, msg ? msg : "(no message)");
+        switch (status) {
+        case 401:
+        case 403:
+        case 503:
+                return EXIT_UNAVAILABLE;
+        case 400:
+        case 413:
+        case 415:
+        case 422:
+                return EXIT_USAGE;
+        default:
+                return EXIT_FAILED;
+        }
+}
+
+static void print_json(const char *body) {
+        _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
+        _cleanup_free_ char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+        printf("%s\n", s ? s : body);
+}
+
+static const char *str_or(json_t *o, const char *k, const char *def) {
+        const char *v = json_string_value(json_object_get(o, k));
+        return v && *v ? v : def;
+}
+
+static void instances_help(void) {
+        printf("Usage: coordctl instances [--service S] [--state STATE]\n"
+               "\n"
+               "The fleet as coordinatord sees it: one line per instance with its state\n"
+               "(starting healthy unhealthy draining stopped lost), version and the config\n"
+               "version it applied.  --output json prints the API's JSON.\n");
+}
 
 int coordctl_instances_main(int argc, char **argv, const struct coordctl_globals *g) {
-        fprintf(stderr, "coordctl instances: not built yet\n");
-        return EXIT_USAGE;
+        static const struct option opts[] = {
+                { "service", required_argument, NULL, 's' },
+                { "state", required_argument, NULL, 't' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        const char *service = NULL, *state = NULL;
+        _cleanup_free_ char *path = NULL, *body = NULL;
+        long status;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+                switch (c) {
+                case 's': service = optarg; break;
+                case 't': state = optarg; break;
+                case 'h': instances_help(); return EXIT_OK;
+                default: return EXIT_USAGE;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "coordctl instances: unexpected argument '%s'\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+        if (service && !name_is_valid(service)) {
+                fprintf(stderr, "coordctl instances: --service: '%s' is not a valid name\n", service);
+                return EXIT_USAGE;
+        }
+        if (state && !name_is_valid(state)) {
+                fprintf(stderr, "coordctl instances: --state: '%s' is not a valid state\n", state);
+                return EXIT_USAGE;
+        }
+        path = strdup_printf("/v1/instances%s%s%s%s%s%s", service || state ? "?" : "",
+                             service ? "service=" : "", service ? service : "", service && state ? "&" : "",
+                             state ? "state=" : "", state ? state : "");
+        if (!path)
+                return EXIT_FAILED;
+        r = coordctl_http(g, "GET", path, NULL, NULL, &status, &body);
+        if (r < 0)
+                return EXIT_UNAVAILABLE;
+        if (status != 200)
+                return http_failure("instances", status, body);
+        if (g->output == OUTPUT_JSON) {
+                print_json(body);
+                return EXIT_OK;
+        }
+        _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
+        json_t *arr = json_object_get(j, "instances");
+        if (!json_is_array(arr)) {
+                fprintf(stderr, "coordctl instances: unexpected answer from coordinatord\n");
+                return EXIT_FAILED;
+        }
+        printf("%-24s %-14s %-16s %-22s %-10s %-10s %-7s %s\n", "ID", "SERVICE", "HOST", "ADDRESS", "VERSION",
+               "STATE", "CONFIG", "LAST SEEN");
+        size_t i;
+        json_t *o;
+        json_array_foreach(arr, i, o) {
+                printf("%-24s %-14s %-16s %-22s %-10s %-10s %-7lld %s\n", str_or(o, "id", "-"),
+                       str_or(o, "service", "-"), str_or(o, "host", "-"), str_or(o, "address", "-"),
+                       str_or(o, "version", "-"), str_or(o, "state", "-"),
+                       (long long) json_integer_value(json_object_get(o, "config_version")),
+                       str_or(o, "last_seen", "-"));
+        }
+        if (json_array_size(arr) == 0)
+                printf("(no instances registered)\n");
+        return EXIT_OK;
+}
+
+static void config_help(void) {
+        printf("Usage: coordctl config get SERVICE [--reveal]\n"
+               "       coordctl config set SERVICE FILE|- [--if-match VERSION]\n"
+               "\n"
+               "get   shows the advertised config of SERVICE, secrets masked as *****\n"
+               "      (--reveal shows them and needs an admin token), its version, and how\n"
+               "      many instances applied it\n"
+               "set   stores the JSON object in FILE (or stdin) as SERVICE's next config\n"
+               "      version; agents write it to each instance's config file and reload.\n"
+               "      --if-match VERSION refuses (exit 1) when the current version differs.\n");
+}
+
+static int config_get(int argc, char **argv, const struct coordctl_globals *g) {
+        static const struct option opts[] = {
+                { "reveal", no_argument, NULL, 'r' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        bool reveal = false;
+        _cleanup_free_ char *path = NULL, *body = NULL;
+        long status;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+                switch (c) {
+                case 'r': reveal = true; break;
+                case 'h': config_help(); return EXIT_OK;
+                default: return EXIT_USAGE;
+                }
+        if (argc - optind != 1) {
+                fprintf(stderr, "coordctl config get: expected SERVICE\n");
+                return EXIT_USAGE;
+        }
+        const char *service = argv[optind];
+        if (!name_is_valid(service)) {
+                fprintf(stderr, "coordctl config get: '%s' is not a valid service name\n", service);
+                return EXIT_USAGE;
+        }
+        path = strdup_printf("/v1/config/%s%s", service, reveal ? "?reveal=true" : "");
+        if (!path)
+                return EXIT_FAILED;
+        r = coordctl_http(g, "GET", path, NULL, NULL, &status, &body);
+        if (r < 0)
+                return EXIT_UNAVAILABLE;
+        if (status != 200)
+                return http_failure("config get", status, body);
+        if (g->output == OUTPUT_JSON) {
+                print_json(body);
+                return EXIT_OK;
+        }
+        _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
+        if (!j) {
+                fprintf(stderr, "coordctl config get: unexpected answer from coordinatord\n");
+                return EXIT_FAILED;
+        }
+        printf("service %s, version %lld, applied by %lld of %lld instances\n", service,
+               (long long) json_integer_value(json_object_get(j, "version")),
+               (long long) json_integer_value(json_object_get(j, "applied")),
+               (long long) json_integer_value(json_object_get(j, "instances")));
+        _cleanup_free_ char *cfg = json_dumps(json_object_get(j, "config"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", cfg ? cfg : "{}");
+        return EXIT_OK;
+}
+
+static int read_input(const char *file, char **ret) {
+        FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "re");
+        char *buf;
+        size_t n;
+
+        if (!f)
+                return -errno;
+        buf = malloc(CONFIG_FILE_MAX + 2);
+        if (!buf) {
+                if (f != stdin)
+                        fclose(f);
+                return -ENOMEM;
+        }
+        n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+        bool err = ferror(f);
+        if (f != stdin)
+                fclose(f);
+        if (err) {
+                free(buf);
+                return -EIO;
+        }
+        if (n > CONFIG_FILE_MAX) {
+                free(buf);
+                return -EFBIG;
+        }
+        buf[n] = '\0';
+        *ret = buf;
+        return 0;
+}
+
+static int config_set(int argc, char **argv, const struct coordctl_globals *g) {
+        static const struct option opts[] = {
+                { "if-match", required_argument, NULL, 'm' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        const char *if_match = NULL;
+        _cleanup_free_ char *input = NULL, *req = NULL, *body = NULL, *path = NULL, *hdr = NULL;
+        json_error_t jerr;
+        long status;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+                switch (c) {
+                case 'm': if_match = optarg; break;
+                case 'h': config_help(); return EXIT_OK;
+                default: return EXIT_USAGE;
+                }
+        if (argc - optind != 2) {
+                fprintf(stderr, "coordctl config set: expected SERVICE FILE|-\n");
+                return EXIT_USAGE;
+        }
+        const char *service = argv[optind], *file = argv[optind + 1];
+        if (!name_is_valid(service)) {
+                fprintf(stderr, "coordctl config set: '%s' is not a valid service name\n", service);
+                return EXIT_USAGE;
+        }
+        uint64_t v;
+        if (if_match && parse_uint64(if_match, &v) < 0) {
+                fprintf(stderr, "coordctl config set: --if-match: '%s' is not a version number\n", if_match);
+                return EXIT_USAGE;
+        }
+        r = read_input(file, &input);
+        if (r == -EFBIG) {
+                fprintf(stderr, "coordctl config set: %s: larger than %d bytes\n", file, CONFIG_FILE_MAX);
+                return EXIT_USAGE;
+        }
+        if (r < 0) {
+                fprintf(stderr, "coordctl config set: %s: %s\n", file, strerror(-r));
+                return EXIT_USAGE;
+        }
+        _cleanup_json_ json_t *cfg = json_loads(input, JSON_REJECT_DUPLICATES, &jerr);
+        if (!cfg) {
+                fprintf(stderr, "coordctl config set: %s: line %d column %d: %s\n", file, jerr.line, jerr.column,
+                        jerr.text);
+                return EXIT_USAGE;
+        }
+        if (!json_is_object(cfg)) {
+                fprintf(stderr, "coordctl config set: %s: expected a JSON object\n", file);
+                return EXIT_USAGE;
+        }
+        _cleanup_json_ json_t *wrap = json_pack("{s:O}", "config", cfg);
+        req = wrap ? json_dumps(wrap, JSON_COMPACT) : NULL;
+        path = strdup_printf("/v1/config/%s", service);
+        if (if_match)
+                hdr = strdup_printf("If-Match: \"%s\"", if_match);
+        if (!req || !path || (if_match && !hdr))
+                return EXIT_FAILED;
+        const char *headers[] = { hdr, NULL };
+        r = coordctl_http(g, "PUT", path, req, hdr ? headers : NULL, &status, &body);
+        if (r < 0)
+                return EXIT_UNAVAILABLE;
+        if (status != 200)
+                return http_failure("config set", status, body);
+        if (g->output == OUTPUT_JSON) {
+                print_json(body);
+                return EXIT_OK;
+        }
+        _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
+        printf("%s: config version %lld stored\n", service,
+               (long long) json_integer_value(json_object_get(j, "version")));
+        return EXIT_OK;
 }
 
 int coordctl_config_main(int argc, char **argv, const struct coordctl_globals *g) {
-        fprintf(stderr, "coordctl config: not built yet\n");
+        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                config_help();
+                return argc < 2 ? EXIT_USAGE : EXIT_OK;
+        }
+        if (strcmp(argv[1], "get") == 0)
+                return config_get(argc - 1, argv + 1, g);
+        if (strcmp(argv[1], "set") == 0)
+                return config_set(argc - 1, argv + 1, g);
+        fprintf(stderr, "coordctl config: unknown subcommand '%s' (get, set)\n", argv[1]);
         return EXIT_USAGE;
 }

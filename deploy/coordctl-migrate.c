@@ -1,10 +1,318 @@
-/* coordctl migrate (being written). */
+/* coordctl migrate: the migration and seeding sequencer (engine in migrations/). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cleanup.h"
 #include "coordctl.h"
+#include "duration.h"
 #include "exitcode.h"
+#include "keys.h"
+#include "log.h"
+#include "migrations/migrate.h"
+#include "redis_url.h"
+#include "strutil.h"
+
+static void help(void) {
+        printf("Usage: coordctl migrate [SUBCOMMAND] --dir DIR [--database PGURL] [--redis REDIS] [FLAGS]\n"
+               "\n"
+               "Subcommands:\n"
+               "  apply             apply pending migrations, repeatables and seeds (default)\n"
+               "  status            every migration: applied, pending, changed, missing, ...\n"
+               "  plan              what apply would run, in order; runs nothing\n"
+               "  validate          exit 4 when an applied file changed or vanished\n"
+               "  baseline VERSION  mark an existing schema as migrated up to VERSION\n"
+               "  repair            remove failed no-transaction records, realign checksums,\n"
+               "                    mark vanished files deleted\n"
+               "\n"
+               "Flags:\n"
+               "  --dir DIR           the migrations directory (V*__*.sql, R__*.sql, S__*.sql)\n"
+               "  --database PGURL    PostgreSQL connection string (default $DATABASE_URL)\n"
+               "  --redis REDIS       Redis for the fenced lock (default $COORD_REDIS); without it,\n"
+               "                      a pg_try_advisory_lock fallback (not behind PgBouncer pooling)\n"
+               "  --wait-timeout D    how long to wait for another runner (default 10m; exit 5)\n"
+               "  --lease D           lock lease, renewed while running (default 15s)\n"
+               "  --no-seed           skip S__ seed scripts\n"
+               "\n"
+               "Exit codes: 0 ok or up to date, 1 a migration failed, 2 bad usage or file name,\n"
+               "3 PostgreSQL/Redis unreachable, 4 validation failed, 5 lock wait timed out.\n");
+}
+
+static void print_text_table(const struct migrate_report *r, bool plan) {
+        size_t wv = 7, wd = 11, ws = 5, wt = 4;
+        size_t counts[_STATE_MAX] = {};
+
+        for (size_t i = 0; i < r->n; i++) {
+                const struct migrate_entry *e = &r->v[i];
+                if (plan && !e->will_run)
+                        continue;
+                wv = MAX(wv, e->version ? strlen(e->version) : 0);
+                wd = MIN(MAX(wd, strlen(e->description)), (size_t) 40);
+                ws = MAX(ws, strlen(migrate_state_to_string(e->state)));
+                wt = MAX(wt, strlen(e->type));
+        }
+        if (plan) {
+                size_t k = 0;
+                for (size_t i = 0; i < r->n; i++) {
+                        const struct migrate_entry *e = &r->v[i];
+                        if (!e->will_run)
+                                continue;
+                        printf("%3zu. %-*s %-*s %s%s%s\n", ++k, (int) wt, e->type, (int) wv, e->version ?: "",
+                               e->script, e->state == STATE_PARTIAL || e->state == STATE_CHANGED ? "  # " : "",
+                               e->state == STATE_PARTIAL || e->state == STATE_CHANGED ? (e->detail ?: "") : "");
+                }
+                if (k == 0)
+                        printf("Nothing to apply: the schema is up to date.\n");
+                else
+                        printf("%zu to apply.\n", k);
+                return;
+        }
+        printf("%-*s  %-*s  %-*s  %-*s  %-24s  %s\n", (int) wt, "TYPE", (int) wv, "VERSION", (int) wd, "DESCRIPTION",
+               (int) ws, "STATE", "INSTALLED AT", "BY");
+        for (size_t i = 0; i < r->n; i++) {
+                const struct migrate_entry *e = &r->v[i];
+                counts[e->state]++;
+                printf("%-*s  %-*s  %-*.*s  %-*s  %-24s  %s%s%s\n", (int) wt, e->type, (int) wv, e->version ?: "",
+                       (int) wd, (int) wd, e->description, (int) ws, migrate_state_to_string(e->state),
+                       e->installed_at ?: "-", e->installed_by ?: "-", e->detail ? "  # " : "", e->detail ?: "");
+        }
+        printf("%zu migration%s:", r->n, r->n == 1 ? "" : "s");
+        for (int s = 0; s < _STATE_MAX; s++)
+                if (counts[s])
+                        printf(" %zu %s", counts[s], migrate_state_to_string((enum migrate_state) s));
+        printf("\n");
+}
+
+static json_t *entry_json(const struct migrate_entry *e) {
+        json_t *o = json_object();
+        if (!o)
+                return NULL;
+        json_object_set_new(o, "type", json_string(e->type));
+        json_object_set_new(o, "version", e->version ? json_string(e->version) : json_null());
+        json_object_set_new(o, "description", json_string(e->description));
+        json_object_set_new(o, "script", json_string(e->script));
+        json_object_set_new(o, "state", json_string(migrate_state_to_string(e->state)));
+        json_object_set_new(o, "checksum", e->checksum ? json_string(e->checksum) : json_null());
+        json_object_set_new(o, "applied_checksum", e->applied_checksum ? json_string(e->applied_checksum) : json_null());
+        json_object_set_new(o, "installed_at", e->installed_at ? json_string(e->installed_at) : json_null());
+        json_object_set_new(o, "installed_by", e->installed_by ? json_string(e->installed_by) : json_null());
+        json_object_set_new(o, "execution_ms", e->installed_at ? json_integer(e->execution_ms) : json_null());
+        json_object_set_new(o, "fencing_token", e->installed_at ? json_integer(e->fencing_token) : json_null());
+        json_object_set_new(o, "will_run", json_boolean(e->will_run));
+        json_object_set_new(o, "problem", json_boolean(e->problem));
+        json_object_set_new(o, "detail", e->detail ? json_string(e->detail) : json_null());
+        if (e->ran)
+                json_object_set_new(o, "run_ms", json_integer(e->run_ms));
+        return o;
+}
+
+static const char *command_name(enum migrate_command c) {
+        static const char *const n[] = { [MIGRATE_APPLY] = "apply",       [MIGRATE_STATUS] = "status",
+                                         [MIGRATE_PLAN] = "plan",         [MIGRATE_VALIDATE] = "validate",
+                                         [MIGRATE_BASELINE] = "baseline", [MIGRATE_REPAIR] = "repair" };
+        return n[c];
+}
+
+static void print_json(const struct migrate_options *o, const struct migrate_report *r) {
+        _cleanup_json_ json_t *doc = json_object(), *arr = json_array();
+        _cleanup_free_ char *msg = log_mask_secrets(r->message), *dump = NULL;
+
+        if (!doc || !arr)
+                return;
+        for (size_t i = 0; i < r->n; i++) {
+                if (o->command == MIGRATE_PLAN && !r->v[i].will_run)
+                        continue;
+                json_array_append_new(arr, entry_json(&r->v[i]));
+        }
+        json_object_set_new(doc, "command", json_string(command_name(o->command)));
+        json_object_set_new(doc, "exit_code", json_integer(r->exit_code));
+        json_object_set_new(doc, "ok", json_boolean(r->exit_code == 0));
+        json_object_set_new(doc, "message", json_string(msg ?: ""));
+        if (r->lock[0])
+                json_object_set_new(doc, "lock", json_string(r->lock));
+        if (r->fencing_token)
+                json_object_set_new(doc, "fencing_token", json_integer(r->fencing_token));
+        json_object_set_new(doc, o->command == MIGRATE_APPLY ? "applied" : "migrations", json_incref(arr));
+        dump = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (dump)
+                printf("%s\n", dump);
+}
 
 int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *g) {
-        fprintf(stderr, "coordctl migrate: not built yet\n");
-        return EXIT_USAGE;
+        enum { ARG_DIR = 0x100, ARG_DATABASE, ARG_REDIS, ARG_WAIT, ARG_LEASE, ARG_NO_SEED };
+        static const struct option options[] = {
+                { "dir", required_argument, NULL, ARG_DIR },
+                { "database", required_argument, NULL, ARG_DATABASE },
+                { "redis", required_argument, NULL, ARG_REDIS },
+                { "wait-timeout", required_argument, NULL, ARG_WAIT },
+                { "lease", required_argument, NULL, ARG_LEASE },
+                { "no-seed", no_argument, NULL, ARG_NO_SEED },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        struct migrate_options o = {
+                .command = MIGRATE_APPLY,
+                .lease_usec = 15 * USEC_PER_SEC,
+                .wait_timeout_usec = 10 * 60 * USEC_PER_SEC,
+        };
+        struct redis_url *redis = NULL;
+        struct migrate_report rep = {};
+        const char *redis_s = NULL, *sub = NULL;
+        char e[512];
+        int c, r;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0 || optind < argc) {
+                if (c < 0) {
+                        /* A positional argument: the subcommand and its VERSION. */
+                        const char *a = argv[optind++];
+                        if (!sub)
+                                sub = a;
+                        else if (!o.baseline_version && strcmp(sub, "baseline") == 0)
+                                o.baseline_version = a;
+                        else {
+                                fprintf(stderr, "coordctl migrate: unexpected argument '%s'\n", a);
+                                return EXIT_USAGE;
+                        }
+                        continue;
+                }
+                switch (c) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                case ARG_DIR:
+                        o.dir = optarg;
+                        break;
+                case ARG_DATABASE:
+                        o.database = optarg;
+                        break;
+                case ARG_REDIS:
+                        redis_s = optarg;
+                        break;
+                case ARG_WAIT:
+                case ARG_LEASE: {
+                        uint64_t u;
+                        if (duration_parse(optarg, &u) < 0) {
+                                fprintf(stderr, "coordctl migrate: %s: '%s' is not a duration (like 30s, 5m)\n",
+                                        c == ARG_WAIT ? "--wait-timeout" : "--lease", optarg);
+                                return EXIT_USAGE;
+                        }
+                        if (c == ARG_WAIT)
+                                o.wait_timeout_usec = u;
+                        else if (u < 500 * USEC_PER_MSEC) {
+                                fprintf(stderr, "coordctl migrate: --lease: at least 500ms\n");
+                                return EXIT_USAGE;
+                        } else
+                                o.lease_usec = u;
+                        break;
+                }
+                case ARG_NO_SEED:
+                        o.no_seed = true;
+                        break;
+                default:
+                        fprintf(stderr, "coordctl migrate: unknown or incomplete option '%s' (see --help)\n",
+                                argv[optind - 1]);
+                        return EXIT_USAGE;
+                }
+        }
+
+        if (sub) {
+                if (strcmp(sub, "apply") == 0)
+                        o.command = MIGRATE_APPLY;
+                else if (strcmp(sub, "status") == 0)
+                        o.command = MIGRATE_STATUS;
+                else if (strcmp(sub, "plan") == 0)
+                        o.command = MIGRATE_PLAN;
+                else if (strcmp(sub, "validate") == 0)
+                        o.command = MIGRATE_VALIDATE;
+                else if (strcmp(sub, "baseline") == 0)
+                        o.command = MIGRATE_BASELINE;
+                else if (strcmp(sub, "repair") == 0)
+                        o.command = MIGRATE_REPAIR;
+                else {
+                        fprintf(stderr,
+                                "coordctl migrate: unknown subcommand '%s' (status, plan, apply, validate, "
+                                "baseline VERSION, repair)\n",
+                                sub);
+                        return EXIT_USAGE;
+                }
+        }
+        if (o.command == MIGRATE_BASELINE && !o.baseline_version) {
+                fprintf(stderr, "coordctl migrate baseline: needs a VERSION\n");
+                return EXIT_USAGE;
+        }
+        if (!o.dir) {
+                fprintf(stderr, "coordctl migrate: --dir DIR is required\n");
+                return EXIT_USAGE;
+        }
+        if (!o.database) {
+                o.database = getenv("DATABASE_URL");
+                if (!o.database || !*o.database) {
+                        fprintf(stderr, "coordctl migrate: no database: pass --database PGURL or set DATABASE_URL\n");
+                        return EXIT_USAGE;
+                }
+        }
+        if (!redis_s) {
+                redis_s = getenv("COORD_REDIS");
+                if (redis_s && !*redis_s)
+                        redis_s = NULL;
+        }
+        if (redis_s) {
+                r = redis_url_parse(redis_s, &redis, e, sizeof(e));
+                if (r < 0) {
+                        fprintf(stderr, "coordctl migrate: --redis: %s\n", e);
+                        return EXIT_USAGE;
+                }
+                if (redis->password)
+                        log_add_secret(redis->password);
+        }
+        o.redis = redis;
+        o.ns = namespace_default();
+
+        r = migrate_run(&o, &rep);
+        if (g->output == OUTPUT_JSON)
+                print_json(&o, &rep);
+        else {
+                switch (o.command) {
+                case MIGRATE_STATUS:
+                        print_text_table(&rep, false);
+                        break;
+                case MIGRATE_PLAN:
+                        if (r == 0)
+                                print_text_table(&rep, true);
+                        break;
+                case MIGRATE_VALIDATE:
+                        for (size_t i = 0; i < rep.n; i++)
+                                if (rep.v[i].problem)
+                                        printf("%s: %s: %s\n", rep.v[i].script, migrate_state_to_string(rep.v[i].state),
+                                               rep.v[i].detail ?: "");
+                        break;
+                case MIGRATE_APPLY:
+                        for (size_t i = 0; i < rep.n; i++)
+                                if (rep.v[i].ran)
+                                        printf("applied %s (%" PRId64 " ms)\n", rep.v[i].script, rep.v[i].run_ms);
+                        break;
+                case MIGRATE_REPAIR:
+                        for (size_t i = 0; i < rep.n; i++)
+                                if (rep.v[i].detail && (rep.v[i].state == STATE_CHANGED ||
+                                                        rep.v[i].state == STATE_MISSING || rep.v[i].state == STATE_PARTIAL ||
+                                                        rep.v[i].state == STATE_FAILED))
+                                        printf("%s: %s\n", rep.v[i].script, rep.v[i].detail);
+                        break;
+                case MIGRATE_BASELINE:
+                        break;
+                }
+                if (r == 0 && rep.message[0] && o.command != MIGRATE_STATUS && o.command != MIGRATE_PLAN)
+                        printf("%s\n", rep.message);
+        }
+        if (r != 0)
+                log_error("%s", rep.message);
+        migrate_report_done(&rep);
+        redis_url_free(redis);
+        return r;
 }

@@ -22,3 +22,10 @@ int coordctl_instances_main(int argc, char **argv, const struct coordctl_globals
 int coordctl_config_main(int argc, char **argv, const struct coordctl_globals *g);
 /* deploy, status, deployments, pause, resume, cancel, revert: the rollout issue. */
 int coordctl_deploy_main(int argc, char **argv, const struct coordctl_globals *g);
+
+/* One request to coordinatord (coordctl-api.c): path like "/v1/instances",
+ * body NULL or JSON, headers NULL or NULL-terminated "Name: value" lines.
+ * 0 with the status and the body (caller frees); -EHOSTUNREACH (message
+ * printed) when coordinatord cannot be reached. */
+int coordctl_http(const struct coordctl_globals *g, const char *method, const char *path, const char *body,
+                  const char *const *headers, long *ret_status, char **ret_body);

@@ -21,25 +21,34 @@
 typedef struct lock lock;
 
 struct lock_options {
-        const char *ns;             /* namespace; NULL means "default" */
+        const char *ns;             /* namespace; NULL means $COORD_NAMESPACE or "default" */
         uint64_t lease_usec;        /* default 15s */
         uint64_t wait_timeout_usec; /* 0: try once; UINT64_MAX: forever */
         uint64_t recheck_usec;      /* bounded re-check while waiting; default 1s */
 };
 
-/* Connect (own connections, from u) and take the lock NAME, waiting up to
- * wait_timeout.  0 on success; -ETIMEDOUT when the wait expired (errbuf then
- * says who holds it); -EINVAL for a bad name; connection errors as
- * redis_connect().  On success *ret is held with lock_fence() set. */
+/* Connect (own connections, from a private copy of u) and take the lock NAME,
+ * waiting up to wait_timeout.  opts NULL means all defaults (try once).
+ * 0 on success; -ETIMEDOUT when the wait expired (errbuf then says who holds
+ * it); -EINVAL for a bad name, namespace or lease; connection errors as
+ * redis_connect() when Redis cannot be reached at the start (while waiting,
+ * outages are retried with backoff until the deadline).  A waiter that saw the
+ * lock held and then finds the fence counter gone after a reconnect (Redis
+ * restarted without its data) waits one lease before trying, so a holder that
+ * has not yet noticed is not overlapped.  On success *ret is held with
+ * lock_fence() set. */
 int lock_acquire(const struct redis_url *u, const char *name, const struct lock_options *opts, lock **ret,
                  char *errbuf, size_t errlen);
 /* The fencing token of this acquisition (> 0). */
 uint64_t lock_fence(const lock *l);
 const char *lock_name(const lock *l);
 /* Extend the lease by lease_usec.  0 renewed; -ENOLCK the lock is no longer ours;
- * other -errno: Redis unreachable (reconnect attempted once). */
+ * other -errno: Redis unreachable (reconnect attempted once).  Thread-safe
+ * against the keeper. */
 int lock_renew(lock *l);
-/* Release if still ours (and publish the wake-up); 0 or -ENOLCK or -errno. */
+/* Stop the keeper, then release if still ours (compare-and-set on the token,
+ * and publish the wake-up); 0 or -ENOLCK or -errno.  Afterwards the lock
+ * counts as lost. */
 int lock_release(lock *l);
 /* Release nothing; close connections, stop the keeper, free.  Accepts NULL. */
 lock *lock_free(lock *l);
@@ -47,9 +56,13 @@ lock *lock_free(lock *l);
 /* Renew every lease/3 from a background thread.  When a renewal says the lock
  * is gone, or no renewal succeeded within lease - lease/4 of the last good one
  * (so the holder learns before the lease expires on the server), marks the lock
- * lost and calls on_lost once from that thread. */
+ * lost and calls on_lost once from that thread.  All keeper I/O (reconnects
+ * included) is bounded by that deadline.  on_lost must not stop, release or
+ * free the lock: wake your own loop instead.  The keeper blocks all signals. */
 int lock_keeper_start(lock *l, void (*on_lost)(lock *l, void *userdata), void *userdata);
 void lock_keeper_stop(lock *l);
+/* True once lost, released, or when lease - lease/4 has passed since the last
+ * good renewal (the keeper may not have run yet, e.g. after SIGSTOP). */
 bool lock_is_lost(const lock *l);
 
 /* Describe the current holder of NAME ("host pid N, fence F, expires in Xms"),
@@ -57,11 +70,18 @@ bool lock_is_lost(const lock *l);
 int lock_describe_holder(const struct redis_url *u, const char *ns, const char *name, char **ret);
 
 /* The scripts, for asynchronous callers (coordinatord's leader election).
- * acquire: KEYS lock fence holder; ARGV token lease_ms holder_desc
- *          -> fence (integer > 0) when taken, 0 when held by another (or the pttl as negative?)
- *          see lock.c for the exact reply.
+ * Call them with EVAL (or EVALSHA after SCRIPT LOAD); replies are integers.
+ * acquire: KEYS lock fence holder; ARGV token lease_ms holder_desc ("host pid N")
+ *          -> the fence (> 0) when taken, with the holder key set to
+ *             "<holder_desc>, fence F"; when held by another: -PTTL (the holder's
+ *             remaining lease in ms, negated) or 0 when it has no expiry.
+ *             The fence counter never expires; when missing (first use, or Redis
+ *             lost its data) it is seeded with the server clock in microseconds,
+ *             so fences keep increasing across a restart without persistence
+ *             (they are large numbers, about 1.8e15: store them as 64-bit).
  * renew:   KEYS lock holder; ARGV token lease_ms -> 1 renewed, 0 not ours
- * release: KEYS lock holder; ARGV token channel -> 1 released, 0 not ours */
+ * release: KEYS lock holder; ARGV token channel -> 1 released (and "released"
+ *          published on channel), 0 not ours */
 extern const char lock_script_acquire[];
 extern const char lock_script_renew[];
 extern const char lock_script_release[];

@@ -1,4 +1,553 @@
-/* See redis.h.  (Being written: placeholder that fails loudly.) */
+/* See redis.h.
+ *
+ * hiredis' err/errstr are translated to -errno here, once.  Every message that
+ * leaves this file goes through seterr(), which masks the password, so a
+ * server echoing it back (or a caller formatting it by mistake) cannot leak it. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
 
+#include "cleanup.h"
+#include "macro.h"
 #include "redis.h"
+#include "strutil.h"
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
+#define SENTINEL_PASSES 2
+
+static void mask_in_place(char *buf, size_t len, const char *secret) {
+        static const char mask[] = "*****";
+        size_t slen;
+        char *p = buf;
+
+        if (!buf || len == 0 || !secret || !*secret)
+                return;
+        slen = strlen(secret);
+        while ((p = strstr(p, secret))) {
+                /* Replace secret by the mask, shifting the tail; truncate at len. */
+                size_t off = (size_t) (p - buf), tail = strlen(p + slen);
+                size_t room = len - 1 - off; /* bytes available from p, without the NUL */
+                size_t m = MIN(sizeof mask - 1, room);
+
+                if (m + tail > room)
+                        tail = room - m;
+                memmove(p + m, p + slen, tail);
+                memcpy(p, mask, m);
+                p[m + tail] = '\0';
+                p += m;
+        }
+}
+
+static void seterr(const struct redis_url *u, char *errbuf, size_t errlen, const char *fmt, ...)
+        _printf_(4, 5);
+static void seterr(const struct redis_url *u, char *errbuf, size_t errlen, const char *fmt, ...) {
+        va_list ap;
+
+        if (!errbuf || errlen == 0)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+        if (u)
+                mask_in_place(errbuf, errlen, u->password);
+}
+
+static struct timeval usec_to_timeval(uint64_t usec) {
+        return (struct timeval) { .tv_sec = (time_t) (usec / 1000000), .tv_usec = (suseconds_t) (usec % 1000000) };
+}
+
+static uint64_t connect_timeout_usec(const struct redis_url *u) {
+        int ms = u->connect_timeout_ms > 0 ? u->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+        return (uint64_t) ms * 1000;
+}
+
+/* Map a failed context to -errno.  saved_errno is errno right after the failing call. */
+static int context_errno(const redisContext *c, int saved_errno) {
+        if (!c)
+                return -ENOMEM;
+        switch (c->err) {
+        case REDIS_ERR_IO:
+                if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || strstr(c->errstr, "temporarily unavailable"))
+                        return -ETIMEDOUT; /* SO_RCVTIMEO/SO_SNDTIMEO expired */
+                if (saved_errno > 0)
+                        return -saved_errno;
+                if (strstr(c->errstr, "refused"))
+                        return -ECONNREFUSED;
+                if (strstr(c->errstr, "timed out"))
+                        return -ETIMEDOUT;
+                return -EIO;
+        case REDIS_ERR_EOF:
+                return -ECONNRESET;
+        case REDIS_ERR_PROTOCOL:
+                return -EPROTO;
+        case REDIS_ERR_OOM:
+                return -ENOMEM;
+        default:
+                /* REDIS_ERR_OTHER: name resolution and the like. */
+                if (strstr(c->errstr, "refused"))
+                        return -ECONNREFUSED;
+                if (strstr(c->errstr, "timed out"))
+                        return -ETIMEDOUT;
+                if (strstr(c->errstr, "resolve") || strstr(c->errstr, "not known") || strstr(c->errstr, "name"))
+                        return -EHOSTUNREACH;
+                return -EIO;
+        }
+}
+
+static int reply_error_errno(const redisReply *r) {
+        if (strncmp(r->str, "NOAUTH", 6) == 0 || strncmp(r->str, "WRONGPASS", 9) == 0 ||
+            strncmp(r->str, "NOPERM", 6) == 0 || strstr(r->str, "invalid password") ||
+            strstr(r->str, "invalid username-password"))
+                return -EACCES;
+        return -EPROTO;
+}
+
+static int command_internal(const struct redis_url *u, redisContext *c, redisReply **ret, char *errbuf,
+                            size_t errlen, int argc, const char **argv, const size_t *argvlen) {
+        _cleanup_reply_ redisReply *reply = NULL;
+        int saved;
+
+        if (!c)
+                return -EINVAL;
+        if (c->err) {
+                seterr(u, errbuf, errlen, "connection already failed: %s", c->errstr);
+                return -ENOTCONN;
+        }
+        errno = 0;
+        reply = redisCommandArgv(c, argc, argv, argvlen);
+        saved = errno;
+        if (!reply) {
+                int r = context_errno(c, saved);
+                if (r == -ETIMEDOUT)
+                        seterr(u, errbuf, errlen, "%s: command timed out", argc > 0 ? argv[0] : "?");
+                else
+                        seterr(u, errbuf, errlen, "%s: %s", argc > 0 ? argv[0] : "?",
+                               c->errstr[0] ? c->errstr : "I/O error");
+                return r;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+                seterr(u, errbuf, errlen, "%s", reply->str ? reply->str : "error reply");
+                return -EPROTO;
+        }
+        *ret = TAKE_PTR(reply);
+        return 0;
+}
+
+int redis_commandargv(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, int argc, const char **argv,
+                      const size_t *argvlen) {
+        if (argc <= 0 || !argv)
+                return -EINVAL;
+        return command_internal(NULL, c, ret, errbuf, errlen, argc, argv, argvlen);
+}
+
+int redis_command(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, const char *fmt, ...) {
+        _cleanup_reply_ redisReply *reply = NULL;
+        va_list ap;
+        int saved;
+
+        if (!c || !fmt)
+                return -EINVAL;
+        if (c->err) {
+                seterr(NULL, errbuf, errlen, "connection already failed: %s", c->errstr);
+                return -ENOTCONN;
+        }
+        va_start(ap, fmt);
+        errno = 0;
+        reply = redisvCommand(c, fmt, ap);
+        saved = errno;
+        va_end(ap);
+        if (!reply) {
+                int r = context_errno(c, saved);
+                if (r == -ETIMEDOUT)
+                        seterr(NULL, errbuf, errlen, "command timed out");
+                else
+                        seterr(NULL, errbuf, errlen, "%s", c->errstr[0] ? c->errstr : "I/O error");
+                return r;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+                seterr(NULL, errbuf, errlen, "%s", reply->str ? reply->str : "error reply");
+                return -EPROTO;
+        }
+        *ret = TAKE_PTR(reply);
+        return 0;
+}
+
+/* Open a TCP (host, port) or unix (path, port ignored) connection with a
+ * timeout that also bounds the handshake commands that follow. */
+static int open_context(const struct redis_url *u, const char *host, int port, const char *unix_path,
+                        redisContext **ret, char *errbuf, size_t errlen) {
+        _cleanup_redis_ redisContext *c = NULL;
+        struct timeval tv = usec_to_timeval(connect_timeout_usec(u));
+        int saved, r;
+
+        errno = 0;
+        if (unix_path)
+                c = redisConnectUnixWithTimeout(unix_path, tv);
+        else
+                c = redisConnectWithTimeout(host, port, tv);
+        saved = errno;
+        if (!c) {
+                seterr(u, errbuf, errlen, "out of memory connecting to Redis");
+                return -ENOMEM;
+        }
+        if (c->err) {
+                r = context_errno(c, saved);
+                if (unix_path)
+                        seterr(u, errbuf, errlen, "Failed to connect to Redis at unix:%s: %s", unix_path,
+                               r == -ETIMEDOUT ? "connection timed out" : c->errstr);
+                else
+                        seterr(u, errbuf, errlen, "Failed to connect to Redis at %s:%d: %s", host, port,
+                               r == -ETIMEDOUT ? "connection timed out" : c->errstr);
+                return r;
+        }
+        /* Bound the handshake (AUTH, SELECT, ROLE, SENTINEL) by the connect timeout too. */
+        if (redisSetTimeout(c, tv) != REDIS_OK) {
+                seterr(u, errbuf, errlen, "Failed to set a timeout on the Redis connection: %s", c->errstr);
+                return -EIO;
+        }
+        /* TCP keepalive notices a vanished peer; hiredis flags an error on unix sockets. */
+        if (!unix_path && redisEnableKeepAlive(c) != REDIS_OK) {
+                seterr(u, errbuf, errlen, "Failed to enable TCP keepalive: %s", c->errstr);
+                return -EIO;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* AUTH with the URL's credentials.  what names the peer for messages. */
+static int authenticate(const struct redis_url *u, redisContext *c, const char *what, char *errbuf, size_t errlen) {
+        _cleanup_reply_ redisReply *reply = NULL;
+        const char *argv[3];
+        int argc = 0;
+
+        if (!u->password)
+                return 0;
+        argv[argc++] = "AUTH";
+        if (u->user)
+                argv[argc++] = u->user;
+        argv[argc++] = u->password;
+
+        errno = 0;
+        reply = redisCommandArgv(c, argc, argv, NULL);
+        if (!reply) {
+                int r = context_errno(c, errno);
+                seterr(u, errbuf, errlen, "AUTH on %s failed: %s", what,
+                       r == -ETIMEDOUT ? "timed out" : c->errstr);
+                return r;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+                /* A password for a server that needs none is harmless (redis-cli and
+                 * StackExchange.Redis accept it too). */
+                if (!u->user && strstr(reply->str, "without any password configured"))
+                        return 0;
+                seterr(u, errbuf, errlen, "AUTH on %s failed%s%s: %s", what, u->user ? " for user " : "",
+                       u->user ? u->user : "", reply->str);
+                return -EACCES;
+        }
+        return 0;
+}
+
+static int select_db(const struct redis_url *u, redisContext *c, const char *what, char *errbuf, size_t errlen) {
+        _cleanup_reply_ redisReply *reply = NULL;
+        char db[16];
+        const char *argv[2] = { "SELECT", db };
+
+        if (u->db == 0)
+                return 0;
+        snprintf(db, sizeof db, "%d", u->db);
+        errno = 0;
+        reply = redisCommandArgv(c, 2, argv, NULL);
+        if (!reply) {
+                int r = context_errno(c, errno);
+                seterr(u, errbuf, errlen, "SELECT %d on %s failed: %s", u->db, what,
+                       r == -ETIMEDOUT ? "timed out" : c->errstr);
+                return r;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+                int r = reply_error_errno(reply);
+                if (r == -EACCES && !u->password)
+                        seterr(u, errbuf, errlen,
+                               "Redis at %s requires authentication (%s); set a password in the connection string",
+                               what, reply->str);
+                else
+                        seterr(u, errbuf, errlen, "SELECT %d on %s failed: %s", u->db, what, reply->str);
+                return r == -EACCES ? -EACCES : -EINVAL;
+        }
+        return 0;
+}
+
+/* Probe with ROLE: 1 master, 0 not master, <0 error.  Also detects NOAUTH when
+ * no password is configured and db is 0 (so no SELECT catches it). */
+static int check_role(const struct redis_url *u, redisContext *c, const char *what, char *errbuf, size_t errlen) {
+        _cleanup_reply_ redisReply *reply = NULL;
+
+        errno = 0;
+        reply = redisCommand(c, "ROLE");
+        if (!reply) {
+                int r = context_errno(c, errno);
+                seterr(u, errbuf, errlen, "ROLE on %s failed: %s", what, r == -ETIMEDOUT ? "timed out" : c->errstr);
+                return r;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+                int r = reply_error_errno(reply);
+                seterr(u, errbuf, errlen, "ROLE on %s failed: %s", what, reply->str);
+                return r == -EACCES ? -EACCES : -EPROTO;
+        }
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+            (reply->element[0]->type != REDIS_REPLY_STRING && reply->element[0]->type != REDIS_REPLY_STATUS)) {
+                seterr(u, errbuf, errlen, "ROLE on %s returned an unexpected reply", what);
+                return -EPROTO;
+        }
+        if (strcmp(reply->element[0]->str, "master") != 0) {
+                seterr(u, errbuf, errlen, "%s is a %s, not a master", what, reply->element[0]->str);
+                return 0;
+        }
+        return 1;
+}
+
+/* Ask one sentinel for the master's address.  0 with ret_host and ret_port set,
+ * -ENOENT when it does not know the master, -errno otherwise. */
+static int sentinel_query(const struct redis_url *u, const struct redis_endpoint *s, char **ret_host, int *ret_port,
+                          char *errbuf, size_t errlen) {
+        _cleanup_redis_ redisContext *c = NULL;
+        _cleanup_reply_ redisReply *reply = NULL;
+        _cleanup_free_ char *what = NULL;
+        const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", u->service_name };
+        int r, port;
+        char *host;
+
+        what = strdup_printf("sentinel %s:%d", s->host, s->port);
+        if (!what)
+                return -ENOMEM;
+        r = open_context(u, s->host, s->port, NULL, &c, errbuf, errlen);
+        if (r < 0)
+                return r;
+
+        for (int attempt = 0; attempt < 2; attempt++) {
+                errno = 0;
+                reply = redisCommandArgv(c, 3, argv, NULL);
+                if (!reply) {
+                        r = context_errno(c, errno);
+                        seterr(u, errbuf, errlen, "SENTINEL get-master-addr-by-name on %s failed: %s", what,
+                               r == -ETIMEDOUT ? "timed out" : c->errstr);
+                        return r;
+                }
+                if (reply->type == REDIS_REPLY_ERROR && reply_error_errno(reply) == -EACCES && attempt == 0 &&
+                    u->password) {
+                        /* The sentinel itself requires auth: retry with the same credentials. */
+                        freeReplyObject(TAKE_PTR(reply));
+                        r = authenticate(u, c, what, errbuf, errlen);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                break;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+                seterr(u, errbuf, errlen, "SENTINEL get-master-addr-by-name on %s failed: %s", what, reply->str);
+                return reply_error_errno(reply) == -EACCES ? -EACCES : -EPROTO;
+        }
+        if (reply->type == REDIS_REPLY_NIL) {
+                seterr(u, errbuf, errlen, "%s does not know a master named '%s'", what, u->service_name);
+                return -ENOENT;
+        }
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
+            reply->element[1]->type != REDIS_REPLY_STRING) {
+                seterr(u, errbuf, errlen, "%s returned an unexpected reply for master '%s'", what, u->service_name);
+                return -EPROTO;
+        }
+        if (parse_int(reply->element[1]->str, &port) < 0 || port <= 0 || port > 65535) {
+                seterr(u, errbuf, errlen, "%s returned an invalid port for master '%s'", what, u->service_name);
+                return -EPROTO;
+        }
+        host = strdup(reply->element[0]->str);
+        if (!host)
+                return -ENOMEM;
+        *ret_host = host;
+        *ret_port = port;
+        return 0;
+}
+
+int redis_resolve_master(const struct redis_url *u, char **ret_host, int *ret_port, char *errbuf, size_t errlen) {
+        int r = -EHOSTUNREACH;
+
+        if (!u || !ret_host || !ret_port)
+                return -EINVAL;
+        if (!u->service_name) {
+                char *h;
+
+                if (u->unix_path) {
+                        h = strdup(u->unix_path);
+                        if (!h)
+                                return -ENOMEM;
+                        *ret_host = h;
+                        *ret_port = 0;
+                        return 0;
+                }
+                if (u->n_hosts == 0) {
+                        seterr(u, errbuf, errlen, "no Redis host in the connection string");
+                        return -EINVAL;
+                }
+                h = strdup(u->hosts[0].host);
+                if (!h)
+                        return -ENOMEM;
+                *ret_host = h;
+                *ret_port = u->hosts[0].port;
+                return 0;
+        }
+        if (u->n_hosts == 0) {
+                seterr(u, errbuf, errlen, "serviceName=%s needs at least one sentinel host", u->service_name);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < u->n_hosts; i++) {
+                r = sentinel_query(u, &u->hosts[i], ret_host, ret_port, errbuf, errlen);
+                if (r >= 0 || r == -ENOMEM)
+                        return r;
+        }
+        /* errbuf holds the last sentinel's error; no sentinel knows the master. */
+        if (r != -EACCES)
+                r = -EHOSTUNREACH;
+        return r;
+}
+
+/* Connect to host:port (or unix path) as the master: AUTH, optional ROLE check, SELECT. */
+static int connect_node(const struct redis_url *u, const char *host, int port, const char *unix_path,
+                        bool need_master, redisContext **ret, char *errbuf, size_t errlen) {
+        _cleanup_redis_ redisContext *c = NULL;
+        _cleanup_free_ char *what = NULL;
+        int r;
+
+        what = unix_path ? strdup_printf("unix:%s", unix_path) : strdup_printf("%s:%d", host, port);
+        if (!what)
+                return -ENOMEM;
+        r = open_context(u, host, port, unix_path, &c, errbuf, errlen);
+        if (r < 0)
+                return r;
+        r = authenticate(u, c, what, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (need_master) {
+                r = check_role(u, c, what, errbuf, errlen);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return -EAGAIN;
+        }
+        r = select_db(u, c, what, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (!need_master && u->db == 0 && !u->password) {
+                /* Nothing above talked to the server: make sure it answers and does not
+                 * require a password we lack, so failures surface here, not later. */
+                _cleanup_reply_ redisReply *reply = NULL;
+
+                errno = 0;
+                reply = redisCommand(c, "PING");
+                if (!reply) {
+                        r = context_errno(c, errno);
+                        seterr(u, errbuf, errlen, "PING on %s failed: %s", what,
+                               r == -ETIMEDOUT ? "timed out" : c->errstr);
+                        return r;
+                }
+                if (reply->type == REDIS_REPLY_ERROR) {
+                        r = reply_error_errno(reply);
+                        if (r == -EACCES) {
+                                seterr(u, errbuf, errlen,
+                                       "Redis at %s requires authentication (%s); set a password in the connection string",
+                                       what, reply->str);
+                                return -EACCES;
+                        }
+                        seterr(u, errbuf, errlen, "PING on %s failed: %s", what, reply->str);
+                        return -EPROTO;
+                }
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static int connect_via_sentinels(const struct redis_url *u, redisContext **ret, char *errbuf, size_t errlen) {
+        int r = -EHOSTUNREACH;
+        bool auth_failed = false;
+
+        if (u->n_hosts == 0) {
+                seterr(u, errbuf, errlen, "serviceName=%s needs at least one sentinel host", u->service_name);
+                return -EINVAL;
+        }
+        /* A sentinel may briefly report a demoted master during a failover: ROLE
+         * catches that and we try the next sentinel, then everything once more. */
+        for (int pass = 0; pass < SENTINEL_PASSES; pass++) {
+                for (size_t i = 0; i < u->n_hosts; i++) {
+                        _cleanup_free_ char *host = NULL;
+                        int port = 0;
+
+                        r = sentinel_query(u, &u->hosts[i], &host, &port, errbuf, errlen);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0) {
+                                if (r == -EACCES)
+                                        auth_failed = true;
+                                continue;
+                        }
+                        r = connect_node(u, host, port, NULL, true, ret, errbuf, errlen);
+                        if (r >= 0 || r == -EACCES || r == -ENOMEM)
+                                return r;
+                }
+                if (pass + 1 < SENTINEL_PASSES) {
+                        struct timespec ts = { 0, 100 * 1000 * 1000 };
+                        (void) nanosleep(&ts, NULL);
+                }
+        }
+        if (auth_failed)
+                return -EACCES;
+        /* errbuf holds the last error. */
+        return -EHOSTUNREACH;
+}
+
+int redis_connect(const struct redis_url *u, uint64_t command_timeout_usec, redisContext **ret, char *errbuf,
+                  size_t errlen) {
+        _cleanup_redis_ redisContext *c = NULL;
+        int r = -EINVAL;
+
+        if (!u || !ret)
+                return -EINVAL;
+        if (errbuf && errlen > 0)
+                errbuf[0] = '\0';
+        if (u->ssl) {
+                seterr(u, errbuf, errlen,
+                       "TLS (ssl=true) is not supported yet; refusing to connect to Redis in plain text");
+                return -EPROTONOSUPPORT;
+        }
+
+        if (u->service_name)
+                r = connect_via_sentinels(u, &c, errbuf, errlen);
+        else if (u->unix_path)
+                r = connect_node(u, NULL, 0, u->unix_path, false, &c, errbuf, errlen);
+        else if (u->n_hosts == 1)
+                r = connect_node(u, u->hosts[0].host, u->hosts[0].port, NULL, false, &c, errbuf, errlen);
+        else if (u->n_hosts > 1) {
+                /* Several endpoints (StackExchange form): use the first master. */
+                for (size_t i = 0; i < u->n_hosts; i++) {
+                        r = connect_node(u, u->hosts[i].host, u->hosts[i].port, NULL, true, &c, errbuf, errlen);
+                        if (r >= 0 || r == -EACCES || r == -ENOMEM)
+                                break;
+                }
+                if (r == -EAGAIN)
+                        r = -EHOSTUNREACH; /* all replicas: errbuf says so */
+        } else
+                seterr(u, errbuf, errlen, "no Redis host in the connection string");
+        if (r < 0)
+                return r;
+
+        if (redisSetTimeout(c, usec_to_timeval(command_timeout_usec)) != REDIS_OK) {
+                seterr(u, errbuf, errlen, "Failed to set the Redis command timeout: %s", c->errstr);
+                return -EIO;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}

@@ -1,4 +1,809 @@
-/* See redis_client.h.  (Being written: placeholder that fails loudly.) */
+/* See redis_client.h.
+ *
+ * Lifetime: the client is reference counted.  The owner holds one reference,
+ * every live hiredis context one (dropped when hiredis is done with it: in its
+ * disconnect callback, or its failed-connect callback), every queued command
+ * one.  So a callback that frees the client (or a hiredis free deferred until
+ * a reply callback returns) never touches freed memory; after
+ * redis_client_free() no user callback runs.
+ *
+ * hiredis 0.14 rules this file respects: never free a context from inside its
+ * connect callback (0.14 keeps using it afterwards); handshake commands are
+ * sent from the connect callback so a failed connect has no pending replies.
+ *
+ * Liveness: besides TCP keepalive, the client publishes a probe to a private
+ * channel on the command connection every keepalive interval and expects it
+ * back on the pub/sub connection; no probe back within the timeout means the
+ * server (or the path to it) is dead or hung, and both connections are
+ * re-established.  This checks both connections without putting commands on
+ * the subscribed one (hiredis 0.14 cannot route a PING reply there). */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include <hiredis/async.h>
+
+#include "backoff.h"
+#include "log.h"
+#include "macro.h"
+#include "redis.h"
 #include "redis_client.h"
+#include "sdevent_redis.h"
+#include "strutil.h"
+
+#define BACKOFF_BASE_USEC (100 * 1000ULL)
+#define BACKOFF_CAP_USEC (5 * 1000 * 1000ULL)
+#define KEEPALIVE_INTERVAL_USEC (1000 * 1000ULL)
+#define KEEPALIVE_TIMEOUT_USEC (3 * 1000 * 1000ULL)
+#define SENTINEL_TIMEOUT_MS 1000
+#define KEEPALIVE_PREFIX "__coord:keepalive:"
+
+struct subscription {
+        struct subscription *next;
+        char *channel;
+        redis_client_message_cb cb;
+        void *userdata;
+        bool dead; /* unsubscribed; unlinked when no dispatch is running */
+};
+
+struct command {
+        redis_client *client;
+        redis_client_reply_cb cb;
+        void *userdata;
+};
+
+struct redis_client {
+        unsigned n_ref;
+        sd_event *event;
+        struct redis_url *url;
+        redis_client_state_cb on_state;
+        void *userdata;
+
+        redisAsyncContext *cmd, *sub;
+        unsigned cmd_handshake; /* replies still expected before cmd is ready */
+        unsigned sub_handshake; /* subscribe confirmations still expected */
+        bool cmd_ready, sub_ready;
+        bool sub_started; /* the handshake SUBSCRIBE is on its way */
+        bool connected;   /* last state reported through on_state */
+        bool ever_connected;
+        bool freeing;
+
+        struct backoff backoff;
+        unsigned attempt;     /* connection attempts since the last success */
+        size_t host_index;    /* rotates over several plain endpoints */
+        char *target;         /* "host:port" of the current attempt, for messages */
+        sd_event_source *reconnect_timer;
+        sd_event_source *handshake_timer;
+        sd_event_source *keepalive_timer;
+        uint64_t keepalive_interval_usec, keepalive_timeout_usec;
+        uint64_t last_probe_back;
+        char keepalive_channel[64];
+
+        struct subscription *subs;
+        unsigned dispatching;
+
+        unsigned long reconnects;
+};
+
+static void connection_lost(redis_client *c, const char *why);
+static void start_connect(redis_client *c);
+
+static redis_client *client_ref(redis_client *c) {
+        c->n_ref++;
+        return c;
+}
+
+static void subscriptions_free(redis_client *c) {
+        while (c->subs) {
+                struct subscription *s = c->subs;
+                c->subs = s->next;
+                free(s->channel);
+                free(s);
+        }
+}
+
+static void client_unref(redis_client *c) {
+        if (!c || --c->n_ref > 0)
+                return;
+        c->reconnect_timer = sd_event_source_unref(c->reconnect_timer);
+        c->handshake_timer = sd_event_source_unref(c->handshake_timer);
+        c->keepalive_timer = sd_event_source_unref(c->keepalive_timer);
+        subscriptions_free(c);
+        redis_url_free(c->url);
+        free(c->target);
+        sd_event_unref(c->event);
+        free(c);
+}
+
+static uint64_t now_mono(redis_client *c) {
+        uint64_t t = 0;
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &t) < 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                t = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        }
+        return t;
+}
+
+static struct redis_url *url_dup(const struct redis_url *u) {
+        struct redis_url *n = calloc(1, sizeof *n);
+
+        if (!n)
+                return NULL;
+        *n = *u;
+        n->n_hosts = 0;
+        n->unix_path = n->user = n->password = n->service_name = NULL;
+        for (size_t i = 0; i < u->n_hosts && i < REDIS_URL_MAX_HOSTS; i++) {
+                n->hosts[i].host = strdup(u->hosts[i].host);
+                if (!n->hosts[i].host)
+                        return redis_url_free(n);
+                n->hosts[i].port = u->hosts[i].port;
+                n->n_hosts = i + 1;
+        }
+        if ((u->unix_path && !(n->unix_path = strdup(u->unix_path))) || (u->user && !(n->user = strdup(u->user))) ||
+            (u->password && !(n->password = strdup(u->password))) ||
+            (u->service_name && !(n->service_name = strdup(u->service_name))))
+                return redis_url_free(n);
+        return n;
+}
+
+static bool need_role_check(const redis_client *c) {
+        return c->url->service_name || c->url->n_hosts > 1;
+}
+
+/* Free a context we abandon.  Pending command callbacks run with a NULL reply
+ * (suppressed while freeing); the context's reference is dropped by its
+ * disconnect callback when it was connected, here otherwise. */
+static void context_abandon(redis_client *c, redisAsyncContext *ac) {
+        bool was_connected;
+
+        if (!ac)
+                return;
+        was_connected = ac->c.flags & REDIS_CONNECTED;
+        client_ref(c);
+        redisAsyncFree(ac);
+        if (!was_connected)
+                client_unref(c); /* no callback will come for it */
+        client_unref(c);
+}
+
+static void teardown(redis_client *c) {
+        redisAsyncContext *cmd = c->cmd, *sub = c->sub;
+
+        /* Detach first: callbacks of these contexts then see them as foreign. */
+        c->cmd = c->sub = NULL;
+        c->cmd_ready = c->sub_ready = c->sub_started = false;
+        c->cmd_handshake = c->sub_handshake = 0;
+        c->handshake_timer = sd_event_source_unref(c->handshake_timer);
+        c->keepalive_timer = sd_event_source_unref(c->keepalive_timer);
+        context_abandon(c, cmd);
+        context_abandon(c, sub);
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static void command_reply(redisAsyncContext *ac, void *r, void *privdata) {
+        struct command *cmd = privdata;
+        redis_client *c = cmd->client;
+        redisReply *reply = r;
+
+        c->dispatching++;
+        if (!c->freeing && cmd->cb)
+                cmd->cb(c, reply, cmd->userdata);
+        c->dispatching--;
+        /* A failover demoted our master (and nobody closed our connection):
+         * find the new one instead of failing every write from now on. */
+        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "READONLY", 8) == 0 && !c->freeing &&
+            ac == c->cmd)
+                connection_lost(c, "the server became a replica (READONLY)");
+        free(cmd);
+        client_unref(c);
+}
+
+static struct command *command_new(redis_client *c, redis_client_reply_cb cb, void *userdata) {
+        struct command *cmd = malloc(sizeof *cmd);
+
+        if (!cmd)
+                return NULL;
+        cmd->client = client_ref(c);
+        cmd->cb = cb;
+        cmd->userdata = userdata;
+        return cmd;
+}
+
+static void command_drop(struct command *cmd) {
+        redis_client *c = cmd->client;
+        free(cmd);
+        client_unref(c);
+}
+
+int redis_client_command(redis_client *c, redis_client_reply_cb cb, void *userdata, const char *fmt, ...) {
+        struct command *cmd;
+        va_list ap;
+        int r;
+
+        if (!c || !fmt)
+                return -EINVAL;
+        if (!c->connected || !c->cmd || c->freeing)
+                return -ENOTCONN;
+        cmd = command_new(c, cb, userdata);
+        if (!cmd)
+                return -ENOMEM;
+        va_start(ap, fmt);
+        r = redisvAsyncCommand(c->cmd, command_reply, cmd, fmt, ap);
+        va_end(ap);
+        if (r != REDIS_OK) {
+                command_drop(cmd);
+                return -ENOTCONN;
+        }
+        return 0;
+}
+
+int redis_client_commandargv(redis_client *c, redis_client_reply_cb cb, void *userdata, int argc, const char **argv,
+                             const size_t *argvlen) {
+        struct command *cmd;
+
+        if (!c || argc <= 0 || !argv)
+                return -EINVAL;
+        if (!c->connected || !c->cmd || c->freeing)
+                return -ENOTCONN;
+        cmd = command_new(c, cb, userdata);
+        if (!cmd)
+                return -ENOMEM;
+        if (redisAsyncCommandArgv(c->cmd, command_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
+                command_drop(cmd);
+                return -ENOTCONN;
+        }
+        return 0;
+}
+
+/* ---- state ---------------------------------------------------------------- */
+
+static void notify_state(redis_client *c, bool connected) {
+        if (c->on_state && !c->freeing) {
+                client_ref(c);
+                c->dispatching++;
+                c->on_state(c, connected, c->userdata);
+                c->dispatching--;
+                client_unref(c);
+        }
+}
+
+static int keepalive_fire(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void check_ready(redis_client *c) {
+        if (!c->cmd_ready || !c->sub_ready || c->connected)
+                return;
+        c->handshake_timer = sd_event_source_unref(c->handshake_timer);
+        backoff_reset(&c->backoff);
+        c->attempt = 0;
+        c->last_probe_back = now_mono(c);
+        if (sd_event_add_time_relative(c->event, &c->keepalive_timer, CLOCK_MONOTONIC, c->keepalive_interval_usec, 1000,
+                                       keepalive_fire, c) >= 0)
+                (void) sd_event_source_set_description(c->keepalive_timer, "redis-keepalive");
+        if (c->ever_connected) {
+                c->reconnects++;
+                log_info("Reconnected to Redis at %s", c->target ? c->target : "?");
+        } else
+                log_debug("Connected to Redis at %s", c->target ? c->target : "?");
+        c->ever_connected = true;
+        c->connected = true;
+        notify_state(c, true);
+}
+
+static int reconnect_fire(sd_event_source *s, uint64_t usec, void *userdata) {
+        redis_client *c = client_ref(userdata);
+
+        (void) s;
+        (void) usec;
+        c->reconnect_timer = sd_event_source_unref(c->reconnect_timer);
+        start_connect(c);
+        client_unref(c);
+        return 0;
+}
+
+static void schedule_reconnect(redis_client *c) {
+        uint64_t delay;
+
+        if (c->freeing || c->reconnect_timer)
+                return;
+        delay = backoff_next(&c->backoff);
+        if (sd_event_add_time_relative(c->event, &c->reconnect_timer, CLOCK_MONOTONIC, delay, 1000, reconnect_fire, c) < 0) {
+                log_error("Failed to schedule a Redis reconnect: out of resources");
+                return;
+        }
+        (void) sd_event_source_set_description(c->reconnect_timer, "redis-reconnect");
+}
+
+/* Log attempt failures without flooding: the first, then every 10th. */
+static void log_attempt_failure(redis_client *c, const char *why) {
+        if (c->attempt <= 1 || c->attempt % 10 == 0)
+                log_warning("Redis connection to %s failed (attempt %u): %s; retrying", c->target ? c->target : "?",
+                            c->attempt, why);
+        else
+                log_debug("Redis connection to %s failed (attempt %u): %s", c->target ? c->target : "?", c->attempt,
+                          why);
+}
+
+static void connection_lost(redis_client *c, const char *why) {
+        bool was = c->connected;
+
+        client_ref(c);
+        /* Refuse commands first, then drop the contexts (their pending commands
+         * get NULL replies), then tell the owner. */
+        c->connected = false;
+        teardown(c);
+        if (was) {
+                log_warning("Lost connection to Redis at %s: %s; reconnecting", c->target ? c->target : "?", why);
+                notify_state(c, false);
+        } else
+                log_attempt_failure(c, why);
+        schedule_reconnect(c);
+        client_unref(c);
+}
+
+/* ---- pub/sub -------------------------------------------------------------- */
+
+static void subscriptions_purge(redis_client *c) {
+        struct subscription **p = &c->subs;
+
+        if (c->dispatching)
+                return;
+        while (*p) {
+                struct subscription *s = *p;
+                if (s->dead) {
+                        *p = s->next;
+                        free(s->channel);
+                        free(s);
+                } else
+                        p = &s->next;
+        }
+}
+
+static bool channel_wanted(redis_client *c, const char *channel) {
+        for (struct subscription *s = c->subs; s; s = s->next)
+                if (!s->dead && strcmp(s->channel, channel) == 0)
+                        return true;
+        return false;
+}
+
+static void sub_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+static int send_subscribe(redis_client *c, const char *channel) {
+        const char *argv[2] = { "SUBSCRIBE", channel };
+        return redisAsyncCommandArgv(c->sub, sub_reply, c, 2, argv, NULL) == REDIS_OK ? 0 : -ENOTCONN;
+}
+
+static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
+        redis_client *c = privdata;
+        redisReply *reply = r;
+        const char *type, *channel;
+
+        if (!reply || c->freeing || ac != c->sub)
+                return; /* context going away, or one we abandoned */
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
+            reply->element[1]->type != REDIS_REPLY_STRING) {
+                if (reply->type == REDIS_REPLY_ERROR)
+                        connection_lost(c, reply->str);
+                return;
+        }
+        type = reply->element[0]->str;
+        channel = reply->element[1]->str;
+
+        if (strcmp(type, "subscribe") == 0) {
+                if (c->sub_handshake > 0 && --c->sub_handshake == 0) {
+                        c->sub_ready = true;
+                        check_ready(c);
+                }
+                return;
+        }
+        if (strcmp(type, "unsubscribe") == 0) {
+                /* hiredis 0.14 drops its callback on this reply: when the channel was
+                 * subscribed again meanwhile, subscribe once more. */
+                if (channel_wanted(c, channel))
+                        (void) send_subscribe(c, channel);
+                return;
+        }
+        if (strcmp(type, "message") != 0 || reply->element[2]->type != REDIS_REPLY_STRING)
+                return;
+        if (strcmp(channel, c->keepalive_channel) == 0) {
+                c->last_probe_back = now_mono(c);
+                return;
+        }
+        client_ref(c);
+        c->dispatching++;
+        for (struct subscription *s = c->subs; s && !c->freeing; s = s->next)
+                if (!s->dead && strcmp(s->channel, channel) == 0)
+                        s->cb(c, channel, reply->element[2]->str, reply->element[2]->len, s->userdata);
+        c->dispatching--;
+        subscriptions_purge(c);
+        client_unref(c);
+}
+
+int redis_client_subscribe(redis_client *c, const char *channel, redis_client_message_cb cb, void *userdata) {
+        struct subscription *s, **tail;
+        bool already;
+
+        if (!c || !channel || !*channel || !cb)
+                return -EINVAL;
+        if (strncmp(channel, KEEPALIVE_PREFIX, strlen(KEEPALIVE_PREFIX)) == 0)
+                return -EINVAL;
+        already = channel_wanted(c, channel);
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->channel = strdup(channel);
+        if (!s->channel) {
+                free(s);
+                return -ENOMEM;
+        }
+        s->cb = cb;
+        s->userdata = userdata;
+        for (tail = &c->subs; *tail; tail = &(*tail)->next)
+                ;
+        *tail = s;
+        /* Live connection (or handshake past its SUBSCRIBE): subscribe now, and
+         * while connecting count it as one more confirmation to wait for.
+         * Otherwise the (re)connect subscribes everything. */
+        if (!already && c->sub && c->sub_started && send_subscribe(c, channel) >= 0 && !c->sub_ready)
+                c->sub_handshake++;
+        return 0;
+}
+
+int redis_client_unsubscribe(redis_client *c, const char *channel) {
+        bool found = false;
+
+        if (!c || !channel)
+                return -EINVAL;
+        for (struct subscription *s = c->subs; s; s = s->next)
+                if (!s->dead && strcmp(s->channel, channel) == 0) {
+                        s->dead = true;
+                        found = true;
+                }
+        if (!found)
+                return -ENOENT;
+        subscriptions_purge(c);
+        if (c->sub && c->sub_started && !channel_wanted(c, channel)) {
+                const char *argv[2] = { "UNSUBSCRIBE", channel };
+                (void) redisAsyncCommandArgv(c->sub, NULL, NULL, 2, argv, NULL);
+        }
+        return 0;
+}
+
+/* ---- keepalive -------------------------------------------------------------- */
+
+static int keepalive_fire(sd_event_source *s, uint64_t usec, void *userdata) {
+        redis_client *c = userdata;
+        const char *argv[3] = { "PUBLISH", c->keepalive_channel, "1" };
+
+        (void) usec;
+        if (!c->connected || !c->cmd)
+                return 0;
+        if (now_mono(c) - c->last_probe_back > c->keepalive_timeout_usec) {
+                client_ref(c);
+                connection_lost(c, "no keepalive answer (server dead or hung)");
+                client_unref(c);
+                return 0;
+        }
+        (void) redisAsyncCommandArgv(c->cmd, NULL, NULL, 3, argv, NULL);
+        (void) sd_event_source_set_time_relative(s, c->keepalive_interval_usec);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* ---- connecting --------------------------------------------------------------- */
+
+static void handshake_reply(redisAsyncContext *ac, void *r, void *privdata) {
+        redis_client *c = privdata;
+        redisReply *reply = r;
+        if (!reply || c->freeing || ac != c->cmd)
+                return;
+        if (reply->type == REDIS_REPLY_ERROR) {
+                char why[256];
+                /* A password for a server that needs none is harmless. */
+                if (!c->url->user && strstr(reply->str, "without any password configured"))
+                        goto ok;
+                snprintf(why, sizeof why, "handshake failed: %s", reply->str);
+                connection_lost(c, why);
+                return;
+        }
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+            (reply->element[0]->type == REDIS_REPLY_STRING || reply->element[0]->type == REDIS_REPLY_STATUS) &&
+            (strcmp(reply->element[0]->str, "slave") == 0 || strcmp(reply->element[0]->str, "sentinel") == 0 ||
+             strcmp(reply->element[0]->str, "replica") == 0)) {
+                char why[128];
+                snprintf(why, sizeof why, "not a master (ROLE says %s)", reply->element[0]->str);
+                connection_lost(c, why);
+                return;
+        }
+ok:
+        if (c->cmd_handshake > 0 && --c->cmd_handshake == 0) {
+                c->cmd_ready = true;
+                check_ready(c);
+        }
+}
+
+static void sub_handshake_reply(redisAsyncContext *ac, void *r, void *privdata) {
+        redis_client *c = privdata;
+        redisReply *reply = r;
+
+        if (!reply || c->freeing || ac != c->sub)
+                return;
+        if (reply->type == REDIS_REPLY_ERROR && !(!c->url->user && strstr(reply->str, "without any password configured"))) {
+                char why[256];
+                snprintf(why, sizeof why, "AUTH failed: %s", reply->str);
+                connection_lost(c, why);
+        }
+}
+
+static int send_auth(redis_client *c, redisAsyncContext *ac, redisCallbackFn *fn) {
+        const char *argv[3];
+        int argc = 0;
+
+        argv[argc++] = "AUTH";
+        if (c->url->user)
+                argv[argc++] = c->url->user;
+        argv[argc++] = c->url->password;
+        return redisAsyncCommandArgv(ac, fn, c, argc, argv, NULL) == REDIS_OK ? 0 : -ENOTCONN;
+}
+
+/* Called from hiredis' connect callback: only queue commands here. */
+static void cmd_handshake_start(redis_client *c) {
+        char db[16];
+        const char *select_argv[2] = { "SELECT", db };
+        unsigned n = 0;
+
+        if (c->url->password) {
+                if (send_auth(c, c->cmd, handshake_reply) < 0)
+                        return; /* the handshake timer catches it */
+                n++;
+        }
+        if (c->url->db != 0) {
+                snprintf(db, sizeof db, "%d", c->url->db);
+                if (redisAsyncCommandArgv(c->cmd, handshake_reply, c, 2, select_argv, NULL) != REDIS_OK)
+                        return;
+                n++;
+        }
+        if (need_role_check(c)) {
+                if (redisAsyncCommand(c->cmd, handshake_reply, c, "ROLE") != REDIS_OK)
+                        return;
+                n++;
+        }
+        /* Always one round trip: proves the server answers (and NOAUTH surfaces). */
+        if (redisAsyncCommand(c->cmd, handshake_reply, c, "PING") != REDIS_OK)
+                return;
+        n++;
+        c->cmd_handshake = n;
+}
+
+static void sub_handshake_start(redis_client *c) {
+        _cleanup_free_ const char **argv = NULL;
+        size_t n = 0, max = 2;
+
+        if (c->url->password && send_auth(c, c->sub, sub_handshake_reply) < 0)
+                return;
+        for (struct subscription *s = c->subs; s; s = s->next)
+                max++;
+        argv = calloc(max, sizeof *argv);
+        if (!argv)
+                return;
+        argv[n++] = "SUBSCRIBE";
+        argv[n++] = c->keepalive_channel;
+        for (struct subscription *s = c->subs; s; s = s->next) {
+                bool dup = false;
+                if (s->dead)
+                        continue;
+                for (size_t i = 1; i < n; i++)
+                        if (strcmp(argv[i], s->channel) == 0)
+                                dup = true;
+                if (!dup)
+                        argv[n++] = s->channel;
+        }
+        if (redisAsyncCommandArgv(c->sub, sub_reply, c, (int) n, argv, NULL) != REDIS_OK)
+                return;
+        c->sub_handshake = (unsigned) n - 1;
+        c->sub_started = true;
+}
+
+static void on_connect(const redisAsyncContext *cac, int status) {
+        redisAsyncContext *ac = (redisAsyncContext *) cac;
+        redis_client *c = ac->data;
+
+        if (status != REDIS_OK) {
+                char why[160];
+                bool ours = ac == c->cmd || ac == c->sub;
+
+                snprintf(why, sizeof why, "%s", ac->errstr ? ac->errstr : "connect failed");
+                /* hiredis frees ac after this returns; forget it first. */
+                if (ac == c->cmd)
+                        c->cmd = NULL;
+                if (ac == c->sub)
+                        c->sub = NULL;
+                if (ours && !c->freeing)
+                        connection_lost(c, why);
+                client_unref(c); /* no disconnect callback follows a failed connect */
+                return;
+        }
+        if (c->freeing)
+                return;
+        if (ac->c.connection_type == REDIS_CONN_TCP)
+                (void) redisEnableKeepAlive(&ac->c);
+        if (ac == c->cmd)
+                cmd_handshake_start(c);
+        else if (ac == c->sub)
+                sub_handshake_start(c);
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status) {
+        redisAsyncContext *ac = (redisAsyncContext *) cac;
+        redis_client *c = ac->data;
+
+        (void) status;
+        if (ac == c->cmd || ac == c->sub) {
+                char why[160];
+
+                snprintf(why, sizeof why, "%s", ac->errstr && *ac->errstr ? ac->errstr : "connection closed");
+                if (ac == c->cmd)
+                        c->cmd = NULL;
+                else
+                        c->sub = NULL;
+                if (!c->freeing)
+                        connection_lost(c, why);
+        }
+        client_unref(c);
+}
+
+static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        redis_client *c = client_ref(userdata);
+
+        (void) s;
+        (void) usec;
+        c->handshake_timer = sd_event_source_unref(c->handshake_timer);
+        if (!c->connected)
+                connection_lost(c, "timed out connecting");
+        client_unref(c);
+        return 0;
+}
+
+static redisAsyncContext *context_new(redis_client *c, const char *host, int port) {
+        redisAsyncContext *ac;
+
+        ac = c->url->unix_path ? redisAsyncConnectUnix(c->url->unix_path) : redisAsyncConnect(host, port);
+        if (!ac)
+                return NULL;
+        if (ac->err) {
+                log_attempt_failure(c, ac->errstr);
+                redisAsyncFree(ac);
+                return NULL;
+        }
+        ac->data = c;
+        if (sdevent_redis_attach(ac, c->event) < 0) {
+                redisAsyncFree(ac);
+                return NULL;
+        }
+        client_ref(c); /* dropped by on_disconnect / failed on_connect / context_abandon */
+        redisAsyncSetConnectCallback(ac, on_connect);
+        redisAsyncSetDisconnectCallback(ac, on_disconnect);
+        return ac;
+}
+
+static void start_connect(redis_client *c) {
+        _cleanup_free_ char *host = NULL;
+        int port = 0;
+        uint64_t timeout;
+
+        if (c->freeing)
+                return;
+        c->attempt++;
+        teardown(c);
+
+        if (c->url->service_name) {
+                /* Synchronous, bounded: sentinels answer from memory. */
+                struct redis_url tmp = *c->url;
+                char err[256];
+                int r;
+
+                tmp.connect_timeout_ms = MIN(c->url->connect_timeout_ms > 0 ? c->url->connect_timeout_ms : 5000,
+                                             SENTINEL_TIMEOUT_MS);
+                r = redis_resolve_master(&tmp, &host, &port, err, sizeof err);
+                if (r < 0) {
+                        free(c->target);
+                        c->target = strdup_printf("sentinels of %s", c->url->service_name);
+                        log_attempt_failure(c, err);
+                        schedule_reconnect(c);
+                        return;
+                }
+        } else if (!c->url->unix_path) {
+                size_t i = c->host_index++ % c->url->n_hosts;
+                host = strdup(c->url->hosts[i].host);
+                if (!host) {
+                        schedule_reconnect(c);
+                        return;
+                }
+                port = c->url->hosts[i].port;
+        }
+        free(c->target);
+        c->target = c->url->unix_path ? strdup_printf("unix:%s", c->url->unix_path) : strdup_printf("%s:%d", host, port);
+
+        c->cmd = context_new(c, host, port);
+        if (c->cmd)
+                c->sub = context_new(c, host, port);
+        if (!c->cmd || !c->sub) {
+                teardown(c);
+                schedule_reconnect(c);
+                return;
+        }
+        timeout = (uint64_t) (c->url->connect_timeout_ms > 0 ? c->url->connect_timeout_ms : 5000) * 1000;
+        if (sd_event_add_time_relative(c->event, &c->handshake_timer, CLOCK_MONOTONIC, timeout, 1000, handshake_timeout,
+                                       c) >= 0)
+                (void) sd_event_source_set_description(c->handshake_timer, "redis-connect-timeout");
+}
+
+/* ---- public --------------------------------------------------------------------- */
+
+int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_state_cb on_state, void *userdata,
+                     redis_client **ret) {
+        redis_client *c;
+        char hex[17];
+
+        if (!e || !url || !ret)
+                return -EINVAL;
+        if (url->ssl) {
+                log_error("TLS (ssl=true) is not supported yet; refusing to connect to Redis in plain text");
+                return -EPROTONOSUPPORT;
+        }
+        if (!url->unix_path && url->n_hosts == 0)
+                return -EINVAL;
+        if (random_hex(hex, 8) < 0)
+                return -EIO;
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->n_ref = 1;
+        c->url = url_dup(url);
+        if (!c->url) {
+                free(c);
+                return -ENOMEM;
+        }
+        c->event = sd_event_ref(e);
+        c->on_state = on_state;
+        c->userdata = userdata;
+        c->keepalive_interval_usec = KEEPALIVE_INTERVAL_USEC;
+        c->keepalive_timeout_usec = KEEPALIVE_TIMEOUT_USEC;
+        snprintf(c->keepalive_channel, sizeof c->keepalive_channel, "%s%s", KEEPALIVE_PREFIX, hex);
+        backoff_init(&c->backoff, BACKOFF_BASE_USEC, BACKOFF_CAP_USEC);
+        log_add_secret(url->password);
+
+        start_connect(c);
+        *ret = c;
+        return 0;
+}
+
+redis_client *redis_client_free(redis_client *c) {
+        if (!c || c->freeing)
+                return NULL;
+        c->freeing = true;
+        c->reconnect_timer = sd_event_source_unref(c->reconnect_timer);
+        teardown(c);
+        c->connected = false;
+        client_unref(c);
+        return NULL;
+}
+
+bool redis_client_is_connected(redis_client *c) {
+        return c && c->connected && !c->freeing;
+}
+
+unsigned long redis_client_reconnects(redis_client *c) {
+        return c ? c->reconnects : 0;
+}
+
+void redis_client_set_keepalive(redis_client *c, uint64_t interval_usec, uint64_t timeout_usec) {
+        if (!c)
+                return;
+        c->keepalive_interval_usec = interval_usec > 0 ? interval_usec : KEEPALIVE_INTERVAL_USEC;
+        c->keepalive_timeout_usec = timeout_usec > interval_usec ? timeout_usec : 3 * c->keepalive_interval_usec;
+}

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <hiredis/async.h>
 #include <systemd/sd-event.h>
@@ -31,6 +32,8 @@ typedef void (*redis_client_message_cb)(redis_client *c, const char *channel, co
 /* Create and start connecting.  url is copied. */
 int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_state_cb on_state,
                      void *userdata, redis_client **ret);
+/* Safe from inside any of the client's callbacks.  Pending commands are dropped
+ * without calling their callbacks; no callback runs after this returns. */
 redis_client *redis_client_free(redis_client *c);
 bool redis_client_is_connected(redis_client *c);
 
@@ -46,3 +49,9 @@ int redis_client_unsubscribe(redis_client *c, const char *channel);
 
 /* Counters for /metrics. */
 unsigned long redis_client_reconnects(redis_client *c);
+
+/* Liveness probe: every interval the client publishes to its private channel
+ * "__coord:keepalive:<random>" on the command connection and expects it back on
+ * the pub/sub connection; nothing back within timeout means the server is dead
+ * or hung and both connections are re-established.  Defaults 1s / 3s. */
+void redis_client_set_keepalive(redis_client *c, uint64_t interval_usec, uint64_t timeout_usec);

@@ -1,2 +1,88 @@
-/* The migration engine (being written; see the migrations issue). */
+/* The migration engine behind `coordctl migrate`: exactly one runner applies a
+ * directory of migrations (source.h) to a PostgreSQL schema, under a fenced
+ * lock (Redis lock.h, or a pg_try_advisory_lock fallback), recording each in
+ * coord_schema_history (history.h).  See docs/migrations.md for the design. */
 #pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "history.h"
+#include "redis_url.h"
+#include "source.h"
+
+enum migrate_command {
+        MIGRATE_APPLY,
+        MIGRATE_STATUS,
+        MIGRATE_PLAN,
+        MIGRATE_VALIDATE,
+        MIGRATE_BASELINE,
+        MIGRATE_REPAIR,
+};
+
+struct migrate_options {
+        enum migrate_command command;
+        const char *dir;
+        const char *database;          /* libpq connection string or URI */
+        const struct redis_url *redis; /* NULL: advisory-lock fallback */
+        const char *ns;                /* Redis namespace */
+        uint64_t lease_usec;
+        uint64_t wait_timeout_usec;
+        bool no_seed;
+        const char *baseline_version;  /* MIGRATE_BASELINE */
+};
+
+enum migrate_state {
+        STATE_APPLIED,   /* applied, file unchanged */
+        STATE_PENDING,   /* not applied yet */
+        STATE_CHANGED,   /* applied, file changed since (versioned: a validation error;
+                          * repeatable/seed: will re-run) */
+        STATE_MISSING,   /* applied, file gone */
+        STATE_FAILED,    /* a no-transaction script failed: fix by hand, then repair */
+        STATE_PARTIAL,   /* a no-transaction script stopped midway: apply resumes it */
+        STATE_FUTURE,    /* applied by a newer directory (version above this one's highest) */
+        STATE_BASELINE,  /* the baseline marker */
+        STATE_IGNORED,   /* at or below the baseline, never run */
+        STATE_DELETED,   /* file gone, marked deleted by repair */
+        _STATE_MAX,
+};
+const char *migrate_state_to_string(enum migrate_state s);
+
+struct migrate_entry {
+        const char *type;        /* versioned repeatable seed baseline */
+        const char *version;     /* NULL for repeatable/seed */
+        const char *description;
+        const char *script;
+        enum migrate_state state;
+        const char *checksum;         /* of the file, NULL when missing */
+        const char *applied_checksum; /* recorded, NULL when never applied */
+        const char *installed_at;     /* NULL when not applied */
+        const char *installed_by;
+        int64_t execution_ms;
+        int64_t fencing_token;
+        bool will_run; /* apply would run it */
+        bool problem;  /* validation fails because of it */
+        char *detail;  /* human explanation, or NULL */
+        /* apply: filled for what ran in this run */
+        bool ran;
+        int64_t run_ms;
+};
+
+struct migrate_report {
+        struct migrate_entry *v; /* status/plan/validate: every entry; apply: what ran (ran set) */
+        size_t n;
+        int exit_code;      /* EXIT_* */
+        char message[4096]; /* the error when exit_code != 0, else a summary */
+        char lock[128];     /* how the lock was taken, for output */
+        int64_t fencing_token;
+        /* owned storage the entries point into */
+        struct migration_set *set;
+        struct history *history;
+        char **strings;
+        size_t n_strings;
+};
+
+/* Run one command.  Returns the process exit code (also in r->exit_code). */
+int migrate_run(const struct migrate_options *o, struct migrate_report *r);
+void migrate_report_done(struct migrate_report *r);

@@ -178,6 +178,61 @@ harness_restart_redis() {
         fail "redis-server did not restart on port $port"
 }
 
+# harness_start_sentinel [MASTER_PORT] [SERVICE] [MASTER_PASSWORD] [SENTINEL_PASSWORD]:
+# a redis-sentinel on a free port monitoring 127.0.0.1:MASTER_PORT (default
+# $REDIS_PORT) as SERVICE (default mymaster), quorum 1, itself requiring
+# SENTINEL_PASSWORD when given; waits until it reports the master.  Sets
+# SENTINEL_PORT and SENTINEL_URL ("127.0.0.1:PORT,serviceName=SERVICE").
+harness_start_sentinel() {
+        s_master=${1:-$REDIS_PORT}
+        s_service=${2:-mymaster}
+        s_pass=${3:-}
+        s_own=${4:-}
+        harness_need redis-sentinel redis-cli
+        for _attempt in 1 2 3 4 5; do
+                port=$(harness_free_port)
+                s_dir="$COORD_TEST_DIR/sentinel-$port"
+                mkdir -p "$s_dir"
+                # Sentinel rewrites its config file: it must live in a writable place.
+                {
+                        echo "port $port"
+                        echo "bind 127.0.0.1"
+                        echo "daemonize no"
+                        echo "dir $s_dir"
+                        echo "logfile $COORD_TEST_DIR/sentinel-$port.log"
+                        echo "sentinel monitor $s_service 127.0.0.1 $s_master 1"
+                        echo "sentinel down-after-milliseconds $s_service 5000"
+                        if [ -n "$s_pass" ]; then
+                                echo "sentinel auth-pass $s_service \"$s_pass\""
+                        fi
+                        if [ -n "$s_own" ]; then
+                                echo "requirepass \"$s_own\""
+                        fi
+                } >"$s_dir/sentinel.conf"
+                redis-sentinel "$s_dir/sentinel.conf" &
+                pid=$!
+                # Tracked at once: sentinel renames its process, so the cleanup's
+                # pkill on the directory would not find it.
+                HARNESS_PIDS="$HARNESS_PIDS $pid"
+                if (
+                        if [ -n "$s_own" ]; then
+                                REDISCLI_AUTH=$s_own
+                                export REDISCLI_AUTH
+                        fi
+                        harness_wait_for 10 sh -c \
+                                "redis-cli -p $port sentinel get-master-addr-by-name $s_service | grep -qx $s_master"
+                ); then
+                        echo "$pid" >"$COORD_TEST_DIR/sentinel.pid"
+                        SENTINEL_PORT=$port
+                        SENTINEL_URL="127.0.0.1:$port,serviceName=$s_service"
+                        export SENTINEL_PORT SENTINEL_URL
+                        return 0
+                fi
+                kill -KILL "$pid" 2>/dev/null || true
+        done
+        fail "redis-sentinel did not start or report master $s_service (see $COORD_TEST_DIR/sentinel-*.log)"
+}
+
 harness_pg_bin() {
         for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
                 if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then

@@ -1,0 +1,243 @@
+/* See agent-config.h. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent-config.h"
+#include "cleanup.h"
+#include "log.h"
+#include "strutil.h"
+
+#define H(m) offsetof(struct agent_health_config, m)
+static const struct config_field health_fields[] = {
+        { .key = "http", .type = CONFIG_STRING, .offset = H(http) },
+        { .key = "tcp", .type = CONFIG_STRING, .offset = H(tcp) },
+        { .key = "exec", .type = CONFIG_STRING, .offset = H(exec) },
+        { .key = "interval", .type = CONFIG_DURATION, .offset = H(interval), .def = "10s" },
+        { .key = "timeout", .type = CONFIG_DURATION, .offset = H(timeout), .def = "1s" },
+        { .key = "rise", .type = CONFIG_INT, .offset = H(rise), .def = "2", .min = 1, .max = 1000 },
+        { .key = "fall", .type = CONFIG_INT, .offset = H(fall), .def = "3", .min = 1, .max = 1000 },
+        { .key = "grace", .type = CONFIG_DURATION, .offset = H(grace), .def = "0s" },
+        {}
+};
+#undef H
+
+#define K(m) offsetof(struct agent_hooks_config, m)
+static const struct config_field hooks_fields[] = {
+        { .key = "drain", .type = CONFIG_STRING, .offset = K(drain) },
+        { .key = "deploy", .type = CONFIG_STRING, .offset = K(deploy) },
+        { .key = "undrain", .type = CONFIG_STRING, .offset = K(undrain) },
+        { .key = "migrate", .type = CONFIG_STRING, .offset = K(migrate) },
+        { .key = "restart", .type = CONFIG_STRING, .offset = K(restart) },
+        { .key = "timeout", .type = CONFIG_DURATION, .offset = K(timeout), .def = "5m" },
+        {}
+};
+#undef K
+
+#define S(m) offsetof(struct agent_service_config, m)
+static const struct config_field service_fields[] = {
+        { .key = "name", .type = CONFIG_STRING, .offset = S(name), .required = true },
+        { .key = "instance", .type = CONFIG_STRING, .offset = S(instance) },
+        { .key = "address", .type = CONFIG_STRING, .offset = S(address) },
+        { .key = "version", .type = CONFIG_STRING, .offset = S(version), .required = true },
+        { .key = "health", .type = CONFIG_OBJECT, .offset = S(health), .sub = health_fields },
+        { .key = "hooks", .type = CONFIG_OBJECT, .offset = S(hooks), .sub = hooks_fields },
+        { .key = "config_file", .type = CONFIG_STRING, .offset = S(config_file) },
+        { .key = "config_format", .type = CONFIG_STRING, .offset = S(config_format), .def = "env" },
+        { .key = "reload", .type = CONFIG_STRING, .offset = S(reload) },
+        {}
+};
+#undef S
+
+#define A(m) offsetof(struct agent_config, m)
+const struct config_field agent_config_fields[] = {
+        { .key = "redis", .type = CONFIG_REDIS_URL, .offset = A(redis), .required = true,
+          .credential = "redis", .env = "COORD_REDIS" },
+        { .key = "namespace", .type = CONFIG_STRING, .offset = A(namespace), .def = "default",
+          .env = "COORD_NAMESPACE" },
+        { .key = "host", .type = CONFIG_STRING, .offset = A(host) },
+        { .key = "heartbeat_interval", .type = CONFIG_DURATION, .offset = A(heartbeat_interval), .def = "1s" },
+        { .key = "state_dir", .type = CONFIG_STRING, .offset = A(state_dir), .def = "/var/lib/coord-agent" },
+        { .key = "services", .type = CONFIG_ARRAY, .offset = A(services), .required = true,
+          .sub = service_fields, .elem_size = sizeof(struct agent_service_config) },
+        {}
+};
+#undef A
+
+struct agent_config *agent_config_free(struct agent_config *c) {
+        if (!c)
+                return NULL;
+        config_free(agent_config_fields, c);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct agent_config *, agent_config_free)
+
+static bool version_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > 128)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char ch = s[i];
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                      strchr("._-+~", ch)))
+                        return false;
+        }
+        return true;
+}
+
+/* "host:port" or "[v6]:port" with a numeric port 1-65535. */
+static bool host_port_is_valid(const char *s) {
+        const char *colon = strrchr(s, ':');
+        int port;
+
+        if (!colon || colon == s || strlen(s) > 255)
+                return false;
+        if (parse_int(colon + 1, &port) < 0 || port < 1 || port > 65535)
+                return false;
+        for (const char *p = s; p < colon; p++)
+                if (*p <= ' ' || *p == '/' || *p == '@' || *p == '#' || *p == '?')
+                        return false;
+        return true;
+}
+
+static int short_hostname(char **ret) {
+        char buf[256] = "";
+        char *dot;
+
+        if (gethostname(buf, sizeof buf - 1) < 0)
+                return -errno;
+        dot = strchr(buf, '.');
+        if (dot)
+                *dot = '\0';
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+#define FAIL(...)                                           \
+        do {                                                \
+                snprintf(errbuf, errlen, __VA_ARGS__);      \
+                return -EINVAL;                             \
+        } while (0)
+
+static int validate(const char *path, struct agent_config *c, char *errbuf, size_t errlen) {
+        if (!name_is_valid(c->namespace))
+                FAIL("%s: namespace: invalid name '%s' (1-64 of A-Z a-z 0-9 . _ -)", path, c->namespace);
+        if (!c->host) {
+                int r = short_hostname(&c->host);
+                if (r < 0)
+                        FAIL("%s: host: cannot determine the host name: %s", path, strerror(-r));
+        }
+        if (!name_is_valid(c->host))
+                FAIL("%s: host: invalid name '%s' (1-64 of A-Z a-z 0-9 . _ -)", path, c->host);
+        if (c->heartbeat_interval < 10 * 1000)
+                FAIL("%s: heartbeat_interval: must be at least 10ms", path);
+        if (!c->state_dir || c->state_dir[0] != '/')
+                FAIL("%s: state_dir: must be an absolute path", path);
+        if (c->n_services == 0)
+                FAIL("%s: services: at least one service is required", path);
+
+        for (size_t i = 0; i < c->n_services; i++) {
+                struct agent_service_config *s = &c->services[i];
+                struct agent_health_config *h = &s->health;
+                int kinds = !!h->http + !!h->tcp + !!h->exec;
+
+                if (!name_is_valid(s->name))
+                        FAIL("%s: services[%zu].name: invalid name '%s' (1-64 of A-Z a-z 0-9 . _ -)", path, i,
+                             s->name);
+                if (!s->instance) {
+                        s->instance = strdup_printf("%s-%s", c->host, s->name);
+                        if (!s->instance)
+                                return -ENOMEM;
+                }
+                if (!name_is_valid(s->instance))
+                        FAIL("%s: services[%zu].instance: invalid name '%s' (1-64 of A-Z a-z 0-9 . _ -)", path,
+                             i, s->instance);
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(c->services[j].instance, s->instance) == 0)
+                                FAIL("%s: services[%zu].instance: '%s' is already used by services[%zu]", path, i,
+                                     s->instance, j);
+                if (!version_is_valid(s->version))
+                        FAIL("%s: services[%zu].version: invalid version '%s' (1-128 of A-Z a-z 0-9 . _ - + ~)",
+                             path, i, s->version);
+                if (s->address && strlen(s->address) > 255)
+                        FAIL("%s: services[%zu].address: too long", path, i);
+                if (kinds > 1)
+                        FAIL("%s: services[%zu].health: only one of http, tcp, exec may be set", path, i);
+                if (h->http && strncmp(h->http, "http://", 7) != 0 && strncmp(h->http, "https://", 8) != 0)
+                        FAIL("%s: services[%zu].health.http: must be an http:// or https:// URL", path, i);
+                if (h->tcp && !host_port_is_valid(h->tcp))
+                        FAIL("%s: services[%zu].health.tcp: must be host:port", path, i);
+                if (h->exec && !*h->exec)
+                        FAIL("%s: services[%zu].health.exec: empty command", path, i);
+                /* An absent "health" object leaves zeros: apply the defaults. */
+                if (h->interval == 0)
+                        h->interval = 10 * 1000 * 1000;
+                if (h->timeout == 0)
+                        h->timeout = 1000 * 1000;
+                if (h->rise == 0)
+                        h->rise = 2;
+                if (h->fall == 0)
+                        h->fall = 3;
+                if (h->interval < 10 * 1000)
+                        FAIL("%s: services[%zu].health.interval: must be at least 10ms", path, i);
+                if (h->rise < 1 || h->rise > 1000)
+                        FAIL("%s: services[%zu].health.rise: must be between 1 and 1000", path, i);
+                if (h->fall < 1 || h->fall > 1000)
+                        FAIL("%s: services[%zu].health.fall: must be between 1 and 1000", path, i);
+                if (s->hooks.timeout == 0)
+                        s->hooks.timeout = 5 * 60 * UINT64_C(1000000);
+                if (!s->config_format) {
+                        s->config_format = strdup("env");
+                        if (!s->config_format)
+                                return -ENOMEM;
+                }
+                if (strcmp(s->config_format, "env") != 0 && strcmp(s->config_format, "json") != 0)
+                        FAIL("%s: services[%zu].config_format: must be \"env\" or \"json\", not '%s'", path, i,
+                             s->config_format);
+                if (s->config_file && s->config_file[0] != '/')
+                        FAIL("%s: services[%zu].config_file: must be an absolute path", path, i);
+                if (!s->config_file && s->reload)
+                        FAIL("%s: services[%zu].reload: set without config_file", path, i);
+        }
+        return 0;
+}
+
+int agent_config_load(const char *path, const char *json, struct agent_config **ret, char *errbuf,
+                      size_t errlen) {
+        _cleanup_(agent_config_freep) struct agent_config *c = NULL;
+        int r;
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        if (json)
+                r = config_load_string(json, path, agent_config_fields, c, errbuf, errlen);
+        else
+                r = config_load(path, agent_config_fields, c, errbuf, errlen);
+        if (r < 0) {
+                if (r != -EINVAL && errbuf && errlen && !errbuf[0])
+                        snprintf(errbuf, errlen, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        r = validate(path, c, errbuf, errlen);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+void agent_config_print(const struct agent_config *c) {
+        config_print_masked(agent_config_fields, c);
+}
+
+const struct agent_service_config *agent_config_find_instance(const struct agent_config *c, const char *id) {
+        for (size_t i = 0; i < c->n_services; i++)
+                if (strcmp(c->services[i].instance, id) == 0)
+                        return &c->services[i];
+        return NULL;
+}

@@ -1,0 +1,615 @@
+/* See agent.h.  The agent core: instances, probe scheduling, state changes,
+ * the Redis connection, signals, sd_notify and configuration reloads. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "duration.h"
+#include "keys.h"
+#include "log.h"
+#include "state.h"
+#include "strutil.h"
+
+void strv_free(char **l) {
+        for (char **p = l; p && *p; p++)
+                free(*p);
+        free(l);
+}
+
+instance *agent_find_instance(agent *a, const char *id) {
+        for (size_t i = 0; i < a->n_instances; i++)
+                if (strcmp(a->instances[i]->id, id) == 0)
+                        return a->instances[i];
+        return NULL;
+}
+
+const char *instance_state(const instance *in) {
+        return instance_state_name(in->health.state, in->draining, in->stopped);
+}
+
+char **instance_env(const instance *in, const char *target_version, const char *deployment) {
+        char **l = calloc(9, sizeof *l);
+        size_t n = 0;
+
+        if (!l)
+                return NULL;
+        l[n++] = strdup_printf("COORD_SERVICE=%s", in->cfg->name);
+        l[n++] = strdup_printf("COORD_INSTANCE=%s", in->id);
+        l[n++] = strdup_printf("COORD_VERSION=%s", target_version ? target_version : in->version);
+        l[n++] = strdup_printf("COORD_NAMESPACE=%s", in->agent->config->namespace);
+        l[n++] = strdup_printf("COORD_HOST=%s", in->agent->config->host);
+        if (target_version) {
+                l[n++] = strdup_printf("COORD_PREVIOUS_VERSION=%s", in->version);
+                l[n++] = strdup_printf("COORD_DEPLOYMENT=%s", deployment ? deployment : "");
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!l[i]) {
+                        strv_free(l);
+                        return NULL;
+                }
+        return l;
+}
+
+void instance_set_detail(instance *in, const char *detail) {
+        char *d = strdup(detail ? detail : "");
+
+        if (!d)
+                return;
+        free(in->detail);
+        in->detail = d;
+}
+
+void instance_save_state(instance *in) {
+        int r = state_save_instance(in->agent->config->state_dir, in->id, in->version, in->config_version);
+        if (r < 0)
+                log_error_errno(r, "Failed to record the state of %s in %s: %m", in->id, in->agent->config->state_dir);
+}
+
+void agent_update_status(agent *a) {
+        unsigned healthy = 0, unhealthy = 0, starting = 0, draining = 0;
+        char buf[256];
+
+        for (size_t i = 0; i < a->n_instances; i++) {
+                const char *s = instance_state(a->instances[i]);
+                if (strcmp(s, "healthy") == 0)
+                        healthy++;
+                else if (strcmp(s, "unhealthy") == 0)
+                        unhealthy++;
+                else if (strcmp(s, "draining") == 0)
+                        draining++;
+                else
+                        starting++;
+        }
+        snprintf(buf, sizeof buf, "STATUS=%zu instance%s: %u healthy, %u unhealthy, %u starting, %u draining; redis %s",
+                 a->n_instances, a->n_instances == 1 ? "" : "s", healthy, unhealthy, starting, draining,
+                 a->redis && redis_client_is_connected(a->redis) ? "connected" : "disconnected");
+        if (strcmp(buf, a->last_status) == 0)
+                return;
+        snprintf(a->last_status, sizeof a->last_status, "%s", buf);
+        (void) sd_notify(0, buf);
+}
+
+static void log_instance(int level, const instance *in, const char *fmt, ...) _printf_(3, 4);
+static void log_instance(int level, const instance *in, const char *fmt, ...) {
+        char fs[80], fi[96], msg[1024];
+        const char *fields[] = { fs, fi, NULL };
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        snprintf(fs, sizeof fs, "COORD_SERVICE=%s", in->cfg->name);
+        snprintf(fi, sizeof fi, "COORD_INSTANCE=%s", in->id);
+        log_fields(level, fields, "%s", msg);
+}
+
+void instance_state_changed(instance *in) {
+        const char *now = instance_state(in), *prev = in->published_state;
+
+        if (prev && strcmp(prev, now) == 0)
+                return;
+        log_instance(LOG_NOTICE, in, "instance %s: %s -> %s", in->id, prev ? prev : "new", now);
+        in->published_state = now;
+        registry_register(in->agent, in, prev ? prev : "");
+        agent_update_status(in->agent);
+}
+
+/* ---- health probes ---- */
+
+static void probe_schedule(instance *in, uint64_t delay);
+
+static void on_probe_done(probe_run *run, bool ok, const char *reason, void *userdata) {
+        instance *in = userdata;
+        bool changed;
+
+        in->probe = NULL;
+        if (!ok && (!in->last_probe_error || strcmp(in->last_probe_error, reason ? reason : "") != 0))
+                log_instance(LOG_DEBUG, in, "health probe of %s failed: %s", in->id, reason ? reason : "?");
+        free(in->last_probe_error);
+        in->last_probe_error = ok ? NULL : strdup(reason ? reason : "failed");
+        changed = health_observe(&in->health, ok, now_usec());
+        if (changed) {
+                if (in->health.state == HEALTH_UNHEALTHY)
+                        instance_set_detail(in, in->last_probe_error);
+                else if (in->health.state == HEALTH_HEALTHY)
+                        instance_set_detail(in, "");
+                instance_state_changed(in);
+        }
+}
+
+static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        instance *in = userdata;
+        const struct agent_health_config *h = &in->cfg->health;
+        struct probe_spec spec = {
+                .timeout_usec = h->timeout,
+                .service = in->cfg->name,
+                .instance = in->id,
+        };
+        char **env = NULL;
+        int r;
+
+        /* Fixed rate: the next probe is due one interval after this one started. */
+        (void) sd_event_source_set_time(s, usec + h->interval);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        if (in->probe || in->stopped)
+                return 0; /* still running (timeout >= interval): skip this tick */
+
+        if (h->http) {
+                spec.kind = PROBE_HTTP;
+                spec.target = h->http;
+        } else if (h->tcp) {
+                spec.kind = PROBE_TCP;
+                spec.target = h->tcp;
+        } else {
+                spec.kind = PROBE_EXEC;
+                spec.target = h->exec;
+                env = instance_env(in, NULL, NULL);
+                spec.env = (const char *const *) env;
+        }
+        r = prober_start(in->agent->prober, &spec, on_probe_done, in, &in->probe);
+        strv_free(env);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start the health probe of %s: %m", in->id);
+                in->probe = NULL;
+                if (health_observe(&in->health, false, now_usec()))
+                        instance_state_changed(in);
+        }
+        return 0;
+}
+
+static void probe_schedule(instance *in, uint64_t delay) {
+        int r;
+
+        if (!in->has_probe)
+                return;
+        if (in->probe_timer) {
+                (void) sd_event_source_set_time_relative(in->probe_timer, delay);
+                (void) sd_event_source_set_enabled(in->probe_timer, SD_EVENT_ON);
+                return;
+        }
+        r = sd_event_add_time_relative(in->agent->event, &in->probe_timer, CLOCK_MONOTONIC, delay, 1000,
+                                       on_probe_timer, in);
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule health probes for %s: %m", in->id);
+}
+
+static void probe_stop(instance *in) {
+        in->probe_timer = sd_event_source_disable_unref(in->probe_timer);
+        if (in->probe) {
+                probe_run_cancel(in->probe);
+                in->probe = NULL;
+        }
+}
+
+void instance_restart_health(instance *in) {
+        health_restart(&in->health, now_usec());
+        if (!in->has_probe)
+                in->health.state = HEALTH_HEALTHY;
+        else
+                probe_schedule(in, 0);
+        instance_state_changed(in);
+}
+
+/* ---- instances ---- */
+
+static instance *instance_free(instance *in) {
+        if (!in)
+                return NULL;
+        probe_stop(in);
+        advertise_cancel(in);
+        free(in->id);
+        free(in->version);
+        free(in->detail);
+        free(in->last_probe_error);
+        free(in);
+        return NULL;
+}
+
+static void instance_apply_health_config(instance *in) {
+        const struct agent_health_config *h = &in->cfg->health;
+
+        in->has_probe = h->http || h->tcp || h->exec;
+        in->health.rise = (unsigned) h->rise;
+        in->health.fall = (unsigned) h->fall;
+        in->health.grace_usec = h->grace;
+}
+
+static int instance_new(agent *a, const struct agent_service_config *cfg, instance **ret) {
+        instance *in;
+        char *v = NULL;
+        int64_t cv = 0;
+        int r;
+
+        in = calloc(1, sizeof *in);
+        if (!in)
+                return -ENOMEM;
+        in->agent = a;
+        in->cfg = cfg;
+        in->id = strdup(cfg->instance);
+        in->detail = strdup("");
+        if (!in->id || !in->detail) {
+                instance_free(in);
+                return -ENOMEM;
+        }
+        r = state_load_instance(a->config->state_dir, cfg->instance, &v, &cv);
+        if (r >= 0) {
+                in->version = v;
+                in->config_version = cv;
+                if (strcmp(v, cfg->version) != 0)
+                        log_info("%s: version %s recorded in %s wins over the configured %s", in->id, v,
+                                 a->config->state_dir, cfg->version);
+        } else {
+                if (r != -ENOENT)
+                        log_warning_errno(r, "Ignoring the unreadable state record of %s: %m", in->id);
+                in->version = strdup(cfg->version);
+                if (!in->version) {
+                        instance_free(in);
+                        return -ENOMEM;
+                }
+        }
+        health_init(&in->health, (unsigned) cfg->health.rise, (unsigned) cfg->health.fall, cfg->health.grace,
+                    now_usec());
+        instance_apply_health_config(in);
+        if (!in->has_probe)
+                in->health.state = HEALTH_HEALTHY;
+        in->registered_at_ms = now_realtime_msec();
+        *ret = in;
+        return 0;
+}
+
+/* ---- Redis ---- */
+
+static void on_wake(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+        agent *a = userdata;
+        commands_kick(a->commands, false);
+}
+
+static void on_config_changed(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+        agent *a = userdata;
+        char service[NAME_MAX_LEN + 1];
+
+        if (len == 0 || len > NAME_MAX_LEN)
+                return;
+        memcpy(service, data, len);
+        service[len] = '\0';
+        if (!name_is_valid(service))
+                return;
+        advertise_on_changed(a, service);
+}
+
+static void on_redis_state(redis_client *c, bool connected, void *userdata) {
+        agent *a = userdata;
+
+        if (a->stopping)
+                return;
+        if (connected) {
+                log_info("Connected to Redis: registering %zu instance%s", a->n_instances,
+                         a->n_instances == 1 ? "" : "s");
+                registry_heartbeat(a);
+                commands_kick(a->commands, true);
+                for (size_t i = 0; i < a->n_instances; i++)
+                        advertise_reconcile(a->instances[i], false);
+        } else
+                log_warning("Lost the connection to Redis; probes keep running, reconnecting");
+        agent_update_status(a);
+}
+
+static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
+        agent *a = userdata;
+
+        (void) sd_event_source_set_time(s, usec + a->config->heartbeat_interval);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        if (!a->stopping)
+                registry_heartbeat(a);
+        agent_reload_if_pending(a);
+        agent_update_status(a);
+        return 0;
+}
+
+/* ---- stop and reload ---- */
+
+static void on_stopped(agent *a) {
+        log_info("All instances marked stopped; exiting");
+        (void) sd_event_exit(a->event, 0);
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        agent *a = userdata;
+
+        if (a->stopping)
+                return 0;
+        a->stopping = true;
+        log_info("Received %s: marking instances stopped", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        (void) sd_notify(0, "STOPPING=1\nSTATUS=Stopping: marking instances stopped");
+        for (size_t i = 0; i < a->n_instances; i++)
+                probe_stop(a->instances[i]);
+        a->commands = commands_free(a->commands);
+        registry_stop_all(a, a->instances, a->n_instances, on_stopped);
+        return 0;
+}
+
+static bool str_eq(const char *x, const char *y) {
+        return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+#define SWAP(x, y) do { typeof(x) _t = (x); (x) = (y); (y) = _t; } while (0)
+
+static void agent_apply_reload(agent *a, struct agent_config *n) {
+        struct agent_config *old = a->config;
+        instance **list, **removed;
+        size_t n_removed = 0;
+
+        if (!str_eq(old->redis, n->redis))
+                log_warning("redis changed: restart coord-agent to apply it; keeping the current connection");
+        if (!str_eq(old->namespace, n->namespace))
+                log_warning("namespace changed: restart coord-agent to apply it; keeping '%s'", old->namespace);
+        if (!str_eq(old->host, n->host))
+                log_warning("host changed: restart coord-agent to apply it; keeping '%s'", old->host);
+        if (!str_eq(old->state_dir, n->state_dir))
+                log_warning("state_dir changed: restart coord-agent to apply it; keeping '%s'", old->state_dir);
+        SWAP(old->redis, n->redis);
+        SWAP(old->namespace, n->namespace);
+        SWAP(old->host, n->host);
+        SWAP(old->state_dir, n->state_dir);
+
+        list = calloc(n->n_services, sizeof *list);
+        removed = calloc(a->n_instances + 1, sizeof *removed);
+        if (!list || !removed) {
+                free(list);
+                free(removed);
+                agent_config_free(n);
+                log_error("Out of memory while reloading; keeping the old configuration");
+                return;
+        }
+        a->config = n;
+        for (size_t i = 0; i < n->n_services; i++) {
+                instance *in = agent_find_instance(a, n->services[i].instance);
+                if (in) {
+                        bool had = in->has_probe;
+                        in->cfg = &n->services[i];
+                        instance_apply_health_config(in);
+                        probe_stop(in);
+                        if (in->has_probe)
+                                probe_schedule(in, 0);
+                        else if (had) {
+                                in->health.state = HEALTH_HEALTHY;
+                                instance_state_changed(in);
+                        }
+                } else if (instance_new(a, &n->services[i], &in) < 0) {
+                        log_error("Failed to add instance %s", n->services[i].instance);
+                        continue;
+                } else {
+                        log_info("Reload: new instance %s", in->id);
+                        probe_schedule(in, 0);
+                }
+                list[i] = in;
+        }
+        for (size_t i = 0; i < a->n_instances; i++) {
+                bool kept = false;
+                for (size_t j = 0; j < n->n_services; j++)
+                        kept = kept || list[j] == a->instances[i];
+                if (!kept)
+                        removed[n_removed++] = a->instances[i];
+        }
+        /* Compact out failed additions. */
+        {
+                size_t k = 0;
+                for (size_t i = 0; i < n->n_services; i++)
+                        if (list[i])
+                                list[k++] = list[i];
+                free(a->instances);
+                a->instances = list;
+                a->n_instances = k;
+        }
+        for (size_t i = 0; i < n_removed; i++) {
+                log_info("Reload: instance %s removed, marking it stopped", removed[i]->id);
+                probe_stop(removed[i]);
+        }
+        if (n_removed > 0)
+                registry_stop_all(a, removed, n_removed, NULL);
+        for (size_t i = 0; i < n_removed; i++)
+                instance_free(removed[i]);
+        free(removed);
+        agent_config_free(old);
+
+        for (size_t i = 0; i < a->n_instances; i++) {
+                if (!a->instances[i]->published_state)
+                        instance_state_changed(a->instances[i]);
+                else
+                        registry_register(a, a->instances[i], NULL);
+                advertise_reconcile(a->instances[i], false);
+        }
+}
+
+static void agent_reload(agent *a) {
+        _cleanup_free_ char *msg = NULL;
+        struct agent_config *n = NULL;
+        char err[1024] = "";
+        int r;
+
+        if (commands_busy(a->commands)) {
+                log_info("Reload requested while a command runs: reloading when it finishes");
+                a->reload_pending = true;
+                return;
+        }
+        a->reload_pending = false;
+        r = agent_config_load(a->config_path, NULL, &n, err, sizeof err);
+        if (r < 0) {
+                log_error("Reload refused, keeping the running configuration: %s", err[0] ? err : strerror(-r));
+                (void) sd_notify(0, "READY=1");
+                a->last_status[0] = '\0';
+                agent_update_status(a);
+                return;
+        }
+        agent_apply_reload(a, n);
+        log_info("Configuration reloaded from %s (%zu instance%s)", a->config_path, a->n_instances,
+                 a->n_instances == 1 ? "" : "s");
+        (void) sd_notify(0, "READY=1");
+        a->last_status[0] = '\0';
+        agent_update_status(a);
+}
+
+void agent_reload_if_pending(agent *a) {
+        if (a->reload_pending && !a->stopping && !commands_busy(a->commands))
+                agent_reload(a);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        agent *a = userdata;
+        char buf[128];
+
+        if (a->stopping)
+                return 0;
+        log_info("Received SIGHUP: reloading %s", a->config_path);
+        snprintf(buf, sizeof buf, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading configuration",
+                 (unsigned long long) now_usec());
+        (void) sd_notify(0, buf);
+        agent_reload(a);
+        return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int agent_new(sd_event *e, const char *config_path, struct agent_config *config, agent **ret) {
+        agent *a;
+        char err[512] = "";
+        int r;
+
+        a = calloc(1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        a->event = sd_event_ref(e);
+        a->config = config;
+        a->config_path = strdup(config_path);
+        if (!a->config_path) {
+                agent_free(a);
+                return -ENOMEM;
+        }
+        r = redis_url_parse(config->redis, &a->url, err, sizeof err);
+        if (r < 0) {
+                log_error("redis: %s", err);
+                agent_free(a);
+                return r;
+        }
+        r = prober_new(e, &a->prober);
+        if (r < 0) {
+                agent_free(a);
+                return r;
+        }
+        a->instances = calloc(config->n_services, sizeof *a->instances);
+        if (!a->instances) {
+                agent_free(a);
+                return -ENOMEM;
+        }
+        *ret = a;
+        return 0;
+}
+
+agent *agent_free(agent *a) {
+        if (!a)
+                return NULL;
+        a->commands = commands_free(a->commands);
+        a->redis = redis_client_free(a->redis);
+        for (size_t i = 0; i < a->n_instances; i++)
+                instance_free(a->instances[i]);
+        free(a->instances);
+        a->prober = prober_free(a->prober);
+        a->heartbeat_timer = sd_event_source_disable_unref(a->heartbeat_timer);
+        a->stop_timeout = sd_event_source_disable_unref(a->stop_timeout);
+        a->sigterm = sd_event_source_disable_unref(a->sigterm);
+        a->sigint = sd_event_source_disable_unref(a->sigint);
+        a->sighup = sd_event_source_disable_unref(a->sighup);
+        a->url = redis_url_free(a->url);
+        agent_config_free(a->config);
+        free(a->config_path);
+        sd_event_unref(a->event);
+        free(a);
+        return NULL;
+}
+
+int agent_start(agent *a) {
+        _cleanup_free_ char *wake = NULL, *changed = NULL;
+        int r;
+
+        r = state_init(a->config->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Cannot use state_dir %s: %m", a->config->state_dir);
+
+        for (size_t i = 0; i < a->config->n_services; i++) {
+                r = instance_new(a, &a->config->services[i], &a->instances[a->n_instances]);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up instance %s: %m", a->config->services[i].instance);
+                a->n_instances++;
+        }
+
+        r = sd_event_add_signal(a->event, &a->sigterm, SIGTERM, on_sigterm, a);
+        if (r >= 0)
+                r = sd_event_add_signal(a->event, &a->sigint, SIGINT, on_sigterm, a);
+        if (r >= 0)
+                r = sd_event_add_signal(a->event, &a->sighup, SIGHUP, on_sighup, a);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up signal handling: %m");
+        r = sd_event_set_watchdog(a->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog: %m");
+
+        r = commands_new(a, &a->commands);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the command queue: %m");
+
+        for (size_t i = 0; i < a->n_instances; i++) {
+                instance *in = a->instances[i];
+                in->published_state = NULL;
+                log_instance(LOG_INFO, in, "instance %s: service %s version %s", in->id, in->cfg->name, in->version);
+                /* Spread the first probes a little so many instances do not probe in lockstep. */
+                probe_schedule(in, (uint64_t) i * 7 * USEC_PER_MSEC);
+        }
+
+        r = redis_client_new(a->event, a->url, on_redis_state, a, &a->redis);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Redis client: %m");
+        wake = key_agent_wake(a->config->namespace, a->config->host);
+        changed = key_config_changed(a->config->namespace);
+        if (!wake || !changed)
+                return log_error_errno(ENOMEM, "Out of memory");
+        r = redis_client_subscribe(a->redis, wake, on_wake, a);
+        if (r >= 0)
+                r = redis_client_subscribe(a->redis, changed, on_config_changed, a);
+        if (r < 0)
+                return log_error_errno(r, "Failed to subscribe: %m");
+
+        r = sd_event_add_time_relative(a->event, &a->heartbeat_timer, CLOCK_MONOTONIC,
+                                       a->config->heartbeat_interval, 1000, on_heartbeat, a);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the heartbeat: %m");
+        agent_update_status(a);
+        return 0;
+}

@@ -1,0 +1,122 @@
+/* coord-agent's core: the agent and its instances, on one sd-event loop.
+ *
+ * Modules (one concern each):
+ *   agent.c      lifecycle, probes scheduling, state changes, sd_notify, reload
+ *   registry.c   Redis registration, heartbeats, state-change events
+ *   commands.c   the durable command queue (exactly-once results)
+ *   advertise.c  following advertised config and writing it
+ *   hook.c probe.c health.c state.c fileio.c advertise-render.c: building blocks */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "agent-config.h"
+#include "health.h"
+#include "hook.h"
+#include "probe.h"
+#include "redis_client.h"
+
+typedef struct agent agent;
+typedef struct instance instance;
+
+struct instance {
+        agent *agent;
+        const struct agent_service_config *cfg; /* points into agent->config */
+        char *id;
+        char *version;             /* installed */
+        struct health health;
+        bool has_probe;
+        bool draining;
+        bool stopped;
+        int64_t config_version;    /* applied advertised config version */
+        char *detail;              /* last problem, "" when none */
+        uint64_t registered_at_ms;
+        const char *published_state; /* last state written to Redis */
+        bool registered;           /* written to Redis at least once since start */
+
+        sd_event_source *probe_timer;
+        probe_run *probe;
+        char *last_probe_error;
+
+        /* advertise.c */
+        bool config_busy, config_again;
+        int64_t config_failed_version;
+        hook *reload_hook;
+        char *config_pending_text;  /* the rendered content being applied */
+        int64_t config_pending_version;
+
+        /* a command waiting for the config to reach a version (apply-config) */
+        void (*config_waiter)(instance *in, bool ok, const char *error, void *userdata);
+        void *config_waiter_data;
+        int64_t config_waiter_version;
+};
+
+struct agent {
+        sd_event *event;
+        char *config_path;
+        struct agent_config *config;
+        struct redis_url *url;
+        redis_client *redis;
+        prober *prober;
+        instance **instances;
+        size_t n_instances;
+
+        sd_event_source *heartbeat_timer;
+        sd_event_source *sigterm, *sigint, *sighup;
+        bool ready_sent;
+        bool stopping;
+        bool reload_pending;
+        char last_status[256];
+
+        /* registry.c */
+        unsigned pending_registrations;
+        sd_event_source *stop_timeout;
+
+        /* commands.c */
+        struct commands *commands;
+};
+
+/* main.c entry points */
+int agent_new(sd_event *e, const char *config_path, struct agent_config *config, agent **ret);
+agent *agent_free(agent *a);
+int agent_start(agent *a);
+
+/* Called by modules */
+instance *agent_find_instance(agent *a, const char *id);
+const char *instance_state(const instance *in);
+/* Recompute the fleet state of in and, if it changed, publish it at once. */
+void instance_state_changed(instance *in);
+/* Persist version/config_version into state_dir (logs failures). */
+void instance_save_state(instance *in);
+void instance_set_detail(instance *in, const char *detail);
+/* Health back to starting (after deploy or restart). */
+void instance_restart_health(instance *in);
+/* Environment for hooks and exec probes: "K=V" strings, NULL-terminated, freed with strv_free(). */
+char **instance_env(const instance *in, const char *target_version, const char *deployment);
+void strv_free(char **l);
+void agent_update_status(agent *a);
+/* Run a reload deferred while a command was running. */
+void agent_reload_if_pending(agent *a);
+
+/* registry.c */
+void registry_register(agent *a, instance *in, const char *event_prev_state);
+void registry_heartbeat(agent *a);
+/* Mark instances stopped in Redis; done() is called when written or after a timeout. */
+void registry_stop_all(agent *a, instance **list, size_t n, void (*done)(agent *a));
+
+/* commands.c */
+int commands_new(agent *a, struct commands **ret);
+struct commands *commands_free(struct commands *c);
+/* Redis (re)connected or a wake-up arrived: look at the queue. */
+void commands_kick(struct commands *c, bool reconnected);
+bool commands_busy(struct commands *c);
+
+/* advertise.c */
+/* Fetch the advertised config of in's service and apply it if newer. */
+void advertise_reconcile(instance *in, bool explicit_request);
+void advertise_on_changed(agent *a, const char *service);
+void advertise_cancel(instance *in);

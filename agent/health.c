@@ -1,0 +1,59 @@
+/* See health.h. */
+#include "health.h"
+
+void health_init(struct health *h, unsigned rise, unsigned fall, uint64_t grace_usec, uint64_t now_usec) {
+        *h = (struct health) {
+                .rise = rise ? rise : 1,
+                .fall = fall ? fall : 1,
+                .grace_usec = grace_usec,
+        };
+        health_restart(h, now_usec);
+}
+
+void health_restart(struct health *h, uint64_t now_usec) {
+        h->state = HEALTH_STARTING;
+        h->started_usec = now_usec;
+        h->successes = h->failures = 0;
+}
+
+bool health_in_grace(const struct health *h, uint64_t now_usec) {
+        return h->state == HEALTH_STARTING && now_usec - h->started_usec < h->grace_usec;
+}
+
+bool health_observe(struct health *h, bool ok, uint64_t now_usec) {
+        enum health_state old = h->state;
+
+        if (ok) {
+                h->failures = 0;
+                if (h->successes < h->rise)
+                        h->successes++;
+                if (h->state != HEALTH_HEALTHY && h->successes >= h->rise)
+                        h->state = HEALTH_HEALTHY;
+        } else {
+                h->successes = 0;
+                if (health_in_grace(h, now_usec))
+                        h->failures = 0;
+                else if (h->failures < h->fall)
+                        h->failures++;
+                if (h->state != HEALTH_UNHEALTHY && h->failures >= h->fall)
+                        h->state = HEALTH_UNHEALTHY;
+        }
+        return h->state != old;
+}
+
+const char *health_state_to_string(enum health_state s) {
+        switch (s) {
+        case HEALTH_STARTING: return "starting";
+        case HEALTH_HEALTHY: return "healthy";
+        case HEALTH_UNHEALTHY: return "unhealthy";
+        }
+        return "unknown";
+}
+
+const char *instance_state_name(enum health_state s, bool draining, bool stopped) {
+        if (stopped)
+                return "stopped";
+        if (draining)
+                return "draining";
+        return health_state_to_string(s);
+}

@@ -1,0 +1,396 @@
+/* See hook.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "duration.h"
+#include "hook.h"
+#include "log.h"
+#include "macro.h"
+#include "strutil.h"
+
+extern char **environ;
+
+/* How long output from background children is still read once the shell exited. */
+#define HOOK_DRAIN_USEC (200 * USEC_PER_MSEC)
+/* Between SIGTERM and SIGKILL after a timeout. */
+#define HOOK_KILL_GRACE_USEC USEC_PER_SEC
+
+struct hook {
+        sd_event *event;
+        sd_event_source *child_source, *io_source, *timer_source;
+        pid_t pid;
+        int fd;
+        char name[32];
+        char *service, *instance;
+        int output_level;
+        uint64_t started, timeout;
+        hook_done_cb cb;
+        void *userdata;
+
+        char line[HOOK_LINE_MAX + 1];
+        size_t line_len;
+        char *tail[HOOK_TAIL_LINES];
+        size_t tail_first, tail_n, tail_bytes;
+
+        bool exited, eof, timed_out, killed, done;
+        int exit_code, signal;
+};
+
+static void hook_close_io(hook *h) {
+        h->io_source = sd_event_source_disable_unref(h->io_source);
+        if (h->fd >= 0)
+                close(h->fd);
+        h->fd = -1;
+}
+
+hook *hook_free(hook *h) {
+        if (!h)
+                return NULL;
+        if (h->pid > 0 && !h->exited) {
+                (void) kill(-h->pid, SIGKILL);
+                (void) kill(h->pid, SIGKILL);
+                /* Reap it here: the child source goes away with us. */
+                h->child_source = sd_event_source_disable_unref(h->child_source);
+                (void) waitpid(h->pid, NULL, 0);
+        }
+        h->child_source = sd_event_source_disable_unref(h->child_source);
+        h->timer_source = sd_event_source_disable_unref(h->timer_source);
+        hook_close_io(h);
+        for (size_t i = 0; i < HOOK_TAIL_LINES; i++)
+                free(h->tail[i]);
+        free(h->service);
+        free(h->instance);
+        sd_event_unref(h->event);
+        free(h);
+        return NULL;
+}
+
+bool hook_is_running(const hook *h) {
+        return h && !h->done;
+}
+
+pid_t hook_pid(const hook *h) {
+        return h ? h->pid : 0;
+}
+
+static void tail_add(hook *h, const char *line) {
+        size_t len = strlen(line);
+        char *c;
+
+        while (h->tail_n > 0 && (h->tail_n == HOOK_TAIL_LINES || h->tail_bytes + len + 1 > HOOK_TAIL_BYTES)) {
+                char **oldest = &h->tail[h->tail_first];
+                h->tail_bytes -= strlen(*oldest) + 1;
+                free(*oldest);
+                *oldest = NULL;
+                h->tail_first = (h->tail_first + 1) % HOOK_TAIL_LINES;
+                h->tail_n--;
+        }
+        if (len + 1 > HOOK_TAIL_BYTES)
+                len = HOOK_TAIL_BYTES - 1;
+        c = strndup(line, len);
+        if (!c)
+                return;
+        h->tail[(h->tail_first + h->tail_n) % HOOK_TAIL_LINES] = c;
+        h->tail_n++;
+        h->tail_bytes += len + 1;
+}
+
+static void emit_line(hook *h) {
+        char fs[80], fi[96], fh[64];
+        const char *fields[] = { fs, fi, fh, NULL };
+
+        if (h->line_len > 0 && h->line[h->line_len - 1] == '\r')
+                h->line_len--;
+        h->line[h->line_len] = '\0';
+        snprintf(fs, sizeof fs, "COORD_SERVICE=%s", h->service ? h->service : "");
+        snprintf(fi, sizeof fi, "COORD_INSTANCE=%s", h->instance ? h->instance : "");
+        snprintf(fh, sizeof fh, "COORD_HOOK=%.*s", (int) strcspn(h->name, " "), h->name);
+        log_fields(h->output_level, fields, "%s: %s", h->name, h->line);
+        tail_add(h, h->line);
+        h->line_len = 0;
+}
+
+static void feed(hook *h, const char *buf, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (buf[i] == '\n') {
+                        emit_line(h);
+                        continue;
+                }
+                h->line[h->line_len++] = buf[i] ? buf[i] : '?';
+                if (h->line_len == HOOK_LINE_MAX)
+                        emit_line(h);
+        }
+}
+
+static void hook_finish(hook *h) {
+        char err[256];
+        _cleanup_free_ char *out = NULL;
+        struct hook_result res = {};
+        size_t len = 0;
+
+        if (h->done)
+                return;
+        h->done = true;
+        if (h->line_len > 0)
+                emit_line(h);
+        hook_close_io(h);
+        h->timer_source = sd_event_source_disable_unref(h->timer_source);
+
+        out = malloc(h->tail_bytes + 1);
+        if (out) {
+                for (size_t i = 0; i < h->tail_n; i++) {
+                        const char *l = h->tail[(h->tail_first + i) % HOOK_TAIL_LINES];
+                        size_t ll = strlen(l);
+                        memcpy(out + len, l, ll);
+                        len += ll;
+                        if (i + 1 < h->tail_n)
+                                out[len++] = '\n';
+                }
+                out[len] = '\0';
+        }
+
+        res.exit_code = h->exit_code;
+        res.signal = h->signal;
+        res.timed_out = h->timed_out;
+        res.duration_usec = now_usec() - h->started;
+        res.output = out ? out : "";
+        if (h->timed_out) {
+                char d[DURATION_MAX];
+                snprintf(err, sizeof err, "%s timed out after %s; its process group was killed", h->name,
+                         duration_format(h->timeout, d, sizeof d));
+                res.exit_code = -1;
+                res.error = err;
+        } else if (h->signal) {
+                snprintf(err, sizeof err, "%s killed by signal %s", h->name, sigabbrev_np(h->signal) ?: "?");
+                res.error = err;
+        } else if (h->exit_code == 127) {
+                snprintf(err, sizeof err, "%s exited with status 127 (command not found?)", h->name);
+                res.error = err;
+        } else if (h->exit_code != 0) {
+                snprintf(err, sizeof err, "%s exited with status %d", h->name, h->exit_code);
+                res.error = err;
+        }
+        /* May free h. */
+        h->cb(h, &res, h->userdata);
+}
+
+static void maybe_finish(hook *h);
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        hook *h = userdata;
+
+        if (h->exited) {
+                /* Drain period over: a background child still holds the pipe. */
+                maybe_finish(h);
+                if (!h->done)
+                        hook_finish(h);
+                return 0;
+        }
+        if (!h->timed_out) {
+                h->timed_out = true;
+                log_warning("%s (pid %d) timed out, sending SIGTERM to its process group", h->name, (int) h->pid);
+                (void) kill(-h->pid, SIGTERM);
+                (void) sd_event_source_set_time(s, usec + HOOK_KILL_GRACE_USEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        if (!h->killed) {
+                h->killed = true;
+                log_warning("%s (pid %d) still running, sending SIGKILL to its process group", h->name,
+                            (int) h->pid);
+                (void) kill(-h->pid, SIGKILL);
+        }
+        return 0;
+}
+
+static void maybe_finish(hook *h) {
+        if (h->done || !h->exited)
+                return;
+        if (h->eof || h->fd < 0) {
+                hook_finish(h);
+                return;
+        }
+        /* Give background children a moment to flush, then stop listening. */
+        if (!h->timer_source) {
+                if (sd_event_add_time_relative(h->event, &h->timer_source, CLOCK_MONOTONIC, HOOK_DRAIN_USEC, 0,
+                                               on_timer, h) < 0)
+                        hook_finish(h);
+        } else {
+                (void) sd_event_source_set_time_relative(h->timer_source, HOOK_DRAIN_USEC);
+                (void) sd_event_source_set_enabled(h->timer_source, SD_EVENT_ONESHOT);
+        }
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        hook *h = userdata;
+        char buf[4096];
+
+        for (int rounds = 0; rounds < 16; rounds++) {
+                ssize_t n = read(fd, buf, sizeof buf);
+                if (n > 0) {
+                        feed(h, buf, (size_t) n);
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                /* EOF or error: every writer is gone. */
+                h->eof = true;
+                hook_close_io(h);
+                maybe_finish(h);
+                return 0;
+        }
+        return 0;
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        hook *h = userdata;
+
+        h->exited = true;
+        if (si->si_code == CLD_EXITED)
+                h->exit_code = si->si_status;
+        else {
+                h->exit_code = -1;
+                h->signal = si->si_status;
+        }
+        h->child_source = sd_event_source_disable_unref(h->child_source);
+        if (h->timed_out) {
+                /* Whatever is left of the group goes too, even if it ignored SIGTERM. */
+                (void) kill(-h->pid, SIGKILL);
+                h->timer_source = sd_event_source_disable_unref(h->timer_source);
+        } else if (h->timer_source)
+                (void) sd_event_source_set_enabled(h->timer_source, SD_EVENT_OFF);
+        maybe_finish(h);
+        return 0;
+}
+
+static bool env_overridden(const char *entry, const struct hook_spec *spec) {
+        static const char *const drop[] = { "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=",
+                                            "LISTEN_PID=", "LISTEN_FDNAMES=" };
+        for (size_t i = 0; i < ELEMENTSOF(drop); i++)
+                if (strncmp(entry, drop[i], strlen(drop[i])) == 0)
+                        return true;
+        for (size_t i = 0; spec->env && spec->env[i]; i++) {
+                const char *eq = strchr(spec->env[i], '=');
+                size_t kl = eq ? (size_t) (eq - spec->env[i]) + 1 : strlen(spec->env[i]);
+                if (strncmp(entry, spec->env[i], kl) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static char **build_env(const struct hook_spec *spec) {
+        size_t n = 0, k = 0, extra = 0;
+        char **envp;
+
+        while (environ && environ[n])
+                n++;
+        while (spec->env && spec->env[extra])
+                extra++;
+        envp = calloc(n + extra + 1, sizeof *envp);
+        if (!envp)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (!env_overridden(environ[i], spec))
+                        envp[k++] = environ[i];
+        for (size_t i = 0; i < extra; i++)
+                envp[k++] = (char *) spec->env[i];
+        envp[k] = NULL;
+        return envp;
+}
+
+_noreturn_ static void child_exec(int nullfd, int wfd, char *const *argv, char *const *envp) {
+        sigset_t ss;
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+
+        (void) setpgid(0, 0);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &sa, NULL);
+        sigemptyset(&ss);
+        (void) sigprocmask(SIG_SETMASK, &ss, NULL);
+        if (dup2(nullfd, STDIN_FILENO) < 0 || dup2(wfd, STDOUT_FILENO) < 0 || dup2(wfd, STDERR_FILENO) < 0)
+                _exit(127);
+        if (close_range(3, ~0U, 0) < 0)
+                for (int fd = 3; fd < 4096; fd++)
+                        (void) close(fd);
+        execve("/bin/sh", argv, envp);
+        _exit(127);
+}
+
+int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void *userdata, hook **ret) {
+        _cleanup_close_ int nullfd = -1, rfd = -1, wfd = -1;
+        _cleanup_free_ char **envp = NULL;
+        char *argv[] = { (char *) "sh", (char *) "-c", (char *) spec->command, NULL };
+        int pipefd[2];
+        hook *h;
+        pid_t pid;
+        int r;
+
+        if (!spec->command || !cb)
+                return -EINVAL;
+        nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nullfd < 0)
+                return -errno;
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return -errno;
+        rfd = pipefd[0];
+        wfd = pipefd[1];
+        if (fcntl(rfd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        envp = build_env(spec);
+        if (!envp)
+                return -ENOMEM;
+
+        h = calloc(1, sizeof *h);
+        if (!h)
+                return -ENOMEM;
+        h->fd = -1;
+        h->event = sd_event_ref(e);
+        snprintf(h->name, sizeof h->name, "%s", spec->name ? spec->name : "hook");
+        h->service = spec->service ? strdup(spec->service) : NULL;
+        h->instance = spec->instance ? strdup(spec->instance) : NULL;
+        h->output_level = spec->output_level;
+        h->timeout = spec->timeout_usec;
+        h->cb = cb;
+        h->userdata = userdata;
+        h->started = now_usec();
+
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                hook_free(h);
+                return r;
+        }
+        if (pid == 0)
+                child_exec(nullfd, wfd, argv, envp);
+
+        /* Both sides set the group, whichever runs first. */
+        (void) setpgid(pid, pid);
+        h->pid = pid;
+        h->fd = TAKE_FD(rfd);
+
+        r = sd_event_add_child(e, &h->child_source, pid, WEXITED, on_child, h);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_io(e, &h->io_source, h->fd, EPOLLIN, on_io, h);
+        if (r < 0)
+                goto fail;
+        if (h->timeout > 0) {
+                r = sd_event_add_time_relative(e, &h->timer_source, CLOCK_MONOTONIC, h->timeout, 0, on_timer, h);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = h;
+        return 0;
+fail:
+        hook_free(h);
+        return r;
+}

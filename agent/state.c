@@ -1,0 +1,112 @@
+/* See state.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fileio.h"
+#include "state.h"
+#include "strutil.h"
+
+#define STATE_FILE_MAX (256 * 1024)
+
+int state_init(const char *state_dir) {
+        _cleanup_free_ char *a = strdup_printf("%s/instances", state_dir);
+        _cleanup_free_ char *b = strdup_printf("%s/commands", state_dir);
+        int r;
+
+        if (!a || !b)
+                return -ENOMEM;
+        r = fileio_mkdir_p(a, 0750);
+        if (r < 0)
+                return r;
+        r = fileio_mkdir_p(b, 0750);
+        if (r < 0)
+                return r;
+        return access(state_dir, W_OK) < 0 ? -errno : 0;
+}
+
+static int read_json(const char *path, json_t **ret) {
+        _cleanup_free_ char *s = NULL;
+        json_t *j;
+        int r;
+
+        r = read_file_string(path, STATE_FILE_MAX, false, &s);
+        if (r < 0)
+                return r;
+        j = json_loads(s, 0, NULL);
+        if (!j || !json_is_object(j)) {
+                json_decref(j);
+                return -EBADMSG;
+        }
+        *ret = j;
+        return 0;
+}
+
+static int write_json(const char *path, json_t *j) {
+        _cleanup_free_ char *s = json_dumps(j, JSON_COMPACT);
+
+        if (!s)
+                return -ENOMEM;
+        return fileio_write_atomic(path, s, strlen(s), 0640, false);
+}
+
+int state_load_instance(const char *state_dir, const char *id, char **ret_version, int64_t *ret_config_version) {
+        _cleanup_free_ char *path = strdup_printf("%s/instances/%s.json", state_dir, id);
+        _cleanup_json_ json_t *j = NULL;
+        const char *v;
+        char *c;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_json(path, &j);
+        if (r < 0)
+                return r;
+        v = json_string_value(json_object_get(j, "version"));
+        if (!v)
+                return -EBADMSG;
+        c = strdup(v);
+        if (!c)
+                return -ENOMEM;
+        *ret_version = c;
+        *ret_config_version = json_integer_value(json_object_get(j, "config_version"));
+        return 0;
+}
+
+int state_save_instance(const char *state_dir, const char *id, const char *version, int64_t config_version) {
+        _cleanup_free_ char *path = strdup_printf("%s/instances/%s.json", state_dir, id);
+        _cleanup_json_ json_t *j = json_pack("{s:s, s:I}", "version", version, "config_version",
+                                             (json_int_t) config_version);
+
+        if (!path || !j)
+                return -ENOMEM;
+        return write_json(path, j);
+}
+
+int state_command_get(const char *state_dir, const char *cmd_id, json_t **ret) {
+        _cleanup_free_ char *path = strdup_printf("%s/commands/%s.json", state_dir, cmd_id);
+
+        if (!path)
+                return -ENOMEM;
+        return read_json(path, ret);
+}
+
+int state_command_put(const char *state_dir, const char *cmd_id, json_t *record) {
+        _cleanup_free_ char *path = strdup_printf("%s/commands/%s.json", state_dir, cmd_id);
+
+        if (!path)
+                return -ENOMEM;
+        return write_json(path, record);
+}
+
+int state_command_remove(const char *state_dir, const char *cmd_id) {
+        _cleanup_free_ char *path = strdup_printf("%s/commands/%s.json", state_dir, cmd_id);
+
+        if (!path)
+                return -ENOMEM;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}

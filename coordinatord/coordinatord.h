@@ -1,0 +1,42 @@
+/* coordinatord: the daemon's shared state.
+ *
+ * Threads: the main thread runs the one sd-event loop (signals, watchdog, the
+ * async Redis client, leader election, the fleet refresher).  libmicrohttpd
+ * runs its own pool of worker threads; they read the state below only through
+ * thread-safe accessors (fleet snapshots are immutable and refcounted, the
+ * leader view is copied under a mutex, flags are atomics) and talk to Redis
+ * themselves through short-timeout synchronous connections (rconn.h) for the
+ * few endpoints that write. */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "cd-config.h"
+#include "redis_url.h"
+
+struct fleet;
+struct leader;
+struct httpd;
+struct auth;
+typedef struct redis_client redis_client;
+
+struct server {
+        struct cd_config cfg;
+        struct redis_url *url;
+        const char *ns;
+        char *id;
+        sd_event *event;
+        redis_client *redis;
+        struct auth *auth;
+        struct fleet *fleet;
+        struct leader *leader;
+        struct httpd *httpd;
+        atomic_bool redis_up;  /* the loop's async connection is up */
+        atomic_bool stopping;
+        bool ready_sent;
+        uint64_t started_usec;
+};

@@ -1,0 +1,85 @@
+/* The HTTP layer: libmicrohttpd glue, routing, authentication, input limits
+ * and the error shape {"error":{"code","message"}}.
+ *
+ * Every request goes through the same gate, in this order, before a handler
+ * sees it: route (404, or 405 with Allow), bearer token (401, 403), path
+ * parameter charset (400), declared body size (413, answered before the body
+ * is read), content type (415), body size while reading (413), JSON syntax,
+ * type and unknown fields (400).  Handlers run on libmicrohttpd's worker
+ * threads. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "auth.h"
+
+#define HTTP_BODY_MAX (64 * 1024)
+
+struct server;
+struct request;
+struct httpd;
+
+typedef void (*route_handler)(struct request *req);
+
+struct route {
+        const char *method;
+        const char *pattern;        /* "/v1/instances/{}/drain": "{}" is one path parameter */
+        enum role role;             /* ROLE_NONE: no token needed */
+        route_handler handler;
+        const char *const *query;   /* allowed query parameters (NULL-terminated), or NULL */
+        const char *const *fields;  /* allowed body fields (NULL-terminated); NULL: no body accepted */
+        bool body_required;
+};
+
+struct request {
+        struct server *s;
+        struct MHD_Connection *conn;
+        const struct route *route;
+        size_t route_index;
+        char param[128];            /* the path parameter, validated by name_is_valid() */
+        enum role role;
+        const char *token_name;
+        char *body;
+        size_t body_len;
+        bool chunked;
+        json_t *json;               /* parsed body (object) or NULL */
+        uint64_t start_usec;
+        unsigned status;            /* 0 until a response was queued */
+        bool discard;
+};
+
+/* Start serving on the configured address with the route table.  routes and
+ * server must outlive the httpd.  0 or -errno (logged). */
+int httpd_start(struct server *s, const struct route *routes, size_t n_routes, struct httpd **ret);
+/* Stop accepting, finish in-flight requests, join the threads. Accepts NULL. */
+struct httpd *httpd_stop(struct httpd *h);
+/* The bound port (for listen port 0). */
+unsigned httpd_port(const struct httpd *h);
+
+/* Queue a response.  body (malloc'd) is taken over; content_type NULL means
+ * application/json.  headers: NULL or NULL-terminated name/value pairs. */
+void http_reply(struct request *req, unsigned status, const char *content_type, char *body,
+                const char *const *headers);
+/* Reply with a JSON value (reference stolen); newline-terminated. */
+void http_reply_json(struct request *req, unsigned status, json_t *v);
+void http_reply_json_headers(struct request *req, unsigned status, json_t *v, const char *const *headers);
+/* Reply with a shared buffer that stays alive until sent: free_cb(cls) is
+ * called once libmicrohttpd no longer needs it. */
+void http_reply_shared(struct request *req, unsigned status, const char *data, size_t len,
+                       void (*free_cb)(void *cls), void *cls);
+/* The error shape.  code: "bad_request", "unauthorized", "forbidden", "not_found",
+ * "conflict", "payload_too_large", "unsupported_media_type", "unprocessable",
+ * "unavailable", "internal". */
+void http_reply_error(struct request *req, unsigned status, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/* Shorthand for 503 "Redis unavailable". */
+void http_reply_unavailable(struct request *req, const char *what);
+
+/* A query parameter (not unescaped: every name this API takes is plain), or NULL. */
+const char *http_query(struct request *req, const char *key);
+/* A request header, or NULL. */
+const char *http_header(struct request *req, const char *name);

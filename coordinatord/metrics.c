@@ -1,0 +1,144 @@
+/* See metrics.h. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinatord.h"
+#include "fleet.h"
+#include "leader.h"
+#include "macro.h"
+#include "metrics.h"
+
+static const unsigned codes[] = { 200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503 };
+#define N_CODES (ELEMENTSOF(codes) + 1) /* last: any other */
+static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
+#define N_BUCKETS ELEMENTSOF(buckets)
+
+static const char *const *route_names;
+static size_t n_routes;
+static atomic_uint_fast64_t requests[METRICS_ROUTES_MAX + 1][ELEMENTSOF(codes) + 1];
+static atomic_uint_fast64_t hist[METRICS_ROUTES_MAX + 1][N_BUCKETS + 1];
+static atomic_uint_fast64_t hist_sum_usec[METRICS_ROUTES_MAX + 1];
+static atomic_uint_fast64_t lock_acquisitions;
+
+void metrics_init(const char *const *names, size_t n) {
+        route_names = names;
+        n_routes = n < METRICS_ROUTES_MAX ? n : METRICS_ROUTES_MAX;
+}
+
+void metrics_http_observe(size_t route, unsigned code, uint64_t duration_usec) {
+        size_t ci = ELEMENTSOF(codes);
+
+        if (route > n_routes)
+                route = n_routes;
+        for (size_t i = 0; i < ELEMENTSOF(codes); i++)
+                if (codes[i] == code) {
+                        ci = i;
+                        break;
+                }
+        atomic_fetch_add_explicit(&requests[route][ci], 1, memory_order_relaxed);
+        size_t b = N_BUCKETS;
+        for (size_t i = 0; i < N_BUCKETS; i++)
+                if ((double) duration_usec / 1e6 <= buckets[i]) {
+                        b = i;
+                        break;
+                }
+        atomic_fetch_add_explicit(&hist[route][b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&hist_sum_usec[route], duration_usec, memory_order_relaxed);
+}
+
+void metrics_lock_acquired(void) {
+        atomic_fetch_add_explicit(&lock_acquisitions, 1, memory_order_relaxed);
+}
+
+uint64_t metrics_lock_acquisitions(void) {
+        return atomic_load(&lock_acquisitions);
+}
+
+static const char *route_label(size_t i) {
+        return i < n_routes ? route_names[i] : "unmatched";
+}
+
+char *metrics_render(struct server *s) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+
+        fprintf(f, "# HELP coordinatord_build_info Build information.\n"
+                   "# TYPE coordinatord_build_info gauge\n"
+                   "coordinatord_build_info{version=\"%s\"} 1\n", COORD_VERSION);
+
+        fprintf(f, "# HELP coordinatord_http_requests_total HTTP requests by route and status code.\n"
+                   "# TYPE coordinatord_http_requests_total counter\n");
+        for (size_t r = 0; r <= n_routes; r++)
+                for (size_t c = 0; c <= ELEMENTSOF(codes); c++) {
+                        uint64_t v = atomic_load_explicit(&requests[r][c], memory_order_relaxed);
+                        if (v == 0)
+                                continue;
+                        if (c < ELEMENTSOF(codes))
+                                fprintf(f, "coordinatord_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
+                                        route_label(r), codes[c], (unsigned long long) v);
+                        else
+                                fprintf(f, "coordinatord_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+                                        route_label(r), (unsigned long long) v);
+                }
+
+        fprintf(f, "# HELP coordinatord_http_request_duration_seconds HTTP request latency by route.\n"
+                   "# TYPE coordinatord_http_request_duration_seconds histogram\n");
+        for (size_t r = 0; r <= n_routes; r++) {
+                uint64_t cum = 0, counts[N_BUCKETS + 1];
+                for (size_t b = 0; b <= N_BUCKETS; b++) {
+                        counts[b] = atomic_load_explicit(&hist[r][b], memory_order_relaxed);
+                        cum += counts[b];
+                }
+                if (cum == 0)
+                        continue;
+                cum = 0;
+                for (size_t b = 0; b < N_BUCKETS; b++) {
+                        cum += counts[b];
+                        fprintf(f, "coordinatord_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                                route_label(r), buckets[b], (unsigned long long) cum);
+                }
+                cum += counts[N_BUCKETS];
+                fprintf(f, "coordinatord_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+                        route_label(r), (unsigned long long) cum);
+                fprintf(f, "coordinatord_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_label(r),
+                        (double) atomic_load(&hist_sum_usec[r]) / 1e6);
+                fprintf(f, "coordinatord_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                        route_label(r), (unsigned long long) cum);
+        }
+
+        fprintf(f, "# HELP coordinatord_instances Instances by service and state.\n"
+                   "# TYPE coordinatord_instances gauge\n");
+        fleet_write_metrics(s->fleet, f);
+
+        struct leader_view lv = {};
+        leader_get_view(s->leader, &lv);
+        fprintf(f, "# HELP coordinatord_leader 1 when this coordinatord leads.\n"
+                   "# TYPE coordinatord_leader gauge\n"
+                   "coordinatord_leader %d\n"
+                   "# HELP coordinatord_leader_term Fencing token of the current leadership term (0: unknown).\n"
+                   "# TYPE coordinatord_leader_term gauge\n"
+                   "coordinatord_leader_term %llu\n",
+                lv.is_leader ? 1 : 0, (unsigned long long) lv.term);
+        leader_view_done(&lv);
+
+        fprintf(f, "# HELP coordinatord_lock_acquisitions_total Leadership lock acquisitions by this process.\n"
+                   "# TYPE coordinatord_lock_acquisitions_total counter\n"
+                   "coordinatord_lock_acquisitions_total %llu\n",
+                (unsigned long long) metrics_lock_acquisitions());
+        fprintf(f, "# HELP coordinatord_redis_up 1 when the Redis connection is up.\n"
+                   "# TYPE coordinatord_redis_up gauge\n"
+                   "coordinatord_redis_up %d\n",
+                atomic_load(&s->redis_up) ? 1 : 0);
+
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}

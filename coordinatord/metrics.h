@@ -1,0 +1,24 @@
+/* Prometheus metrics (text exposition format 0.0.4).
+ *
+ * HTTP counters are lock-free atomics updated from the libmicrohttpd threads;
+ * the gauges (instances, leader, Redis) are read from their owners when
+ * /metrics is scraped. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+
+#define METRICS_ROUTES_MAX 32
+
+/* Route labels by index (route index n_routes is "unmatched").  Call once
+ * before the HTTP server starts; names must stay valid. */
+void metrics_init(const char *const *route_names, size_t n_routes);
+/* Record one finished request. */
+void metrics_http_observe(size_t route, unsigned code, uint64_t duration_usec);
+/* One more leadership acquisition. */
+void metrics_lock_acquired(void);
+uint64_t metrics_lock_acquisitions(void);
+/* The whole exposition as a malloc'd string (NULL on OOM). */
+char *metrics_render(struct server *s);

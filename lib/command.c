@@ -1,0 +1,218 @@
+/* See command.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "command.h"
+#include "duration.h"
+#include "keys.h"
+#include "redis.h"
+#include "strutil.h"
+
+static const char *const type_names[_COMMAND_TYPE_MAX] = {
+        [COMMAND_DRAIN] = "drain",
+        [COMMAND_UNDRAIN] = "undrain",
+        [COMMAND_DEPLOY] = "deploy",
+        [COMMAND_MIGRATE] = "migrate",
+        [COMMAND_RESTART] = "restart",
+        [COMMAND_APPLY_CONFIG] = "apply-config",
+};
+
+const char *command_type_to_string(enum command_type t) {
+        return t >= 0 && t < _COMMAND_TYPE_MAX ? type_names[t] : NULL;
+}
+
+int command_type_from_string(const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (int i = 0; i < _COMMAND_TYPE_MAX; i++)
+                if (strcmp(s, type_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+bool command_type_needs_version(enum command_type t) {
+        return t == COMMAND_DEPLOY || t == COMMAND_MIGRATE || t == COMMAND_APPLY_CONFIG;
+}
+
+bool command_version_is_valid(const char *s) {
+        size_t n;
+
+        if (!s)
+                return false;
+        n = strlen(s);
+        if (n == 0 || n > 128)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char ch = s[i];
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                      strchr("._-+~", ch)))
+                        return false;
+        }
+        return true;
+}
+
+struct command *command_free(struct command *c) {
+        if (!c)
+                return NULL;
+        free(c->id);
+        free(c->instance);
+        free(c->version);
+        free(c->deployment);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct command *, command_free)
+
+static int dup_opt(const char *s, char **ret) {
+        if (!s) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int command_new(enum command_type type, const char *instance, const char *version, const char *deployment,
+                struct command **ret) {
+        _cleanup_(command_freep) struct command *c = NULL;
+        char id[33];
+        int r;
+
+        if (type < 0 || type >= _COMMAND_TYPE_MAX)
+                return -EINVAL;
+        r = random_hex(id, 16);
+        if (r < 0)
+                return r;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->type = type;
+        c->created_at_ms = now_realtime_msec();
+        c->id = strdup(id);
+        if (!c->id || dup_opt(instance, &c->instance) < 0 || dup_opt(version, &c->version) < 0 ||
+            dup_opt(deployment, &c->deployment) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+char *command_encode(const struct command *c) {
+        _cleanup_json_ json_t *j = json_object();
+
+        if (!j)
+                return NULL;
+        json_object_set_new(j, "id", json_string(c->id));
+        json_object_set_new(j, "type", json_string(command_type_to_string(c->type)));
+        if (c->instance)
+                json_object_set_new(j, "instance", json_string(c->instance));
+        if (c->version)
+                json_object_set_new(j, "version", json_string(c->version));
+        if (c->deployment)
+                json_object_set_new(j, "deployment", json_string(c->deployment));
+        json_object_set_new(j, "created_at", json_integer((json_int_t) c->created_at_ms));
+        return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
+#define FAIL(...)                                                  \
+        do {                                                       \
+                if (errbuf && errlen)                              \
+                        snprintf(errbuf, errlen, __VA_ARGS__);     \
+                return -EINVAL;                                    \
+        } while (0)
+
+static int get_opt_string(json_t *j, const char *key, const char **ret, char *errbuf, size_t errlen) {
+        json_t *v = json_object_get(j, key);
+
+        if (!v || json_is_null(v)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_is_string(v))
+                FAIL("command: %s: expected a string", key);
+        *ret = json_string_value(v);
+        return 0;
+}
+
+int command_decode(const char *json, size_t len, struct command **ret, char *errbuf, size_t errlen) {
+        _cleanup_json_ json_t *j = NULL;
+        _cleanup_(command_freep) struct command *c = NULL;
+        const char *id, *type, *instance, *version, *deployment, *key;
+        json_t *v;
+        json_error_t jerr;
+        int t;
+
+        if (len > COMMAND_JSON_MAX)
+                FAIL("command: larger than %d bytes", COMMAND_JSON_MAX);
+        j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j)
+                FAIL("command: invalid JSON: %s", jerr.text);
+        if (!json_is_object(j))
+                FAIL("command: expected a JSON object");
+        json_object_foreach(j, key, v) {
+                static const char *const known[] = { "id", "type", "instance", "version", "deployment",
+                                                     "created_at" };
+                bool ok = false;
+                for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                        ok = ok || strcmp(key, known[i]) == 0;
+                if (!ok)
+                        FAIL("command: %.64s: unknown field", key);
+        }
+        if (get_opt_string(j, "id", &id, errbuf, errlen) < 0 || get_opt_string(j, "type", &type, errbuf, errlen) < 0 ||
+            get_opt_string(j, "instance", &instance, errbuf, errlen) < 0 ||
+            get_opt_string(j, "version", &version, errbuf, errlen) < 0 ||
+            get_opt_string(j, "deployment", &deployment, errbuf, errlen) < 0)
+                return -EINVAL;
+        if (!id)
+                FAIL("command: id: missing");
+        if (!name_is_valid(id))
+                FAIL("command: id: invalid");
+        if (!type)
+                FAIL("command: type: missing");
+        t = command_type_from_string(type);
+        if (t < 0)
+                FAIL("command: type: unknown type '%.32s'", type);
+        if (instance && !name_is_valid(instance))
+                FAIL("command: instance: invalid name");
+        if (command_type_needs_version((enum command_type) t) && !version)
+                FAIL("command: version: required for %s", type);
+        if (version && !command_version_is_valid(version))
+                FAIL("command: version: invalid version");
+        if (deployment && (strlen(deployment) > 128 || !*deployment))
+                FAIL("command: deployment: invalid");
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->type = (enum command_type) t;
+        v = json_object_get(j, "created_at");
+        if (json_is_integer(v) && json_integer_value(v) > 0)
+                c->created_at_ms = (uint64_t) json_integer_value(v);
+        c->id = strdup(id);
+        if (!c->id || dup_opt(instance, &c->instance) < 0 || dup_opt(version, &c->version) < 0 ||
+            dup_opt(deployment, &c->deployment) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int command_enqueue(redisContext *c, const char *ns, const char *host, const struct command *cmd, char *errbuf,
+                    size_t errlen) {
+        _cleanup_free_ char *json = NULL, *queue = NULL, *wake = NULL;
+        _cleanup_reply_ redisReply *r1 = NULL, *r2 = NULL;
+        int r;
+
+        if (!name_is_valid(ns) || !name_is_valid(host))
+                return -EINVAL;
+        json = command_encode(cmd);
+        queue = key_agent_commands(ns, host);
+        wake = key_agent_wake(ns, host);
+        if (!json || !queue || !wake)
+                return -ENOMEM;
+        r = redis_command(c, &r1, errbuf, errlen, "LPUSH %s %s", queue, json);
+        if (r < 0)
+                return r;
+        return redis_command(c, &r2, errbuf, errlen, "PUBLISH %s %s", wake, cmd->id);
+}

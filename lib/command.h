@@ -1,0 +1,68 @@
+/* Agent commands: the JSON coordinatord enqueues and coord-agent executes
+ * (Redis layout in keys.h: coord:{NS}:agent:HOST:commands, :inflight, :wake,
+ * coord:{NS}:command:CMDID, coord:{NS}:command-results).
+ *
+ * Command JSON (one list element):
+ *   {"id":"<hex or name>","type":"drain|undrain|deploy|migrate|restart|apply-config",
+ *    "instance":"web-1","version":"2.0","deployment":"<id>","created_at":<ms epoch>}
+ * id, type required; version required for deploy, migrate and apply-config;
+ * instance may be omitted when the agent manages one instance only.
+ *
+ * Result hash coord:{NS}:command:CMDID, written once by the agent:
+ *   state       running | done | failed    ("running" set when execution starts)
+ *   instance, type, started_at (ms), finished_at (ms: present => final, never rewritten)
+ *   exit_code   hook exit code (-1: killed or timed out; 0 for a no-op)
+ *   duration_ms, output (last lines, secrets masked), error (reason, "" on success)
+ * then PUBLISH coord:{NS}:command-results CMDID. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+enum command_type {
+        COMMAND_DRAIN,
+        COMMAND_UNDRAIN,
+        COMMAND_DEPLOY,
+        COMMAND_MIGRATE,
+        COMMAND_RESTART,
+        COMMAND_APPLY_CONFIG,
+        _COMMAND_TYPE_MAX,
+};
+
+struct command {
+        char *id;
+        enum command_type type;
+        char *instance;   /* NULL when omitted */
+        char *version;    /* NULL unless deploy / migrate / apply-config */
+        char *deployment; /* NULL when omitted */
+        uint64_t created_at_ms;
+};
+
+#define COMMAND_JSON_MAX (16 * 1024)
+
+const char *command_type_to_string(enum command_type t);
+/* -EINVAL when unknown. */
+int command_type_from_string(const char *s);
+bool command_type_needs_version(enum command_type t);
+/* Versions: 1-128 of [A-Za-z0-9._+~-]. */
+bool command_version_is_valid(const char *s);
+
+/* A new command with a random 32-hex-digit id and created_at = now.
+ * instance, version, deployment may be NULL (copied). */
+int command_new(enum command_type type, const char *instance, const char *version, const char *deployment,
+                struct command **ret);
+struct command *command_free(struct command *c);
+
+/* Compact JSON; caller frees.  NULL on OOM. */
+char *command_encode(const struct command *c);
+/* Parse and validate (ids and instances must pass name_is_valid()).  -EINVAL
+ * with errbuf naming the field; *ret untouched on failure. */
+int command_decode(const char *json, size_t len, struct command **ret, char *errbuf, size_t errlen);
+
+/* Synchronous enqueue for tools and tests: LPUSH onto the host's queue, then
+ * PUBLISH its wake channel.  0 or -errno with errbuf. */
+int command_enqueue(redisContext *c, const char *ns, const char *host, const struct command *cmd, char *errbuf,
+                    size_t errlen);

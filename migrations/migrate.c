@@ -1,2 +1,0 @@
-/* The migration engine (being written). */
-#include "migrate.h"

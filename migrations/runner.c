@@ -1,0 +1,1228 @@
+/* See migrate.h.  The runner: lock, fence, history, and running migrations.
+ *
+ * Fencing.  The lock (Redis, or the advisory fallback) gives mutual exclusion
+ * while leases hold; PostgreSQL enforces it when they do not.  After taking the
+ * lock the runner
+ *   1. terminates sessions of older runners of the same lock (recognised by
+ *      application_name "coord-migrate run <lockid>") - a paused holder's open
+ *      transaction is rolled back instead of blocking us;
+ *   2. raises the token in coord_schema_fence (to the Redis fence, or +1);
+ *   3. only then reads the history.
+ * Every migration transaction starts by locking the fence row WHERE token = ours
+ * and fails when it is not (so a superseded runner cannot commit), and a new
+ * holder cannot raise the token while an old transaction is open.  Runner
+ * sessions also set idle_in_transaction_session_timeout below the lease, so a
+ * paused client's transaction dies on the server by itself. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "duration.h"
+#include "exitcode.h"
+#include "history.h"
+#include "lock.h"
+#include "log.h"
+#include "migrate.h"
+#include "pglock.h"
+#include "pgutil.h"
+#include "strutil.h"
+
+#define APPNAME_RUN "coord-migrate run "
+#define APPNAME_LOCK "coord-migrate lock "
+#define PIPELINE_CHUNK_STMTS 64
+#define PIPELINE_CHUNK_BYTES (64 * 1024)
+
+/* Tags of pipelined queries that are not user statements. */
+enum {
+        TAG_BEGIN = -1,
+        TAG_FENCE = -2,
+        TAG_SETTING = -3,
+        TAG_HISTORY = -4,
+        TAG_COMMIT = -5,
+        TAG_PROGRESS = -6,
+};
+
+static const char sql_fence_check[] =
+        /* Division by zero (22012) when the token is not ours: aborts the pipeline. */
+        "SELECT 1 / count(*)::int FROM (SELECT 1 FROM coord_schema_fence"
+        " WHERE name = $1 AND token = $2::bigint FOR UPDATE) f";
+
+static const char sql_history_insert[] =
+        "INSERT INTO coord_schema_history (version, description, type, script, checksum, installed_by,"
+        " execution_ms, success, fencing_token)"
+        " SELECT $1, $2, $3, $4, $5, $6,"
+        " coalesce($7::integer, (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer),"
+        " $8::boolean, $9::bigint"
+        " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $10 AND token = $9::bigint)";
+
+struct runner {
+        const struct migrate_options *o;
+        struct migrate_report *rep;
+        struct migration_set *set;
+        struct history *h;
+        PGconn *conn;
+        PGcancel *cancel;
+        char *where; /* user@host:port/db */
+        char lockid[25];
+        char lock_name[64];
+        int64_t advisory_key;
+        lock *rlock;
+        PGconn *advisory;
+        int64_t token;
+        char token_str[24];
+        atomic_bool lost;
+        bool keeper;
+        char installed_by[300];
+        int server_version;
+        char *entries_storage;
+};
+
+const char *migrate_state_to_string(enum migrate_state s) {
+        static const char *const t[_STATE_MAX] = {
+                [STATE_APPLIED] = "applied", [STATE_PENDING] = "pending",   [STATE_CHANGED] = "changed",
+                [STATE_MISSING] = "missing", [STATE_FAILED] = "failed",     [STATE_PARTIAL] = "partial",
+                [STATE_FUTURE] = "future",   [STATE_BASELINE] = "baseline", [STATE_IGNORED] = "ignored",
+                [STATE_DELETED] = "deleted",
+        };
+        return s < _STATE_MAX ? t[s] : "unknown";
+}
+
+static int fail(struct runner *x, int code, const char *fmt, ...) _printf_(3, 4);
+static int fail(struct runner *x, int code, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(x->rep->message, sizeof(x->rep->message), fmt, ap);
+        va_end(ap);
+        x->rep->exit_code = code;
+        return code;
+}
+
+void migrate_report_done(struct migrate_report *r) {
+        for (size_t i = 0; i < r->n; i++)
+                free(r->v[i].detail);
+        free(r->v);
+        for (size_t i = 0; i < r->n_strings; i++)
+                free(r->strings[i]);
+        free(r->strings);
+        source_free(r->set);
+        history_free(r->history);
+        r->v = NULL;
+        r->n = 0;
+        r->strings = NULL;
+        r->n_strings = 0;
+        r->set = NULL;
+        r->history = NULL;
+}
+
+static int exit_for_connect(int r) {
+        return r == -EINVAL ? EXIT_USAGE : EXIT_UNAVAILABLE;
+}
+
+/* ---- identity, lock name ---------------------------------------------------------------------- */
+
+static int identify(struct runner *x) {
+        _cleanup_pgresult_ PGresult *res = NULL;
+        _cleanup_free_ char *ident = NULL;
+        char e[512], hex[65];
+        int r;
+
+        /* system_identifier needs pg_monitor-ish rights on some setups: fall back to the database oid
+         * (a collision only serialises two databases, never lets two runners in). */
+        res = PQexec(x->conn, "SELECT (SELECT system_identifier::text FROM pg_control_system()),"
+                              " current_database(), current_schema()");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                PQclear(res);
+                r = pg_query(x->conn,
+                             "SELECT 'oid' || (SELECT oid FROM pg_database WHERE datname = current_database()),"
+                             " current_database(), current_schema()",
+                             0, NULL, &res, e, sizeof(e));
+                if (r < 0)
+                        return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
+        }
+        if (PQgetisnull(res, 0, 2))
+                return fail(x, EXIT_USAGE,
+                            "%s: no current schema (search_path names no existing schema): the history "
+                            "table lives in the connection's schema",
+                            x->where);
+        ident = strdup_printf("%s/%s/%s/%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                              HISTORY_TABLE);
+        if (!ident)
+                return fail(x, EXIT_FAILED, "out of memory");
+        sha256_hex(ident, strlen(ident), hex);
+        memcpy(x->lockid, hex, 24);
+        x->lockid[24] = '\0';
+        snprintf(x->lock_name, sizeof(x->lock_name), "migrate-%s", x->lockid);
+        {
+                char k[17];
+                uint64_t u = 0;
+                memcpy(k, hex, 16);
+                k[16] = '\0';
+                for (int i = 0; i < 16; i++)
+                        u = (u << 4) | (uint64_t) (k[i] <= '9' ? k[i] - '0' : k[i] - 'a' + 10);
+                x->advisory_key = (int64_t) u;
+        }
+        log_debug("Migration lock %s for %s", x->lock_name, ident);
+        return 0;
+}
+
+static int connect_main(struct runner *x, const char *appname) {
+        char e[1024];
+        int r = pg_connect(x->o->database, appname, &x->conn, e, sizeof(e));
+        if (r < 0)
+                return fail(x, exit_for_connect(r), "%s", e);
+        x->server_version = PQserverVersion(x->conn);
+        return 0;
+}
+
+/* ---- locking and fencing ------------------------------------------------------------------------ */
+
+static void on_lost(lock *l, void *userdata) {
+        struct runner *x = userdata;
+        atomic_store(&x->lost, true);
+        /* Abort whatever statement runs now; the transaction then cannot commit. */
+        if (x->cancel) {
+                char e[256];
+                (void) PQcancel(x->cancel, e, sizeof(e));
+        }
+}
+
+static int take_lock(struct runner *x) {
+        char e[1024];
+        int r;
+
+        if (!x->o->redis) {
+                _cleanup_free_ char *app = strdup_printf(APPNAME_LOCK "%s", x->lockid);
+                log_notice("No Redis configured (--redis / $COORD_REDIS): using the PostgreSQL advisory lock "
+                           "fallback (pg_try_advisory_lock polled on its own connection; not usable behind "
+                           "PgBouncer transaction pooling)");
+                r = pglock_acquire(x->o->database, app, x->advisory_key, x->o->wait_timeout_usec, &x->advisory, e,
+                                   sizeof(e));
+                if (r == -ETIMEDOUT)
+                        return fail(x, EXIT_TIMEOUT, "%s", e);
+                if (r < 0)
+                        return fail(x, exit_for_connect(r), "%s", e);
+                snprintf(x->rep->lock, sizeof(x->rep->lock), "advisory lock %" PRId64, x->advisory_key);
+                return 0;
+        }
+
+        struct lock_options lo = {
+                .ns = x->o->ns,
+                .lease_usec = x->o->lease_usec,
+                .wait_timeout_usec = 0,
+                .recheck_usec = 0,
+        };
+        r = lock_acquire(x->o->redis, x->lock_name, &lo, &x->rlock, e, sizeof(e));
+        if (r == -ETIMEDOUT && x->o->wait_timeout_usec > 0) {
+                _cleanup_free_ char *who = NULL;
+                char d[DURATION_MAX];
+                (void) lock_describe_holder(x->o->redis, x->o->ns, x->lock_name, &who);
+                log_info("Waiting up to %s for the migration lock %s held by %s",
+                         duration_format(x->o->wait_timeout_usec, d, sizeof(d)), x->lock_name,
+                         who ?: "another runner");
+                lo.wait_timeout_usec = x->o->wait_timeout_usec;
+                r = lock_acquire(x->o->redis, x->lock_name, &lo, &x->rlock, e, sizeof(e));
+        }
+        if (r == -ETIMEDOUT) {
+                char d[DURATION_MAX];
+                return fail(x, EXIT_TIMEOUT, "timed out after %s waiting for the migration lock %s: %s",
+                            duration_format(x->o->wait_timeout_usec, d, sizeof(d)), x->lock_name, e);
+        }
+        if (r < 0)
+                return fail(x, r == -EINVAL ? EXIT_USAGE : EXIT_UNAVAILABLE, "Redis: %s", e);
+        snprintf(x->rep->lock, sizeof(x->rep->lock), "redis lock %s fence %" PRIu64, x->lock_name,
+                 lock_fence(x->rlock));
+        r = lock_keeper_start(x->rlock, on_lost, x);
+        if (r < 0)
+                return fail(x, EXIT_FAILED, "cannot start the lease keeper: %s", strerror(-r));
+        x->keeper = true;
+        return 0;
+}
+
+static void drop_lock(struct runner *x) {
+        if (x->rlock) {
+                if (x->keeper)
+                        lock_keeper_stop(x->rlock);
+                x->keeper = false;
+                if (!lock_is_lost(x->rlock))
+                        (void) lock_release(x->rlock);
+                x->rlock = lock_free(x->rlock);
+        }
+        if (x->advisory) {
+                PQfinish(x->advisory);
+                x->advisory = NULL;
+        }
+}
+
+static bool is_lost(struct runner *x) {
+        if (atomic_load(&x->lost))
+                return true;
+        if (x->rlock && lock_is_lost(x->rlock))
+                return true;
+        if (x->advisory && PQstatus(x->advisory) == CONNECTION_BAD)
+                return true;
+        return false;
+}
+
+/* Session settings, stale sessions, then the fence token. */
+static int fence(struct runner *x) {
+        char e[1024], sql[512], redis_fence[24], holder[320], host[256] = "";
+        uint64_t deadline = now_usec() + MAX(x->o->wait_timeout_usec, 10 * USEC_PER_SEC);
+        uint64_t idle_ms = MAX(x->o->lease_usec / 3 / USEC_PER_MSEC, 500);
+        int r;
+
+        if (x->o->wait_timeout_usec == UINT64_MAX)
+                deadline = UINT64_MAX;
+        snprintf(sql, sizeof(sql),
+                 "SET application_name = '" APPNAME_RUN "%s'; SET idle_in_transaction_session_timeout = %" PRIu64
+                 "%s",
+                 x->lockid, idle_ms, x->server_version >= 140000 ? "; SET client_connection_check_interval = 1000" : "");
+        r = pg_exec(x->conn, sql, e, sizeof(e));
+        if (r < 0)
+                return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
+        r = history_ensure_tables(x->conn, e, sizeof(e));
+        if (r < 0)
+                return fail(x, r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s: %s", x->where, e);
+
+        (void) gethostname(host, sizeof(host) - 1);
+        snprintf(holder, sizeof(holder), "%s pid %d", host, (int) getpid());
+        snprintf(redis_fence, sizeof(redis_fence), "%" PRIu64, x->rlock ? lock_fence(x->rlock) : 0);
+        for (unsigned attempt = 0;; attempt++) {
+                _cleanup_pgresult_ PGresult *res = NULL;
+                const char *params[] = { x->lock_name, redis_fence, holder };
+                const char *app = APPNAME_RUN;
+                char appname[64];
+
+                snprintf(appname, sizeof(appname), "%s%s", app, x->lockid);
+                {
+                        const char *p[] = { appname };
+                        r = pg_query(x->conn,
+                                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                     " WHERE application_name = $1 AND pid <> pg_backend_pid()"
+                                     " AND datname = current_database()",
+                                     1, p, &res, e, sizeof(e));
+                        if (r == -ECONNRESET)
+                                return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
+                        if (r < 0)
+                                log_warning("Cannot terminate sessions of superseded runners (%s); relying on "
+                                            "idle_in_transaction_session_timeout",
+                                            e);
+                        else if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+                                log_notice("Terminated %s session(s) of a superseded migration runner",
+                                           PQgetvalue(res, 0, 0));
+                        PQclear(res);
+                        res = NULL;
+                }
+                r = pg_exec(x->conn, "BEGIN; SET LOCAL lock_timeout = '1s'", e, sizeof(e));
+                if (r == 0) {
+                        r = pg_query(x->conn,
+                                     "INSERT INTO coord_schema_fence AS f (name, token, redis_fence, holder, updated_at)"
+                                     " VALUES ($1, greatest($2::bigint, 1), nullif($2::bigint, 0), $3, now())"
+                                     " ON CONFLICT (name) DO UPDATE SET token = greatest(f.token + 1, EXCLUDED.token),"
+                                     " redis_fence = EXCLUDED.redis_fence, holder = EXCLUDED.holder, updated_at = now()"
+                                     " RETURNING token",
+                                     3, params, &res, e, sizeof(e));
+                        if (r == 0)
+                                r = pg_exec(x->conn, "COMMIT", e, sizeof(e));
+                        else
+                                (void) pg_exec(x->conn, "ROLLBACK", sql, sizeof(sql));
+                }
+                if (r == 0)
+                        break;
+                if (r == -ECONNRESET || now_usec() >= deadline)
+                        return fail(x, EXIT_UNAVAILABLE, "%s: cannot set the fencing token: %s", x->where, e);
+                if (attempt == 0)
+                        log_info("Waiting for a superseded runner's transaction to end (%s)", e);
+        }
+        {
+                _cleanup_pgresult_ PGresult *res = NULL;
+                const char *params[] = { x->lock_name };
+                r = pg_query(x->conn, "SELECT token FROM coord_schema_fence WHERE name = $1", 1, params, &res, e,
+                             sizeof(e));
+                if (r < 0 || PQntuples(res) != 1)
+                        return fail(x, EXIT_UNAVAILABLE, "%s: reading the fencing token: %s", x->where, e);
+                (void) parse_int64(PQgetvalue(res, 0, 0), &x->token);
+        }
+        snprintf(x->token_str, sizeof(x->token_str), "%" PRId64, x->token);
+        x->rep->fencing_token = x->token;
+        log_info("Holding the migration lock (%s), fencing token %" PRId64, x->rep->lock, x->token);
+        x->cancel = PQgetCancel(x->conn);
+        return 0;
+}
+
+/* ---- state of each file ------------------------------------------------------------------------- */
+
+static int row_version_cmp(const void *a, const void *b) {
+        const struct history_row *x = *(const struct history_row *const *) a, *y = *(const struct history_row *const *) b;
+        int c = version_compare(x->version, y->version);
+        if (c != 0)
+                return c;
+        return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+static int row_script_cmp(const void *a, const void *b) {
+        const struct history_row *x = *(const struct history_row *const *) a, *y = *(const struct history_row *const *) b;
+        int c = strcmp(x->type, y->type);
+        if (c != 0)
+                return c;
+        c = strcmp(x->script, y->script);
+        if (c != 0)
+                return c;
+        return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+struct index {
+        const struct history_row **v; /* versioned: latest row per version */
+        size_t nv;
+        const struct history_row **s; /* repeatable/seed: latest per (type, script) */
+        size_t ns;
+        const char *baseline;
+        const char *max_applied;
+};
+
+static void index_free(struct index *ix) {
+        free(ix->v);
+        free(ix->s);
+}
+
+static int index_build(const struct history *h, struct index *ix) {
+        size_t nv = 0, ns = 0;
+
+        *ix = (struct index) {};
+        if (!h || h->n == 0)
+                return 0;
+        ix->v = calloc(h->n, sizeof(*ix->v));
+        ix->s = calloc(h->n, sizeof(*ix->s));
+        if (!ix->v || !ix->s)
+                return -ENOMEM;
+        for (size_t i = 0; i < h->n; i++) {
+                const struct history_row *w = &h->rows[i];
+                if (w->version)
+                        ix->v[nv++] = w;
+                else
+                        ix->s[ns++] = w;
+                if (w->version && strcmp(w->type, "baseline") == 0)
+                        ix->baseline = w->version;
+        }
+        qsort(ix->v, nv, sizeof(*ix->v), row_version_cmp);
+        qsort(ix->s, ns, sizeof(*ix->s), row_script_cmp);
+        /* Keep the latest row of each key. */
+        for (size_t i = 0; i < nv; i++)
+                if (ix->nv > 0 && version_compare(ix->v[ix->nv - 1]->version, ix->v[i]->version) == 0)
+                        ix->v[ix->nv - 1] = ix->v[i];
+                else
+                        ix->v[ix->nv++] = ix->v[i];
+        for (size_t i = 0; i < ns; i++)
+                if (ix->ns > 0 && strcmp(ix->s[ix->ns - 1]->script, ix->s[i]->script) == 0 &&
+                    strcmp(ix->s[ix->ns - 1]->type, ix->s[i]->type) == 0)
+                        ix->s[ix->ns - 1] = ix->s[i];
+                else
+                        ix->s[ix->ns++] = ix->s[i];
+        for (size_t i = 0; i < ix->nv; i++)
+                if (strcmp(ix->v[i]->type, "versioned") == 0 && ix->v[i]->success)
+                        ix->max_applied = ix->v[i]->version; /* ascending: the last wins */
+        return 0;
+}
+
+static const struct history_row *find_version(const struct index *ix, const char *version) {
+        size_t lo = 0, hi = ix->nv;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                int c = version_compare(ix->v[mid]->version, version);
+                if (c == 0)
+                        return ix->v[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+static const struct history_row *find_script(const struct index *ix, const char *type, const char *script) {
+        size_t lo = 0, hi = ix->ns;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                int c = strcmp(ix->s[mid]->type, type);
+                if (c == 0)
+                        c = strcmp(ix->s[mid]->script, script);
+                if (c == 0)
+                        return ix->s[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+static const struct progress_row *find_progress(const struct history *h, const char *script) {
+        if (!h)
+                return NULL;
+        for (size_t i = 0; i < h->n_progress; i++)
+                if (strcmp(h->progress[i].script, script) == 0)
+                        return &h->progress[i];
+        return NULL;
+}
+
+static struct migrate_entry *add_entry(struct migrate_report *r, size_t *allocated) {
+        if (r->n == *allocated) {
+                size_t na = *allocated ? *allocated * 2 : 64;
+                struct migrate_entry *nv = reallocarray(r->v, na, sizeof(*nv));
+                if (!nv)
+                        return NULL;
+                r->v = nv;
+                *allocated = na;
+        }
+        r->v[r->n] = (struct migrate_entry) {};
+        return &r->v[r->n++];
+}
+
+static void set_applied(struct migrate_entry *e, const struct history_row *w) {
+        e->applied_checksum = w->checksum;
+        e->installed_at = w->installed_at;
+        e->installed_by = w->installed_by;
+        e->execution_ms = w->execution_ms;
+        e->fencing_token = w->fencing_token;
+}
+
+static int entry_order(const struct migrate_entry *e) {
+        if (e->version)
+                return 0;
+        return strcmp(e->type, "repeatable") == 0 ? 1 : 2;
+}
+
+static int entry_cmp(const void *a, const void *b) {
+        const struct migrate_entry *x = a, *y = b;
+        int ox = entry_order(x), oy = entry_order(y);
+        if (ox != oy)
+                return ox < oy ? -1 : 1;
+        if (ox == 0) {
+                int c = version_compare(x->version, y->version);
+                if (c != 0)
+                        return c;
+        }
+        return strcmp(x->script, y->script);
+}
+
+/* Work out every file's state against the history.  Fills r->v. */
+static int compute(struct runner *x) {
+        struct migrate_report *r = x->rep;
+        _cleanup_(index_free) struct index ix = {};
+        const char *max_dir = NULL;
+        size_t allocated = 0;
+        int k;
+
+        k = index_build(x->h, &ix);
+        if (k < 0)
+                return fail(x, EXIT_FAILED, "out of memory");
+        if (x->set->n_versioned > 0)
+                max_dir = x->set->v[x->set->n_versioned - 1].version;
+
+        for (size_t i = 0; i < x->set->n; i++) {
+                struct migration *m = &x->set->v[i];
+                struct migrate_entry *e = add_entry(r, &allocated);
+                const struct history_row *w;
+                const struct progress_row *p = find_progress(x->h, m->script);
+
+                if (!e)
+                        return fail(x, EXIT_FAILED, "out of memory");
+                e->type = migration_type_to_string(m->type);
+                e->version = m->version;
+                e->description = m->description;
+                e->script = m->script;
+                e->checksum = m->checksum;
+                if (m->type == MIGRATION_VERSIONED) {
+                        w = find_version(&ix, m->version);
+                        if (w && strcmp(w->type, "deleted") == 0)
+                                w = NULL;
+                        if (w && strcmp(w->type, "baseline") == 0) {
+                                e->state = STATE_IGNORED;
+                                set_applied(e, w);
+                                e->detail = strdup("the baseline version: not run");
+                        } else if (w && !w->success) {
+                                e->state = STATE_FAILED;
+                                set_applied(e, w);
+                                e->problem = true;
+                                e->detail = strdup_printf("failed%s%s%s; fix the schema by hand, then run "
+                                                          "'coordctl migrate repair'",
+                                                          p && p->error ? " (" : "", p && p->error ? p->error : "",
+                                                          p && p->error ? ")" : "");
+                        } else if (w) {
+                                set_applied(e, w);
+                                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
+                                        e->state = STATE_APPLIED;
+                                else {
+                                        e->state = STATE_CHANGED;
+                                        e->problem = true;
+                                        e->detail = strdup("file changed after it was applied (checksum differs); "
+                                                           "restore it, or run 'coordctl migrate repair' to accept");
+                                }
+                        } else if (ix.baseline && version_compare(m->version, ix.baseline) <= 0) {
+                                e->state = STATE_IGNORED;
+                                e->detail = strdup_printf("at or below the baseline %s: not run", ix.baseline);
+                        } else if (p) {
+                                e->state = STATE_PARTIAL;
+                                e->will_run = true;
+                                if (strcmp(p->checksum, m->checksum) != 0) {
+                                        e->problem = true;
+                                        e->will_run = false;
+                                        e->detail = strdup_printf("%" PRId64 " of %" PRId64 " statements ran, then the "
+                                                                  "file changed; fix the schema, then run "
+                                                                  "'coordctl migrate repair'",
+                                                                  p->done, p->total);
+                                } else
+                                        e->detail = strdup_printf("%" PRId64 " of %" PRId64
+                                                                  " statements ran; apply resumes after them",
+                                                                  p->done, p->total);
+                        } else if (ix.max_applied && version_compare(m->version, ix.max_applied) < 0) {
+                                e->state = STATE_PENDING;
+                                e->problem = true;
+                                e->detail = strdup_printf("version %s is lower than the applied %s: added out of "
+                                                          "order; give it a version above %s",
+                                                          m->version, ix.max_applied, ix.max_applied);
+                        } else {
+                                e->state = STATE_PENDING;
+                                e->will_run = true;
+                        }
+                } else {
+                        w = find_script(&ix, e->type, m->script);
+                        if (!w) {
+                                e->state = p ? STATE_PARTIAL : STATE_PENDING;
+                                e->will_run = true;
+                        } else if (!w->success) {
+                                e->state = STATE_FAILED;
+                                set_applied(e, w);
+                                e->problem = true;
+                                e->detail = strdup("failed; fix the schema by hand, then run 'coordctl migrate repair'");
+                        } else {
+                                set_applied(e, w);
+                                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
+                                        e->state = STATE_APPLIED;
+                                else {
+                                        e->state = STATE_CHANGED;
+                                        e->will_run = true;
+                                        e->detail = strdup("changed since it last ran: apply re-runs it");
+                                }
+                        }
+                        if (m->type == MIGRATION_SEED && x->o->no_seed && e->will_run) {
+                                e->will_run = false;
+                                free(e->detail);
+                                e->detail = strdup("seed: skipped with --no-seed");
+                        }
+                }
+        }
+
+        /* History rows without a file. */
+        for (size_t i = 0; i < ix.nv; i++) {
+                const struct history_row *w = ix.v[i];
+                struct migrate_entry *e;
+                bool have = false;
+
+                for (size_t lo = 0, hi = x->set->n_versioned; lo < hi;) {
+                        size_t mid = (lo + hi) / 2;
+                        int c = version_compare(x->set->v[mid].version, w->version);
+                        if (c == 0) {
+                                have = true;
+                                break;
+                        }
+                        if (c < 0)
+                                lo = mid + 1;
+                        else
+                                hi = mid;
+                }
+                if (have)
+                        continue;
+                e = add_entry(r, &allocated);
+                if (!e)
+                        return fail(x, EXIT_FAILED, "out of memory");
+                e->type = strcmp(w->type, "baseline") == 0 ? "baseline" : "versioned";
+                e->version = w->version;
+                e->description = w->description;
+                e->script = w->script;
+                set_applied(e, w);
+                if (strcmp(w->type, "baseline") == 0)
+                        e->state = STATE_BASELINE;
+                else if (strcmp(w->type, "deleted") == 0)
+                        e->state = STATE_DELETED;
+                else if (!max_dir || version_compare(w->version, max_dir) > 0) {
+                        e->state = STATE_FUTURE;
+                        e->detail = strdup("applied by a newer release (above this directory's highest version)");
+                } else {
+                        e->state = STATE_MISSING;
+                        e->problem = true;
+                        e->detail = strdup("applied, but its file is gone; restore it, or run 'coordctl migrate "
+                                           "repair' to mark it deleted");
+                }
+        }
+        for (size_t i = 0; i < ix.ns; i++) {
+                const struct history_row *w = ix.s[i];
+                struct migrate_entry *e;
+                bool have = false;
+
+                if (strcmp(w->type, "deleted") == 0)
+                        continue; /* shown through the type it replaced, below */
+                for (size_t j = x->set->n_versioned; j < x->set->n && !have; j++)
+                        have = strcmp(x->set->v[j].script, w->script) == 0 &&
+                               strcmp(migration_type_to_string(x->set->v[j].type), w->type) == 0;
+                if (have)
+                        continue;
+                e = add_entry(r, &allocated);
+                if (!e)
+                        return fail(x, EXIT_FAILED, "out of memory");
+                e->type = w->type;
+                e->description = w->description;
+                e->script = w->script;
+                set_applied(e, w);
+                /* Marked deleted later than this row? */
+                e->state = STATE_MISSING;
+                for (size_t j = 0; j < ix.ns; j++)
+                        if (strcmp(ix.s[j]->type, "deleted") == 0 && strcmp(ix.s[j]->script, w->script) == 0 &&
+                            ix.s[j]->rank > w->rank)
+                                e->state = STATE_DELETED;
+                if (e->state == STATE_MISSING) {
+                        e->problem = true;
+                        e->detail = strdup("applied, but its file is gone; restore it, or run 'coordctl migrate "
+                                           "repair' to mark it deleted");
+                }
+        }
+        if (r->n > 1)
+                qsort(r->v, r->n, sizeof(*r->v), entry_cmp);
+        return 0;
+}
+
+/* ---- running ------------------------------------------------------------------------------------ */
+
+struct batch {
+        int tags[PIPELINE_CHUNK_STMTS + 16];
+        int n;
+        size_t bytes;
+        /* first error */
+        PGresult *err;
+        int err_tag;
+};
+
+static int send_q(PGconn *c, struct batch *b, int tag, const char *sql, int n, const char *const *params) {
+        if (b->n >= (int) ELEMENTSOF(b->tags))
+                return -E2BIG;
+        if (!PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0))
+                return -EIO;
+        b->tags[b->n++] = tag;
+        b->bytes += strlen(sql);
+        return 0;
+}
+
+/* Sync and read every result of the batch.  The first error is kept in b->err. */
+static int sync_read(PGconn *c, struct batch *b) {
+        int idx = 0;
+
+        if (!PQpipelineSync(c))
+                return -EIO;
+        for (;;) {
+                PGresult *res = PQgetResult(c);
+                if (!res) {
+                        if (PQstatus(c) == CONNECTION_BAD)
+                                return -ECONNRESET;
+                        idx++;
+                        continue;
+                }
+                ExecStatusType st = PQresultStatus(res);
+                if (st == PGRES_PIPELINE_SYNC) {
+                        PQclear(res);
+                        break;
+                }
+                if (st == PGRES_FATAL_ERROR && !b->err) {
+                        b->err = res;
+                        b->err_tag = idx < b->n ? b->tags[idx] : TAG_COMMIT;
+                        continue;
+                }
+                PQclear(res);
+                if (PQstatus(c) == CONNECTION_BAD)
+                        return -ECONNRESET;
+        }
+        b->n = 0;
+        b->bytes = 0;
+        return 0;
+}
+
+static void batch_clear(struct batch *b) {
+        PQclear(b->err);
+        b->err = NULL;
+        b->n = 0;
+        b->bytes = 0;
+}
+
+static char *settings_sql(const char *scope, uint64_t usec, const char *name) {
+        return strdup_printf("SET %s%s = %" PRIu64, scope, name, usec / USEC_PER_MSEC);
+}
+
+/* Describe a failure of statement tag (or an internal query) of m into the report. */
+static int report_failure(struct runner *x, const struct migration *m, int tag, PGresult *res) {
+        char e[2048];
+        pg_format_error(res, x->conn, e, sizeof(e));
+        if (tag >= 0) {
+                const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+                uint64_t p = 0;
+                if (pos)
+                        (void) parse_uint64(pos, &p);
+                unsigned line = sqlsplit_line_of_position(m->sql, &m->stmts[tag], (unsigned long) p);
+                return fail(x, EXIT_FAILED, "%s: line %u: %s", m->script, line, e);
+        }
+        if (tag == TAG_FENCE || (tag == TAG_HISTORY && strcmp(pg_sqlstate(res), "22012") == 0))
+                return fail(x, EXIT_FAILED,
+                            "%s: commit refused: fencing token %" PRId64
+                            " is no longer current (the lock was lost and another runner took over); rolled back",
+                            m->script, x->token);
+        if (tag == TAG_COMMIT)
+                return fail(x, EXIT_FAILED, "%s: commit refused: %s%s", m->script, e,
+                            is_lost(x) ? " (the lock was lost and another runner took over)" : "");
+        return fail(x, EXIT_FAILED, "%s: %s", m->script, e);
+}
+
+/* One transaction: BEGIN, fence check, settings, the statements [from, n), history rows, COMMIT.
+ * no_tx_finish: record completion of a no-transaction script (no statements). */
+static int run_in_transaction(struct runner *x, const struct migration *m, bool no_tx_finish, const char *exec_ms) {
+        _cleanup_free_ char *st = NULL, *lt = NULL;
+        struct batch b = {};
+        const char *fence_params[] = { x->lock_name, x->token_str };
+        const char *hist[] = { m->version,   m->description, migration_type_to_string(m->type),
+                               m->script,    m->checksum,    x->installed_by,
+                               exec_ms,      "true",         x->token_str,
+                               x->lock_name };
+        int r = 0;
+
+        if (!PQenterPipelineMode(x->conn))
+                return fail(x, EXIT_UNAVAILABLE, "%s: cannot enter pipeline mode: %s", x->where,
+                            PQerrorMessage(x->conn));
+        if (send_q(x->conn, &b, TAG_BEGIN, "BEGIN", 0, NULL) < 0 ||
+            send_q(x->conn, &b, TAG_FENCE, sql_fence_check, 2, fence_params) < 0)
+                goto io;
+        if (!no_tx_finish) {
+                if (m->statement_timeout_usec > 0) {
+                        st = settings_sql("LOCAL ", m->statement_timeout_usec, "statement_timeout");
+                        if (!st || send_q(x->conn, &b, TAG_SETTING, st, 0, NULL) < 0)
+                                goto io;
+                }
+                if (m->lock_timeout_usec > 0) {
+                        lt = settings_sql("LOCAL ", m->lock_timeout_usec, "lock_timeout");
+                        if (!lt || send_q(x->conn, &b, TAG_SETTING, lt, 0, NULL) < 0)
+                                goto io;
+                }
+                for (size_t i = 0; i < m->n_stmts; i++) {
+                        _cleanup_free_ char *s = strndup(m->sql + m->stmts[i].offset, m->stmts[i].len);
+                        if (!s) {
+                                r = -ENOMEM;
+                                goto io;
+                        }
+                        if (send_q(x->conn, &b, (int) i, s, 0, NULL) < 0)
+                                goto io;
+                        if (b.n >= PIPELINE_CHUNK_STMTS || b.bytes >= PIPELINE_CHUNK_BYTES) {
+                                if (sync_read(x->conn, &b) < 0)
+                                        goto io;
+                                if (b.err)
+                                        goto failed;
+                        }
+                }
+        }
+        if (send_q(x->conn, &b, TAG_HISTORY, sql_history_insert, 10, hist) < 0)
+                goto io;
+        if (no_tx_finish) {
+                const char *p[] = { m->script };
+                if (send_q(x->conn, &b, TAG_PROGRESS, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p) <
+                    0)
+                        goto io;
+        }
+        if (sync_read(x->conn, &b) < 0)
+                goto io;
+        if (b.err)
+                goto failed;
+        if (is_lost(x)) {
+                fail(x, EXIT_FAILED, "%s: commit refused: the lock was lost (fencing token %" PRId64
+                     " superseded); rolled back", m->script, x->token);
+                goto rollback;
+        }
+        if (send_q(x->conn, &b, TAG_COMMIT, "COMMIT", 0, NULL) < 0 || sync_read(x->conn, &b) < 0)
+                goto io;
+        if (b.err)
+                goto failed;
+        (void) PQexitPipelineMode(x->conn);
+        return 0;
+
+failed:
+        report_failure(x, m, b.err_tag, b.err);
+rollback:
+        batch_clear(&b);
+        if (PQstatus(x->conn) == CONNECTION_OK && send_q(x->conn, &b, TAG_COMMIT, "ROLLBACK", 0, NULL) == 0)
+                (void) sync_read(x->conn, &b);
+        batch_clear(&b);
+        (void) PQexitPipelineMode(x->conn);
+        return x->rep->exit_code;
+io:
+        if (b.err)
+                goto failed;
+        {
+                char e[1024];
+                pg_format_error(NULL, x->conn, e, sizeof(e));
+                batch_clear(&b);
+                if (PQstatus(x->conn) != CONNECTION_OK)
+                        return fail(x, EXIT_FAILED, "%s: %s: connection lost%s: %s", m->script, x->where,
+                                    is_lost(x) ? " (the lock was lost: commit refused)" : "", e);
+                (void) PQexitPipelineMode(x->conn);
+                return fail(x, EXIT_FAILED, "%s: %s", m->script, r == -ENOMEM ? "out of memory" : e);
+        }
+}
+
+/* Statement by statement, recording progress after each; resumes after the last recorded one. */
+static int run_no_transaction(struct runner *x, const struct migration *m) {
+        _cleanup_pgresult_ PGresult *claim = NULL;
+        char e[2048], total[24], ms[24];
+        const char *cp[] = { m->script, m->version, m->checksum, total, x->token_str, x->lock_name };
+        uint64_t t0 = now_usec();
+        int64_t done = 0;
+        int r;
+
+        snprintf(total, sizeof(total), "%zu", m->n_stmts);
+        r = pg_query(x->conn,
+                     "INSERT INTO coord_schema_progress (script, version, checksum, done, total, fencing_token)"
+                     " SELECT $1, $2, $3, 0, $4::integer, $5::bigint"
+                     " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $6 AND token = $5::bigint)"
+                     " ON CONFLICT (script) DO UPDATE SET fencing_token = EXCLUDED.fencing_token,"
+                     " total = EXCLUDED.total, error = NULL, updated_at = now()"
+                     " RETURNING done",
+                     6, cp, &claim, e, sizeof(e));
+        if (r < 0)
+                return fail(x, EXIT_FAILED, "%s: recording progress: %s", m->script, e);
+        if (PQntuples(claim) != 1)
+                return fail(x, EXIT_FAILED, "%s: refused: fencing token %" PRId64 " is no longer current", m->script,
+                            x->token);
+        (void) parse_int64(PQgetvalue(claim, 0, 0), &done);
+        if (done > 0)
+                log_notice("%s: resuming after statement %" PRId64 " of %zu (completed by an earlier run)", m->script,
+                           done, m->n_stmts);
+        if (m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) {
+                _cleanup_free_ char *s = NULL;
+                s = strdup_printf("SET statement_timeout = %" PRIu64 "; SET lock_timeout = %" PRIu64,
+                                  m->statement_timeout_usec / USEC_PER_MSEC, m->lock_timeout_usec / USEC_PER_MSEC);
+                if (!s || pg_exec(x->conn, s, e, sizeof(e)) < 0)
+                        return fail(x, EXIT_FAILED, "%s: %s", m->script, s ? e : "out of memory");
+        }
+        for (size_t i = (size_t) done; i < m->n_stmts; i++) {
+                _cleanup_free_ char *s = NULL;
+                _cleanup_pgresult_ PGresult *res = NULL, *up = NULL;
+                char di[24];
+                const char *up_params[] = { m->script, di, x->token_str, x->lock_name };
+
+                if (is_lost(x))
+                        return fail(x, EXIT_FAILED,
+                                    "%s: stopped before statement %zu (line %u): the lock was lost (fencing token "
+                                    "%" PRId64 " superseded)",
+                                    m->script, i + 1, m->stmts[i].line, x->token);
+                s = strndup(m->sql + m->stmts[i].offset, m->stmts[i].len);
+                if (!s)
+                        return fail(x, EXIT_FAILED, "out of memory");
+                res = PQexec(x->conn, s);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        const char *hp[] = { m->version,   m->description, migration_type_to_string(m->type),
+                                             m->script,    m->checksum,    x->installed_by,
+                                             ms,           "false",        x->token_str,
+                                             x->lock_name, NULL };
+                        _cleanup_pgresult_ PGresult *h = NULL;
+                        char e2[512];
+                        int code = report_failure(x, m, (int) i, res);
+
+                        if (PQstatus(x->conn) != CONNECTION_OK)
+                                return code;
+                        snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
+                        hp[10] = x->rep->message;
+                        /* Record the failure (history row, success = false) and the error, fenced. */
+                        if (pg_query(x->conn,
+                                     "WITH p AS (UPDATE coord_schema_progress SET error = $11, updated_at = now()"
+                                     " WHERE script = $4 AND fencing_token = $9::bigint RETURNING 1) "
+                                     "INSERT INTO coord_schema_history (version, description, type, script, checksum,"
+                                     " installed_by, execution_ms, success, fencing_token)"
+                                     " SELECT $1, $2, $3, $4, $5, $6, $7::integer, $8::boolean, $9::bigint"
+                                     " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $10"
+                                     " AND token = $9::bigint) AND EXISTS (SELECT 1 FROM p)",
+                                     11, hp, &h, e2, sizeof(e2)) < 0)
+                                log_warning("%s: could not record the failure: %s", m->script, e2);
+                        return code;
+                }
+                snprintf(di, sizeof(di), "%zu", i + 1);
+                r = pg_query(x->conn,
+                             "UPDATE coord_schema_progress SET done = $2::integer, updated_at = now()"
+                             " WHERE script = $1 AND fencing_token = $3::bigint"
+                             " AND EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $4 AND token = $3::bigint)",
+                             4, up_params, &up, e, sizeof(e));
+                if (r < 0)
+                        return fail(x, EXIT_FAILED, "%s: recording progress after statement %zu: %s", m->script,
+                                    i + 1, e);
+                if (strcmp(PQcmdTuples(up), "1") != 0)
+                        return fail(x, EXIT_FAILED,
+                                    "%s: stopped after statement %zu: fencing token %" PRId64 " is no longer current",
+                                    m->script, i + 1, x->token);
+        }
+        if (m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0)
+                (void) pg_exec(x->conn, "RESET statement_timeout; RESET lock_timeout", e, sizeof(e));
+        snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
+        return run_in_transaction(x, m, true, ms);
+}
+
+static int run_one(struct runner *x, struct migration *m, struct migrate_entry *e) {
+        char err[1024];
+        uint64_t t0 = now_usec();
+        int r;
+
+        r = source_split(m, err, sizeof(err));
+        if (r < 0)
+                return fail(x, EXIT_USAGE, "%s", err);
+        log_info("Applying %s%s", m->script, m->no_transaction ? " (no transaction: statement by statement)" : "");
+        r = m->no_transaction ? run_no_transaction(x, m) : run_in_transaction(x, m, false, NULL);
+        if (r != 0)
+                return r;
+        e->ran = true;
+        e->run_ms = (int64_t) ((now_usec() - t0) / USEC_PER_MSEC);
+        return 0;
+}
+
+static int apply(struct runner *x) {
+        struct migrate_report *r = x->rep;
+        size_t ran = 0, keep_n = 0;
+        int code = 0;
+
+        for (size_t i = 0; i < r->n; i++)
+                if (r->v[i].problem) {
+                        struct migrate_entry *e = &r->v[i];
+                        return fail(x, e->state == STATE_FAILED ? EXIT_FAILED : EXIT_VALIDATION,
+                                    "%s: %s: %s (nothing applied)", e->script, migrate_state_to_string(e->state),
+                                    e->detail ?: "");
+                }
+        for (size_t i = 0; i < r->n && code == 0; i++) {
+                struct migrate_entry *e = &r->v[i];
+                struct migration *m = NULL;
+                if (!e->will_run)
+                        continue;
+                for (size_t j = 0; j < x->set->n && !m; j++)
+                        if (x->set->v[j].script == e->script)
+                                m = &x->set->v[j];
+                if (!m)
+                        continue;
+                code = run_one(x, m, e);
+                if (code == 0)
+                        ran++;
+        }
+        /* Keep only what ran (and the failure) in the report. */
+        for (size_t i = 0; i < r->n; i++) {
+                if (r->v[i].ran) {
+                        struct migrate_entry t = r->v[i];
+                        r->v[i] = r->v[keep_n];
+                        r->v[keep_n++] = t;
+                }
+        }
+        for (size_t i = keep_n; i < r->n; i++) {
+                free(r->v[i].detail);
+                r->v[i].detail = NULL;
+        }
+        r->n = keep_n;
+        if (code != 0)
+                return code;
+        if (ran == 0)
+                snprintf(r->message, sizeof(r->message), "schema up to date, nothing to apply");
+        else
+                snprintf(r->message, sizeof(r->message), "applied %zu migration%s", ran, ran == 1 ? "" : "s");
+        return 0;
+}
+
+static int baseline(struct runner *x) {
+        _cleanup_free_ char *v = NULL;
+        _cleanup_pgresult_ PGresult *res = NULL;
+        char e[1024];
+        const char *p[] = { NULL, x->installed_by, x->token_str, x->lock_name };
+
+        if (version_normalize(x->o->baseline_version, strlen(x->o->baseline_version), &v) < 0)
+                return fail(x, EXIT_USAGE, "baseline: '%s' is not a version (digits separated by '.' or '_')",
+                            x->o->baseline_version);
+        for (size_t i = 0; x->h && i < x->h->n; i++)
+                if (x->h->rows[i].version && (strcmp(x->h->rows[i].type, "versioned") == 0 ||
+                                              strcmp(x->h->rows[i].type, "baseline") == 0))
+                        return fail(x, EXIT_FAILED,
+                                    "baseline: the history already records %s %s; baseline marks an existing schema "
+                                    "before any migration ran",
+                                    x->h->rows[i].type, x->h->rows[i].version);
+        p[0] = v;
+        if (pg_query(x->conn,
+                     "INSERT INTO coord_schema_history (version, description, type, script, installed_by, success,"
+                     " fencing_token) SELECT $1, '<< baseline >>', 'baseline', '<< baseline >>', $2, true, $3::bigint"
+                     " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $4 AND token = $3::bigint)",
+                     4, p, &res, e, sizeof(e)) < 0)
+                return fail(x, EXIT_FAILED, "baseline: %s", e);
+        if (strcmp(PQcmdTuples(res), "1") != 0)
+                return fail(x, EXIT_FAILED, "baseline refused: fencing token %" PRId64 " superseded", x->token);
+        snprintf(x->rep->message, sizeof(x->rep->message), "baselined at version %s", v);
+        return 0;
+}
+
+static int repair(struct runner *x) {
+        struct migrate_report *r = x->rep;
+        char e[1024];
+        size_t fixed = 0;
+        int rr;
+
+        rr = pg_exec(x->conn, "BEGIN", e, sizeof(e));
+        if (rr == 0) {
+                _cleanup_pgresult_ PGresult *res = NULL;
+                const char *p[] = { x->lock_name, x->token_str };
+                rr = pg_query(x->conn, sql_fence_check, 2, p, &res, e, sizeof(e));
+        }
+        if (rr == 0) {
+                _cleanup_pgresult_ PGresult *res = NULL;
+                rr = pg_query(x->conn, "DELETE FROM coord_schema_history WHERE NOT success", 0, NULL, &res, e, sizeof(e));
+                if (rr == 0 && strcmp(PQcmdTuples(res), "0") != 0) {
+                        log_notice("Removed %s failed record(s)", PQcmdTuples(res));
+                        fixed++;
+                }
+        }
+        for (size_t i = 0; rr == 0 && i < r->n; i++) {
+                struct migrate_entry *ent = &r->v[i];
+                _cleanup_pgresult_ PGresult *res = NULL;
+                const struct progress_row *pr = find_progress(x->h, ent->script);
+
+                if (pr && (pr->error || !ent->checksum || strcmp(pr->checksum, ent->checksum) != 0)) {
+                        const char *p[] = { ent->script };
+                        rr = pg_query(x->conn, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p, &res, e,
+                                      sizeof(e));
+                        PQclear(res);
+                        res = NULL;
+                        ent->detail = (free(ent->detail), strdup("progress record removed: runs again from the start"));
+                        fixed++;
+                }
+                if (rr == 0 && ent->state == STATE_CHANGED && ent->version) {
+                        const char *p[] = { ent->checksum, ent->description, ent->version };
+                        rr = pg_query(x->conn,
+                                      "UPDATE coord_schema_history SET checksum = $1, description = $2"
+                                      " WHERE version = $3 AND type = 'versioned' AND success",
+                                      3, p, &res, e, sizeof(e));
+                        free(ent->detail);
+                        ent->detail = strdup("checksum realigned to the file");
+                        fixed++;
+                } else if (rr == 0 && ent->state == STATE_MISSING) {
+                        const char *p[] = { ent->version, ent->description, ent->script, x->installed_by,
+                                            x->token_str };
+                        rr = pg_query(x->conn,
+                                      "INSERT INTO coord_schema_history (version, description, type, script,"
+                                      " installed_by, success, fencing_token)"
+                                      " VALUES ($1, $2, 'deleted', $3, $4, true, $5::bigint)",
+                                      5, p, &res, e, sizeof(e));
+                        free(ent->detail);
+                        ent->detail = strdup("marked deleted");
+                        fixed++;
+                }
+        }
+        if (rr == 0)
+                rr = pg_exec(x->conn, "COMMIT", e, sizeof(e));
+        else
+                (void) pg_exec(x->conn, "ROLLBACK", e + 512, 512);
+        if (rr < 0)
+                return fail(x, EXIT_FAILED, "repair: %s", e);
+        snprintf(r->message, sizeof(r->message), "repair: %zu change%s", fixed, fixed == 1 ? "" : "s");
+        return 0;
+}
+
+int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
+        struct runner x = { .o = o, .rep = rep };
+        bool locked = o->command == MIGRATE_APPLY || o->command == MIGRATE_BASELINE || o->command == MIGRATE_REPAIR;
+        char e[2048], host[256] = "";
+        int r;
+
+        *rep = (struct migrate_report) {};
+        r = pg_register_secrets(o->database, e, sizeof(e));
+        if (r < 0)
+                return fail(&x, EXIT_USAGE, "%s", e);
+        x.where = pg_describe(o->database);
+        if (o->redis && o->redis->password)
+                log_add_secret(o->redis->password);
+
+        /* Bad files fail before anything connects. */
+        r = source_load(o->dir, o->command != MIGRATE_STATUS && o->command != MIGRATE_VALIDATE, &x.set, e, sizeof(e));
+        if (r < 0) {
+                fail(&x, EXIT_USAGE, "%s", e);
+                goto finish;
+        }
+        rep->set = x.set;
+
+        if (connect_main(&x, "coord-migrate") != 0)
+                goto finish;
+        if (identify(&x) != 0)
+                goto finish;
+        if (locked) {
+                /* Wait on Redis without holding a PostgreSQL session: nothing of ours can get in
+                 * the way of CREATE INDEX CONCURRENTLY (or use up connection slots) while we wait. */
+                if (o->redis) {
+                        PQfinish(x.conn);
+                        x.conn = NULL;
+                }
+                if (take_lock(&x) != 0)
+                        goto finish;
+                if (!x.conn && connect_main(&x, "coord-migrate") != 0)
+                        goto finish;
+                if (fence(&x) != 0)
+                        goto finish;
+        }
+        (void) gethostname(host, sizeof(host) - 1);
+        snprintf(x.installed_by, sizeof(x.installed_by), "%s@%s", PQuser(x.conn), host);
+
+        /* The history, once, and only now that the lock is ours. */
+        r = history_load(x.conn, &x.h, e, sizeof(e));
+        if (r < 0) {
+                fail(&x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x.where, e);
+                goto finish;
+        }
+        rep->history = x.h;
+        if (compute(&x) != 0)
+                goto finish;
+
+        switch (o->command) {
+        case MIGRATE_STATUS:
+        case MIGRATE_PLAN:
+                break;
+        case MIGRATE_VALIDATE: {
+                size_t problems = 0;
+                for (size_t i = 0; i < rep->n; i++)
+                        problems += rep->v[i].problem;
+                if (problems > 0)
+                        fail(&x, EXIT_VALIDATION, "validation failed: %zu problem%s", problems,
+                             problems == 1 ? "" : "s");
+                else
+                        snprintf(rep->message, sizeof(rep->message), "validation passed");
+                break;
+        }
+        case MIGRATE_APPLY:
+                apply(&x);
+                break;
+        case MIGRATE_BASELINE:
+                baseline(&x);
+                break;
+        case MIGRATE_REPAIR:
+                repair(&x);
+                break;
+        }
+
+finish:
+        /* The keeper may call on_lost (and PQcancel) until it is stopped. */
+        if (x.rlock && x.keeper)
+                lock_keeper_stop(x.rlock);
+        x.keeper = false;
+        if (x.cancel)
+                PQfreeCancel(x.cancel);
+        x.cancel = NULL;
+        /* Close our session before releasing, so the next holder finds nothing to terminate. */
+        if (x.conn)
+                PQfinish(x.conn);
+        x.conn = NULL;
+        drop_lock(&x);
+        free(x.where);
+        return rep->exit_code;
+}

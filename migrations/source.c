@@ -1,0 +1,406 @@
+/* See source.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "duration.h"
+#include "macro.h"
+#include "source.h"
+#include "strutil.h"
+
+const char *migration_type_to_string(enum migration_type t) {
+        switch (t) {
+        case MIGRATION_VERSIONED: return "versioned";
+        case MIGRATION_REPEATABLE: return "repeatable";
+        case MIGRATION_SEED: return "seed";
+        }
+        return "unknown";
+}
+
+int version_normalize(const char *s, size_t len, char **ret) {
+        _cleanup_free_ char *out = NULL;
+        size_t i = 0, o = 0;
+
+        if (len == 0)
+                return -EINVAL;
+        out = malloc(len + 1);
+        if (!out)
+                return -ENOMEM;
+        while (i < len) {
+                size_t b = i;
+                if (s[i] < '0' || s[i] > '9')
+                        return -EINVAL;
+                while (i < len && s[i] >= '0' && s[i] <= '9')
+                        i++;
+                /* Drop leading zeros of each part, keeping one digit. */
+                while (b + 1 < i && s[b] == '0')
+                        b++;
+                if (o > 0)
+                        out[o++] = '.';
+                memcpy(out + o, s + b, i - b);
+                o += i - b;
+                if (i < len) {
+                        if (s[i] != '.' && s[i] != '_')
+                                return -EINVAL;
+                        i++;
+                        if (i == len)
+                                return -EINVAL; /* trailing separator */
+                }
+        }
+        out[o] = '\0';
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+/* Compare two digit strings without leading zeros (either may be empty: 0). */
+static int part_compare(const char *a, size_t al, const char *b, size_t bl) {
+        while (al > 0 && *a == '0')
+                a++, al--;
+        while (bl > 0 && *b == '0')
+                b++, bl--;
+        if (al != bl)
+                return al < bl ? -1 : 1;
+        int c = memcmp(a, b, al);
+        return c < 0 ? -1 : c > 0;
+}
+
+int version_compare(const char *a, const char *b) {
+        while (*a || *b) {
+                size_t al = strcspn(a, "._"), bl = strcspn(b, "._");
+                int c = part_compare(a, al, b, bl);
+                if (c != 0)
+                        return c;
+                a += al;
+                b += bl;
+                if (*a)
+                        a++;
+                if (*b)
+                        b++;
+        }
+        return 0;
+}
+
+static void migration_done(struct migration *m) {
+        free(m->version);
+        free(m->description);
+        free(m->script);
+        free(m->sql);
+        free(m->stmts);
+}
+
+struct migration_set *source_free(struct migration_set *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n; i++)
+                migration_done(&s->v[i]);
+        free(s->v);
+        free(s);
+        return NULL;
+}
+
+static int read_all(int dirfd, const char *name, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t n = 0;
+
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size > (off_t) MIGRATION_MAX_FILE_SIZE)
+                return -EFBIG;
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k;
+                if (n == (size_t) st.st_size) {
+                        /* The file may have grown since fstat(): refuse rather than truncate. */
+                        char extra;
+                        k = read(fd, &extra, 1);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k > 0)
+                                return -EFBIG;
+                        break;
+                }
+                k = read(fd, buf + n, (size_t) st.st_size - n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = '\0';
+        *ret = TAKE_PTR(buf);
+        *ret_len = n;
+        return 0;
+}
+
+/* Leading comment lines: "-- coord:NAME [ARG]".  Anything else ends the header. */
+static int parse_directives(struct migration *m, char *errbuf, size_t errlen) {
+        const char *p = m->sql, *end = m->sql + m->sql_len;
+        unsigned line = 0;
+
+        while (p < end) {
+                const char *eol = memchr(p, '\n', (size_t) (end - p));
+                const char *q = p, *le = eol ? eol : end;
+                line++;
+                while (q < le && (*q == ' ' || *q == '\t' || *q == '\r'))
+                        q++;
+                if (q == le) {
+                        p = eol ? eol + 1 : end;
+                        continue;
+                }
+                if (le - q < 2 || q[0] != '-' || q[1] != '-')
+                        break;
+                q += 2;
+                while (q < le && (*q == ' ' || *q == '\t'))
+                        q++;
+                if (le - q >= 6 && memcmp(q, "coord:", 6) == 0) {
+                        const char *name = q + 6, *ne = name, *arg, *ae = le;
+                        char argbuf[64];
+                        size_t nl, al;
+
+                        while (ne < le && *ne != ' ' && *ne != '\t' && *ne != '\r')
+                                ne++;
+                        nl = (size_t) (ne - name);
+                        arg = ne;
+                        while (arg < le && (*arg == ' ' || *arg == '\t'))
+                                arg++;
+                        while (ae > arg && (ae[-1] == ' ' || ae[-1] == '\t' || ae[-1] == '\r'))
+                                ae--;
+                        al = (size_t) (ae - arg);
+                        if (nl == 14 && memcmp(name, "no-transaction", 14) == 0) {
+                                if (al > 0)
+                                        goto bad_arg;
+                                m->no_transaction = true;
+                        } else if ((nl == 17 && memcmp(name, "statement-timeout", 17) == 0) ||
+                                   (nl == 12 && memcmp(name, "lock-timeout", 12) == 0)) {
+                                uint64_t usec;
+                                if (al == 0 || al >= sizeof(argbuf))
+                                        goto bad_arg;
+                                memcpy(argbuf, arg, al);
+                                argbuf[al] = '\0';
+                                if (duration_parse(argbuf, &usec) < 0 || usec < USEC_PER_MSEC)
+                                        goto bad_arg;
+                                if (name[0] == 's')
+                                        m->statement_timeout_usec = usec;
+                                else
+                                        m->lock_timeout_usec = usec;
+                        } else {
+                                snprintf(errbuf, errlen,
+                                         "%s:%u: unknown directive 'coord:%.*s' (known: no-transaction, "
+                                         "statement-timeout, lock-timeout)",
+                                         m->script, line, (int) MIN(nl, (size_t) 64), name);
+                                return -EINVAL;
+                        }
+                        goto next;
+                bad_arg:
+                        snprintf(errbuf, errlen,
+                                 "%s:%u: directive 'coord:%.*s' has a bad argument '%.*s' (expected: %s)",
+                                 m->script, line, (int) MIN(nl, (size_t) 64), name, (int) MIN(al, (size_t) 64),
+                                 arg, name[0] == 'n' ? "none" : "a duration like 30s, at least 1ms");
+                        return -EINVAL;
+                }
+        next:
+                p = eol ? eol + 1 : end;
+        }
+        return 0;
+}
+
+int source_split(struct migration *m, char *errbuf, size_t errlen) {
+        char e[256];
+        int r;
+
+        if (m->split)
+                return 0;
+        r = sqlsplit(m->sql, m->sql_len, &m->stmts, &m->n_stmts, e, sizeof(e));
+        if (r < 0) {
+                snprintf(errbuf, errlen, "%s: %s", m->script, r == -EINVAL ? e : strerror(-r));
+                return r;
+        }
+        for (size_t i = 0; i < m->n_stmts; i++)
+                if (sqlsplit_is_transaction_control(m->sql, &m->stmts[i])) {
+                        snprintf(errbuf, errlen,
+                                 "%s:%u: transaction control statements are not allowed: coord runs each "
+                                 "migration in its own transaction (or statement by statement with "
+                                 "-- coord:no-transaction); split the file instead",
+                                 m->script, m->stmts[i].line);
+                        return -EINVAL;
+                }
+        m->split = true;
+        return 0;
+}
+
+/* Parse the file name into m (type, version, description).  0, or -EINVAL with errbuf set. */
+static int parse_name(const char *name, struct migration *m, char *errbuf, size_t errlen) {
+        size_t len = strlen(name), body;
+        const char *sep;
+        int r;
+
+        body = len - 4; /* without ".sql" */
+        sep = strstr(name, "__");
+        if (!sep || (size_t) (sep - name) >= body)
+                goto bad;
+        if (name[0] == 'V') {
+                r = version_normalize(name + 1, (size_t) (sep - name - 1), &m->version);
+                if (r < 0)
+                        goto bad;
+                m->type = MIGRATION_VERSIONED;
+        } else if ((name[0] == 'R' || name[0] == 'S') && sep == name + 1)
+                m->type = name[0] == 'R' ? MIGRATION_REPEATABLE : MIGRATION_SEED;
+        else
+                goto bad;
+        {
+                const char *d = sep + 2;
+                size_t dl = body - (size_t) (d - name);
+                if (dl == 0)
+                        goto bad;
+                m->description = strndup(d, dl);
+                if (!m->description)
+                        return -ENOMEM;
+                for (char *c = m->description; *c; c++)
+                        if (*c == '_')
+                                *c = ' ';
+        }
+        return 0;
+bad:
+        free(m->version);
+        m->version = NULL;
+        snprintf(errbuf, errlen,
+                 "%s: not a migration file name (expected V<version>__<description>.sql with a version like "
+                 "1, 1.1 or 2_1, R__<description>.sql or S__<description>.sql)",
+                 name);
+        return -EINVAL;
+}
+
+static int migration_cmp(const void *a, const void *b) {
+        const struct migration *x = a, *y = b;
+        if (x->type != y->type)
+                return x->type < y->type ? -1 : 1;
+        if (x->type == MIGRATION_VERSIONED) {
+                int c = version_compare(x->version, y->version);
+                if (c != 0)
+                        return c;
+        }
+        return strcmp(x->script, y->script);
+}
+
+static void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+
+int source_load(const char *dir, bool split, struct migration_set **ret, char *errbuf, size_t errlen) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct migration_set *s = NULL;
+        size_t allocated = 0;
+        struct dirent *de;
+        int r;
+
+        d = opendir(dir);
+        if (!d) {
+                r = -errno;
+                snprintf(errbuf, errlen, "cannot open migrations directory %s: %s", dir, strerror(errno));
+                return r;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        while ((errno = 0, de = readdir(d))) {
+                struct migration m = {};
+                size_t nl = strlen(de->d_name);
+                struct stat st;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                if (nl < 4 || strcmp(de->d_name + nl - 4, ".sql") != 0)
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
+                        r = -errno;
+                        snprintf(errbuf, errlen, "%s/%s: %s", dir, de->d_name, strerror(errno));
+                        goto fail;
+                }
+                if (!S_ISREG(st.st_mode))
+                        continue;
+                if (s->n >= MIGRATION_MAX_FILES) {
+                        snprintf(errbuf, errlen, "%s: more than %u migration files", dir, MIGRATION_MAX_FILES);
+                        r = -E2BIG;
+                        goto fail;
+                }
+                r = parse_name(de->d_name, &m, errbuf, errlen);
+                if (r < 0)
+                        goto fail;
+                m.script = strdup(de->d_name);
+                if (!m.script) {
+                        migration_done(&m);
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                r = read_all(dirfd(d), de->d_name, &m.sql, &m.sql_len);
+                if (r < 0) {
+                        snprintf(errbuf, errlen, "%s/%s: %s", dir, de->d_name,
+                                 r == -EFBIG ? "file too large (limit 64 MiB)" : strerror(-r));
+                        migration_done(&m);
+                        r = r == -EFBIG ? -EINVAL : r;
+                        goto fail;
+                }
+                sha256_hex(m.sql, m.sql_len, m.checksum);
+                r = parse_directives(&m, errbuf, errlen);
+                if (r >= 0 && split)
+                        r = source_split(&m, errbuf, errlen);
+                if (r < 0) {
+                        migration_done(&m);
+                        goto fail;
+                }
+                if (s->n == allocated) {
+                        size_t na = allocated ? allocated * 2 : 64;
+                        struct migration *nv = reallocarray(s->v, na, sizeof(*nv));
+                        if (!nv) {
+                                migration_done(&m);
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        s->v = nv;
+                        allocated = na;
+                }
+                s->v[s->n++] = m;
+        }
+        if (errno != 0) {
+                r = -errno;
+                snprintf(errbuf, errlen, "reading %s: %s", dir, strerror(errno));
+                goto fail;
+        }
+        if (s->n > 0)
+                qsort(s->v, s->n, sizeof(*s->v), migration_cmp);
+        for (size_t i = 0; i < s->n; i++) {
+                switch (s->v[i].type) {
+                case MIGRATION_VERSIONED: s->n_versioned++; break;
+                case MIGRATION_REPEATABLE: s->n_repeatable++; break;
+                case MIGRATION_SEED: s->n_seed++; break;
+                }
+                if (i > 0 && s->v[i].type == MIGRATION_VERSIONED && s->v[i - 1].type == MIGRATION_VERSIONED &&
+                    version_compare(s->v[i].version, s->v[i - 1].version) == 0) {
+                        snprintf(errbuf, errlen, "%s and %s: duplicate version %s", s->v[i - 1].script,
+                                 s->v[i].script, s->v[i].version);
+                        r = -EINVAL;
+                        goto fail;
+                }
+        }
+        *ret = s;
+        return 0;
+fail:
+        source_free(s);
+        return r;
+}

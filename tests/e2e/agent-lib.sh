@@ -1,0 +1,69 @@
+# Shared helpers of the agent end-to-end tests (sourced, not a test itself).
+#
+#   agent_init                    harness_init + Redis; DEMO, NOTIFY_LISTEN, NS=t, HOST=h1
+#   demo_start NAME PORT ARGS...  coord-demo-app on PORT, waits until it answers
+#   agent_start NAME CONFIG       coord-agent --config CONFIG (log in NAME.log)
+#   ihget ID FIELD                a field of the instance hash
+#   wait_state ID STATE SECS      until the instance hash shows STATE
+
+. "$COORD_HARNESS"
+
+DEMO="$top_builddir/deploy/demo/coord-demo-app"
+NOTIFY_LISTEN="$top_builddir/tests/util/notify-listen"
+NS=t
+HOST=h1
+
+agent_init() {
+        harness_init
+        harness_need redis-cli curl
+        [ -x "$COORD_AGENT" ] || fail "coord-agent not built: $COORD_AGENT"
+        [ -x "$DEMO" ] || fail "demo app not built: $DEMO"
+        harness_start_redis
+}
+
+demo_start() {
+        name=$1
+        port=$2
+        shift 2
+        harness_spawn "$name" "$DEMO" --port "$port" "$@"
+        harness_wait_for 10 curl -fsS "http://127.0.0.1:$port/health/live" || fail "demo app $name did not start"
+}
+
+agent_start() {
+        harness_spawn "$1" "$COORD_AGENT" --config "$2"
+}
+
+rcli() {
+        harness_redis_cli "$@"
+}
+
+ihget() {
+        rcli HGET "coord:{$NS}:instance:$1" "$2"
+}
+
+state_is() {
+        [ "$(ihget "$1" state)" = "$2" ]
+}
+
+wait_state() {
+        harness_wait_for "$3" state_is "$1" "$2" ||
+                fail "instance $1: state '$(ihget "$1" state)', expected '$2' within $3 s"
+}
+
+# queue_command JSON: LPUSH onto this host's queue and wake the agent.
+queue_command() {
+        rcli LPUSH "coord:{$NS}:agent:$HOST:commands" "$1" >/dev/null
+        rcli PUBLISH "coord:{$NS}:agent:$HOST:wake" x >/dev/null
+}
+
+command_field() {
+        rcli HGET "coord:{$NS}:command:$1" "$2"
+}
+
+command_finished() {
+        [ -n "$(command_field "$1" finished_at)" ]
+}
+
+wait_command() {
+        harness_wait_for "$2" command_finished "$1" || fail "command $1 has no result within $2 s"
+}

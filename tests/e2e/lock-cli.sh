@@ -1,0 +1,89 @@
+# coordctl lock's contract: exit codes, environment, signals, messages.
+. "$COORD_HARNESS"
+harness_init
+harness_start_redis
+D=$COORD_TEST_DIR
+
+# expect CODE PATTERN CMD...: CMD exits CODE and its stderr matches PATTERN.
+expect() {
+        want=$1
+        pattern=$2
+        shift 2
+        set +e
+        "$@" >"$D/out" 2>"$D/err"
+        got=$?
+        set -e
+        [ "$got" -eq "$want" ] || { cat "$D/err" >&2; fail "'$*' exited $got, expected $want"; }
+        [ -z "$pattern" ] || grep -q -- "$pattern" "$D/err" || { cat "$D/err" >&2; fail "'$*': stderr does not match '$pattern'"; }
+}
+
+# Help and usage errors (2), each naming the culprit.
+expect 0 "" "$COORDCTL" lock --help
+grep -q -- "--wait-timeout" "$D/out" || fail "--help does not document --wait-timeout"
+grep -q "wait forever" "$D/out" || fail "--help does not document the default wait"
+expect 2 "unknown flag '--bogus'" "$COORDCTL" lock j --redis "$REDIS_URL" --bogus -- true
+expect 2 "--lease: invalid duration '10'" "$COORDCTL" lock j --redis "$REDIS_URL" --lease 10 -- true
+expect 2 "--wait-timeout: invalid duration 'abc'" "$COORDCTL" lock j --redis "$REDIS_URL" --wait-timeout abc -- true
+expect 2 "missing COMMAND" "$COORDCTL" lock j --redis "$REDIS_URL"
+expect 2 "missing COMMAND" "$COORDCTL" lock j --redis "$REDIS_URL" --
+expect 2 "missing lock NAME" "$COORDCTL" lock
+expect 2 "invalid lock name 'a/b'" "$COORDCTL" lock a/b --redis "$REDIS_URL" -- true
+expect 2 "COORD_REDIS" env -u COORD_REDIS "$COORDCTL" lock j -- true
+expect 2 "--redis" "$COORDCTL" lock j --redis "redis://h:notaport" -- true
+expect 2 "COORD_NAMESPACE" env COORD_NAMESPACE='a b' "$COORDCTL" lock j --redis "$REDIS_URL" -- true
+[ "$(harness_redis_cli dbsize)" = 0 ] || fail "a usage error touched Redis"
+
+# Unreachable Redis (3), password masked in the message.
+port=$(harness_free_port)
+expect 3 "could not take lock j" "$COORDCTL" lock j --redis "redis://:sekrit-pw@127.0.0.1:$port/0" -- true
+! grep -q sekrit-pw "$D/err" || fail "the password leaked into the message"
+
+# The child's environment and exit status; the lock is released afterwards.
+expect 0 "" env COORD_REDIS="$REDIS_URL" COORD_FENCING_TOKEN=stale "$COORDCTL" lock j -- \
+        sh -c 'echo "token=$COORD_FENCING_TOKEN name=$COORD_LOCK_NAME pgid=$(ps -o pgid= $$ | tr -d " ") pid=$$"'
+grep -Eq '^token=[0-9]+ name=j ' "$D/out" || fail "child environment wrong: $(cat "$D/out")"
+pgid=$(sed -n 's/.*pgid=\([0-9]*\).*/\1/p' "$D/out")
+cpid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' "$D/out")
+[ "$pgid" = "$cpid" ] || fail "child is not the leader of its own process group (pgid $pgid, pid $cpid)"
+[ "$(harness_redis_cli exists 'coord:{default:lock:j}')" = 0 ] || fail "lock not released after the command"
+expect 7 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'exit 7'
+expect 137 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'kill -KILL $$'
+expect 127 "cannot run 'no-such-command-xyz'" "$COORDCTL" lock j --redis "$REDIS_URL" -- no-such-command-xyz
+[ "$(harness_redis_cli exists 'coord:{default:lock:j}')" = 0 ] || fail "lock not released after a failed exec"
+
+# Namespaces separate locks.
+expect 0 "" env COORD_NAMESPACE=prod "$COORDCTL" lock j --redis "$REDIS_URL" -- \
+        sh -c "redis-cli -p $REDIS_PORT exists 'coord:{prod:lock:j}'"
+[ "$(cat "$D/out")" = 1 ] || fail "COORD_NAMESPACE=prod did not put the lock under prod"
+
+# --wait-timeout expiry (5), naming the holder.
+harness_spawn holder "$COORDCTL" lock busy --redis "$REDIS_URL" -- sh -c 'touch "$0/held"; sleep 30' "$D"
+harness_wait_for 10 test -e "$D/held" || fail "holder never ran"
+t0=$(now_ms)
+expect 5 "held by .* pid $PID_holder, fence [0-9]*, expires in" "$COORDCTL" lock busy --redis "$REDIS_URL" --wait-timeout 300ms -- true
+took=$(( $(now_ms) - t0 ))
+[ "$took" -ge 300 ] && [ "$took" -lt 3000 ] || fail "--wait-timeout 300ms took ${took}ms"
+expect 5 "timed out" "$COORDCTL" lock busy --redis "$REDIS_URL" --wait-timeout 0s -- true
+
+# SIGTERM to coordctl reaches the child; coordctl exits with the child's
+# status and releases the lock.
+kill -TERM "$PID_holder"
+set +e
+wait "$PID_holder"
+rc=$?
+set -e
+[ "$rc" -eq 143 ] || fail "holder exited $rc after SIGTERM, expected 143 (the child's)"
+[ "$(harness_redis_cli exists 'coord:{default:lock:busy}')" = 0 ] || fail "lock not released after SIGTERM"
+
+harness_spawn trapper "$COORDCTL" lock busy --redis "$REDIS_URL" -- \
+        sh -c 'trap "echo got-int >\"$0/int\"; exit 42" INT; touch "$0/ready"; while :; do sleep 0.05; done' "$D"
+harness_wait_for 10 test -e "$D/ready" || fail "trapper never ran"
+kill -INT "$PID_trapper"
+set +e
+wait "$PID_trapper"
+rc=$?
+set -e
+[ "$rc" -eq 42 ] || fail "SIGINT: coordctl exited $rc, expected the child's 42"
+[ -e "$D/int" ] || fail "SIGINT was not forwarded to the child"
+[ "$(harness_redis_cli exists 'coord:{default:lock:busy}')" = 0 ] || fail "lock not released after SIGINT"
+note "exit codes 0/1/2/3/5/7/126-127/128+N, signals forwarded, lock released"

@@ -1,0 +1,64 @@
+# lib/redis_client.c: the reconnecting async client against a real redis that is
+# killed, restarted and frozen (SIGSTOP) while the test runs, directly and via
+# redis-sentinel.  The checks are in tests/unit/test-redis_client.c; it asks this
+# script to act on the server by creating $CTL_DIR/request (one word: kill,
+# start, stop, cont, failover) and waits for $CTL_DIR/ack.
+. "$COORD_HARNESS"
+harness_init
+
+test_bin="$top_builddir/tests/unit/test-redis_client"
+[ -x "$test_bin" ] || fail "$test_bin not built"
+
+auth_password='Client-Secret_42'
+harness_start_redis authredis --requirepass "$auth_password"
+auth_port=$REDIS_PORT
+harness_start_redis
+master_port=$REDIS_PORT
+harness_start_redis replica --replicaof 127.0.0.1 "$master_port"
+replica_port=$REDIS_PORT
+REDIS_PORT=$master_port
+REDIS_URL="redis://127.0.0.1:$master_port/0"
+harness_wait_for 10 sh -c "redis-cli -p $replica_port info replication | grep -q master_link_status:up" ||
+        fail "replica did not sync"
+harness_start_sentinel "$REDIS_PORT" mymaster
+
+ctl="$COORD_TEST_DIR/ctl"
+mkdir -p "$ctl"
+
+CTL_DIR=$ctl REPLICA_PORT=$replica_port AUTH_PORT=$auth_port AUTH_PASSWORD=$auth_password ${TEST_WRAPPER:-} "$test_bin" &
+test_pid=$!
+harness_track "$test_pid"
+
+# Serve the test's requests until it exits.
+while kill -0 "$test_pid" 2>/dev/null; do
+        if [ -f "$ctl/request" ]; then
+                req=$(cat "$ctl/request")
+                rm -f "$ctl/request"
+                pid=$(cat "$COORD_TEST_DIR/redis.pid")
+                case "$req" in
+                kill) harness_kill_redis ;;
+                start) harness_restart_redis ;;
+                stop) kill -STOP "$pid" ;;
+                cont) kill -CONT "$pid" ;;
+                failover)
+                        # Sentinel promotes the replica (no quorum needed when forced).
+                        redis-cli -p "$SENTINEL_PORT" sentinel failover mymaster | grep -qx OK ||
+                                fail "SENTINEL FAILOVER refused"
+                        harness_wait_for 30 sh -c \
+                                "redis-cli -p $SENTINEL_PORT sentinel get-master-addr-by-name mymaster | grep -qx $replica_port" ||
+                                fail "sentinel did not switch to the replica"
+                        ;;
+                *) fail "unknown request '$req' from the test" ;;
+                esac
+                note "served request: $req"
+                echo "$req" >"$ctl/ack"
+        fi
+        sleep 0.02
+done
+set +e
+wait "$test_pid"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || fail "test-redis_client failed ($rc)"
+[ "$(harness_redis_cli ping)" = PONG ] || fail "redis does not answer after the test"
+echo "redis-client: ok"

@@ -1,0 +1,82 @@
+/* Unit tests for lib/command.c: encode/decode round trip and validation. */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+
+START_TEST(test_roundtrip) {
+        struct command *c = NULL, *d = NULL;
+        char err[256];
+        char *json;
+
+        ck_assert_int_eq(command_new(COMMAND_DEPLOY, "web-1", "2.0", "dep1", &c), 0);
+        ck_assert_uint_eq(strlen(c->id), 32);
+        json = command_encode(c);
+        ck_assert_ptr_nonnull(json);
+        ck_assert_int_eq(command_decode(json, strlen(json), &d, err, sizeof err), 0);
+        ck_assert_str_eq(d->id, c->id);
+        ck_assert_int_eq(d->type, COMMAND_DEPLOY);
+        ck_assert_str_eq(d->instance, "web-1");
+        ck_assert_str_eq(d->version, "2.0");
+        ck_assert_str_eq(d->deployment, "dep1");
+        ck_assert_uint_eq(d->created_at_ms, c->created_at_ms);
+        free(json);
+        command_free(c);
+        command_free(d);
+}
+END_TEST
+
+static const struct {
+        const char *json;
+        const char *culprit;
+} bad[] = {
+        { "not json", "invalid JSON" },
+        { "[1]", "object" },
+        { "{\"type\":\"drain\"}", "id: missing" },
+        { "{\"id\":\"a/b\",\"type\":\"drain\"}", "id: invalid" },
+        { "{\"id\":\"c1\"}", "type: missing" },
+        { "{\"id\":\"c1\",\"type\":\"reboot\"}", "type: unknown" },
+        { "{\"id\":\"c1\",\"type\":\"deploy\"}", "version: required" },
+        { "{\"id\":\"c1\",\"type\":\"deploy\",\"version\":\"1 0\"}", "version: invalid" },
+        { "{\"id\":\"c1\",\"type\":\"drain\",\"instance\":\"*\"}", "instance: invalid" },
+        { "{\"id\":\"c1\",\"type\":\"drain\",\"extra\":1}", "extra: unknown field" },
+        { "{\"id\":1,\"type\":\"drain\"}", "id: expected a string" },
+};
+
+START_TEST(test_bad) {
+        struct command *c = NULL;
+        char err[256] = "";
+
+        ck_assert_int_eq(command_decode(bad[_i].json, strlen(bad[_i].json), &c, err, sizeof err), -EINVAL);
+        ck_assert_ptr_null(c);
+        ck_assert_msg(strstr(err, bad[_i].culprit), "'%s' does not name '%s'", err, bad[_i].culprit);
+}
+END_TEST
+
+START_TEST(test_types) {
+        for (int t = 0; t < _COMMAND_TYPE_MAX; t++)
+                ck_assert_int_eq(command_type_from_string(command_type_to_string((enum command_type) t)), t);
+        ck_assert_int_eq(command_type_from_string("apply-config"), COMMAND_APPLY_CONFIG);
+        ck_assert(command_type_needs_version(COMMAND_MIGRATE));
+        ck_assert(!command_type_needs_version(COMMAND_DRAIN));
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("command");
+        TCase *tc = tcase_create("core");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_roundtrip);
+        tcase_add_loop_test(tc, test_bad, 0, (int) (sizeof bad / sizeof bad[0]));
+        tcase_add_test(tc, test_types);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}

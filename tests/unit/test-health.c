@@ -1,0 +1,117 @@
+/* Unit tests for agent/health.c: rise, fall, grace, overlays. */
+#include <check.h>
+
+#include "health.h"
+
+#define MS 1000ULL
+
+START_TEST(test_rise_from_starting) {
+        struct health h;
+
+        health_init(&h, 2, 3, 0, 0);
+        ck_assert_int_eq(h.state, HEALTH_STARTING);
+        ck_assert(!health_observe(&h, true, 1 * MS));
+        ck_assert_int_eq(h.state, HEALTH_STARTING);
+        ck_assert(health_observe(&h, true, 2 * MS));
+        ck_assert_int_eq(h.state, HEALTH_HEALTHY);
+        ck_assert(!health_observe(&h, true, 3 * MS));
+}
+END_TEST
+
+START_TEST(test_fall_and_back) {
+        struct health h;
+
+        health_init(&h, 2, 3, 0, 0);
+        health_observe(&h, true, 1);
+        health_observe(&h, true, 2);
+        ck_assert_int_eq(h.state, HEALTH_HEALTHY);
+        ck_assert(!health_observe(&h, false, 3));
+        ck_assert(!health_observe(&h, false, 4));
+        /* A success in between resets the count. */
+        ck_assert(!health_observe(&h, true, 5));
+        ck_assert(!health_observe(&h, false, 6));
+        ck_assert(!health_observe(&h, false, 7));
+        ck_assert_int_eq(h.state, HEALTH_HEALTHY);
+        ck_assert(health_observe(&h, false, 8));
+        ck_assert_int_eq(h.state, HEALTH_UNHEALTHY);
+        ck_assert(!health_observe(&h, false, 9));
+        ck_assert(!health_observe(&h, true, 10));
+        ck_assert_int_eq(h.state, HEALTH_UNHEALTHY);
+        ck_assert(!health_observe(&h, false, 11));
+        ck_assert(!health_observe(&h, true, 12));
+        ck_assert(health_observe(&h, true, 13));
+        ck_assert_int_eq(h.state, HEALTH_HEALTHY);
+}
+END_TEST
+
+START_TEST(test_grace_ignores_failures) {
+        struct health h;
+
+        health_init(&h, 1, 2, 1000 * MS, 0);
+        for (unsigned i = 1; i < 10; i++) {
+                ck_assert(!health_observe(&h, false, i * 100 * MS));
+                ck_assert_int_eq(h.state, HEALTH_STARTING);
+                ck_assert(health_in_grace(&h, i * 100 * MS));
+        }
+        ck_assert(!health_in_grace(&h, 1000 * MS));
+        /* After grace: fall failures needed, none carried over from the grace period. */
+        ck_assert(!health_observe(&h, false, 1000 * MS));
+        ck_assert_int_eq(h.state, HEALTH_STARTING);
+        ck_assert(health_observe(&h, false, 1100 * MS));
+        ck_assert_int_eq(h.state, HEALTH_UNHEALTHY);
+}
+END_TEST
+
+START_TEST(test_success_during_grace_counts) {
+        struct health h;
+
+        health_init(&h, 1, 1, 10000 * MS, 0);
+        ck_assert(health_observe(&h, true, 1));
+        ck_assert_int_eq(h.state, HEALTH_HEALTHY);
+        /* Grace only covers "starting": a healthy instance falls at once. */
+        ck_assert(health_observe(&h, false, 2));
+        ck_assert_int_eq(h.state, HEALTH_UNHEALTHY);
+}
+END_TEST
+
+START_TEST(test_restart) {
+        struct health h;
+
+        health_init(&h, 1, 1, 500 * MS, 0);
+        health_observe(&h, true, 1);
+        ck_assert_int_eq(h.state, HEALTH_HEALTHY);
+        health_restart(&h, 10000 * MS);
+        ck_assert_int_eq(h.state, HEALTH_STARTING);
+        ck_assert(!health_observe(&h, false, 10100 * MS));
+        ck_assert(health_observe(&h, false, 10600 * MS));
+}
+END_TEST
+
+START_TEST(test_names) {
+        ck_assert_str_eq(instance_state_name(HEALTH_HEALTHY, false, false), "healthy");
+        ck_assert_str_eq(instance_state_name(HEALTH_UNHEALTHY, false, false), "unhealthy");
+        ck_assert_str_eq(instance_state_name(HEALTH_STARTING, false, false), "starting");
+        ck_assert_str_eq(instance_state_name(HEALTH_HEALTHY, true, false), "draining");
+        ck_assert_str_eq(instance_state_name(HEALTH_HEALTHY, true, true), "stopped");
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("health");
+        TCase *tc = tcase_create("core");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_rise_from_starting);
+        tcase_add_test(tc, test_fall_and_back);
+        tcase_add_test(tc, test_grace_ignores_failures);
+        tcase_add_test(tc, test_success_during_grace_counts);
+        tcase_add_test(tc, test_restart);
+        tcase_add_test(tc, test_names);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}

@@ -1,0 +1,134 @@
+/* Unit tests for the pure parts of the lock area: `coordctl lock` argument
+ * parsing (deploy/coordctl-lock.c) and the Lua scripts' shape (lib/lock.c).
+ * The lock itself is tested against a real Redis in tests/e2e/lock-*.sh. */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deploy/coordctl-lock.h"
+#include "lock.h"
+
+/* -Wwrite-strings: literals are const, argv is not; copy (leaked, it is a test). */
+static char **mkargv(const char *const *src) {
+        size_t n = 0;
+        char **v;
+
+        while (src[n])
+                n++;
+        v = calloc(n + 1, sizeof(char *));
+        ck_assert_ptr_nonnull(v);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_ptr_nonnull(v[i] = strdup(src[i]));
+        return v;
+}
+#define ARGV(...) mkargv((const char *const[]) { __VA_ARGS__, NULL })
+
+static int parse(char **argv, int argc, struct lock_args *a, char *err, size_t errlen) {
+        return lock_args_parse(argc, argv, a, err, errlen);
+}
+
+START_TEST(test_parse_good) {
+        struct lock_args a;
+        char err[256] = "";
+        char **v;
+
+        v = ARGV("lock", "deploy", "--redis", "redis://h:1", "--", "echo", "hi");
+        ck_assert_int_eq(parse(v, 7, &a, err, sizeof err), 0);
+        ck_assert_str_eq(a.name, "deploy");
+        ck_assert_str_eq(a.redis, "redis://h:1");
+        ck_assert_uint_eq(a.lease_usec, 15 * UINT64_C(1000000));
+        ck_assert(a.wait_usec == UINT64_MAX);
+        ck_assert_str_eq(a.command[0], "echo");
+        ck_assert_str_eq(a.command[1], "hi");
+        ck_assert_ptr_null(a.command[2]);
+
+        v = ARGV("lock", "--lease=2s", "--wait-timeout", "250ms", "x.y_z-1", "--redis=r:1", "--", "sh", "-c", "--lease");
+        ck_assert_int_eq(parse(v, 10, &a, err, sizeof err), 0);
+        ck_assert_str_eq(a.name, "x.y_z-1");
+        ck_assert_uint_eq(a.lease_usec, 2000000);
+        ck_assert_uint_eq(a.wait_usec, 250000);
+        ck_assert_str_eq(a.command[2], "--lease"); /* after "--" nothing is ours */
+
+        /* "--" is optional: the second word starts COMMAND, whose flags are its own. */
+        v = ARGV("lock", "n", "ls", "-l", "--redis");
+        ck_assert_int_eq(parse(v, 5, &a, err, sizeof err), 0);
+        ck_assert_ptr_null(a.redis);
+        ck_assert_str_eq(a.command[0], "ls");
+        ck_assert_str_eq(a.command[2], "--redis");
+
+        v = ARGV("lock", "n", "--wait-timeout", "0s", "--", "true");
+        ck_assert_int_eq(parse(v, 6, &a, err, sizeof err), 0);
+        ck_assert_uint_eq(a.wait_usec, 0);
+
+        v = ARGV("lock", "--help");
+        ck_assert_int_eq(parse(v, 2, &a, err, sizeof err), 0);
+        ck_assert(a.help);
+}
+END_TEST
+
+START_TEST(test_parse_bad) {
+        static const struct {
+                const char *argv[8];
+                const char *culprit;
+        } bad[] = {
+                { { "lock", "n", "--bogus", "--", "true" }, "'--bogus'" },
+                { { "lock", "n", "--lease", "15", "--", "true" }, "--lease: invalid duration '15'" },
+                { { "lock", "n", "--lease", "50ms", "--", "true" }, "too short" },
+                { { "lock", "n", "--wait-timeout", "soon", "--", "true" }, "--wait-timeout: invalid duration 'soon'" },
+                { { "lock", "n", "--redis" }, "--redis needs a value" },
+                { { "lock", "n", "--redis", "r:1" }, "missing COMMAND" },
+                { { "lock", "n", "--redis", "r:1", "--" }, "missing COMMAND" },
+                { { "lock", "--redis", "r:1", "--", "true" }, "missing lock NAME" },
+                { { "lock" }, "missing lock NAME" },
+                { { "lock", "a/b", "--", "true" }, "invalid lock name 'a/b'" },
+                { { "lock", "x{y}", "--", "true" }, "invalid lock name 'x{y}'" },
+                { { "lock", "n", "--redis=", "--", "true" }, "--redis: empty" },
+        };
+
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                struct lock_args a = { .name = "untouched" };
+                char err[256] = "";
+                int argc = 0;
+
+                while (bad[i].argv[argc])
+                        argc++;
+                ck_assert_int_eq(lock_args_parse(argc, mkargv(bad[i].argv), &a, err, sizeof err), -EINVAL);
+                ck_assert_msg(strstr(err, bad[i].culprit), "case %zu: '%s' does not name '%s'", i, err,
+                              bad[i].culprit);
+                ck_assert_str_eq(a.name, "untouched");
+        }
+}
+END_TEST
+
+START_TEST(test_scripts) {
+        /* The scripts compare-and-set on the token and stay on their KEYS
+         * (cluster-safe); the wake-up is published by release only. */
+        ck_assert_ptr_nonnull(strstr(lock_script_acquire, "'NX', 'PX'"));
+        ck_assert_ptr_nonnull(strstr(lock_script_acquire, "INCR"));
+        ck_assert_ptr_null(strstr(lock_script_acquire, "PUBLISH"));
+        ck_assert_ptr_nonnull(strstr(lock_script_renew, "~= ARGV[1]"));
+        ck_assert_ptr_nonnull(strstr(lock_script_release, "~= ARGV[1]"));
+        ck_assert_ptr_nonnull(strstr(lock_script_release, "PUBLISH"));
+        ck_assert_ptr_null(strstr(lock_script_renew, "PUBLISH"));
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("lock");
+        TCase *tc = tcase_create("core");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_parse_good);
+        tcase_add_test(tc, test_parse_bad);
+        tcase_add_test(tc, test_scripts);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,523 @@
+/* Tests for lib/redis_client.c, run by tests/e2e/redis-client.sh against real
+ * servers:
+ *   REDIS_PORT                 a redis the script kills/restarts/freezes on request
+ *   SENTINEL_URL               a sentinel monitoring it as "mymaster"
+ *   REPLICA_PORT               its replica, promoted by the last test (failover)
+ *   AUTH_PORT, AUTH_PASSWORD   a redis with --requirepass
+ *   CTL_DIR                    requests to the script: write CTL_DIR/request,
+ *                              wait for CTL_DIR/ack
+ * Missing variables are a failure, not a skip. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include "cleanup.h"
+#include "redis.h"
+#include "redis_client.h"
+#include "redis_url.h"
+#include "strutil.h"
+
+static const char *env(const char *name) {
+        const char *v = getenv(name);
+        ck_assert_msg(v && *v, "environment variable %s is not set (run through tests/e2e/redis-client.sh)", name);
+        return v;
+}
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Everything a test observes. */
+struct obs {
+        int states[16];
+        unsigned n_states;
+        unsigned messages;
+        char last_message[128];
+        unsigned replies, null_replies;
+        char last_reply[128];
+        bool free_in_callback;
+};
+
+static void on_state(redis_client *c, bool connected, void *userdata) {
+        struct obs *o = userdata;
+
+        ck_assert_int_eq(redis_client_is_connected(c), connected);
+        if (o->n_states < ELEMENTSOF(o->states))
+                o->states[o->n_states++] = connected;
+}
+
+static void on_message(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+        struct obs *o = userdata;
+
+        (void) c;
+        (void) channel;
+        o->messages++;
+        snprintf(o->last_message, sizeof o->last_message, "%.*s", (int) len, data);
+}
+
+static void on_reply(redis_client *c, redisReply *reply, void *userdata) {
+        struct obs *o = userdata;
+
+        (void) c;
+        if (!reply) {
+                o->null_replies++;
+                return;
+        }
+        o->replies++;
+        if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_ERROR)
+                snprintf(o->last_reply, sizeof o->last_reply, "%s", reply->str);
+        else if (reply->type == REDIS_REPLY_INTEGER)
+                snprintf(o->last_reply, sizeof o->last_reply, "%lld", reply->integer);
+        else
+                snprintf(o->last_reply, sizeof o->last_reply, "type %d", reply->type);
+}
+
+/* Run the loop until cond(o) holds; fail after secs. Returns elapsed usec. */
+static uint64_t run_until(sd_event *e, struct obs *o, bool (*cond)(struct obs *o), unsigned secs, const char *what) {
+        uint64_t t0 = mono_usec(), deadline = t0 + secs * 1000000ULL;
+
+        while (!cond(o)) {
+                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+                ck_assert_msg(mono_usec() < deadline, "timed out after %u s waiting for %s", secs, what);
+        }
+        return mono_usec() - t0;
+}
+
+static bool last_state_up(struct obs *o) {
+        return o->n_states > 0 && o->states[o->n_states - 1] == 1;
+}
+static bool last_state_down(struct obs *o) {
+        return o->n_states > 0 && o->states[o->n_states - 1] == 0;
+}
+static unsigned want_replies, want_messages;
+static bool got_replies(struct obs *o) {
+        return o->replies + o->null_replies >= want_replies;
+}
+static bool got_messages(struct obs *o) {
+        return o->messages >= want_messages;
+}
+
+/* Ask the e2e script to act on the redis and wait for it, keeping the loop turning. */
+static void request(sd_event *e, const char *what) {
+        char path[512], ack[512];
+        _cleanup_free_ char *got = NULL;
+        uint64_t deadline = mono_usec() + 30 * 1000000ULL;
+        FILE *f;
+
+        snprintf(path, sizeof path, "%s/request", env("CTL_DIR"));
+        snprintf(ack, sizeof ack, "%s/ack", env("CTL_DIR"));
+        (void) unlink(ack);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%s\n", what);
+        ck_assert_int_eq(fclose(f), 0);
+        while (access(ack, F_OK) != 0) {
+                if (e)
+                        ck_assert_int_ge(sd_event_run(e, 20000), 0);
+                else
+                        usleep(20000);
+                ck_assert_msg(mono_usec() < deadline, "script did not serve request '%s'", what);
+        }
+        ck_assert_int_eq(read_file_string(ack, 64, true, &got), 0);
+        ck_assert_str_eq(got, what);
+        (void) unlink(ack);
+}
+
+static struct redis_url *parse(const char *s) {
+        struct redis_url *u = NULL;
+        char err[256];
+
+        ck_assert_msg(redis_url_parse(s, &u, err, sizeof err) == 0, "%s: %s", s, err);
+        return u;
+}
+
+/* Publish from a separate synchronous connection. */
+static void publish_sync(const char *url, const char *channel, const char *msg) {
+        struct redis_url *u = parse(url);
+        _cleanup_redis_ redisContext *rc = NULL;
+        _cleanup_reply_ redisReply *reply = NULL;
+        char err[256];
+
+        ck_assert_msg(redis_connect(u, 2000000, &rc, err, sizeof err) == 0, "%s", err);
+        ck_assert_int_eq(redis_command(rc, &reply, err, sizeof err, "PUBLISH %s %s", channel, msg), 0);
+        redis_url_free(u);
+}
+
+static char *plain_url(void) {
+        return strdup_printf("127.0.0.1:%s", env("REDIS_PORT"));
+}
+
+START_TEST(test_commands) {
+        sd_event *e = NULL;
+        struct obs o = { 0 };
+        redis_client *c = NULL;
+        _cleanup_free_ char *url = plain_url();
+        struct redis_url *u = parse(url);
+        const char *argv[] = { "SET", "client-bin", "x\0y" };
+        const size_t argvlen[] = { 3, 10, 3 };
+
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_url_free(u); /* the client keeps its own copy */
+        /* Not connected yet: refused at once, callback not called. */
+        ck_assert(!redis_client_is_connected(c));
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "PING"), -ENOTCONN);
+        run_until(e, &o, last_state_up, 10, "connect");
+        ck_assert_int_eq(o.n_states, 1);
+
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "SET %s %s", "client-key", "v1"), 0);
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "GET %s", "client-key"), 0);
+        want_replies = 2;
+        run_until(e, &o, got_replies, 10, "replies");
+        ck_assert_str_eq(o.last_reply, "v1");
+        ck_assert_int_eq(redis_client_commandargv(c, on_reply, &o, 3, argv, argvlen), 0);
+        ck_assert_int_eq(redis_client_command(c, NULL, NULL, "INCR client-counter"), 0); /* no callback */
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "INCR %s", "client-key"), 0);
+        want_replies = 4;
+        run_until(e, &o, got_replies, 10, "replies");
+        /* Error replies are passed through. */
+        ck_assert_msg(strstr(o.last_reply, "not an integer"), "%s", o.last_reply);
+        ck_assert_int_eq(o.null_replies, 0);
+        ck_assert_uint_eq(redis_client_reconnects(c), 0);
+
+        redis_client_free(c);
+        sd_event_unref(e);
+}
+END_TEST
+
+static void test_restart_via(const char *url) {
+        sd_event *e = NULL;
+        struct obs o = { 0 }, sub = { 0 };
+        redis_client *c = NULL;
+        struct redis_url *u = parse(url);
+        _cleanup_free_ char *direct = plain_url();
+        char channel[64];
+
+        snprintf(channel, sizeof channel, "restart-%d", getpid());
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_url_free(u);
+        /* Subscribed before the first connect. */
+        ck_assert_int_eq(redis_client_subscribe(c, channel, on_message, &sub), 0);
+        run_until(e, &o, last_state_up, 10, "connect");
+        publish_sync(direct, channel, "before");
+        want_messages = 1;
+        run_until(e, &sub, got_messages, 10, "message before restart");
+        ck_assert_str_eq(sub.last_message, "before");
+
+        /* A command in flight when redis dies gets a NULL reply. */
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "BLPOP never-pushed 30"), 0);
+        request(NULL, "kill");
+        run_until(e, &o, last_state_down, 15, "loss noticed");
+        ck_assert_int_eq(o.null_replies, 1);
+        ck_assert(!redis_client_is_connected(c));
+        /* Commands while down fail at once; nothing crashes, no callback. */
+        for (int i = 0; i < 100; i++)
+                ck_assert_int_eq(redis_client_command(c, on_reply, &o, "PING"), -ENOTCONN);
+        ck_assert_int_eq(o.replies, 0);
+        /* Let a few reconnect attempts fail against the dead port. */
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        ck_assert(!redis_client_is_connected(c));
+
+        request(e, "start");
+        run_until(e, &o, last_state_up, 20, "reconnect");
+        ck_assert_int_eq(o.n_states, 3);
+        ck_assert_int_eq(o.states[0], 1);
+        ck_assert_int_eq(o.states[1], 0);
+        ck_assert_int_eq(o.states[2], 1);
+        ck_assert_uint_eq(redis_client_reconnects(c), 1);
+
+        /* Re-subscribed: a publish after the restart is delivered. */
+        publish_sync(direct, channel, "after");
+        want_messages = 2;
+        run_until(e, &sub, got_messages, 10, "message after restart");
+        ck_assert_str_eq(sub.last_message, "after");
+        /* And commands work again. */
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "PING"), 0);
+        want_replies = 2;
+        run_until(e, &o, got_replies, 10, "PING after restart");
+        ck_assert_str_eq(o.last_reply, "PONG");
+
+        redis_client_free(c);
+        sd_event_unref(e);
+}
+
+START_TEST(test_restart) {
+        _cleanup_free_ char *url = plain_url();
+        test_restart_via(url);
+}
+END_TEST
+
+START_TEST(test_restart_sentinel) {
+        test_restart_via(env("SENTINEL_URL"));
+}
+END_TEST
+
+START_TEST(test_hung_server) {
+        sd_event *e = NULL;
+        struct obs o = { 0 };
+        redis_client *c = NULL;
+        _cleanup_free_ char *url = plain_url();
+        struct redis_url *u = parse(url);
+        uint64_t took;
+
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_url_free(u);
+        redis_client_set_keepalive(c, 200000, 1000000);
+        run_until(e, &o, last_state_up, 10, "connect");
+        /* Idle but alive: keepalive must not flap the connection. */
+        for (uint64_t until = mono_usec() + 1500000; mono_usec() < until;)
+                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        ck_assert_int_eq(o.n_states, 1);
+
+        /* A frozen server keeps TCP up; only the keepalive notices. */
+        request(e, "stop");
+        took = run_until(e, &o, last_state_down, 10, "hung server noticed");
+        ck_assert_msg(took < 5000000, "noticed after %llu us", (unsigned long long) took);
+        request(e, "cont");
+        run_until(e, &o, last_state_up, 20, "reconnect after SIGCONT");
+        ck_assert_uint_ge(redis_client_reconnects(c), 1);
+
+        redis_client_free(c);
+        sd_event_unref(e);
+}
+END_TEST
+
+START_TEST(test_auth_db) {
+        sd_event *e = NULL;
+        struct obs o = { 0 };
+        redis_client *c = NULL;
+        _cleanup_free_ char *url = NULL, *direct = NULL;
+        struct redis_url *u;
+        _cleanup_redis_ redisContext *rc = NULL;
+        _cleanup_reply_ redisReply *reply = NULL;
+        char err[256];
+
+        url = strdup_printf("127.0.0.1:%s,password=%s,defaultDatabase=5", env("AUTH_PORT"), env("AUTH_PASSWORD"));
+        u = parse(url);
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_url_free(u);
+        run_until(e, &o, last_state_up, 10, "connect with auth");
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "SET in-db-5 yes"), 0);
+        want_replies = 1;
+        run_until(e, &o, got_replies, 10, "SET");
+        redis_client_free(c);
+        sd_event_unref(e);
+
+        /* It landed in db 5. */
+        direct = strdup_printf("redis://:%s@127.0.0.1:%s/5", env("AUTH_PASSWORD"), env("AUTH_PORT"));
+        u = parse(direct);
+        ck_assert_msg(redis_connect(u, 2000000, &rc, err, sizeof err) == 0, "%s", err);
+        redis_url_free(u);
+        ck_assert_int_eq(redis_command(rc, &reply, err, sizeof err, "GET in-db-5"), 0);
+        ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
+        ck_assert_str_eq(reply->str, "yes");
+}
+END_TEST
+
+START_TEST(test_wrong_password) {
+        sd_event *e = NULL;
+        struct obs o = { 0 };
+        redis_client *c = NULL;
+        _cleanup_free_ char *url = NULL;
+        struct redis_url *u;
+
+        url = strdup_printf("127.0.0.1:%s,password=Not-The-Password", env("AUTH_PORT"));
+        u = parse(url);
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_url_free(u);
+        /* It keeps trying (with backoff) but never reports connected. */
+        for (uint64_t until = mono_usec() + 1500000; mono_usec() < until;)
+                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        ck_assert_int_eq(o.n_states, 0);
+        ck_assert(!redis_client_is_connected(c));
+        redis_client_free(c);
+        sd_event_unref(e);
+}
+END_TEST
+
+START_TEST(test_tls_refused) {
+        sd_event *e = NULL;
+        redis_client *c = NULL;
+        _cleanup_free_ char *url = strdup_printf("127.0.0.1:%s,ssl=true", env("REDIS_PORT"));
+        struct redis_url *u = parse(url);
+
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(redis_client_new(e, u, NULL, NULL, &c), -EPROTONOSUPPORT);
+        ck_assert_ptr_null(c);
+        redis_url_free(u);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* Freeing the client from inside its own callbacks. */
+static void free_on_reply(redis_client *c, redisReply *reply, void *userdata) {
+        struct obs *o = userdata;
+
+        ck_assert_ptr_nonnull(reply);
+        o->replies++;
+        redis_client_free(c);
+}
+
+static void free_on_state(redis_client *c, bool connected, void *userdata) {
+        struct obs *o = userdata;
+
+        if (o->n_states < ELEMENTSOF(o->states))
+                o->states[o->n_states++] = connected;
+        if (o->free_in_callback)
+                redis_client_free(c);
+}
+
+static void count_only(redis_client *c, redisReply *reply, void *userdata) {
+        struct obs *o = userdata;
+        (void) c;
+        (void) reply;
+        o->null_replies++; /* must never run: the client was freed */
+}
+
+START_TEST(test_free_in_callbacks) {
+        sd_event *e = NULL;
+        struct obs o = { 0 };
+        redis_client *c = NULL;
+        _cleanup_free_ char *url = plain_url();
+        struct redis_url *u = parse(url);
+
+        ck_assert_int_ge(sd_event_new(&e), 0);
+
+        /* From a reply callback, with more commands pending behind it. */
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        run_until(e, &o, last_state_up, 10, "connect");
+        ck_assert_int_eq(redis_client_command(c, free_on_reply, &o, "PING"), 0);
+        for (int i = 0; i < 20; i++)
+                ck_assert_int_eq(redis_client_command(c, count_only, &o, "PING"), 0);
+        ck_assert_int_eq(redis_client_subscribe(c, "free-test", on_message, &o), 0);
+        want_replies = 1;
+        run_until(e, &o, got_replies, 10, "reply");
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_ge(sd_event_run(e, 10000), 0);
+        ck_assert_int_eq(o.null_replies, 0);
+
+        /* From on_state(true). */
+        memset(&o, 0, sizeof o);
+        o.free_in_callback = true;
+        ck_assert_int_eq(redis_client_new(e, u, free_on_state, &o, &c), 0);
+        run_until(e, &o, last_state_up, 10, "connect");
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_ge(sd_event_run(e, 10000), 0);
+        ck_assert_int_eq(o.n_states, 1);
+
+        /* Free while still connecting, and right after creation. */
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_client_free(c);
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_ge(sd_event_run(e, 10000), 0);
+
+        redis_url_free(u);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* Through sentinel, across a failover: the client ends up on the new master. */
+static bool reconnected_once(struct obs *o) {
+        return o->n_states >= 3 && o->states[o->n_states - 1] == 1;
+}
+
+START_TEST(test_sentinel_failover) {
+        sd_event *e = NULL;
+        struct obs o = { 0 }, sub = { 0 };
+        redis_client *c = NULL;
+        struct redis_url *u = parse(env("SENTINEL_URL"));
+        _cleanup_free_ char *replica = strdup_printf("127.0.0.1:%s", env("REPLICA_PORT"));
+        char channel[64];
+
+        snprintf(channel, sizeof channel, "failover-%d", getpid());
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_url_free(u);
+        ck_assert_int_eq(redis_client_subscribe(c, channel, on_message, &sub), 0);
+        run_until(e, &o, last_state_up, 10, "connect via sentinel");
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "CONFIG GET port"), 0);
+        want_replies = 1;
+        run_until(e, &o, got_replies, 10, "CONFIG GET");
+        ck_assert_str_eq(o.last_reply, "type 2"); /* an array */
+
+        request(e, "failover");
+        /* Sentinel kills our command connection while demoting the old master;
+         * should it not, the first write fails READONLY and triggers it. */
+        for (uint64_t until = mono_usec() + 20000000; !reconnected_once(&o) && mono_usec() < until;) {
+                (void) redis_client_command(c, NULL, NULL, "SET failover-probe 1");
+                for (int i = 0; i < 4; i++)
+                        ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        }
+        ck_assert_msg(reconnected_once(&o), "client did not reconnect after the failover (%u states)", o.n_states);
+
+        /* Now on the promoted replica: it is a master and takes writes. */
+        ck_assert_int_eq(redis_client_command(c, on_reply, &o, "SET after-failover %s", "new-master"), 0);
+        want_replies = o.replies + o.null_replies + 1;
+        run_until(e, &o, got_replies, 10, "SET after failover");
+        ck_assert_str_eq(o.last_reply, "OK");
+        {
+                struct redis_url *d = parse(replica);
+                _cleanup_redis_ redisContext *rc = NULL;
+                _cleanup_reply_ redisReply *reply = NULL;
+                char err[256];
+
+                ck_assert_msg(redis_connect(d, 2000000, &rc, err, sizeof err) == 0, "%s", err);
+                redis_url_free(d);
+                ck_assert_int_eq(redis_command(rc, &reply, err, sizeof err, "GET after-failover"), 0);
+                ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
+                ck_assert_str_eq(reply->str, "new-master");
+        }
+        /* Subscriptions followed: a publish on the new master arrives. */
+        publish_sync(replica, channel, "on-new-master");
+        want_messages = 1;
+        run_until(e, &sub, got_messages, 10, "message on the new master");
+        ck_assert_str_eq(sub.last_message, "on-new-master");
+
+        redis_client_free(c);
+        sd_event_unref(e);
+}
+END_TEST
+
+static Suite *redis_client_suite(void) {
+        Suite *s = suite_create("redis_client");
+        TCase *tc = tcase_create("core");
+
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_commands);
+        tcase_add_test(tc, test_tls_refused);
+        tcase_add_test(tc, test_auth_db);
+        tcase_add_test(tc, test_wrong_password);
+        tcase_add_test(tc, test_free_in_callbacks);
+        tcase_add_test(tc, test_restart);
+        tcase_add_test(tc, test_restart_sentinel);
+        tcase_add_test(tc, test_hung_server);
+        tcase_add_test(tc, test_sentinel_failover); /* last: the replica becomes master */
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(redis_client_suite());
+        int failed;
+
+        signal(SIGPIPE, SIG_IGN);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,291 @@
+/* Unit tests for lib/redis_url.c: both connection-string forms, good and
+ * malformed inputs, and masking (the password never appears in masked output
+ * or in an error message). */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_url.h"
+
+struct good {
+        const char *in;
+        const char *host0; /* NULL: unix socket */
+        int port0;
+        size_t n_hosts;
+        const char *unix_path;
+        const char *user;
+        const char *password;
+        int db;
+        bool ssl;
+        const char *service;
+        int timeout_ms;
+        bool abort_connect;
+        const char *masked; /* expected redis_url_to_string_masked(), or NULL to skip */
+};
+
+static const struct good goods[] = {
+        { "redis://127.0.0.1:6379/0", "127.0.0.1", 6379, 1, NULL, NULL, NULL, 0, false, NULL, 5000, true,
+          "redis://127.0.0.1:6379/0" },
+        { "redis://localhost", "localhost", 6379, 1, NULL, NULL, NULL, 0, false, NULL, 5000, true,
+          "redis://localhost:6379/0" },
+        { "REDIS://Cache-1.example.com:7000/", "Cache-1.example.com", 7000, 1, NULL, NULL, NULL, 0, false, NULL, 5000,
+          true, NULL },
+        { "rediss://app:p%40ss%2Cw%3Ard@redis.internal:6380/2", "redis.internal", 6380, 1, NULL, "app", "p@ss,w:rd", 2,
+          true, NULL, 5000, true, "rediss://app:*****@redis.internal:6380/2" },
+        /* raw @ : , = / in the password: userinfo ends at the last '@', user at the first ':' */
+        { "redis://user:pa:ss@w,o=r/d@host:1/3", "host", 1, 1, NULL, "user", "pa:ss@w,o=r/d", 3, false, NULL, 5000,
+          true, "redis://user:*****@host:1/3" },
+        { "redis://:only-a-password@h", "h", 6379, 1, NULL, NULL, "only-a-password", 0, false, NULL, 5000, true,
+          "redis://:*****@h:6379/0" },
+        { "redis://bare-secret@h:6379/15", "h", 6379, 1, NULL, NULL, "bare-secret", 15, false, NULL, 5000, true,
+          "redis://:*****@h:6379/15" },
+        { "redis://aclbob:@h", "h", 6379, 1, NULL, "aclbob", NULL, 0, false, NULL, 5000, true, "redis://aclbob@h:6379/0" },
+        { "redis://[::1]:6390/4", "::1", 6390, 1, NULL, NULL, NULL, 4, false, NULL, 5000, true, "redis://[::1]:6390/4" },
+        { "redis://[fe80::1%eth0]", "fe80::1%eth0", 6379, 1, NULL, NULL, NULL, 0, false, NULL, 5000, true, NULL },
+        { "unix:///run/redis/redis.sock", NULL, 0, 0, "/run/redis/redis.sock", NULL, NULL, 0, false, NULL, 5000, true,
+          "unix:///run/redis/redis.sock" },
+        { "unix:///run/redis.sock?db=3", NULL, 0, 0, "/run/redis.sock", NULL, NULL, 3, false, NULL, 5000, true,
+          "unix:///run/redis.sock?db=3" },
+        { "unix://u:s3c@ret@/tmp/r.sock", NULL, 0, 0, "/tmp/r.sock", "u", "s3c@ret", 0, false, NULL, 5000, true,
+          "unix://u:*****@/tmp/r.sock" },
+        /* StackExchange.Redis form */
+        { "localhost:6379", "localhost", 6379, 1, NULL, NULL, NULL, 0, false, NULL, 5000, true,
+          "redis://localhost:6379/0" },
+        { "redis-a", "redis-a", 6379, 1, NULL, NULL, NULL, 0, false, NULL, 5000, true, NULL },
+        { "h1:6379,h2:6380,password=abcdef,ssl=true,defaultDatabase=3,abortConnect=false,connectTimeout=2000,user=bob",
+          "h1", 6379, 2, NULL, "bob", "abcdef", 3, true, NULL, 2000, false,
+          "h1:6379,h2:6380,user=bob,password=*****,ssl=true,defaultDatabase=3,connectTimeout=2000,abortConnect=false" },
+        { "s1:26380,s2,serviceName=mymaster,password=x=y,zz", "s1", 26380, 2, NULL, NULL, "x=y,zz", 0, false,
+          "mymaster", 5000, true, "s1:26380,s2:26379,password=*****,serviceName=mymaster" },
+        { "h,serviceName=mymaster", "h", 26379, 1, NULL, NULL, NULL, 0, false, "mymaster", 5000, true,
+          "h:26379,serviceName=mymaster" },
+        { "h,PASSWORD=a,b=c", "h", 6379, 1, NULL, NULL, "a,b=c", 0, false, NULL, 5000, true, "redis://:*****@h:6379/0" },
+        { "h,password=p@s:s=,x,SSL=True", "h", 6379, 1, NULL, NULL, "p@s:s=,x", 0, true, NULL, 5000, true,
+          "rediss://:*****@h:6379/0" },
+        { "h,password=a,b,h2:6380", "h", 6379, 2, NULL, NULL, "a,b", 0, false, NULL, 5000, true, NULL },
+        { "h,password=a://b@c:d", "h", 6379, 1, NULL, NULL, "a://b@c:d", 0, false, NULL, 5000, true,
+          "redis://:*****@h:6379/0" },
+        { "password=first1,[::1]:7000", "::1", 7000, 1, NULL, NULL, "first1", 0, false, NULL, 5000, true,
+          "redis://:*****@[::1]:7000/0" },
+        { " h , Password = spaced-out , ssl = false ", "h", 6379, 1, NULL, NULL, "spaced-out", 0, false, NULL, 5000, true,
+          NULL },
+        { "h,", "h", 6379, 1, NULL, NULL, NULL, 0, false, NULL, 5000, true, NULL },
+        { "h,defaultdatabase=7,ABORTCONNECT=false,connecttimeout=100", "h", 6379, 1, NULL, NULL, NULL, 7, false, NULL,
+          100, false, NULL },
+};
+
+struct bad {
+        const char *in;
+        const char *mention; /* the error must contain this */
+};
+
+static const struct bad bads[] = {
+        { "", "empty" },
+        { "redis://", "empty host" },
+        { "redis:///0", "empty host" },
+        { "redis://h:0", "port '0'" },
+        { "redis://h:65536", "port '65536'" },
+        { "redis://h:abc", "port 'abc'" },
+        { "redis://h:", "port" },
+        { "redis://h/x", "database 'x'" },
+        { "redis://h/-1", "database '-1'" },
+        { "redis://h/1/2", "database" },
+        { "redis://u:p%zz@h", "percent-encoding in the password" },
+        { "redis://u:p%0@h", "percent-encoding in the password" },
+        { "redis://u%4:p@h", "percent-encoding in the user" },
+        { "http://h", "scheme" },
+        { "redis://h?db=1", "query" },
+        { "redis://::1:6379", "brackets" },
+        { "redis://[::1", "closing ']'" },
+        { "redis://[zz]:1", "IPv6" },
+        { "redis://[::1]x", "after IPv6" },
+        { "redis://bad_host!:1", "host name 'bad_host!'" },
+        { "unix://", "absolute" },
+        { "unix:///", "empty unix socket path" },
+        { "unix:///p?foo=1", "parameter 'foo=1'" },
+        { "unix:///p?db=x", "database 'x'" },
+        { "h,foo=bar", "unknown option 'foo'" },
+        { "h,ssl=maybe", "ssl: 'maybe'" },
+        { "h,abortConnect=1", "abortConnect: '1'" },
+        { "h,defaultDatabase=x", "defaultDatabase: 'x'" },
+        { "h,connectTimeout=0", "connectTimeout: '0'" },
+        { "h,connectTimeout=5s", "connectTimeout: '5s'" },
+        { "h,serviceName=", "serviceName: empty" },
+        { "h,serviceName=a/b", "serviceName: bad name" },
+        { "password=no-host-here", "no host:port" },
+        { ",,", "no host:port" },
+        { "h:port", "port 'port'" },
+        { "h:1:2", "brackets" },
+        { "h1,h2,h3,h4,h5,h6,h7,h8,h9,h10,h11,h12,h13,h14,h15,h16,h17", "too many endpoints" },
+        { "h\n", "control character" },
+};
+
+/* Bad inputs that carry the secret "Sup3rS3cret": no error may show it. */
+static const char *const bad_with_secret[] = {
+        "redis://u:Sup3rS3cret@h:99999",
+        "redis://u:Sup3rS3cret@/0",
+        "redis://u:Sup3rS3cret%@h",
+        "redis://Sup3rS3cret@h/x",
+        "rediss://u:Sup3rS3cret@[::1",
+        "unix://u:Sup3rS3cret@/p?db=-1",
+        "h:0,password=Sup3rS3cret",
+        "h,password=Sup3rS3cret,ssl=maybe",
+        "h,password=Sup3rS3cret,defaultDatabase=x",
+        "password=Sup3rS3cret",
+        "password=Sup3rS3cret,h:bad",
+        "h,password=Sup3rS3cret,foo=1,serviceName=",
+        "h,pasword=Sup3rS3cret",
+        "h,pass=Sup3rS3cret",
+};
+
+START_TEST(test_good) {
+        const struct good *g = &goods[_i];
+        struct redis_url *u = NULL;
+        char err[256] = "";
+        int r = redis_url_parse(g->in, &u, err, sizeof err);
+
+        ck_assert_msg(r == 0, "'%s' should parse, got %d: %s", g->in, r, err);
+        ck_assert_ptr_nonnull(u);
+        ck_assert_uint_eq(u->n_hosts, g->n_hosts);
+        if (g->host0) {
+                ck_assert_str_eq(u->hosts[0].host, g->host0);
+                ck_assert_int_eq(u->hosts[0].port, g->port0);
+                ck_assert_ptr_null(u->unix_path);
+        } else
+                ck_assert_str_eq(u->unix_path, g->unix_path);
+        if (g->user)
+                ck_assert_str_eq(u->user, g->user);
+        else
+                ck_assert_ptr_null(u->user);
+        if (g->password)
+                ck_assert_str_eq(u->password, g->password);
+        else
+                ck_assert_ptr_null(u->password);
+        ck_assert_int_eq(u->db, g->db);
+        ck_assert_int_eq(u->ssl, g->ssl);
+        if (g->service)
+                ck_assert_str_eq(u->service_name, g->service);
+        else
+                ck_assert_ptr_null(u->service_name);
+        ck_assert_int_eq(u->connect_timeout_ms, g->timeout_ms);
+        ck_assert_int_eq(u->abort_connect, g->abort_connect);
+
+        char *m = redis_url_to_string_masked(u);
+        ck_assert_ptr_nonnull(m);
+        if (g->masked)
+                ck_assert_str_eq(m, g->masked);
+        if (g->password) {
+                ck_assert_msg(!strstr(m, g->password), "masked '%s' leaks the password", m);
+                ck_assert_ptr_nonnull(strstr(m, "*****"));
+        }
+
+        /* The masked rendering parses back to the same endpoints. */
+        struct redis_url *back = NULL;
+        ck_assert_msg(redis_url_parse(m, &back, err, sizeof err) == 0, "'%s' does not re-parse: %s", m, err);
+        ck_assert_uint_eq(back->n_hosts, u->n_hosts);
+        for (size_t i = 0; i < u->n_hosts; i++) {
+                ck_assert_str_eq(back->hosts[i].host, u->hosts[i].host);
+                ck_assert_int_eq(back->hosts[i].port, u->hosts[i].port);
+        }
+        ck_assert_int_eq(back->db, u->db);
+        ck_assert_int_eq(back->ssl, u->ssl);
+        redis_url_free(back);
+        free(m);
+
+        /* The string masker hides the raw and the decoded password. */
+        m = redis_url_mask_string(g->in);
+        ck_assert_ptr_nonnull(m);
+        if (g->password) {
+                ck_assert_msg(!strstr(m, g->password), "mask_string('%s') = '%s' leaks", g->in, m);
+                ck_assert_ptr_nonnull(strstr(m, "*****"));
+        } else
+                ck_assert_str_eq(m, g->in);
+        free(m);
+
+        ck_assert_ptr_null(redis_url_free(u));
+}
+END_TEST
+
+START_TEST(test_bad) {
+        const struct bad *b = &bads[_i];
+        struct redis_url *u = (struct redis_url *) 0x1;
+        char err[256] = "";
+
+        ck_assert_int_eq(redis_url_parse(b->in, &u, err, sizeof err), -EINVAL);
+        ck_assert_ptr_eq(u, (struct redis_url *) 0x1); /* untouched on failure */
+        ck_assert_msg(strstr(err, b->mention), "error for '%s' is '%s', should mention '%s'", b->in, err, b->mention);
+        /* no errbuf is fine too */
+        ck_assert_int_eq(redis_url_parse(b->in, &u, NULL, 0), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_bad_never_leaks) {
+        const char *in = bad_with_secret[_i];
+        struct redis_url *u = NULL;
+        char err[512] = "";
+
+        ck_assert_int_eq(redis_url_parse(in, &u, err, sizeof err), -EINVAL);
+        ck_assert_ptr_null(u);
+        ck_assert_msg(err[0] != '\0', "no message for '%s'", in);
+        ck_assert_msg(!strstr(err, "Sup3rS3cret"), "error '%s' leaks the password", err);
+
+        char *m = redis_url_mask_string(in);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_msg(!strstr(m, "Sup3rS3cret"), "mask_string('%s') = '%s' leaks", in, m);
+        free(m);
+}
+END_TEST
+
+START_TEST(test_mask_string) {
+        static const struct {
+                const char *in, *out;
+        } t[] = {
+                { "redis://u:p@h:1/0", "redis://u:*****@h:1/0" },
+                { "redis://:p@h", "redis://:*****@h" },
+                { "redis://p@h", "redis://*****@h" },
+                { "redis://u:a@b@c@h", "redis://u:*****@h" },
+                { "redis://h:1", "redis://h:1" },
+                { "redis://h?password=xyz&db=1", "redis://h?password=*****&db=1" },
+                { "h:1,password=a,b=c,ssl=true", "h:1,password=*****,ssl=true" },
+                { "h:1,Password=a,h2:2", "h:1,Password=*****,h2:2" },
+                { "password=one,password=two,h", "password=*****,password=*****" },
+                { "h,user=bob", "h,user=bob" },
+                { "h:1,password=x://y@z", "h:1,password=*****" },
+                { "not a url at all", "not a url at all" },
+                { "", "" },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+                char *m = redis_url_mask_string(t[i].in);
+                ck_assert_ptr_nonnull(m);
+                ck_assert_msg(strcmp(m, t[i].out) == 0, "mask_string('%s') = '%s', want '%s'", t[i].in, m, t[i].out);
+                free(m);
+        }
+        ck_assert_ptr_null(redis_url_mask_string(NULL));
+        ck_assert_ptr_null(redis_url_to_string_masked(NULL));
+        ck_assert_ptr_null(redis_url_free(NULL));
+}
+END_TEST
+
+static Suite *redis_url_suite(void) {
+        Suite *s = suite_create("redis_url");
+        TCase *tc = tcase_create("core");
+
+        tcase_add_loop_test(tc, test_good, 0, (int) (sizeof goods / sizeof goods[0]));
+        tcase_add_loop_test(tc, test_bad, 0, (int) (sizeof bads / sizeof bads[0]));
+        tcase_add_loop_test(tc, test_bad_never_leaks, 0, (int) (sizeof bad_with_secret / sizeof bad_with_secret[0]));
+        tcase_add_test(tc, test_mask_string);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(redis_url_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

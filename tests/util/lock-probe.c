@@ -1,0 +1,146 @@
+/* lock-probe: drives lib/lock.c directly for tests that need sub-millisecond
+ * timing (tests/e2e/lock-wake.sh).
+ *
+ *   lock-probe wake REDIS_URL NAME ROUNDS
+ *     Each round: we hold NAME; a waiter thread (re-check interval 10s, so only
+ *     the pub/sub wake-up can make it fast) waits; once it is subscribed we
+ *     release and the waiter records when it got the lock.  Prints one
+ *     "latency_us N" line per round, then "median_us N" and "max_us N". */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "duration.h"
+#include "keys.h"
+#include "lock.h"
+#include "log.h"
+#include "redis.h"
+#include "redis_url.h"
+#include "strutil.h"
+
+struct waiter {
+        const struct redis_url *url;
+        const char *name;
+        uint64_t acquired_usec;
+        uint64_t fence;
+        int r;
+        char err[256];
+};
+
+static void *waiter_main(void *p) {
+        struct waiter *w = p;
+        struct lock_options o = {
+                .lease_usec = 30 * USEC_PER_SEC,
+                .wait_timeout_usec = 20 * USEC_PER_SEC,
+                .recheck_usec = 10 * USEC_PER_SEC,
+        };
+        lock *l = NULL;
+
+        w->r = lock_acquire(w->url, w->name, &o, &l, w->err, sizeof w->err);
+        w->acquired_usec = now_usec();
+        if (w->r == 0) {
+                w->fence = lock_fence(l);
+                (void) lock_release(l);
+                lock_free(l);
+        }
+        return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Wait until someone is subscribed to channel (the waiter's first step). */
+static int wait_subscribed(redisContext *c, const char *channel) {
+        uint64_t until = now_usec() + 10 * USEC_PER_SEC;
+
+        while (now_usec() < until) {
+                _cleanup_reply_ redisReply *r = redisCommand(c, "PUBSUB NUMSUB %s", channel);
+
+                if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                    r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer > 0)
+                        return 0;
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        return -ETIMEDOUT;
+}
+
+static int probe_wake(const struct redis_url *url, const char *name, int rounds) {
+        _cleanup_redis_ redisContext *c = NULL;
+        _cleanup_free_ char *channel = key_lock_channel(namespace_default(), name);
+        uint64_t lat[1000];
+        char err[256];
+        int r;
+
+        if (rounds < 1 || rounds > (int) ELEMENTSOF(lat))
+                return -EINVAL;
+        r = redis_connect(url, USEC_PER_SEC, &c, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "lock-probe: %s\n", err);
+                return r;
+        }
+        for (int i = 0; i < rounds; i++) {
+                struct lock_options o = { .lease_usec = 30 * USEC_PER_SEC };
+                struct waiter w = { .url = url, .name = name };
+                pthread_t t;
+                uint64_t t0, prev;
+                lock *l = NULL;
+
+                r = lock_acquire(url, name, &o, &l, err, sizeof err);
+                if (r < 0) {
+                        fprintf(stderr, "lock-probe: acquire: %s\n", err);
+                        return r;
+                }
+                prev = lock_fence(l);
+                if (pthread_create(&t, NULL, waiter_main, &w) != 0)
+                        return -EAGAIN;
+                r = wait_subscribed(c, channel);
+                if (r < 0) {
+                        fprintf(stderr, "lock-probe: waiter never subscribed\n");
+                        return r;
+                }
+                t0 = now_usec();
+                r = lock_release(l);
+                lock_free(l);
+                pthread_join(t, NULL);
+                if (r < 0 || w.r < 0) {
+                        fprintf(stderr, "lock-probe: release %d, waiter %d: %s\n", r, w.r, w.err);
+                        return r < 0 ? r : w.r;
+                }
+                if (w.fence <= prev) {
+                        fprintf(stderr, "lock-probe: fence did not increase (%llu after %llu)\n",
+                                (unsigned long long) w.fence, (unsigned long long) prev);
+                        return -EPROTO;
+                }
+                lat[i] = w.acquired_usec - t0;
+                printf("latency_us %llu\n", (unsigned long long) lat[i]);
+        }
+        qsort(lat, (size_t) rounds, sizeof lat[0], cmp_u64);
+        printf("median_us %llu\nmax_us %llu\n", (unsigned long long) lat[rounds / 2],
+               (unsigned long long) lat[rounds - 1]);
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        struct redis_url *url = NULL;
+        char err[256];
+        int r, rounds;
+
+        log_open("lock-probe");
+        if (argc != 5 || strcmp(argv[1], "wake") != 0 || parse_int(argv[4], &rounds) < 0) {
+                fprintf(stderr, "usage: lock-probe wake REDIS_URL NAME ROUNDS\n");
+                return 2;
+        }
+        if (redis_url_parse(argv[2], &url, err, sizeof err) < 0) {
+                fprintf(stderr, "lock-probe: %s\n", err);
+                return 2;
+        }
+        r = probe_wake(url, argv[3], rounds);
+        redis_url_free(url);
+        return r < 0 ? 1 : 0;
+}
