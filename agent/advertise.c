@@ -82,6 +82,26 @@ static void add_secret(const char *s, void *userdata) {
         log_add_secret(s);
 }
 
+/* The log keeps a bounded set of secrets: rebuild it from what is still in
+ * use (the Redis connection string, each instance's applied and pending
+ * config) so rotated secrets never push current ones out. */
+static void refresh_secrets(agent *a) {
+        json_t *redis = json_string(a->config->redis);
+
+        log_clear_secrets();
+        if (a->url)
+                log_add_secret(a->url->password);
+        if (redis)
+                advertise_walk_secrets(redis, add_secret, NULL);
+        json_decref(redis);
+        for (size_t i = 0; i < a->n_instances; i++) {
+                if (a->instances[i]->applied_config)
+                        advertise_walk_secrets(a->instances[i]->applied_config, add_secret, NULL);
+                if (a->instances[i]->pending_config)
+                        advertise_walk_secrets(a->instances[i]->pending_config, add_secret, NULL);
+        }
+}
+
 static void apply_failed(instance *in, int64_t version, const char *why) {
         char d[768];
         int r;
@@ -98,6 +118,11 @@ static void apply_failed(instance *in, int64_t version, const char *why) {
 
 static void apply_succeeded(instance *in, int64_t version) {
         (void) fileio_drop_prev(in->cfg->config_file);
+        if (in->pending_config) {
+                json_decref(in->applied_config);
+                in->applied_config = in->pending_config;
+                in->pending_config = NULL;
+        }
         in->config_version = version;
         in->config_failed_version = 0;
         if (in->detail && strncmp(in->detail, "config version", 14) == 0)
@@ -134,13 +159,22 @@ static void apply(instance *in, int64_t version, const char *doc, size_t len) {
                 snprintf(err, sizeof err, "invalid JSON in the advertised config: %s", jerr.text);
                 goto fail;
         }
-        /* Before anything can print them. */
-        advertise_walk_secrets(config, add_secret, NULL);
+        /* Before anything can print them; the previous pending one is done with. */
+        json_decref(in->pending_config);
+        in->pending_config = json_incref(config);
+        refresh_secrets(in->agent);
         r = advertise_render(config, in->cfg->config_format, &text, &tlen, err, sizeof err);
         if (r < 0) {
                 if (!err[0])
                         snprintf(err, sizeof err, "%s", strerror(-r));
                 goto fail;
+        }
+        {
+                /* /run is empty after a reboot: create the file's directory. */
+                _cleanup_free_ char *dir = strndup(in->cfg->config_file,
+                                                   (size_t) (strrchr(in->cfg->config_file, '/') - in->cfg->config_file));
+                if (dir && dir[0])
+                        (void) fileio_mkdir_p(dir, 0755);
         }
         r = fileio_write_atomic(in->cfg->config_file, text, tlen, 0640, true);
         if (r < 0) {
@@ -252,6 +286,8 @@ void advertise_reconcile(instance *in, bool explicit_request) {
         _cleanup_free_ char *key = NULL;
         struct fetch *f;
 
+        if (a->stopping)
+                return;
         if (!in->cfg->config_file) {
                 if (in->config_waiter)
                         notify_waiter(in, false, "no config_file is configured for this instance");
@@ -297,5 +333,5 @@ void advertise_cancel(instance *in) {
         }
         in->config_busy = false;
         if (in->config_waiter)
-                notify_waiter(in, false, "instance removed");
+                notify_waiter(in, false, in->agent->stopping ? "cancelled: the agent is stopping" : "instance removed");
 }

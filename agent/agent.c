@@ -114,10 +114,16 @@ static void log_instance(int level, const instance *in, const char *fmt, ...) {
 void instance_state_changed(instance *in) {
         const char *now = instance_state(in), *prev = in->published_state;
 
-        if (prev && strcmp(prev, now) == 0)
-                return;
-        log_instance(LOG_NOTICE, in, "instance %s: %s -> %s", in->id, prev ? prev : "new", now);
+        if (prev && strcmp(prev, now) == 0) {
+                /* The health under "draining" still matters to a deployment waiting on it. */
+                if (in->published_health == in->health.state)
+                        return;
+                log_instance(LOG_NOTICE, in, "instance %s: %s, health %s -> %s", in->id, now,
+                             health_state_to_string(in->published_health), health_state_to_string(in->health.state));
+        } else
+                log_instance(LOG_NOTICE, in, "instance %s: %s -> %s", in->id, prev ? prev : "new", now);
         in->published_state = now;
+        in->published_health = in->health.state;
         registry_register(in->agent, in, prev ? prev : "");
         agent_update_status(in->agent);
 }
@@ -229,6 +235,8 @@ static instance *instance_free(instance *in) {
         free(in->version);
         free(in->detail);
         free(in->last_probe_error);
+        json_decref(in->applied_config);
+        json_decref(in->pending_config);
         free(in);
         return NULL;
 }
@@ -313,7 +321,7 @@ static void on_redis_state(redis_client *c, bool connected, void *userdata) {
         if (connected) {
                 log_info("Connected to Redis: registering %zu instance%s", a->n_instances,
                          a->n_instances == 1 ? "" : "s");
-                registry_heartbeat(a);
+                registry_heartbeat(a, true);
                 commands_kick(a->commands, true);
                 for (size_t i = 0; i < a->n_instances; i++)
                         advertise_reconcile(a->instances[i], false);
@@ -328,7 +336,7 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) sd_event_source_set_time(s, usec + a->config->heartbeat_interval);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         if (!a->stopping)
-                registry_heartbeat(a);
+                registry_heartbeat(a, false);
         agent_reload_if_pending(a);
         agent_update_status(a);
         return 0;
@@ -351,7 +359,9 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         (void) sd_notify(0, "STOPPING=1\nSTATUS=Stopping: marking instances stopped");
         for (size_t i = 0; i < a->n_instances; i++)
                 probe_stop(a->instances[i]);
-        a->commands = commands_free(a->commands);
+        commands_stop(a->commands);
+        for (size_t i = 0; i < a->n_instances; i++)
+                advertise_cancel(a->instances[i]);
         registry_stop_all(a, a->instances, a->n_instances, on_stopped);
         return 0;
 }
@@ -536,12 +546,15 @@ int agent_new(sd_event *e, const char *config_path, struct agent_config *config,
 agent *agent_free(agent *a) {
         if (!a)
                 return NULL;
-        a->commands = commands_free(a->commands);
+        /* Redis first: pending replies complete (with NULL) while their owners still exist. */
+        a->stopping = true;
         a->redis = redis_client_free(a->redis);
+        a->commands = commands_free(a->commands);
         for (size_t i = 0; i < a->n_instances; i++)
                 instance_free(a->instances[i]);
         free(a->instances);
         a->prober = prober_free(a->prober);
+        hook_sinks_free();
         a->heartbeat_timer = sd_event_source_disable_unref(a->heartbeat_timer);
         a->stop_timeout = sd_event_source_disable_unref(a->stop_timeout);
         a->sigterm = sd_event_source_disable_unref(a->sigterm);

@@ -36,6 +36,7 @@ struct instance {
         char *detail;              /* last problem, "" when none */
         uint64_t registered_at_ms;
         const char *published_state; /* last state written to Redis */
+        enum health_state published_health;
         bool registered;           /* written to Redis at least once since start */
 
         sd_event_source *probe_timer;
@@ -48,6 +49,8 @@ struct instance {
         hook *reload_hook;
         char *config_pending_text;  /* the rendered content being applied */
         int64_t config_pending_version;
+        json_t *applied_config;     /* kept only to re-register its secrets */
+        json_t *pending_config;
 
         /* a command waiting for the config to reach a version (apply-config) */
         void (*config_waiter)(instance *in, bool ok, const char *error, void *userdata);
@@ -104,7 +107,8 @@ void agent_reload_if_pending(agent *a);
 
 /* registry.c */
 void registry_register(agent *a, instance *in, const char *event_prev_state);
-void registry_heartbeat(agent *a);
+/* Refresh every instance; announce: also publish each one's state (after a (re)connect). */
+void registry_heartbeat(agent *a, bool announce);
 /* Mark instances stopped in Redis; done() is called when written or after a timeout. */
 void registry_stop_all(agent *a, instance **list, size_t n, void (*done)(agent *a));
 
@@ -114,6 +118,8 @@ struct commands *commands_free(struct commands *c);
 /* Redis (re)connected or a wake-up arrived: look at the queue. */
 void commands_kick(struct commands *c, bool reconnected);
 bool commands_busy(struct commands *c);
+/* Shutting down: kill a running hook (its command is reported interrupted on the next start). */
+void commands_stop(struct commands *c);
 
 /* advertise.c */
 /* Fetch the advertised config of in's service and apply it if newer. */

@@ -80,6 +80,13 @@ struct commands *commands_free(struct commands *c) {
         return NULL;
 }
 
+void commands_stop(struct commands *c) {
+        if (!c)
+                return;
+        c->hook = hook_free(c->hook);
+        c->poll_timer = sd_event_source_disable_unref(c->poll_timer);
+}
+
 bool commands_busy(struct commands *c) {
         return c && c->busy;
 }
@@ -384,6 +391,10 @@ static void on_result_checked(redis_client *rc, redisReply *reply, void *userdat
                 cmd_reset(c);
                 return;
         }
+        if (c->a->stopping) {
+                cmd_reset(c);
+                return;
+        }
         if (reply->type == REDIS_REPLY_STRING) {
                 /* Finished before (by another run): just drop it from :inflight. */
                 _cleanup_free_ char *kinflight = key_agent_inflight(ns(c), c->a->config->host);
@@ -409,6 +420,12 @@ static void process(struct commands *c, const char *raw, size_t len) {
         _cleanup_json_ json_t *local = NULL;
         char err[256] = "";
         int r;
+
+        if (c->a->stopping) {
+                /* Left in :inflight; the next start takes it from there. */
+                cmd_reset(c);
+                return;
+        }
 
         c->raw = strndup(raw, len);
         if (!c->raw) {

@@ -128,6 +128,93 @@ static void feed(hook *h, const char *buf, size_t n) {
         }
 }
 
+/* Output of background children that outlived their hook: still logged, line
+ * by line, until they close it, so a daemon started by a hook never dies of
+ * SIGPIPE.  Detached from the hook; all freed by hook_sinks_free(). */
+struct sink {
+        struct sink *next;
+        sd_event_source *source;
+        int fd;
+        char fields[3][96];
+        char name[32];
+        char line[HOOK_LINE_MAX + 1];
+        size_t len;
+};
+static struct sink *sinks;
+
+static void sink_free(struct sink *k) {
+        for (struct sink **p = &sinks; *p; p = &(*p)->next)
+                if (*p == k) {
+                        *p = k->next;
+                        break;
+                }
+        sd_event_source_disable_unref(k->source);
+        if (k->fd >= 0)
+                close(k->fd);
+        free(k);
+}
+
+static void sink_emit(struct sink *k) {
+        const char *fields[] = { k->fields[0], k->fields[1], k->fields[2], NULL };
+
+        k->line[k->len] = '\0';
+        log_fields(LOG_INFO, fields, "%s (background): %s", k->name, k->line);
+        k->len = 0;
+}
+
+static int on_sink_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct sink *k = userdata;
+        char buf[4096];
+        ssize_t n;
+
+        n = read(fd, buf, sizeof buf);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0) {
+                if (k->len > 0)
+                        sink_emit(k);
+                sink_free(k);
+                return 0;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+                if (buf[i] == '\n' || k->len == HOOK_LINE_MAX) {
+                        sink_emit(k);
+                        if (buf[i] == '\n')
+                                continue;
+                }
+                k->line[k->len++] = buf[i] ? buf[i] : '?';
+        }
+        return 0;
+}
+
+/* Hand h's still open pipe to a sink; false when that is not possible. */
+static bool hook_detach_output(hook *h) {
+        struct sink *k = calloc(1, sizeof *k);
+
+        if (!k)
+                return false;
+        k->fd = h->fd;
+        snprintf(k->fields[0], sizeof k->fields[0], "COORD_SERVICE=%s", h->service ? h->service : "");
+        snprintf(k->fields[1], sizeof k->fields[1], "COORD_INSTANCE=%s", h->instance ? h->instance : "");
+        snprintf(k->fields[2], sizeof k->fields[2], "COORD_HOOK=%.*s", (int) strcspn(h->name, " "), h->name);
+        snprintf(k->name, sizeof k->name, "%s", h->name);
+        /* One epoll registration per fd: drop the hook's first. */
+        h->io_source = sd_event_source_disable_unref(h->io_source);
+        if (sd_event_add_io(h->event, &k->source, k->fd, EPOLLIN, on_sink_io, k) < 0) {
+                free(k);
+                return false;
+        }
+        h->fd = -1;
+        k->next = sinks;
+        sinks = k;
+        return true;
+}
+
+void hook_sinks_free(void) {
+        while (sinks)
+                sink_free(sinks);
+}
+
 static void hook_finish(hook *h) {
         char err[256];
         _cleanup_free_ char *out = NULL;
@@ -139,6 +226,10 @@ static void hook_finish(hook *h) {
         h->done = true;
         if (h->line_len > 0)
                 emit_line(h);
+        /* Only a normal exit leaves background children to listen to; after a
+         * timeout the whole group is gone or going. */
+        if (h->fd >= 0 && !h->eof && !h->timed_out && !hook_detach_output(h))
+                log_warning("%s: background children keep its output open; no longer reading it", h->name);
         hook_close_io(h);
         h->timer_source = sd_event_source_disable_unref(h->timer_source);
 

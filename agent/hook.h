@@ -5,8 +5,10 @@
  * the service and instance as fields, and the last lines are kept for the
  * result.  Past the timeout the whole group gets SIGTERM, then SIGKILL one
  * second later, and the run fails with a clear reason.  Once the shell has
- * exited, output still arriving from background children is read for a short
- * while only: a grandchild holding stdout open never stalls completion. */
+ * exited, output still arriving from background children is waited for a
+ * short while only: a grandchild holding stdout open never stalls completion.
+ * Its later output is still logged (marked "background") until it closes the
+ * pipe, so a daemon started by a hook never dies of SIGPIPE. */
 #pragma once
 
 #include <stdbool.h>
@@ -44,6 +46,8 @@ int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void 
 /* Kill a still running group (SIGKILL) and free; no callback.  Returns NULL. */
 hook *hook_free(hook *h);
 bool hook_is_running(const hook *h);
+/* Free the readers of background children's output (at exit). */
+void hook_sinks_free(void);
 pid_t hook_pid(const hook *h);
 
 /* Size of the output tail kept for results. */

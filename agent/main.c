@@ -75,9 +75,10 @@ int main(int argc, char **argv) {
 
         r = agent_config_load(config_path, NULL, &config, err, sizeof err);
         if (r < 0) {
-                log_error("Invalid configuration: %s", err[0] ? err : strerror(-r));
                 if (check)
                         fprintf(stderr, "coord-agent: %s\n", err[0] ? err : strerror(-r));
+                else
+                        log_error("Invalid configuration: %s", err[0] ? err : strerror(-r));
                 return EXIT_USAGE;
         }
         if (check) {

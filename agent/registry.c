@@ -94,9 +94,10 @@ static int send_registration(agent *a, instance *in, const char *prev_state, boo
         snprintf(cv, sizeof cv, "%lld", (long long) in->config_version);
 
         if (prev_state) {
-                _cleanup_json_ json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "type",
+                _cleanup_json_ json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "type",
                                                       "instance", "id", in->id, "service", in->cfg->name, "host",
                                                       a->config->host, "version", in->version, "state", state,
+                                                      "health", health_state_to_string(in->health.state),
                                                       "previous", prev_state, "config_version",
                                                       (json_int_t) in->config_version, "ts", (json_int_t) now);
                 if (!ev)
@@ -114,6 +115,7 @@ static int send_registration(agent *a, instance *in, const char *prev_state, boo
                                        "address", in->cfg->address ? in->cfg->address : "",
                                        "version", in->version,
                                        "state", state,
+                                       "health", health_state_to_string(in->health.state),
                                        "config_version", cv,
                                        "last_seen", last_seen,
                                        "ttl_ms", ttl,
@@ -153,14 +155,17 @@ void registry_register(agent *a, instance *in, const char *prev_state) {
                 log_warning_errno(r, "Failed to send the registration of %s: %m", in->id);
 }
 
-void registry_heartbeat(agent *a) {
+void registry_heartbeat(agent *a, bool announce) {
         for (size_t i = 0; i < a->n_instances; i++) {
                 instance *in = a->instances[i];
-                const char *prev = NULL;
+                /* After a (re)connect everyone hears the current state: changes made
+                 * while Redis was away were never published. */
+                const char *prev = announce ? (in->published_state ? in->published_state : "") : NULL;
 
                 if (!in->published_state) {
                         /* First write: announce the instance. */
                         in->published_state = instance_state(in);
+                        in->published_health = in->health.state;
                         prev = "";
                 }
                 registry_register(a, in, prev);

@@ -25,7 +25,8 @@ struct fl_inst {
         int64_t last_seen_ms;
         uint64_t observed_usec;     /* monotonic time the score last moved */
         uint64_t seen_gen;
-        bool lost;
+        bool gone;                  /* the alive key is missing */
+        bool lost;                  /* gone, and not stopped on purpose */
         bool checking;              /* EXISTS alive in flight */
         bool fetching;              /* HGETALL in flight */
         bool lost_published;
@@ -344,6 +345,23 @@ static void op_done(struct fleet *f, struct op *o) {
         free(o);
 }
 
+/* An agent that stops gracefully writes state=stopped and deletes its alive
+ * key: that instance is "stopped", not "lost". */
+static void inst_update_lost(struct fleet *f, struct fl_inst *x) {
+        bool stopped = x->info && x->info->state && strcmp(x->info->state, "stopped") == 0;
+        bool lost = x->gone && !stopped;
+
+        if (lost == x->lost)
+                return;
+        x->lost = lost;
+        f->dirty = true;
+        if (lost)
+                log_info("Instance %s is lost (no heartbeat for %lld ms)", x->id,
+                         (long long) (x->info ? x->info->ttl_ms : FLEET_DEFAULT_TTL_MS));
+        else
+                x->lost_published = false;
+}
+
 static char *reply_field(redisReply *r, const char *name) {
         for (size_t i = 0; i + 1 < r->elements; i += 2)
                 if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
@@ -409,6 +427,7 @@ static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
         info_unref(x->info);
         x->info = ni;
         f->dirty = true;
+        inst_update_lost(f, x);
 done:
         op_done(f, o);
 }
@@ -424,16 +443,8 @@ static void on_exists(redis_client *c, redisReply *reply, void *userdata) {
         if (!x)
                 goto done;
         x->checking = false;
-        if (reply->integer == 0 && !x->lost) {
-                x->lost = true;
-                f->dirty = true;
-                log_info("Instance %s is lost (no heartbeat for %lld ms)", x->id,
-                         (long long) (x->info ? x->info->ttl_ms : FLEET_DEFAULT_TTL_MS));
-        } else if (reply->integer == 1 && x->lost) {
-                x->lost = false;
-                x->lost_published = false;
-                f->dirty = true;
-        }
+        x->gone = reply->integer == 0;
+        inst_update_lost(f, x);
         /* The leader tells everyone at once. */
         if (x->lost && !x->lost_published && leader_is_leader(f->s->leader)) {
                 _cleanup_json_ json_t *ev = json_pack("{s:s,s:s,s:s}", "type", "instance", "id", x->id, "state", "lost");
@@ -579,7 +590,7 @@ static void on_zrange(redis_client *c, redisReply *reply, void *userdata) {
                         x->last_seen_ms = score;
                         x->observed_usec = now;
                         f->dirty = true;
-                        if (x->lost) {
+                        if (x->gone) {
                                 /* Back from the dead: re-read everything. */
                                 if (!x->fetching)
                                         (void) send_fetch(f, x, false);
@@ -602,10 +613,10 @@ static void on_zrange(redis_client *c, redisReply *reply, void *userdata) {
                                 inst_remove_at(f, i);
                         continue;
                 }
-                if (!x->lost && !x->checking &&
+                if (!x->gone && !x->checking &&
                     now + FLEET_TICK_USEC >= x->observed_usec + (uint64_t) ttl * USEC_PER_MSEC)
                         (void) send_check(f, x, false);
-                if (leading && x->lost && !x->reaping &&
+                if (leading && x->gone && !x->reaping &&
                     now_ms - x->last_seen_ms > (int64_t) (f->s->cfg.deregister_after / USEC_PER_MSEC))
                         send_reap(f, x);
         }

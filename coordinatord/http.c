@@ -1,6 +1,7 @@
 /* See http.h. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,12 +413,19 @@ static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s) {
         return strlen(s);
 }
 
+/* While starting, libmicrohttpd's messages explain a failure (bind errors);
+ * afterwards they are about misbehaving clients: debug level. */
+static atomic_bool mhd_started;
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
         char buf[512];
 
         vsnprintf(buf, sizeof buf, fmt, ap);
         buf[strcspn(buf, "\n")] = '\0';
-        log_debug("libmicrohttpd: %s", buf);
+        if (atomic_load(&mhd_started))
+                log_debug("libmicrohttpd: %s", buf);
+        else
+                log_error("libmicrohttpd: %s", buf);
 }
 
 int httpd_start(struct server *s, const struct route *routes, size_t n_routes, struct httpd **ret) {
@@ -456,6 +464,7 @@ int httpd_start(struct server *s, const struct route *routes, size_t n_routes, s
                 return log_error_errno(EADDRINUSE, "Failed to listen on %s (address in use or not available)",
                                        s->cfg.listen);
         }
+        atomic_store(&mhd_started, true);
         *ret = h;
         return 0;
 }

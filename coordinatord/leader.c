@@ -29,7 +29,7 @@ struct leader {
 
         /* loop thread */
         uint64_t term;
-        uint64_t last_good_usec;   /* when the last successful acquire/renew was sent */
+        _Atomic uint64_t last_good_usec; /* when the last successful acquire/renew was sent */
         uint64_t last_renew_usec;  /* when the last renewal was sent */
         bool acquire_in_flight, renew_in_flight, view_in_flight;
         bool shutting_down;
@@ -70,8 +70,15 @@ static void view_set(struct leader *l, bool known, const char *leader, uint64_t 
         pthread_mutex_unlock(&l->view_lock);
 }
 
+/* Leading means: elected, and the lease is surely still ours.  Checked here
+ * as well as on the loop so that a stalled loop (SIGSTOP, a slow machine)
+ * never lets a reader see a stale "leader". */
+static bool lease_valid(struct leader *l) {
+        return now_usec() - atomic_load(&l->last_good_usec) < l->lease_usec - l->lease_usec / 4;
+}
+
 bool leader_is_leader(struct leader *l) {
-        return l && atomic_load(&l->is_leader);
+        return l && atomic_load(&l->is_leader) && lease_valid(l);
 }
 
 void leader_get_view(struct leader *l, struct leader_view *ret) {
@@ -83,7 +90,7 @@ void leader_get_view(struct leader *l, struct leader_view *ret) {
                 v.term = l->view_term;
                 v.leader = l->view_leader ? strdup(l->view_leader) : NULL;
                 pthread_mutex_unlock(&l->view_lock);
-                v.is_leader = atomic_load(&l->is_leader);
+                v.is_leader = leader_is_leader(l);
         }
         *ret = v;
 }

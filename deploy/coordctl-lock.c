@@ -339,6 +339,9 @@ int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g) 
         int r;
 
         (void) g;
+        /* A write to a Redis connection that just died must fail, not kill us
+         * while a child runs (the child gets the default back). */
+        (void) signal(SIGPIPE, SIG_IGN);
         if (lock_args_parse(argc, argv, &a, err, sizeof err) < 0) {
                 fprintf(stderr, "coordctl lock: %s\n", err);
                 return EXIT_USAGE;

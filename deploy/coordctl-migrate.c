@@ -312,6 +312,7 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
         }
         if (r != 0)
                 log_error("%s", rep.message);
+        log_debug("Output written");
         migrate_report_done(&rep);
         redis_url_free(redis);
         return r;

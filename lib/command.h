@@ -4,9 +4,10 @@
  *
  * Command JSON (one list element):
  *   {"id":"<hex or name>","type":"drain|undrain|deploy|migrate|restart|apply-config",
- *    "instance":"web-1","version":"2.0","deployment":"<id>","created_at":<ms epoch>}
+ *    "instance":"web-1","version":"2.0","deployment":"<id>","created_at":<ms epoch or RFC 3339>}
  * id, type required; version required for deploy, migrate and apply-config;
- * instance may be omitted when the agent manages one instance only.
+ * instance may be omitted when the agent manages one instance only; null
+ * counts as absent; unknown fields are rejected.
  *
  * Result hash coord:{NS}:command:CMDID, written once by the agent:
  *   state       running | done | failed    ("running" set when execution starts)

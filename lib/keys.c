@@ -16,6 +16,12 @@ char *key_lock_holder(const char *ns, const char *name) {
 char *key_lock_channel(const char *ns, const char *name) {
         return strdup_printf("coord:{%s:lock:%s}:released", ns, name);
 }
+char *key_lock_waiters(const char *ns, const char *name) {
+        return strdup_printf("coord:{%s:lock:%s}:waiters", ns, name);
+}
+char *key_lock_wake(const char *ns, const char *name, const char *token) {
+        return strdup_printf("coord:{%s:lock:%s}:released:%s", ns, name, token);
+}
 
 char *key_instance(const char *ns, const char *id) {
         return strdup_printf("coord:{%s}:instance:%s", ns, id);

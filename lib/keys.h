@@ -8,17 +8,29 @@
  *   coord:{NS:lock:NAME}                 STRING owner token, PX lease
  *   coord:{NS:lock:NAME}:fence           STRING counter (INCR), never expires
  *   coord:{NS:lock:NAME}:holder          STRING "host pid N, fence F", PX lease
- *   coord:{NS:lock:NAME}:released        channel, published on release
+ *   coord:{NS:lock:NAME}:released        channel, published on release when no queued
+ *                                        waiter could be woken
+ *   coord:{NS:lock:NAME}:waiters         ZSET member waiter token, score = expiry (ms
+ *                                        epoch, refreshed at every failed attempt); PX
+ *   coord:{NS:lock:NAME}:released:TOKEN  channel of one waiter: release wakes only the
+ *                                        longest-idle live waiter (no thundering herd)
  *
  * Fleet (agent writes, coordinatord reads):
  *   coord:{NS}:instance:ID               HASH id service host address version state
  *                                        config_version last_seen(ms epoch) ttl_ms
  *                                        registered_at(ms) detail
+ *                                        health(starting|healthy|unhealthy: the probe
+ *                                        state, also while state is draining; agent)
  *   coord:{NS}:alive:ID                  STRING "1", PX ttl_ms (about 3 heartbeats):
- *                                        gone => the instance is "lost"
+ *                                        gone => the instance is "lost" (unless its state
+ *                                        is "stopped": a graceful agent stop writes
+ *                                        state=stopped and deletes the alive key)
  *   coord:{NS}:instances                 ZSET member ID, score last_seen ms
  *   coord:{NS}:events                    channel: JSON {"type":"instance","id",..,"state"}
  *                                        on every state change, published immediately
+ *                                        (agent adds service host version health previous
+ *                                        config_version ts; also sent when only health
+ *                                        changes under draining)
  *
  * Agent commands (coordinatord enqueues, agent executes, result written once):
  *   coord:{NS}:agent:HOST:commands       LIST of command JSON (LPUSH by sender,
@@ -30,6 +42,10 @@
  *                                        written with HSETNX on "finished_at" guard so a
  *                                        result is written exactly once
  *   coord:{NS}:command-results           channel: CMDID when a result is written
+ *                                        (agent: the result hash also holds type, instance;
+ *                                        it is written, published and LREM'd from :inflight
+ *                                        by one Lua script, and expires after 7 days;
+ *                                        JSON and fields: command.h)
  *   Command JSON: {"id","type":"drain|undrain|deploy|migrate|restart|apply-config",
  *                  "instance","version","deployment","created_at"}
  *
@@ -38,6 +54,11 @@
  *   coord:{NS}:config-changed            channel: SERVICE when a new version is stored
  *
  * Leadership: the lock named "leader" (coord:{NS:lock:leader}).
+ *
+ * Connection liveness (redis_client.c, no namespace: one per client):
+ *   coord:keepalive:RANDOM               channel: the client's own probe, published on
+ *                                        its command connection, received on its
+ *                                        pub/sub connection (an ACL user needs &coord:*)
  * Deployments and migrations (later issues) add keys here. */
 #pragma once
 
@@ -45,6 +66,8 @@ char *key_lock(const char *ns, const char *name);
 char *key_lock_fence(const char *ns, const char *name);
 char *key_lock_holder(const char *ns, const char *name);
 char *key_lock_channel(const char *ns, const char *name);
+char *key_lock_waiters(const char *ns, const char *name);
+char *key_lock_wake(const char *ns, const char *name, const char *token);
 
 char *key_instance(const char *ns, const char *id);
 char *key_alive(const char *ns, const char *id);

@@ -37,18 +37,27 @@
 #define LOCK_CMD_TIMEOUT_MAX_USEC (2 * USEC_PER_SEC)
 #define LOCK_HOLDER_MAX 256
 
-/* KEYS lock fence holder; ARGV token lease_ms holder_desc.
+/* KEYS lock fence holder [waiters]; ARGV token lease_ms holder_desc [waiter_ttl_ms].
  * The fence counter never expires.  When it is missing (first use, or Redis
  * lost its data in a restart without persistence) it is seeded with the server
  * clock in microseconds, so fencing tokens keep increasing across data loss:
- * no Redis runs a million acquisitions of one lock per second. */
+ * no Redis runs a million acquisitions of one lock per second.  With the
+ * optional waiters key, a failed attempt queues (or refreshes) the token as a
+ * waiter until now + waiter_ttl_ms, and a successful one dequeues it. */
 const char lock_script_acquire[] =
         "if redis.replicate_commands then redis.replicate_commands() end\n"
         "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+        "  if KEYS[4] and ARGV[4] then\n"
+        "    local now = redis.call('TIME')\n"
+        "    local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)\n"
+        "    redis.call('ZADD', KEYS[4], string.format('%.0f', ms + tonumber(ARGV[4])), ARGV[1])\n"
+        "    redis.call('PEXPIRE', KEYS[4], ARGV[4])\n"
+        "  end\n"
         "  local t = redis.call('PTTL', KEYS[1])\n"
         "  if t > 0 then return -t end\n"
         "  return 0\n"
         "end\n"
+        "if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[1]) end\n"
         "local f = redis.call('INCR', KEYS[2])\n"
         "if f == 1 then\n"
         "  local now = redis.call('TIME')\n"
@@ -65,10 +74,25 @@ const char lock_script_renew[] =
         "redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
         "return 1\n";
 
-/* KEYS lock holder; ARGV token channel. */
+/* KEYS lock holder [waiters]; ARGV token channel.  With the waiters key, wake
+ * only the longest-idle queued waiter that is still subscribed to its own
+ * channel (PUBLISH counts receivers; dead waiters are dropped); when none can
+ * be woken, wake everyone on the shared channel. */
 const char lock_script_release[] =
+        "if redis.replicate_commands then redis.replicate_commands() end\n"
         "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
         "redis.call('DEL', KEYS[1], KEYS[2])\n"
+        "if KEYS[3] then\n"
+        "  local now = redis.call('TIME')\n"
+        "  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)\n"
+        "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('%.0f', ms))\n"
+        "  for i = 1, 8 do\n"
+        "    local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]\n"
+        "    if not head then break end\n"
+        "    redis.call('ZREM', KEYS[3], head)\n"
+        "    if redis.call('PUBLISH', ARGV[2] .. ':' .. head, 'released') > 0 then return 1 end\n"
+        "  end\n"
+        "end\n"
         "redis.call('PUBLISH', ARGV[2], 'released')\n"
         "return 1\n";
 
@@ -95,7 +119,7 @@ static void sha_init(void) {
 struct lock {
         struct redis_url *url; /* private copy, for reconnects */
         char *ns, *name;
-        char *key, *key_fence, *key_holder, *channel;
+        char *key, *key_fence, *key_holder, *channel, *key_waiters, *wake_channel;
         char token[33];
         char holder_desc[LOCK_HOLDER_MAX];
         uint64_t fence;
@@ -262,8 +286,12 @@ static lock *lock_alloc(const struct redis_url *u, const char *ns, const char *n
         l->key_fence = key_lock_fence(ns, name);
         l->key_holder = key_lock_holder(ns, name);
         l->channel = key_lock_channel(ns, name);
+        l->key_waiters = key_lock_waiters(ns, name);
         if (!l->url || !l->ns || !l->name || !l->key || !l->key_fence || !l->key_holder || !l->channel ||
-            random_hex(l->token, 16) < 0)
+            !l->key_waiters || random_hex(l->token, 16) < 0)
+                return lock_free(l);
+        l->wake_channel = key_lock_wake(ns, name, l->token);
+        if (!l->wake_channel)
                 return lock_free(l);
 
         (void) gethostname(host, sizeof host - 1);
@@ -273,16 +301,19 @@ static lock *lock_alloc(const struct redis_url *u, const char *ns, const char *n
 }
 
 /* One acquisition attempt.  *ret_fence > 0 when taken; else 0 and *ret_pttl_ms
- * is the holder's remaining lease (0 when unknown). */
-static int try_acquire(lock *l, uint64_t *ret_fence, uint64_t *ret_pttl_ms, char *errbuf, size_t errlen) {
+ * is the holder's remaining lease (0 when unknown).  queue_ttl_usec > 0 queues
+ * us as a waiter for that long when the lock is held. */
+static int try_acquire(lock *l, uint64_t queue_ttl_usec, uint64_t *ret_fence, uint64_t *ret_pttl_ms, char *errbuf,
+                       size_t errlen) {
         _cleanup_reply_ redisReply *reply = NULL;
-        char lease_ms[32];
-        const char *keys[] = { l->key, l->key_fence, l->key_holder };
-        const char *args[] = { l->token, lease_ms, l->holder_desc };
-        int r;
+        char lease_ms[32], ttl_ms[32];
+        const char *keys[] = { l->key, l->key_fence, l->key_holder, l->key_waiters };
+        const char *args[] = { l->token, lease_ms, l->holder_desc, ttl_ms };
+        int n = queue_ttl_usec > 0 ? 4 : 3, r;
 
         snprintf(lease_ms, sizeof lease_ms, "%llu", (unsigned long long) (l->lease_usec / USEC_PER_MSEC));
-        r = eval_script(l->c, lock_script_acquire, sha_acquire, 3, keys, 3, args, &reply, errbuf, errlen);
+        snprintf(ttl_ms, sizeof ttl_ms, "%llu", (unsigned long long) (queue_ttl_usec / USEC_PER_MSEC));
+        r = eval_script(l->c, lock_script_acquire, sha_acquire, n, keys, n, args, &reply, errbuf, errlen);
         if (r < 0)
                 return r;
         if (reply->integer > 0) {
@@ -333,8 +364,15 @@ static int sub_open(lock *l, redisContext **ret) {
         r = connect_bounded(l->url, UINT64_MAX, l->cmd_timeout_usec, &c, err, sizeof err);
         if (r < 0)
                 return r;
-        reply = redisCommand(c, "SUBSCRIBE %s", l->channel);
+        /* Our own channel (release wakes one queued waiter) and the shared one
+         * (releases by clients that do not queue, and the fallback). */
+        reply = redisCommand(c, "SUBSCRIBE %s %s", l->wake_channel, l->channel);
         if (!reply)
+                return context_errno(c);
+        if (reply->type != REDIS_REPLY_ARRAY)
+                return -EPROTO;
+        freeReplyObject(TAKE_PTR(reply));
+        if (redisGetReply(c, (void **) &reply) != REDIS_OK || !reply)
                 return context_errno(c);
         if (reply->type != REDIS_REPLY_ARRAY)
                 return -EPROTO;
@@ -493,7 +531,8 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
                 }
 
                 t0 = now_usec();
-                r = try_acquire(l, &fence, &pttl_ms, errbuf, errlen);
+                /* Queue only when someone listens on our channel. */
+                r = try_acquire(l, sub ? 3 * recheck + USEC_PER_SEC : 0, &fence, &pttl_ms, errbuf, errlen);
                 if (r < 0) {
                         if (!is_connection_error(r))
                                 goto fail;
@@ -540,15 +579,24 @@ timeout: {
         _cleanup_free_ char *holder = NULL;
         char d[DURATION_MAX];
 
+        /* Leave the queue, so no release wakes us in vain. */
+        if (l->c)
+                freeReplyObject(redisCommand(l->c, "ZREM %s %s", l->key_waiters, l->token));
+
         if (l->c && describe_holder(l->c, l->key, l->key_holder, &holder) >= 0 && holder)
                 set_err(errbuf, errlen, "timed out after %s waiting for lock %s, held by %s",
                         duration_format(wait, d, sizeof d), name, holder);
         else
                 set_err(errbuf, errlen, "timed out after %s waiting for lock %s", duration_format(wait, d, sizeof d),
                         name);
-        r = -ETIMEDOUT;
+        lock_free(l);
+        return -ETIMEDOUT;
 }
 fail:
+        /* -ETIMEDOUT means the wait expired; a connection that timed out is
+         * "could not reach Redis" to callers. */
+        if (r == -ETIMEDOUT)
+                r = -ENOTCONN;
         lock_free(l);
         return r;
 }
@@ -626,7 +674,7 @@ bool lock_is_lost(const lock *l) {
 }
 
 int lock_release(lock *l) {
-        const char *keys[] = { l->key, l->key_holder };
+        const char *keys[] = { l->key, l->key_holder, l->key_waiters };
         const char *args[] = { l->token, l->channel };
         int r = -EIO;
 
@@ -644,7 +692,7 @@ int lock_release(lock *l) {
                                 break;
                 }
                 (void) redisSetTimeout(l->c, usec_to_timeval(l->cmd_timeout_usec));
-                r = eval_script(l->c, lock_script_release, sha_release, 2, keys, 2, args, &reply, NULL, 0);
+                r = eval_script(l->c, lock_script_release, sha_release, 3, keys, 2, args, &reply, NULL, 0);
                 if (r == 0) {
                         r = reply->integer == 1 ? 0 : -ENOLCK;
                         break;
@@ -783,6 +831,8 @@ lock *lock_free(lock *l) {
         free(l->key_fence);
         free(l->key_holder);
         free(l->channel);
+        free(l->key_waiters);
+        free(l->wake_channel);
         free(l);
         return NULL;
 }

@@ -20,6 +20,9 @@
 
 typedef struct lock lock;
 
+/* hiredis writes with write(): programs using locks should ignore SIGPIPE (the
+ * keeper thread blocks it, so its writes to a dead connection just fail). */
+
 struct lock_options {
         const char *ns;             /* namespace; NULL means $COORD_NAMESPACE or "default" */
         uint64_t lease_usec;        /* default 15s */
@@ -32,7 +35,9 @@ struct lock_options {
  * 0 on success; -ETIMEDOUT when the wait expired (errbuf then says who holds
  * it); -EINVAL for a bad name, namespace or lease; connection errors as
  * redis_connect() when Redis cannot be reached at the start (while waiting,
- * outages are retried with backoff until the deadline).  A waiter that saw the
+ * outages are retried with backoff until the deadline), except that a
+ * connection timeout is returned as -ENOTCONN: -ETIMEDOUT always means the
+ * wait expired.  A waiter that saw the
  * lock held and then finds the fence counter gone after a reconnect (Redis
  * restarted without its data) waits one lease before trying, so a holder that
  * has not yet noticed is not overlapped.  On success *ret is held with

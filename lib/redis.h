@@ -5,7 +5,9 @@
  * connects with the URL's connect timeout, authenticates (AUTH pass, or AUTH
  * user pass for ACL users), SELECTs the db and sets a command timeout.
  * ssl=true fails with -EPROTONOSUPPORT and a clear "TLS not supported yet"
- * message: never a silent plain-text connection. */
+ * message: never a silent plain-text connection.
+ * hiredis writes with write(2): programs must ignore SIGPIPE, or a Redis that
+ * went away kills them on the next command. */
 #pragma once
 
 #include <stddef.h>
@@ -26,7 +28,10 @@ int redis_resolve_master(const struct redis_url *u, char **ret_host, int *ret_po
 
 /* Run a command; a NULL reply (I/O error) or a REDIS_REPLY_ERROR becomes a
  * negative errno (-EIO / -EPROTO) with the text in errbuf.  On success *ret
- * owns the reply.  Typed helpers for the common cases. */
+ * owns the reply.  Typed helpers for the common cases.
+ * Also: -ETIMEDOUT when the command timeout expired, -ECONNRESET when the server
+ * closed the connection, -ENOTCONN on a context that already failed (hiredis
+ * contexts are unusable after an I/O error: reconnect). */
 int redis_command(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, const char *fmt, ...);
 int redis_commandargv(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, int argc,
                       const char **argv, const size_t *argvlen);

@@ -4,8 +4,9 @@
  * every live hiredis context one (dropped when hiredis is done with it: in its
  * disconnect callback, or its failed-connect callback), every queued command
  * one.  So a callback that frees the client (or a hiredis free deferred until
- * a reply callback returns) never touches freed memory; after
- * redis_client_free() no user callback runs.
+ * a reply callback returns) never touches freed memory.  redis_client_free()
+ * completes pending commands with a NULL reply; no state or message callback
+ * runs once it was called.
  *
  * hiredis 0.14 rules this file respects: never free a context from inside its
  * connect callback (0.14 keeps using it afterwards); handshake commands are
@@ -16,7 +17,12 @@
  * back on the pub/sub connection; no probe back within the timeout means the
  * server (or the path to it) is dead or hung, and both connections are
  * re-established.  This checks both connections without putting commands on
- * the subscribed one (hiredis 0.14 cannot route a PING reply there). */
+ * the subscribed one (hiredis 0.14 cannot route a PING reply there).
+ *
+ * Sentinel: while connected through a sentinel, a third connection to that
+ * sentinel listens on "+switch-master"; a failover then reconnects at once
+ * instead of writing to the demoted master until sentinel reconfigures it
+ * (about 10 s later), writes that the resync would throw away. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -38,7 +44,8 @@
 #define KEEPALIVE_INTERVAL_USEC (1000 * 1000ULL)
 #define KEEPALIVE_TIMEOUT_USEC (3 * 1000 * 1000ULL)
 #define SENTINEL_TIMEOUT_MS 1000
-#define KEEPALIVE_PREFIX "__coord:keepalive:"
+#define WATCH_RETRY_USEC (5 * 1000 * 1000ULL)
+#define KEEPALIVE_PREFIX "coord:keepalive:" /* see keys.h; ACL "&coord:*" covers it */
 
 struct subscription {
         struct subscription *next;
@@ -84,6 +91,13 @@ struct redis_client {
         struct subscription *subs;
         unsigned dispatching;
 
+        /* Sentinel watch: the sentinel that answered, and the master it named. */
+        redisAsyncContext *watch;
+        sd_event_source *watch_timer;
+        size_t sentinel_index;
+        char *master_host;
+        int master_port;
+
         unsigned long reconnects;
 };
 
@@ -110,7 +124,9 @@ static void client_unref(redis_client *c) {
         c->reconnect_timer = sd_event_source_unref(c->reconnect_timer);
         c->handshake_timer = sd_event_source_unref(c->handshake_timer);
         c->keepalive_timer = sd_event_source_unref(c->keepalive_timer);
+        c->watch_timer = sd_event_source_unref(c->watch_timer);
         subscriptions_free(c);
+        free(c->master_host);
         redis_url_free(c->url);
         free(c->target);
         sd_event_unref(c->event);
@@ -154,8 +170,9 @@ static bool need_role_check(const redis_client *c) {
 }
 
 /* Free a context we abandon.  Pending command callbacks run with a NULL reply
- * (suppressed while freeing); the context's reference is dropped by its
- * disconnect callback when it was connected, here otherwise. */
+ * (at once, or when hiredis returns from the reply callback we are inside);
+ * the context's reference is dropped by its disconnect callback when it was
+ * connected, here otherwise. */
 static void context_abandon(redis_client *c, redisAsyncContext *ac) {
         bool was_connected;
 
@@ -170,16 +187,18 @@ static void context_abandon(redis_client *c, redisAsyncContext *ac) {
 }
 
 static void teardown(redis_client *c) {
-        redisAsyncContext *cmd = c->cmd, *sub = c->sub;
+        redisAsyncContext *cmd = c->cmd, *sub = c->sub, *watch = c->watch;
 
         /* Detach first: callbacks of these contexts then see them as foreign. */
-        c->cmd = c->sub = NULL;
+        c->cmd = c->sub = c->watch = NULL;
+        c->watch_timer = sd_event_source_unref(c->watch_timer);
         c->cmd_ready = c->sub_ready = c->sub_started = false;
         c->cmd_handshake = c->sub_handshake = 0;
         c->handshake_timer = sd_event_source_unref(c->handshake_timer);
         c->keepalive_timer = sd_event_source_unref(c->keepalive_timer);
         context_abandon(c, cmd);
         context_abandon(c, sub);
+        context_abandon(c, watch);
 }
 
 /* ---- commands ----------------------------------------------------------- */
@@ -190,7 +209,9 @@ static void command_reply(redisAsyncContext *ac, void *r, void *privdata) {
         redisReply *reply = r;
 
         c->dispatching++;
-        if (!c->freeing && cmd->cb)
+        /* Also while freeing (reply NULL then): owners free their per-command
+         * state in the callback. */
+        if (cmd->cb)
                 cmd->cb(c, reply, cmd->userdata);
         c->dispatching--;
         /* A failover demoted our master (and nobody closed our connection):
@@ -272,6 +293,7 @@ static void notify_state(redis_client *c, bool connected) {
 }
 
 static int keepalive_fire(sd_event_source *s, uint64_t usec, void *userdata);
+static void watch_start(redis_client *c);
 
 static void check_ready(redis_client *c) {
         if (!c->cmd_ready || !c->sub_ready || c->connected)
@@ -290,6 +312,8 @@ static void check_ready(redis_client *c) {
                 log_debug("Connected to Redis at %s", c->target ? c->target : "?");
         c->ever_connected = true;
         c->connected = true;
+        if (c->url->service_name)
+                watch_start(c);
         notify_state(c, true);
 }
 
@@ -607,10 +631,107 @@ static void sub_handshake_start(redis_client *c) {
         c->sub_started = true;
 }
 
+/* ---- sentinel watch ----------------------------------------------------------- */
+
+static redisAsyncContext *context_new(redis_client *c, const char *host, int port, bool unix_ok);
+
+static int watch_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        redis_client *c = client_ref(userdata);
+
+        (void) s;
+        (void) usec;
+        c->watch_timer = sd_event_source_unref(c->watch_timer);
+        if (c->connected && !c->watch)
+                watch_start(c);
+        client_unref(c);
+        return 0;
+}
+
+/* The watch is an optimisation: losing it never drops the data connections. */
+static void watch_lost(redis_client *c, const char *why) {
+        if (c->freeing || !c->connected || c->watch_timer)
+                return;
+        log_debug("Sentinel watch connection lost (%s); retrying in %llus", why && *why ? why : "closed",
+                  (unsigned long long) (WATCH_RETRY_USEC / 1000000));
+        (void) sd_event_add_time_relative(c->event, &c->watch_timer, CLOCK_MONOTONIC, WATCH_RETRY_USEC, 1000000,
+                                          watch_retry, c);
+}
+
+static void watch_start(redis_client *c) {
+        const struct redis_endpoint *s;
+
+        if (c->watch || c->freeing || c->sentinel_index >= c->url->n_hosts)
+                return;
+        s = &c->url->hosts[c->sentinel_index];
+        c->watch = context_new(c, s->host, s->port, false);
+        if (!c->watch)
+                watch_lost(c, "connect failed");
+}
+
+static void watch_auth_reply(redisAsyncContext *ac, void *r, void *privdata) {
+        /* Sentinels without a password refuse AUTH: harmless, SUBSCRIBE decides. */
+        (void) ac;
+        (void) r;
+        (void) privdata;
+}
+
+static void watch_reply(redisAsyncContext *ac, void *r, void *privdata) {
+        redis_client *c = privdata;
+        redisReply *reply = r;
+        _cleanup_free_ char *copy = NULL;
+        char *tok[5], *p;
+        int n = 0, port;
+
+        if (!reply || c->freeing || ac != c->watch || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+            reply->element[0]->type != REDIS_REPLY_STRING || strcmp(reply->element[0]->str, "message") != 0 ||
+            reply->element[2]->type != REDIS_REPLY_STRING)
+                return;
+        /* "+switch-master NAME OLDIP OLDPORT NEWIP NEWPORT" */
+        copy = strndup(reply->element[2]->str, MIN(reply->element[2]->len, (size_t) 1024));
+        if (!copy)
+                return;
+        for (p = copy; p && *p && n < 5;) {
+                char *sp = strchr(p, ' ');
+
+                tok[n++] = p;
+                if (sp)
+                        *sp++ = '\0';
+                p = sp;
+        }
+        if (n < 5 || strcmp(tok[0], c->url->service_name) != 0 || parse_int(tok[4], &port) < 0)
+                return;
+        if (c->master_host && strcmp(tok[3], c->master_host) == 0 && port == c->master_port)
+                return;
+        {
+                char why[160];
+                snprintf(why, sizeof why, "sentinel switched master %s to %s:%d", c->url->service_name, tok[3], port);
+                backoff_reset(&c->backoff); /* reconnect right away */
+                connection_lost(c, why);
+        }
+}
+
+/* Called from hiredis' connect callback: only queue commands here. */
+static void watch_handshake(redis_client *c) {
+        const char *argv[2] = { "SUBSCRIBE", "+switch-master" };
+
+        if (c->url->password)
+                (void) send_auth(c, c->watch, watch_auth_reply);
+        (void) redisAsyncCommandArgv(c->watch, watch_reply, c, 2, argv, NULL);
+}
+
 static void on_connect(const redisAsyncContext *cac, int status) {
         redisAsyncContext *ac = (redisAsyncContext *) cac;
         redis_client *c = ac->data;
 
+        if (ac == c->watch) {
+                if (status != REDIS_OK) {
+                        c->watch = NULL;
+                        watch_lost(c, ac->errstr);
+                        client_unref(c);
+                } else if (!c->freeing)
+                        watch_handshake(c);
+                return;
+        }
         if (status != REDIS_OK) {
                 char why[160];
                 bool ours = ac == c->cmd || ac == c->sub;
@@ -641,7 +762,10 @@ static void on_disconnect(const redisAsyncContext *cac, int status) {
         redis_client *c = ac->data;
 
         (void) status;
-        if (ac == c->cmd || ac == c->sub) {
+        if (ac == c->watch) {
+                c->watch = NULL;
+                watch_lost(c, ac->errstr);
+        } else if (ac == c->cmd || ac == c->sub) {
                 char why[160];
 
                 snprintf(why, sizeof why, "%s", ac->errstr && *ac->errstr ? ac->errstr : "connection closed");
@@ -667,10 +791,10 @@ static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
-static redisAsyncContext *context_new(redis_client *c, const char *host, int port) {
+static redisAsyncContext *context_new(redis_client *c, const char *host, int port, bool unix_ok) {
         redisAsyncContext *ac;
 
-        ac = c->url->unix_path ? redisAsyncConnectUnix(c->url->unix_path) : redisAsyncConnect(host, port);
+        ac = unix_ok && c->url->unix_path ? redisAsyncConnectUnix(c->url->unix_path) : redisAsyncConnect(host, port);
         if (!ac)
                 return NULL;
         if (ac->err) {
@@ -702,12 +826,21 @@ static void start_connect(redis_client *c) {
         if (c->url->service_name) {
                 /* Synchronous, bounded: sentinels answer from memory. */
                 struct redis_url tmp = *c->url;
-                char err[256];
-                int r;
+                char err[256] = "";
+                int r = -EHOSTUNREACH;
 
                 tmp.connect_timeout_ms = MIN(c->url->connect_timeout_ms > 0 ? c->url->connect_timeout_ms : 5000,
                                              SENTINEL_TIMEOUT_MS);
-                r = redis_resolve_master(&tmp, &host, &port, err, sizeof err);
+                /* Each sentinel in turn; remember which one answered for the watch. */
+                tmp.n_hosts = 1;
+                for (size_t i = 0; i < c->url->n_hosts; i++) {
+                        tmp.hosts[0] = c->url->hosts[i];
+                        r = redis_resolve_master(&tmp, &host, &port, err, sizeof err);
+                        if (r >= 0) {
+                                c->sentinel_index = i;
+                                break;
+                        }
+                }
                 if (r < 0) {
                         free(c->target);
                         c->target = strdup_printf("sentinels of %s", c->url->service_name);
@@ -726,10 +859,13 @@ static void start_connect(redis_client *c) {
         }
         free(c->target);
         c->target = c->url->unix_path ? strdup_printf("unix:%s", c->url->unix_path) : strdup_printf("%s:%d", host, port);
+        free(c->master_host);
+        c->master_host = host ? strdup(host) : NULL;
+        c->master_port = port;
 
-        c->cmd = context_new(c, host, port);
+        c->cmd = context_new(c, host, port, true);
         if (c->cmd)
-                c->sub = context_new(c, host, port);
+                c->sub = context_new(c, host, port, true);
         if (!c->cmd || !c->sub) {
                 teardown(c);
                 schedule_reconnect(c);

@@ -3,10 +3,13 @@
  * Owns two hiredis async connections: one for commands, one for pub/sub.
  * On loss of either it reconnects with capped exponential backoff and jitter
  * (100ms .. 5s), re-resolving Sentinel masters, re-authenticating, SELECTing,
- * and re-subscribing every channel.  on_state is called on every transition
- * so the owner can re-register and reconcile (pub/sub loses messages while
- * disconnected).  Commands issued while disconnected fail at once with a NULL
- * reply; callers retry from their own timers. */
+ * and re-subscribing every channel.  Through Sentinel it also listens for
+ * "+switch-master" on the sentinel that answered and moves to a new master at
+ * once (a READONLY reply triggers the same).  on_state is called on every
+ * transition so the owner can re-register and reconcile (pub/sub loses messages
+ * while disconnected).  Commands issued while disconnected fail at once with
+ * -ENOTCONN (callback not called); commands in flight when the connection
+ * drops get a NULL reply.  Callers retry from their own timers. */
 #pragma once
 
 #include <stdbool.h>
@@ -32,8 +35,9 @@ typedef void (*redis_client_message_cb)(redis_client *c, const char *channel, co
 /* Create and start connecting.  url is copied. */
 int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_state_cb on_state,
                      void *userdata, redis_client **ret);
-/* Safe from inside any of the client's callbacks.  Pending commands are dropped
- * without calling their callbacks; no callback runs after this returns. */
+/* Safe from inside any of the client's callbacks.  Pending commands get their
+ * callback with a NULL reply (so owners can free per-command state) before this
+ * returns; on_state and message callbacks are not called any more. */
 redis_client *redis_client_free(redis_client *c);
 bool redis_client_is_connected(redis_client *c);
 
@@ -51,7 +55,8 @@ int redis_client_unsubscribe(redis_client *c, const char *channel);
 unsigned long redis_client_reconnects(redis_client *c);
 
 /* Liveness probe: every interval the client publishes to its private channel
- * "__coord:keepalive:<random>" on the command connection and expects it back on
- * the pub/sub connection; nothing back within timeout means the server is dead
- * or hung and both connections are re-established.  Defaults 1s / 3s. */
+ * "coord:keepalive:<random>" (keys.h) on the command connection and expects it
+ * back on the pub/sub connection; nothing back within timeout means the server
+ * is dead or hung and both connections are re-established.  Defaults 1s / 3s.
+ * An ACL user therefore needs the channel permission "&coord:*". */
 void redis_client_set_keepalive(redis_client *c, uint64_t interval_usec, uint64_t timeout_usec);

@@ -43,11 +43,15 @@ struct history {
         struct progress_row *progress;
         size_t n_progress;
         PGresult *res, *pres;
+        char *times; /* the installed_at strings, 32 bytes each */
 };
 
 /* Load all rows with one query (and the progress table with a second). */
 int history_load(PGconn *c, struct history **ret, char *errbuf, size_t errlen);
 struct history *history_free(struct history *h);
+
+/* The progress row of script, or NULL. */
+const struct progress_row *history_find_progress(const struct history *h, const char *script);
 
 /* Create the three tables when missing (one round trip when they exist). */
 int history_ensure_tables(PGconn *c, char *errbuf, size_t errlen);

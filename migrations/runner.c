@@ -15,6 +15,8 @@
  * paused client's transaction dies on the server by itself. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,16 +25,17 @@
 #include <unistd.h>
 
 #include "duration.h"
+#include "fence.h"
 #include "exitcode.h"
 #include "history.h"
 #include "lock.h"
 #include "log.h"
 #include "migrate.h"
 #include "pglock.h"
+#include "plan.h"
 #include "pgutil.h"
 #include "strutil.h"
 
-#define APPNAME_RUN "coord-migrate run "
 #define APPNAME_LOCK "coord-migrate lock "
 #define PIPELINE_CHUNK_STMTS 64
 #define PIPELINE_CHUNK_BYTES (64 * 1024)
@@ -46,11 +49,6 @@ enum {
         TAG_COMMIT = -5,
         TAG_PROGRESS = -6,
 };
-
-static const char sql_fence_check[] =
-        /* Division by zero (22012) when the token is not ours: aborts the pipeline. */
-        "SELECT 1 / count(*)::int FROM (SELECT 1 FROM coord_schema_fence"
-        " WHERE name = $1 AND token = $2::bigint FOR UPDATE) f";
 
 static const char sql_history_insert[] =
         "INSERT INTO coord_schema_history (version, description, type, script, checksum, installed_by,"
@@ -82,14 +80,27 @@ struct runner {
         char *entries_storage;
 };
 
-const char *migrate_state_to_string(enum migrate_state s) {
-        static const char *const t[_STATE_MAX] = {
-                [STATE_APPLIED] = "applied", [STATE_PENDING] = "pending",   [STATE_CHANGED] = "changed",
-                [STATE_MISSING] = "missing", [STATE_FAILED] = "failed",     [STATE_PARTIAL] = "partial",
-                [STATE_FUTURE] = "future",   [STATE_BASELINE] = "baseline", [STATE_IGNORED] = "ignored",
-                [STATE_DELETED] = "deleted",
-        };
-        return s < _STATE_MAX ? t[s] : "unknown";
+/* SIGINT/SIGTERM while holding the lock: cancel the running statement (PQcancel is
+ * async-signal-safe), roll back, release the lock at once instead of making the
+ * others wait for the lease to expire. */
+static atomic_bool interrupted;
+static PGcancel *volatile signal_cancel;
+
+static void on_signal(int sig) {
+        char e[64];
+        PGcancel *c = signal_cancel;
+        atomic_store(&interrupted, true);
+        if (c)
+                (void) PQcancel(c, e, sizeof(e));
+}
+
+static void signals_install(struct runner *x, bool on) {
+        struct sigaction sa = { .sa_flags = SA_RESTART };
+        sigemptyset(&sa.sa_mask);
+        sa.sa_handler = on ? on_signal : SIG_DFL;
+        signal_cancel = on ? x->cancel : NULL;
+        (void) sigaction(SIGINT, &sa, NULL);
+        (void) sigaction(SIGTERM, &sa, NULL);
 }
 
 static int fail(struct runner *x, int code, const char *fmt, ...) _printf_(3, 4);
@@ -100,23 +111,6 @@ static int fail(struct runner *x, int code, const char *fmt, ...) {
         va_end(ap);
         x->rep->exit_code = code;
         return code;
-}
-
-void migrate_report_done(struct migrate_report *r) {
-        for (size_t i = 0; i < r->n; i++)
-                free(r->v[i].detail);
-        free(r->v);
-        for (size_t i = 0; i < r->n_strings; i++)
-                free(r->strings[i]);
-        free(r->strings);
-        source_free(r->set);
-        history_free(r->history);
-        r->v = NULL;
-        r->n = 0;
-        r->strings = NULL;
-        r->n_strings = 0;
-        r->set = NULL;
-        r->history = NULL;
 }
 
 static int exit_for_connect(int r) {
@@ -270,428 +264,30 @@ static bool is_lost(struct runner *x) {
 
 /* Session settings, stale sessions, then the fence token. */
 static int fence(struct runner *x) {
-        char e[1024], sql[512], redis_fence[24], holder[320], host[256] = "";
-        uint64_t deadline = now_usec() + MAX(x->o->wait_timeout_usec, 10 * USEC_PER_SEC);
-        uint64_t idle_ms = MAX(x->o->lease_usec / 3 / USEC_PER_MSEC, 500);
+        uint64_t deadline = x->o->wait_timeout_usec == UINT64_MAX
+                                    ? UINT64_MAX
+                                    : now_usec() + MAX(x->o->wait_timeout_usec, 10 * USEC_PER_SEC);
+        char e[1024];
         int r;
 
-        if (x->o->wait_timeout_usec == UINT64_MAX)
-                deadline = UINT64_MAX;
-        snprintf(sql, sizeof(sql),
-                 "SET application_name = '" APPNAME_RUN "%s'; SET idle_in_transaction_session_timeout = %" PRIu64
-                 "%s",
-                 x->lockid, idle_ms, x->server_version >= 140000 ? "; SET client_connection_check_interval = 1000" : "");
-        r = pg_exec(x->conn, sql, e, sizeof(e));
+        r = fence_session_setup(x->conn, x->lockid, x->o->lease_usec, e, sizeof(e));
         if (r < 0)
                 return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
         r = history_ensure_tables(x->conn, e, sizeof(e));
         if (r < 0)
                 return fail(x, r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s: %s", x->where, e);
-
-        (void) gethostname(host, sizeof(host) - 1);
-        snprintf(holder, sizeof(holder), "%s pid %d", host, (int) getpid());
-        snprintf(redis_fence, sizeof(redis_fence), "%" PRIu64, x->rlock ? lock_fence(x->rlock) : 0);
-        for (unsigned attempt = 0;; attempt++) {
-                _cleanup_pgresult_ PGresult *res = NULL;
-                const char *params[] = { x->lock_name, redis_fence, holder };
-                const char *app = APPNAME_RUN;
-                char appname[64];
-
-                snprintf(appname, sizeof(appname), "%s%s", app, x->lockid);
-                {
-                        const char *p[] = { appname };
-                        r = pg_query(x->conn,
-                                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                                     " WHERE application_name = $1 AND pid <> pg_backend_pid()"
-                                     " AND datname = current_database()",
-                                     1, p, &res, e, sizeof(e));
-                        if (r == -ECONNRESET)
-                                return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
-                        if (r < 0)
-                                log_warning("Cannot terminate sessions of superseded runners (%s); relying on "
-                                            "idle_in_transaction_session_timeout",
-                                            e);
-                        else if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
-                                log_notice("Terminated %s session(s) of a superseded migration runner",
-                                           PQgetvalue(res, 0, 0));
-                        PQclear(res);
-                        res = NULL;
-                }
-                r = pg_exec(x->conn, "BEGIN; SET LOCAL lock_timeout = '1s'", e, sizeof(e));
-                if (r == 0) {
-                        r = pg_query(x->conn,
-                                     "INSERT INTO coord_schema_fence AS f (name, token, redis_fence, holder, updated_at)"
-                                     " VALUES ($1, greatest($2::bigint, 1), nullif($2::bigint, 0), $3, now())"
-                                     " ON CONFLICT (name) DO UPDATE SET token = greatest(f.token + 1, EXCLUDED.token),"
-                                     " redis_fence = EXCLUDED.redis_fence, holder = EXCLUDED.holder, updated_at = now()"
-                                     " RETURNING token",
-                                     3, params, &res, e, sizeof(e));
-                        if (r == 0)
-                                r = pg_exec(x->conn, "COMMIT", e, sizeof(e));
-                        else
-                                (void) pg_exec(x->conn, "ROLLBACK", sql, sizeof(sql));
-                }
-                if (r == 0)
-                        break;
-                if (r == -ECONNRESET || now_usec() >= deadline)
-                        return fail(x, EXIT_UNAVAILABLE, "%s: cannot set the fencing token: %s", x->where, e);
-                if (attempt == 0)
-                        log_info("Waiting for a superseded runner's transaction to end (%s)", e);
-        }
-        {
-                _cleanup_pgresult_ PGresult *res = NULL;
-                const char *params[] = { x->lock_name };
-                r = pg_query(x->conn, "SELECT token FROM coord_schema_fence WHERE name = $1", 1, params, &res, e,
-                             sizeof(e));
-                if (r < 0 || PQntuples(res) != 1)
-                        return fail(x, EXIT_UNAVAILABLE, "%s: reading the fencing token: %s", x->where, e);
-                (void) parse_int64(PQgetvalue(res, 0, 0), &x->token);
-        }
+        r = fence_raise(x->conn, x->lockid, x->lock_name, x->rlock ? lock_fence(x->rlock) : 0, deadline, &x->token, e,
+                        sizeof(e));
+        if (r == -ETIMEDOUT)
+                return fail(x, EXIT_TIMEOUT, "%s: timed out waiting for a superseded runner's transaction: %s",
+                            x->where, e);
+        if (r < 0)
+                return fail(x, r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s: cannot set the fencing token: %s",
+                            x->where, e);
         snprintf(x->token_str, sizeof(x->token_str), "%" PRId64, x->token);
         x->rep->fencing_token = x->token;
         log_info("Holding the migration lock (%s), fencing token %" PRId64, x->rep->lock, x->token);
         x->cancel = PQgetCancel(x->conn);
-        return 0;
-}
-
-/* ---- state of each file ------------------------------------------------------------------------- */
-
-static int row_version_cmp(const void *a, const void *b) {
-        const struct history_row *x = *(const struct history_row *const *) a, *y = *(const struct history_row *const *) b;
-        int c = version_compare(x->version, y->version);
-        if (c != 0)
-                return c;
-        return x->rank < y->rank ? -1 : x->rank > y->rank;
-}
-
-static int row_script_cmp(const void *a, const void *b) {
-        const struct history_row *x = *(const struct history_row *const *) a, *y = *(const struct history_row *const *) b;
-        int c = strcmp(x->type, y->type);
-        if (c != 0)
-                return c;
-        c = strcmp(x->script, y->script);
-        if (c != 0)
-                return c;
-        return x->rank < y->rank ? -1 : x->rank > y->rank;
-}
-
-struct index {
-        const struct history_row **v; /* versioned: latest row per version */
-        size_t nv;
-        const struct history_row **s; /* repeatable/seed: latest per (type, script) */
-        size_t ns;
-        const char *baseline;
-        const char *max_applied;
-};
-
-static void index_free(struct index *ix) {
-        free(ix->v);
-        free(ix->s);
-}
-
-static int index_build(const struct history *h, struct index *ix) {
-        size_t nv = 0, ns = 0;
-
-        *ix = (struct index) {};
-        if (!h || h->n == 0)
-                return 0;
-        ix->v = calloc(h->n, sizeof(*ix->v));
-        ix->s = calloc(h->n, sizeof(*ix->s));
-        if (!ix->v || !ix->s)
-                return -ENOMEM;
-        for (size_t i = 0; i < h->n; i++) {
-                const struct history_row *w = &h->rows[i];
-                if (w->version)
-                        ix->v[nv++] = w;
-                else
-                        ix->s[ns++] = w;
-                if (w->version && strcmp(w->type, "baseline") == 0)
-                        ix->baseline = w->version;
-        }
-        qsort(ix->v, nv, sizeof(*ix->v), row_version_cmp);
-        qsort(ix->s, ns, sizeof(*ix->s), row_script_cmp);
-        /* Keep the latest row of each key. */
-        for (size_t i = 0; i < nv; i++)
-                if (ix->nv > 0 && version_compare(ix->v[ix->nv - 1]->version, ix->v[i]->version) == 0)
-                        ix->v[ix->nv - 1] = ix->v[i];
-                else
-                        ix->v[ix->nv++] = ix->v[i];
-        for (size_t i = 0; i < ns; i++)
-                if (ix->ns > 0 && strcmp(ix->s[ix->ns - 1]->script, ix->s[i]->script) == 0 &&
-                    strcmp(ix->s[ix->ns - 1]->type, ix->s[i]->type) == 0)
-                        ix->s[ix->ns - 1] = ix->s[i];
-                else
-                        ix->s[ix->ns++] = ix->s[i];
-        for (size_t i = 0; i < ix->nv; i++)
-                if (strcmp(ix->v[i]->type, "versioned") == 0 && ix->v[i]->success)
-                        ix->max_applied = ix->v[i]->version; /* ascending: the last wins */
-        return 0;
-}
-
-static const struct history_row *find_version(const struct index *ix, const char *version) {
-        size_t lo = 0, hi = ix->nv;
-        while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                int c = version_compare(ix->v[mid]->version, version);
-                if (c == 0)
-                        return ix->v[mid];
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return NULL;
-}
-
-static const struct history_row *find_script(const struct index *ix, const char *type, const char *script) {
-        size_t lo = 0, hi = ix->ns;
-        while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                int c = strcmp(ix->s[mid]->type, type);
-                if (c == 0)
-                        c = strcmp(ix->s[mid]->script, script);
-                if (c == 0)
-                        return ix->s[mid];
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return NULL;
-}
-
-static const struct progress_row *find_progress(const struct history *h, const char *script) {
-        if (!h)
-                return NULL;
-        for (size_t i = 0; i < h->n_progress; i++)
-                if (strcmp(h->progress[i].script, script) == 0)
-                        return &h->progress[i];
-        return NULL;
-}
-
-static struct migrate_entry *add_entry(struct migrate_report *r, size_t *allocated) {
-        if (r->n == *allocated) {
-                size_t na = *allocated ? *allocated * 2 : 64;
-                struct migrate_entry *nv = reallocarray(r->v, na, sizeof(*nv));
-                if (!nv)
-                        return NULL;
-                r->v = nv;
-                *allocated = na;
-        }
-        r->v[r->n] = (struct migrate_entry) {};
-        return &r->v[r->n++];
-}
-
-static void set_applied(struct migrate_entry *e, const struct history_row *w) {
-        e->applied_checksum = w->checksum;
-        e->installed_at = w->installed_at;
-        e->installed_by = w->installed_by;
-        e->execution_ms = w->execution_ms;
-        e->fencing_token = w->fencing_token;
-}
-
-static int entry_order(const struct migrate_entry *e) {
-        if (e->version)
-                return 0;
-        return strcmp(e->type, "repeatable") == 0 ? 1 : 2;
-}
-
-static int entry_cmp(const void *a, const void *b) {
-        const struct migrate_entry *x = a, *y = b;
-        int ox = entry_order(x), oy = entry_order(y);
-        if (ox != oy)
-                return ox < oy ? -1 : 1;
-        if (ox == 0) {
-                int c = version_compare(x->version, y->version);
-                if (c != 0)
-                        return c;
-        }
-        return strcmp(x->script, y->script);
-}
-
-/* Work out every file's state against the history.  Fills r->v. */
-static int compute(struct runner *x) {
-        struct migrate_report *r = x->rep;
-        _cleanup_(index_free) struct index ix = {};
-        const char *max_dir = NULL;
-        size_t allocated = 0;
-        int k;
-
-        k = index_build(x->h, &ix);
-        if (k < 0)
-                return fail(x, EXIT_FAILED, "out of memory");
-        if (x->set->n_versioned > 0)
-                max_dir = x->set->v[x->set->n_versioned - 1].version;
-
-        for (size_t i = 0; i < x->set->n; i++) {
-                struct migration *m = &x->set->v[i];
-                struct migrate_entry *e = add_entry(r, &allocated);
-                const struct history_row *w;
-                const struct progress_row *p = find_progress(x->h, m->script);
-
-                if (!e)
-                        return fail(x, EXIT_FAILED, "out of memory");
-                e->type = migration_type_to_string(m->type);
-                e->version = m->version;
-                e->description = m->description;
-                e->script = m->script;
-                e->checksum = m->checksum;
-                if (m->type == MIGRATION_VERSIONED) {
-                        w = find_version(&ix, m->version);
-                        if (w && strcmp(w->type, "deleted") == 0)
-                                w = NULL;
-                        if (w && strcmp(w->type, "baseline") == 0) {
-                                e->state = STATE_IGNORED;
-                                set_applied(e, w);
-                                e->detail = strdup("the baseline version: not run");
-                        } else if (w && !w->success) {
-                                e->state = STATE_FAILED;
-                                set_applied(e, w);
-                                e->problem = true;
-                                e->detail = strdup_printf("failed%s%s%s; fix the schema by hand, then run "
-                                                          "'coordctl migrate repair'",
-                                                          p && p->error ? " (" : "", p && p->error ? p->error : "",
-                                                          p && p->error ? ")" : "");
-                        } else if (w) {
-                                set_applied(e, w);
-                                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
-                                        e->state = STATE_APPLIED;
-                                else {
-                                        e->state = STATE_CHANGED;
-                                        e->problem = true;
-                                        e->detail = strdup("file changed after it was applied (checksum differs); "
-                                                           "restore it, or run 'coordctl migrate repair' to accept");
-                                }
-                        } else if (ix.baseline && version_compare(m->version, ix.baseline) <= 0) {
-                                e->state = STATE_IGNORED;
-                                e->detail = strdup_printf("at or below the baseline %s: not run", ix.baseline);
-                        } else if (p) {
-                                e->state = STATE_PARTIAL;
-                                e->will_run = true;
-                                if (strcmp(p->checksum, m->checksum) != 0) {
-                                        e->problem = true;
-                                        e->will_run = false;
-                                        e->detail = strdup_printf("%" PRId64 " of %" PRId64 " statements ran, then the "
-                                                                  "file changed; fix the schema, then run "
-                                                                  "'coordctl migrate repair'",
-                                                                  p->done, p->total);
-                                } else
-                                        e->detail = strdup_printf("%" PRId64 " of %" PRId64
-                                                                  " statements ran; apply resumes after them",
-                                                                  p->done, p->total);
-                        } else if (ix.max_applied && version_compare(m->version, ix.max_applied) < 0) {
-                                e->state = STATE_PENDING;
-                                e->problem = true;
-                                e->detail = strdup_printf("version %s is lower than the applied %s: added out of "
-                                                          "order; give it a version above %s",
-                                                          m->version, ix.max_applied, ix.max_applied);
-                        } else {
-                                e->state = STATE_PENDING;
-                                e->will_run = true;
-                        }
-                } else {
-                        w = find_script(&ix, e->type, m->script);
-                        if (!w) {
-                                e->state = p ? STATE_PARTIAL : STATE_PENDING;
-                                e->will_run = true;
-                        } else if (!w->success) {
-                                e->state = STATE_FAILED;
-                                set_applied(e, w);
-                                e->problem = true;
-                                e->detail = strdup("failed; fix the schema by hand, then run 'coordctl migrate repair'");
-                        } else {
-                                set_applied(e, w);
-                                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
-                                        e->state = STATE_APPLIED;
-                                else {
-                                        e->state = STATE_CHANGED;
-                                        e->will_run = true;
-                                        e->detail = strdup("changed since it last ran: apply re-runs it");
-                                }
-                        }
-                        if (m->type == MIGRATION_SEED && x->o->no_seed && e->will_run) {
-                                e->will_run = false;
-                                free(e->detail);
-                                e->detail = strdup("seed: skipped with --no-seed");
-                        }
-                }
-        }
-
-        /* History rows without a file. */
-        for (size_t i = 0; i < ix.nv; i++) {
-                const struct history_row *w = ix.v[i];
-                struct migrate_entry *e;
-                bool have = false;
-
-                for (size_t lo = 0, hi = x->set->n_versioned; lo < hi;) {
-                        size_t mid = (lo + hi) / 2;
-                        int c = version_compare(x->set->v[mid].version, w->version);
-                        if (c == 0) {
-                                have = true;
-                                break;
-                        }
-                        if (c < 0)
-                                lo = mid + 1;
-                        else
-                                hi = mid;
-                }
-                if (have)
-                        continue;
-                e = add_entry(r, &allocated);
-                if (!e)
-                        return fail(x, EXIT_FAILED, "out of memory");
-                e->type = strcmp(w->type, "baseline") == 0 ? "baseline" : "versioned";
-                e->version = w->version;
-                e->description = w->description;
-                e->script = w->script;
-                set_applied(e, w);
-                if (strcmp(w->type, "baseline") == 0)
-                        e->state = STATE_BASELINE;
-                else if (strcmp(w->type, "deleted") == 0)
-                        e->state = STATE_DELETED;
-                else if (!max_dir || version_compare(w->version, max_dir) > 0) {
-                        e->state = STATE_FUTURE;
-                        e->detail = strdup("applied by a newer release (above this directory's highest version)");
-                } else {
-                        e->state = STATE_MISSING;
-                        e->problem = true;
-                        e->detail = strdup("applied, but its file is gone; restore it, or run 'coordctl migrate "
-                                           "repair' to mark it deleted");
-                }
-        }
-        for (size_t i = 0; i < ix.ns; i++) {
-                const struct history_row *w = ix.s[i];
-                struct migrate_entry *e;
-                bool have = false;
-
-                if (strcmp(w->type, "deleted") == 0)
-                        continue; /* shown through the type it replaced, below */
-                for (size_t j = x->set->n_versioned; j < x->set->n && !have; j++)
-                        have = strcmp(x->set->v[j].script, w->script) == 0 &&
-                               strcmp(migration_type_to_string(x->set->v[j].type), w->type) == 0;
-                if (have)
-                        continue;
-                e = add_entry(r, &allocated);
-                if (!e)
-                        return fail(x, EXIT_FAILED, "out of memory");
-                e->type = w->type;
-                e->description = w->description;
-                e->script = w->script;
-                set_applied(e, w);
-                /* Marked deleted later than this row? */
-                e->state = STATE_MISSING;
-                for (size_t j = 0; j < ix.ns; j++)
-                        if (strcmp(ix.s[j]->type, "deleted") == 0 && strcmp(ix.s[j]->script, w->script) == 0 &&
-                            ix.s[j]->rank > w->rank)
-                                e->state = STATE_DELETED;
-                if (e->state == STATE_MISSING) {
-                        e->problem = true;
-                        e->detail = strdup("applied, but its file is gone; restore it, or run 'coordctl migrate "
-                                           "repair' to mark it deleted");
-                }
-        }
-        if (r->n > 1)
-                qsort(r->v, r->n, sizeof(*r->v), entry_cmp);
         return 0;
 }
 
@@ -770,7 +366,12 @@ static int report_failure(struct runner *x, const struct migration *m, int tag, 
                 if (pos)
                         (void) parse_uint64(pos, &p);
                 unsigned line = sqlsplit_line_of_position(m->sql, &m->stmts[tag], (unsigned long) p);
-                return fail(x, EXIT_FAILED, "%s: line %u: %s", m->script, line, e);
+                return fail(x, EXIT_FAILED, "%s: line %u: %s%s", m->script, line, e,
+                            atomic_load(&interrupted) ? " (interrupted by a signal: rolled back)" :
+                            strcmp(pg_sqlstate(res), "25001") == 0
+                                    ? " (add '-- coord:no-transaction' at the top of the file to run it outside a "
+                                      "transaction)"
+                                    : "");
         }
         if (tag == TAG_FENCE || (tag == TAG_HISTORY && strcmp(pg_sqlstate(res), "22012") == 0))
                 return fail(x, EXIT_FAILED,
@@ -799,7 +400,7 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
                 return fail(x, EXIT_UNAVAILABLE, "%s: cannot enter pipeline mode: %s", x->where,
                             PQerrorMessage(x->conn));
         if (send_q(x->conn, &b, TAG_BEGIN, "BEGIN", 0, NULL) < 0 ||
-            send_q(x->conn, &b, TAG_FENCE, sql_fence_check, 2, fence_params) < 0)
+            send_q(x->conn, &b, TAG_FENCE, fence_check_sql, 2, fence_params) < 0)
                 goto io;
         if (!no_tx_finish) {
                 if (m->statement_timeout_usec > 0) {
@@ -840,6 +441,10 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
                 goto io;
         if (b.err)
                 goto failed;
+        if (atomic_load(&interrupted)) {
+                fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back", m->script);
+                goto rollback;
+        }
         if (is_lost(x)) {
                 fail(x, EXIT_FAILED, "%s: commit refused: the lock was lost (fencing token %" PRId64
                      " superseded); rolled back", m->script, x->token);
@@ -916,6 +521,9 @@ static int run_no_transaction(struct runner *x, const struct migration *m) {
                 char di[24];
                 const char *up_params[] = { m->script, di, x->token_str, x->lock_name };
 
+                if (atomic_load(&interrupted))
+                        return fail(x, EXIT_FAILED, "%s: interrupted by a signal before statement %zu (line %u)",
+                                    m->script, i + 1, m->stmts[i].line);
                 if (is_lost(x))
                         return fail(x, EXIT_FAILED,
                                     "%s: stopped before statement %zu (line %u): the lock was lost (fencing token "
@@ -1010,6 +618,10 @@ static int apply(struct runner *x) {
                                 m = &x->set->v[j];
                 if (!m)
                         continue;
+                if (atomic_load(&interrupted)) {
+                        code = fail(x, EXIT_FAILED, "interrupted by a signal before %s", m->script);
+                        break;
+                }
                 code = run_one(x, m, e);
                 if (code == 0)
                         ran++;
@@ -1075,7 +687,7 @@ static int repair(struct runner *x) {
         if (rr == 0) {
                 _cleanup_pgresult_ PGresult *res = NULL;
                 const char *p[] = { x->lock_name, x->token_str };
-                rr = pg_query(x->conn, sql_fence_check, 2, p, &res, e, sizeof(e));
+                rr = pg_query(x->conn, fence_check_sql, 2, p, &res, e, sizeof(e));
         }
         if (rr == 0) {
                 _cleanup_pgresult_ PGresult *res = NULL;
@@ -1088,7 +700,7 @@ static int repair(struct runner *x) {
         for (size_t i = 0; rr == 0 && i < r->n; i++) {
                 struct migrate_entry *ent = &r->v[i];
                 _cleanup_pgresult_ PGresult *res = NULL;
-                const struct progress_row *pr = find_progress(x->h, ent->script);
+                const struct progress_row *pr = history_find_progress(x->h, ent->script);
 
                 if (pr && (pr->error || !ent->checksum || strcmp(pr->checksum, ent->checksum) != 0)) {
                         const char *p[] = { ent->script };
@@ -1131,13 +743,29 @@ static int repair(struct runner *x) {
         return 0;
 }
 
+struct loader {
+        const char *dir;
+        bool split;
+        struct migration_set *set;
+        int r;
+        char err[2048];
+};
+
+static void *loader_run(void *p) {
+        struct loader *ld = p;
+        ld->r = source_load(ld->dir, ld->split, &ld->set, ld->err, sizeof(ld->err));
+        return NULL;
+}
+
 int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         struct runner x = { .o = o, .rep = rep };
         bool locked = o->command == MIGRATE_APPLY || o->command == MIGRATE_BASELINE || o->command == MIGRATE_REPAIR;
         char e[2048], host[256] = "";
+        bool handlers = false;
         int r;
 
         *rep = (struct migrate_report) {};
+        log_debug("Starting %s", o->dir);
         r = pg_register_secrets(o->database, e, sizeof(e));
         if (r < 0)
                 return fail(&x, EXIT_USAGE, "%s", e);
@@ -1145,17 +773,33 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         if (o->redis && o->redis->password)
                 log_add_secret(o->redis->password);
 
-        /* Bad files fail before anything connects. */
-        r = source_load(o->dir, o->command != MIGRATE_STATUS && o->command != MIGRATE_VALIDATE, &x.set, e, sizeof(e));
-        if (r < 0) {
-                fail(&x, EXIT_USAGE, "%s", e);
+        /* Read the directory in a thread while the connection (and, for the read-only
+         * commands, the history query) is under way: both take tens of milliseconds with
+         * thousands of files.  Bad files still win: they exit 2 whatever the database says. */
+        struct loader ld = { .dir = o->dir, .split = o->command != MIGRATE_STATUS && o->command != MIGRATE_VALIDATE };
+        pthread_t th;
+        bool threaded = pthread_create(&th, NULL, loader_run, &ld) == 0;
+        if (!threaded)
+                loader_run(&ld);
+        int cr = connect_main(&x, "coord-migrate");
+        if (cr == 0 && locked)
+                cr = identify(&x);
+        if (cr == 0 && !locked) {
+                r = history_load(x.conn, &x.h, e, sizeof(e));
+                if (r < 0)
+                        cr = fail(&x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x.where, e);
+                rep->history = x.h;
+        }
+        log_debug("Connected%s", !locked ? " and read the history" : "");
+        if (threaded)
+                pthread_join(th, NULL);
+        log_debug("Read %zu migration files", ld.set ? ld.set->n : 0);
+        if (ld.r < 0) {
+                fail(&x, EXIT_USAGE, "%s", ld.err);
                 goto finish;
         }
-        rep->set = x.set;
-
-        if (connect_main(&x, "coord-migrate") != 0)
-                goto finish;
-        if (identify(&x) != 0)
+        x.set = rep->set = ld.set;
+        if (cr != 0)
                 goto finish;
         if (locked) {
                 /* Wait on Redis without holding a PostgreSQL session: nothing of ours can get in
@@ -1170,19 +814,26 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
                         goto finish;
                 if (fence(&x) != 0)
                         goto finish;
+                signals_install(&x, true);
+                handlers = true;
+                /* The history, once, and only now that the lock is ours. */
+                r = history_load(x.conn, &x.h, e, sizeof(e));
+                if (r < 0) {
+                        fail(&x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x.where, e);
+                        goto finish;
+                }
+                rep->history = x.h;
         }
         (void) gethostname(host, sizeof(host) - 1);
         snprintf(x.installed_by, sizeof(x.installed_by), "%s@%s", PQuser(x.conn), host);
 
-        /* The history, once, and only now that the lock is ours. */
-        r = history_load(x.conn, &x.h, e, sizeof(e));
+        rep->history = x.h;
+        r = plan_compute(x.set, x.h, o->no_seed, rep);
         if (r < 0) {
-                fail(&x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x.where, e);
+                fail(&x, EXIT_FAILED, "%s", strerror(-r));
                 goto finish;
         }
-        rep->history = x.h;
-        if (compute(&x) != 0)
-                goto finish;
+        log_debug("Computed %zu entries from %zu history rows", rep->n, x.h ? x.h->n : 0);
 
         switch (o->command) {
         case MIGRATE_STATUS:
@@ -1211,6 +862,8 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         }
 
 finish:
+        if (handlers)
+                signals_install(&x, false);
         /* The keeper may call on_lost (and PQcancel) until it is stopped. */
         if (x.rlock && x.keeper)
                 lock_keeper_stop(x.rlock);

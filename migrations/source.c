@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,32 +107,45 @@ struct migration_set *source_free(struct migration_set *s) {
 static int read_all(int dirfd, const char *name, char **ret, size_t *ret_len) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *buf = NULL;
+        char small[16384];
         struct stat st;
         size_t n = 0;
+        ssize_t k;
 
         fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
+        /* Most migrations are small: one read() into a stack buffer, no fstat().  A
+         * short read of a regular file means end of file. */
+        do
+                k = read(fd, small, sizeof(small));
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        if ((size_t) k < sizeof(small)) {
+                buf = malloc((size_t) k + 1);
+                if (!buf)
+                        return -ENOMEM;
+                memcpy(buf, small, (size_t) k);
+                buf[k] = '\0';
+                *ret = TAKE_PTR(buf);
+                *ret_len = (size_t) k;
+                return 0;
+        }
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (st.st_size > (off_t) MIGRATION_MAX_FILE_SIZE)
                 return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
+        if (st.st_size < k)
+                st.st_size = k;
+        buf = malloc((size_t) st.st_size + 2);
         if (!buf)
                 return -ENOMEM;
+        memcpy(buf, small, (size_t) k);
+        n = (size_t) k;
+        /* Ask for one byte more than fstat() said, so growth is detected. */
         for (;;) {
-                ssize_t k;
-                if (n == (size_t) st.st_size) {
-                        /* The file may have grown since fstat(): refuse rather than truncate. */
-                        char extra;
-                        k = read(fd, &extra, 1);
-                        if (k < 0 && errno == EINTR)
-                                continue;
-                        if (k > 0)
-                                return -EFBIG;
-                        break;
-                }
-                k = read(fd, buf + n, (size_t) st.st_size - n);
+                k = read(fd, buf + n, (size_t) st.st_size + 1 - n);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -140,6 +154,8 @@ static int read_all(int dirfd, const char *name, char **ret, size_t *ret_len) {
                 if (k == 0)
                         break;
                 n += (size_t) k;
+                if (n > (size_t) st.st_size)
+                        return -EFBIG; /* grew since fstat(): refuse rather than truncate */
         }
         buf[n] = '\0';
         *ret = TAKE_PTR(buf);
@@ -297,6 +313,77 @@ static int migration_cmp(const void *a, const void *b) {
         return strcmp(x->script, y->script);
 }
 
+struct reader {
+        int dirfd;
+        const char *dir;
+        struct migration_set *s;
+        bool split;
+        size_t first, step;
+        size_t err_index; /* lowest failing index, or SIZE_MAX */
+        int r;
+        char err[1024];
+};
+
+/* Read, hash, parse directives (and split) of every step-th file from first. */
+static void *reader_run(void *p) {
+        struct reader *rd = p;
+
+        rd->err_index = SIZE_MAX;
+        for (size_t i = rd->first; i < rd->s->n; i += rd->step) {
+                struct migration *m = &rd->s->v[i];
+                int r = read_all(rd->dirfd, m->script, &m->sql, &m->sql_len);
+                if (r < 0) {
+                        snprintf(rd->err, sizeof(rd->err), "%s/%s: %s", rd->dir, m->script,
+                                 r == -EFBIG ? "file too large (limit 64 MiB)" : strerror(-r));
+                        r = r == -EFBIG ? -EINVAL : r;
+                } else {
+                        sha256_hex(m->sql, m->sql_len, m->checksum);
+                        r = parse_directives(m, rd->err, sizeof(rd->err));
+                        if (r >= 0 && rd->split)
+                                r = source_split(m, rd->err, sizeof(rd->err));
+                }
+                if (r < 0) {
+                        rd->r = r;
+                        rd->err_index = i;
+                        break;
+                }
+        }
+        return NULL;
+}
+
+/* Thousands of small files cost mostly system calls: read them with a few threads. */
+static int load_contents(int dirfd, const char *dir, struct migration_set *s, bool split, char *errbuf,
+                         size_t errlen) {
+        enum { MAX_READERS = 4 };
+        struct reader rd[MAX_READERS];
+        pthread_t th[MAX_READERS];
+        bool started[MAX_READERS] = {};
+        size_t n = s->n >= 1024 ? MAX_READERS : 1;
+        const struct reader *worst = NULL;
+
+        for (size_t t = 0; t < n; t++) {
+                rd[t] = (struct reader) { .dirfd = dirfd, .dir = dir, .s = s, .split = split, .first = t, .step = n };
+                started[t] = t > 0 && pthread_create(&th[t], NULL, reader_run, &rd[t]) == 0;
+        }
+        for (size_t t = 0; t < n; t++)
+                if (!started[t]) {
+                        /* The caller's thread does the first share, and any a thread could not take. */
+                        rd[t].step = n;
+                        reader_run(&rd[t]);
+                }
+        for (size_t t = 0; t < n; t++) {
+                if (started[t])
+                        pthread_join(th[t], NULL);
+                if (rd[t].err_index != SIZE_MAX && (!worst || rd[t].err_index < worst->err_index))
+                        worst = &rd[t];
+        }
+        if (worst) {
+                snprintf(errbuf, errlen, "%s", worst->err);
+                return worst->r;
+        }
+        return 0;
+}
+
 static void closedirp(DIR **d) {
         if (*d)
                 closedir(*d);
@@ -327,13 +414,18 @@ int source_load(const char *dir, bool split, struct migration_set **ret, char *e
                         continue;
                 if (nl < 4 || strcmp(de->d_name + nl - 4, ".sql") != 0)
                         continue;
-                if (fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
-                        r = -errno;
-                        snprintf(errbuf, errlen, "%s/%s: %s", dir, de->d_name, strerror(errno));
-                        goto fail;
+                /* d_type saves a stat per file; symlinks and unknown types are stat()ed. */
+                if (de->d_type != DT_REG) {
+                        if (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN)
+                                continue;
+                        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
+                                r = -errno;
+                                snprintf(errbuf, errlen, "%s/%s: %s", dir, de->d_name, strerror(errno));
+                                goto fail;
+                        }
+                        if (!S_ISREG(st.st_mode))
+                                continue;
                 }
-                if (!S_ISREG(st.st_mode))
-                        continue;
                 if (s->n >= MIGRATION_MAX_FILES) {
                         snprintf(errbuf, errlen, "%s: more than %u migration files", dir, MIGRATION_MAX_FILES);
                         r = -E2BIG;
@@ -346,22 +438,6 @@ int source_load(const char *dir, bool split, struct migration_set **ret, char *e
                 if (!m.script) {
                         migration_done(&m);
                         r = -ENOMEM;
-                        goto fail;
-                }
-                r = read_all(dirfd(d), de->d_name, &m.sql, &m.sql_len);
-                if (r < 0) {
-                        snprintf(errbuf, errlen, "%s/%s: %s", dir, de->d_name,
-                                 r == -EFBIG ? "file too large (limit 64 MiB)" : strerror(-r));
-                        migration_done(&m);
-                        r = r == -EFBIG ? -EINVAL : r;
-                        goto fail;
-                }
-                sha256_hex(m.sql, m.sql_len, m.checksum);
-                r = parse_directives(&m, errbuf, errlen);
-                if (r >= 0 && split)
-                        r = source_split(&m, errbuf, errlen);
-                if (r < 0) {
-                        migration_done(&m);
                         goto fail;
                 }
                 if (s->n == allocated) {
@@ -382,6 +458,9 @@ int source_load(const char *dir, bool split, struct migration_set **ret, char *e
                 snprintf(errbuf, errlen, "reading %s: %s", dir, strerror(errno));
                 goto fail;
         }
+        r = load_contents(dirfd(d), dir, s, split, errbuf, errlen);
+        if (r < 0)
+                goto fail;
         if (s->n > 0)
                 qsort(s->v, s->n, sizeof(*s->v), migration_cmp);
         for (size_t i = 0; i < s->n; i++) {

@@ -112,7 +112,7 @@ rcli hset "coord:{$NS}:instance:web-1" config_version $((v + 1)) >/dev/null
 expect 200 GET /v1/config/web read
 [ "$(jq .applied "$BODY_FILE")" = 1 ] || fail "applied should be 1: $(body)"
 # Publishes a wake-up on config-changed.
-rcli subscribe "coord:{$NS}:config-changed" >"$COORD_TEST_DIR/sub" &
+rcli subscribe "coord:{$NS}:config-changed" >"$COORD_TEST_DIR/sub" 2>&1 &
 subpid=$!
 harness_track $subpid
 harness_wait_for 5 grep -q subscribe "$COORD_TEST_DIR/sub"
@@ -144,8 +144,8 @@ while read -r code method path role args; do
         eval "expect $code $method '$path' $role $args"
         grep -q '"error"' "$BODY_FILE" || fail "$method $path: no error body"
 done <<TABLE
-400 PUT /v1/config/web admin $J -d '{\"config\":{\"a\":'
-400 PUT /v1/config/web admin $J -d '{\"config\"'
+400 PUT /v1/config/web admin $J -d '{"config":{"a":'
+400 PUT /v1/config/web admin $J -d '{"config"'
 400 PUT /v1/config/web admin $J -d ''
 400 PUT /v1/config/web admin $J -d 'null'
 400 PUT /v1/config/web admin $J -d '[1,2]'
@@ -161,25 +161,25 @@ done <<TABLE
 404 GET /v1/instances/../../etc/passwd read
 400 GET /v1/instances/* read
 400 GET /v1/config/* read
-400 PUT /v1/config/a*b admin $J -d '{\"config\":{}}'
+400 PUT /v1/config/a*b admin $J -d '{"config":{}}'
 400 GET /v1/instances/.hidden read
 400 GET /v1/instances/$(printf 'a%.0s' $(seq 1 65)) read
 400 GET /v1/instances?service=a*b read
 400 GET /v1/instances?service=..%2F read
 400 GET /v1/instances?state=exploded read
 400 GET /v1/instances?bogus=1 read
-400 PUT /v1/config/web admin $J -d '{\"config\":[1]}'
-400 PUT /v1/config/web admin $J -d '{\"config\":\"x\"}'
-400 PUT /v1/config/web admin $J -d '{\"config\":{},\"extra\":1}'
-400 PUT /v1/config/web admin $J -d '{\"cfg\":{}}'
-400 PUT /v1/config/web admin $J -d '{\"config\":{},\"config\":{}}'
-400 PUT /v1/config/web admin $J -H 'If-Match: abc' -d '{\"config\":{}}'
-422 PUT /v1/config/web admin $J -d '{\"config\":{\"a=b\":1}}'
-422 PUT /v1/config/web admin $J -d '{\"config\":{\"\":1}}'
-400 POST /v1/instances/web-1/drain deploy $J -d '{\"force\":true}'
-415 PUT /v1/config/web admin -H 'Content-Type: text/plain' -d '{\"config\":{}}'
-415 PUT /v1/config/web admin -d '{\"config\":{}}'
-415 PUT /v1/config/web admin -H 'Content-Type: application/jsonx' -d '{\"config\":{}}'
+400 PUT /v1/config/web admin $J -d '{"config":[1]}'
+400 PUT /v1/config/web admin $J -d '{"config":"x"}'
+400 PUT /v1/config/web admin $J -d '{"config":{},"extra":1}'
+400 PUT /v1/config/web admin $J -d '{"cfg":{}}'
+400 PUT /v1/config/web admin $J -d '{"config":{},"config":{}}'
+400 PUT /v1/config/web admin $J -H 'If-Match: abc' -d '{"config":{}}'
+422 PUT /v1/config/web admin $J -d '{"config":{"a=b":1}}'
+422 PUT /v1/config/web admin $J -d '{"config":{"":1}}'
+400 POST /v1/instances/web-1/drain deploy $J -d '{"force":true}'
+415 PUT /v1/config/web admin -H 'Content-Type: text/plain' -d '{"config":{}}'
+415 PUT /v1/config/web admin -d '{"config":{}}'
+415 PUT /v1/config/web admin -H 'Content-Type: application/jsonx' -d '{"config":{}}'
 TABLE
 # Unknown field messages name the field.
 expect 400 PUT /v1/config/web admin -H 'Content-Type: application/json' -d '{"config":{},"colour":1}'

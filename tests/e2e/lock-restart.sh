@@ -61,3 +61,20 @@ grep -q "lost the lock rs" "$D/holderB.log" || fail "B: holder did not say it lo
 [ "$(cat "$D/cB.token")" -gt "$(cat "$D/B.token")" ] || fail "B: fencing token went backwards after data loss"
 grep -q "Redis lost its data" "$D/contB.log" || fail "B: contender did not notice the data loss"
 note "B: holder lost the lock cleanly; contender ran after it, with a higher fence"
+
+# --- C: Redis gone for good: the holder gives up before its lease ends ------
+# The server-side lease runs at most 2s past the last renewal, which was before
+# the kill; the holder must declare the lock lost by 3/4 of that (1.5s).
+harness_start_redis rc
+harness_spawn holderC "$COORDCTL" lock rs --redis "$REDIS_URL" --lease 2s -- \
+        sh -c 'echo x >"$0/C.token"; trap "date +%s%3N >\"$0/C.term\"; exit 143" TERM; while :; do sleep 0.05; done' "$D"
+harness_wait_for 10 test -s "$D/C.token" || fail "C: holder never ran"
+killed=$(now_ms)
+harness_kill_redis rc
+set +e
+wait "$PID_holderC"; rcH=$?
+set -e
+[ "$rcH" -eq 1 ] || fail "C: holder exited $rcH with Redis gone, expected 1"
+lost_after=$(( $(cat "$D/C.term") - killed ))
+note "C: Redis killed; holder stopped its child ${lost_after}ms later (lease 2s, deadline 1.5s after the last renewal)"
+[ "$lost_after" -lt 1900 ] || fail "C: holder noticed the loss ${lost_after}ms after Redis died: not before its 2s lease"

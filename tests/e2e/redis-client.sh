@@ -12,6 +12,9 @@ test_bin="$top_builddir/tests/unit/test-redis_client"
 auth_password='Client-Secret_42'
 harness_start_redis authredis --requirepass "$auth_password"
 auth_port=$REDIS_PORT
+# An ACL user limited to coord's keys and channels, as a careful admin would set it up.
+REDISCLI_AUTH=$auth_password redis-cli -p "$auth_port" ACL SETUSER coord on '>Coord-Acl-Pw9' \
+        resetchannels '~coord:*' '&coord:*' '+@all' | grep -qx OK || fail "ACL SETUSER failed"
 harness_start_redis
 master_port=$REDIS_PORT
 harness_start_redis replica --replicaof 127.0.0.1 "$master_port"
@@ -41,17 +44,20 @@ while kill -0 "$test_pid" 2>/dev/null; do
                 stop) kill -STOP "$pid" ;;
                 cont) kill -CONT "$pid" ;;
                 failover)
-                        # Sentinel promotes the replica (no quorum needed when forced).
-                        redis-cli -p "$SENTINEL_PORT" sentinel failover mymaster | grep -qx OK ||
-                                fail "SENTINEL FAILOVER refused"
+                        # Sentinel promotes the replica (no quorum needed when forced);
+                        # it refuses (NOGOODSLAVE) until it has fresh INFO from the replica.
+                        harness_wait_for 30 sh -c \
+                                "redis-cli -p $SENTINEL_PORT sentinel failover mymaster | grep -qx OK" ||
+                                fail "SENTINEL FAILOVER refused: $(redis-cli -p "$SENTINEL_PORT" sentinel failover mymaster)"
                         harness_wait_for 30 sh -c \
                                 "redis-cli -p $SENTINEL_PORT sentinel get-master-addr-by-name mymaster | grep -qx $replica_port" ||
                                 fail "sentinel did not switch to the replica"
                         ;;
                 *) fail "unknown request '$req' from the test" ;;
                 esac
-                note "served request: $req"
-                echo "$req" >"$ctl/ack"
+                note "$(date +%T.%N | cut -c1-12) served request: $req"
+                echo "$req" >"$ctl/ack.tmp"
+                mv "$ctl/ack.tmp" "$ctl/ack" # atomic: the test never reads half a file
         fi
         sleep 0.02
 done

@@ -32,7 +32,7 @@ note "master $master_port, replica $replica_port, auth $auth_port, sentinel $SEN
 REDIS_PORT=$master_port REDIS_URL=$master_url REPLICA_PORT=$replica_port \
 AUTH_PORT=$auth_port AUTH_PASSWORD=$auth_password ACL_USER=alice ACL_PASSWORD='Alice-Acl-Pw1' \
 AUTH_SENTINEL_PORT=$auth_sentinel_port UNIX_SOCKET="$COORD_TEST_DIR/master.sock" \
-        "$test_bin" || fail "test-redis failed"
+        ${TEST_WRAPPER:-} "$test_bin" || fail "test-redis failed"
 
 # The write through the sentinel really landed on the monitored master.
 [ -n "$(redis-cli -p "$master_port" get via-sentinel)" ] || fail "key written via sentinel missing on the master"

@@ -55,6 +55,20 @@ START_TEST(test_bad) {
 }
 END_TEST
 
+START_TEST(test_coordinatord_form) {
+        static const char json[] = "{\"id\":\"ab12\",\"type\":\"drain\",\"instance\":\"web-1\","
+                                   "\"version\":null,\"deployment\":null,\"created_at\":\"2026-11-23T04:00:00.000Z\"}";
+        struct command *c = NULL;
+        char err[256] = "";
+
+        ck_assert_msg(command_decode(json, strlen(json), &c, err, sizeof err) == 0, "%s", err);
+        ck_assert_int_eq(c->type, COMMAND_DRAIN);
+        ck_assert_ptr_null(c->version);
+        ck_assert_ptr_null(c->deployment);
+        command_free(c);
+}
+END_TEST
+
 START_TEST(test_types) {
         for (int t = 0; t < _COMMAND_TYPE_MAX; t++)
                 ck_assert_int_eq(command_type_from_string(command_type_to_string((enum command_type) t)), t);
@@ -73,6 +87,7 @@ int main(void) {
         tcase_add_test(tc, test_roundtrip);
         tcase_add_loop_test(tc, test_bad, 0, (int) (sizeof bad / sizeof bad[0]));
         tcase_add_test(tc, test_types);
+        tcase_add_test(tc, test_coordinatord_form);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

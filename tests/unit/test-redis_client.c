@@ -3,7 +3,8 @@
  *   REDIS_PORT                 a redis the script kills/restarts/freezes on request
  *   SENTINEL_URL               a sentinel monitoring it as "mymaster"
  *   REPLICA_PORT               its replica, promoted by the last test (failover)
- *   AUTH_PORT, AUTH_PASSWORD   a redis with --requirepass
+ *   AUTH_PORT, AUTH_PASSWORD   a redis with --requirepass, and on it the ACL user
+ *                              "coord" (Coord-Acl-Pw9) limited to ~coord:* &coord:*
  *   CTL_DIR                    requests to the script: write CTL_DIR/request,
  *                              wait for CTL_DIR/ack
  * Missing variables are a failure, not a skip. */
@@ -109,18 +110,20 @@ static bool got_messages(struct obs *o) {
 
 /* Ask the e2e script to act on the redis and wait for it, keeping the loop turning. */
 static void request(sd_event *e, const char *what) {
-        char path[512], ack[512];
+        char path[512], tmp[512], ack[512];
         _cleanup_free_ char *got = NULL;
         uint64_t deadline = mono_usec() + 30 * 1000000ULL;
         FILE *f;
 
         snprintf(path, sizeof path, "%s/request", env("CTL_DIR"));
+        snprintf(tmp, sizeof tmp, "%s/request.tmp", env("CTL_DIR"));
         snprintf(ack, sizeof ack, "%s/ack", env("CTL_DIR"));
         (void) unlink(ack);
-        f = fopen(path, "we");
+        f = fopen(tmp, "we");
         ck_assert_ptr_nonnull(f);
         fprintf(f, "%s\n", what);
         ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(rename(tmp, path), 0); /* the script never sees half a request */
         while (access(ack, F_OK) != 0) {
                 if (e)
                         ck_assert_int_ge(sd_event_run(e, 20000), 0);
@@ -328,6 +331,38 @@ START_TEST(test_auth_db) {
 }
 END_TEST
 
+/* An ACL user that may only use coord:* keys and channels: the client's own
+ * keepalive channel must be within that, or it would never come up. */
+START_TEST(test_acl_user_limited) {
+        sd_event *e = NULL;
+        struct obs o = { 0 }, sub = { 0 };
+        redis_client *c = NULL;
+        _cleanup_free_ char *url = NULL, *direct = NULL;
+        struct redis_url *u;
+
+        url = strdup_printf("redis://coord:Coord-Acl-Pw9@127.0.0.1:%s", env("AUTH_PORT"));
+        u = parse(url);
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_url_free(u);
+        redis_client_set_keepalive(c, 100000, 2000000);
+        ck_assert_int_eq(redis_client_subscribe(c, "coord:test:acl", on_message, &sub), 0);
+        run_until(e, &o, last_state_up, 10, "connect as a limited ACL user");
+        direct = strdup_printf("redis://coord:Coord-Acl-Pw9@127.0.0.1:%s", env("AUTH_PORT"));
+        publish_sync(direct, "coord:test:acl", "acl-ok");
+        want_messages = 1;
+        run_until(e, &sub, got_messages, 10, "message as a limited ACL user");
+        ck_assert_str_eq(sub.last_message, "acl-ok");
+        /* Keepalive probes flow (100 ms interval): still up after several. */
+        for (uint64_t until = mono_usec() + 700000; mono_usec() < until;)
+                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        ck_assert_int_eq(o.n_states, 1);
+        ck_assert(redis_client_is_connected(c));
+        redis_client_free(c);
+        sd_event_unref(e);
+}
+END_TEST
+
 START_TEST(test_wrong_password) {
         sd_event *e = NULL;
         struct obs o = { 0 };
@@ -384,9 +419,13 @@ static void free_on_state(redis_client *c, bool connected, void *userdata) {
 
 static void count_only(redis_client *c, redisReply *reply, void *userdata) {
         struct obs *o = userdata;
-        (void) c;
-        (void) reply;
-        o->null_replies++; /* must never run: the client was freed */
+
+        /* Completed by the free with a NULL reply; the client refuses new work. */
+        ck_assert_ptr_null(reply);
+        ck_assert(!redis_client_is_connected(c));
+        ck_assert_int_eq(redis_client_command(c, NULL, NULL, "PING"), -ENOTCONN);
+        ck_assert_ptr_null(redis_client_free(c)); /* a second free is harmless */
+        o->null_replies++;
 }
 
 START_TEST(test_free_in_callbacks) {
@@ -407,9 +446,12 @@ START_TEST(test_free_in_callbacks) {
         ck_assert_int_eq(redis_client_subscribe(c, "free-test", on_message, &o), 0);
         want_replies = 1;
         run_until(e, &o, got_replies, 10, "reply");
+        /* The 20 commands behind it were completed with NULL by the free. */
+        ck_assert_int_eq(o.null_replies, 20);
+        ck_assert_int_eq(o.replies, 1);
         for (int i = 0; i < 10; i++)
                 ck_assert_int_ge(sd_event_run(e, 10000), 0);
-        ck_assert_int_eq(o.null_replies, 0);
+        ck_assert_int_eq(o.null_replies, 20);
 
         /* From on_state(true). */
         memset(&o, 0, sizeof o);
@@ -443,6 +485,7 @@ START_TEST(test_sentinel_failover) {
         struct redis_url *u = parse(env("SENTINEL_URL"));
         _cleanup_free_ char *replica = strdup_printf("127.0.0.1:%s", env("REPLICA_PORT"));
         char channel[64];
+        uint64_t t0, took;
 
         snprintf(channel, sizeof channel, "failover-%d", getpid());
         ck_assert_int_ge(sd_event_new(&e), 0);
@@ -456,14 +499,19 @@ START_TEST(test_sentinel_failover) {
         ck_assert_str_eq(o.last_reply, "type 2"); /* an array */
 
         request(e, "failover");
-        /* Sentinel kills our command connection while demoting the old master;
-         * should it not, the first write fails READONLY and triggers it. */
-        for (uint64_t until = mono_usec() + 20000000; !reconnected_once(&o) && mono_usec() < until;) {
+        /* The client hears "+switch-master" from the sentinel and moves at once;
+         * without that it would keep writing to the old master until sentinel
+         * demotes it about 10 s later (then READONLY or a killed connection). */
+        t0 = mono_usec();
+        while (!reconnected_once(&o) && mono_usec() < t0 + 20000000) {
                 (void) redis_client_command(c, NULL, NULL, "SET failover-probe 1");
                 for (int i = 0; i < 4; i++)
                         ck_assert_int_ge(sd_event_run(e, 50000), 0);
         }
         ck_assert_msg(reconnected_once(&o), "client did not reconnect after the failover (%u states)", o.n_states);
+        took = mono_usec() - t0;
+        ck_assert_msg(took < 5000000, "reconnect to the new master took %llu us after the switch",
+                      (unsigned long long) took);
 
         /* Now on the promoted replica: it is a master and takes writes. */
         ck_assert_int_eq(redis_client_command(c, on_reply, &o, "SET after-failover %s", "new-master"), 0);
@@ -501,6 +549,7 @@ static Suite *redis_client_suite(void) {
         tcase_add_test(tc, test_commands);
         tcase_add_test(tc, test_tls_refused);
         tcase_add_test(tc, test_auth_db);
+        tcase_add_test(tc, test_acl_user_limited);
         tcase_add_test(tc, test_wrong_password);
         tcase_add_test(tc, test_free_in_callbacks);
         tcase_add_test(tc, test_restart);

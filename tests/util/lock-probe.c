@@ -2,12 +2,19 @@
  * timing (tests/e2e/lock-wake.sh).
  *
  *   lock-probe wake REDIS_URL NAME ROUNDS
- *     Each round: we hold NAME; a waiter thread (re-check interval 10s, so only
- *     the pub/sub wake-up can make it fast) waits; once it is subscribed we
- *     release and the waiter records when it got the lock.  Prints one
- *     "latency_us N" line per round, then "median_us N" and "max_us N". */
+ *     Each round: NAME is held; a waiter thread (re-check interval 10s, so only
+ *     the pub/sub wake-up can make it fast) waits; once it is subscribed the
+ *     holder releases and the waiter records when it got the lock.  Even
+ *     rounds: held through lib/lock.c, released with lock_release(), with dead
+ *     waiters (nobody listening on their channels) queued ahead of the real
+ *     one, which release must skip.  Odd rounds: held by a raw SET and
+ *     released with the documented two-key release script (as other clients
+ *     call it), which wakes the shared channel.  Prints one "latency_us N"
+ *     line per round, then "median_us N" and "max_us N". */
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +79,10 @@ static int wait_subscribed(redisContext *c, const char *channel) {
 
 static int probe_wake(const struct redis_url *url, const char *name, int rounds) {
         _cleanup_redis_ redisContext *c = NULL;
-        _cleanup_free_ char *channel = key_lock_channel(namespace_default(), name);
+        _cleanup_free_ char *channel = key_lock_channel(namespace_default(), name),
+                            *key = key_lock(namespace_default(), name),
+                            *holder = key_lock_holder(namespace_default(), name),
+                            *waiters = key_lock_waiters(namespace_default(), name);
         uint64_t lat[1000];
         char err[256];
         int r;
@@ -87,16 +97,23 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
         for (int i = 0; i < rounds; i++) {
                 struct lock_options o = { .lease_usec = 30 * USEC_PER_SEC };
                 struct waiter w = { .url = url, .name = name };
+                bool raw = i % 2 == 1;
                 pthread_t t;
-                uint64_t t0, prev;
+                uint64_t t0, prev = 0;
                 lock *l = NULL;
 
-                r = lock_acquire(url, name, &o, &l, err, sizeof err);
-                if (r < 0) {
-                        fprintf(stderr, "lock-probe: acquire: %s\n", err);
-                        return r;
+                if (raw) {
+                        _cleanup_reply_ redisReply *x = redisCommand(c, "SET %s raw-holder PX 30000", key);
+                        if (!x || x->type == REDIS_REPLY_ERROR)
+                                return -EIO;
+                } else {
+                        r = lock_acquire(url, name, &o, &l, err, sizeof err);
+                        if (r < 0) {
+                                fprintf(stderr, "lock-probe: acquire: %s\n", err);
+                                return r;
+                        }
+                        prev = lock_fence(l);
                 }
-                prev = lock_fence(l);
                 if (pthread_create(&t, NULL, waiter_main, &w) != 0)
                         return -EAGAIN;
                 r = wait_subscribed(c, channel);
@@ -104,13 +121,40 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
                         fprintf(stderr, "lock-probe: waiter never subscribed\n");
                         return r;
                 }
-                t0 = now_usec();
-                r = lock_release(l);
-                lock_free(l);
+                if (raw) {
+                        _cleanup_reply_ redisReply *x = NULL;
+
+                        t0 = now_usec();
+                        x = redisCommand(c, "EVAL %s 2 %s %s raw-holder %s", lock_script_release, key, holder,
+                                         channel);
+                        r = x && x->type == REDIS_REPLY_INTEGER && x->integer == 1 ? 0 : -EIO;
+                } else {
+                        /* Dead waiters at the head of the queue (lowest scores). */
+                        {
+                                _cleanup_reply_ redisReply *x = redisCommand(c, "TIME");
+                                if (x && x->type == REDIS_REPLY_ARRAY && x->elements == 2) {
+                                        /* Live for 5s, ahead of the waiter's 31s. */
+                                        long long ms = strtoll(x->element[0]->str, NULL, 10) * 1000 + 5000;
+                                        for (int k = 0; k < 3; k++)
+                                                freeReplyObject(redisCommand(c, "ZADD %s %lld dead-waiter-%d",
+                                                                             waiters, ms + k, k));
+                                }
+                        }
+                        t0 = now_usec();
+                        r = lock_release(l);
+                        lock_free(l);
+                }
                 pthread_join(t, NULL);
                 if (r < 0 || w.r < 0) {
                         fprintf(stderr, "lock-probe: release %d, waiter %d: %s\n", r, w.r, w.err);
                         return r < 0 ? r : w.r;
+                }
+                if (!raw) {
+                        _cleanup_reply_ redisReply *x = redisCommand(c, "ZCARD %s", waiters);
+                        if (!x || x->type != REDIS_REPLY_INTEGER || x->integer != 0) {
+                                fprintf(stderr, "lock-probe: dead waiters left in the queue\n");
+                                return -EPROTO;
+                        }
                 }
                 if (w.fence <= prev) {
                         fprintf(stderr, "lock-probe: fence did not increase (%llu after %llu)\n",
@@ -118,7 +162,7 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
                         return -EPROTO;
                 }
                 lat[i] = w.acquired_usec - t0;
-                printf("latency_us %llu\n", (unsigned long long) lat[i]);
+                printf("latency_us %llu %s\n", (unsigned long long) lat[i], raw ? "shared-channel" : "queued");
         }
         qsort(lat, (size_t) rounds, sizeof lat[0], cmp_u64);
         printf("median_us %llu\nmax_us %llu\n", (unsigned long long) lat[rounds / 2],
@@ -132,6 +176,7 @@ int main(int argc, char **argv) {
         int r, rounds;
 
         log_open("lock-probe");
+        signal(SIGPIPE, SIG_IGN);
         if (argc != 5 || strcmp(argv[1], "wake") != 0 || parse_int(argv[4], &rounds) < 0) {
                 fprintf(stderr, "usage: lock-probe wake REDIS_URL NAME ROUNDS\n");
                 return 2;

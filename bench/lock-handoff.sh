@@ -1,0 +1,38 @@
+#!/bin/sh
+# Start Redis, etcd and PostgreSQL on free loopback ports in a temporary
+# directory (tests/harness.sh: everything is stopped and removed on exit), then
+# run bench/lock-handoff against all three and print the table.
+#
+#   cd BUILD_DIR && make bench && SRC_DIR/bench/lock-handoff.sh [lock-handoff flags]
+#
+# LOCK_HANDOFF overrides the path of the program (default ./bench/lock-handoff).
+srcdir=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${LOCK_HANDOFF:-./bench/lock-handoff}
+[ -x "$BIN" ] || { echo "lock-handoff.sh: $BIN not built (run 'make bench' in the build dir)" >&2; exit 2; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+
+COORD_HARNESS="$srcdir/tests/harness.sh"
+. "$COORD_HARNESS"
+harness_init
+harness_need etcd etcdctl
+harness_start_redis
+harness_start_postgres
+
+for _attempt in 1 2 3 4 5; do
+        ETCD_PORT=$(harness_free_port)
+        ETCD_PEER=$(harness_free_port)
+        harness_spawn etcd etcd --name bench --data-dir "$COORD_TEST_DIR/etcd" \
+                --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+                --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+                --initial-cluster "bench=http://127.0.0.1:$ETCD_PEER" --log-level error
+        if harness_wait_for 20 env ETCDCTL_API=3 etcdctl --endpoints="127.0.0.1:$ETCD_PORT" endpoint health; then
+                break
+        fi
+        kill "$PID_etcd" 2>/dev/null || true
+        ETCD_PORT=""
+done
+[ -n "$ETCD_PORT" ] || fail "etcd did not start (see $COORD_TEST_DIR/etcd.log)"
+
+echo "# $(redis-server --version | cut -d' ' -f1-3), $(etcd --version | head -n 1), $(harness_psql -c 'show server_version')"
+echo "# $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+"$BIN" --redis "$REDIS_URL" --etcd "127.0.0.1:$ETCD_PORT" --pg "$DATABASE_URL" "$@"

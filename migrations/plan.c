@@ -1,0 +1,386 @@
+/* See plan.h: each migration's state, from the directory and the history alone. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "plan.h"
+#include "strutil.h"
+
+const char *migrate_state_to_string(enum migrate_state s) {
+        static const char *const t[_STATE_MAX] = {
+                [STATE_APPLIED] = "applied", [STATE_PENDING] = "pending",   [STATE_CHANGED] = "changed",
+                [STATE_MISSING] = "missing", [STATE_FAILED] = "failed",     [STATE_PARTIAL] = "partial",
+                [STATE_FUTURE] = "future",   [STATE_BASELINE] = "baseline", [STATE_IGNORED] = "ignored",
+                [STATE_DELETED] = "deleted",
+        };
+        return s < _STATE_MAX ? t[s] : "unknown";
+}
+
+void migrate_report_done(struct migrate_report *r) {
+        for (size_t i = 0; i < r->n; i++)
+                free(r->v[i].detail);
+        free(r->v);
+        for (size_t i = 0; i < r->n_strings; i++)
+                free(r->strings[i]);
+        free(r->strings);
+        source_free(r->set);
+        history_free(r->history);
+        r->v = NULL;
+        r->n = 0;
+        r->strings = NULL;
+        r->n_strings = 0;
+        r->set = NULL;
+        r->history = NULL;
+}
+
+static int row_version_cmp(const void *a, const void *b) {
+        const struct history_row *x = *(const struct history_row *const *) a, *y = *(const struct history_row *const *) b;
+        int c = version_compare(x->version, y->version);
+        if (c != 0)
+                return c;
+        return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+static int row_script_cmp(const void *a, const void *b) {
+        const struct history_row *x = *(const struct history_row *const *) a, *y = *(const struct history_row *const *) b;
+        int c = strcmp(x->type, y->type);
+        if (c != 0)
+                return c;
+        c = strcmp(x->script, y->script);
+        if (c != 0)
+                return c;
+        return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+struct index {
+        const struct history_row **v; /* versioned: latest row per version */
+        size_t nv;
+        const struct history_row **s; /* repeatable/seed: latest per (type, script) */
+        size_t ns;
+        const char *baseline;
+        const char *max_applied;
+};
+
+static void index_free(struct index *ix) {
+        free(ix->v);
+        free(ix->s);
+}
+
+static int index_build(const struct history *h, struct index *ix) {
+        size_t nv = 0, ns = 0;
+
+        *ix = (struct index) {};
+        if (!h || h->n == 0)
+                return 0;
+        ix->v = calloc(h->n, sizeof(*ix->v));
+        ix->s = calloc(h->n, sizeof(*ix->s));
+        if (!ix->v || !ix->s)
+                return -ENOMEM;
+        for (size_t i = 0; i < h->n; i++) {
+                const struct history_row *w = &h->rows[i];
+                if (w->version)
+                        ix->v[nv++] = w;
+                else
+                        ix->s[ns++] = w;
+                if (w->version && strcmp(w->type, "baseline") == 0)
+                        ix->baseline = w->version;
+        }
+        /* Rows usually come in version order already (rank order): check before sorting. */
+        for (size_t i = 1; i < nv; i++)
+                if (row_version_cmp(&ix->v[i - 1], &ix->v[i]) > 0) {
+                        qsort(ix->v, nv, sizeof(*ix->v), row_version_cmp);
+                        break;
+                }
+        qsort(ix->s, ns, sizeof(*ix->s), row_script_cmp);
+        /* Keep the latest row of each key. */
+        for (size_t i = 0; i < nv; i++)
+                if (ix->nv > 0 && version_compare(ix->v[ix->nv - 1]->version, ix->v[i]->version) == 0)
+                        ix->v[ix->nv - 1] = ix->v[i];
+                else
+                        ix->v[ix->nv++] = ix->v[i];
+        for (size_t i = 0; i < ns; i++)
+                if (ix->ns > 0 && strcmp(ix->s[ix->ns - 1]->script, ix->s[i]->script) == 0 &&
+                    strcmp(ix->s[ix->ns - 1]->type, ix->s[i]->type) == 0)
+                        ix->s[ix->ns - 1] = ix->s[i];
+                else
+                        ix->s[ix->ns++] = ix->s[i];
+        for (size_t i = 0; i < ix->nv; i++)
+                if (strcmp(ix->v[i]->type, "versioned") == 0 && ix->v[i]->success)
+                        ix->max_applied = ix->v[i]->version; /* ascending: the last wins */
+        return 0;
+}
+
+static const struct history_row *find_version(const struct index *ix, const char *version) {
+        size_t lo = 0, hi = ix->nv;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                int c = version_compare(ix->v[mid]->version, version);
+                if (c == 0)
+                        return ix->v[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+static const struct history_row *find_script(const struct index *ix, const char *type, const char *script) {
+        size_t lo = 0, hi = ix->ns;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                int c = strcmp(ix->s[mid]->type, type);
+                if (c == 0)
+                        c = strcmp(ix->s[mid]->script, script);
+                if (c == 0)
+                        return ix->s[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+static struct migrate_entry *add_entry(struct migrate_report *r, size_t *allocated) {
+        if (r->n == *allocated) {
+                size_t na = *allocated ? *allocated * 2 : 64;
+                struct migrate_entry *nv = reallocarray(r->v, na, sizeof(*nv));
+                if (!nv)
+                        return NULL;
+                r->v = nv;
+                *allocated = na;
+        }
+        r->v[r->n] = (struct migrate_entry) {};
+        return &r->v[r->n++];
+}
+
+static void set_applied(struct migrate_entry *e, const struct history_row *w) {
+        e->applied_checksum = w->checksum;
+        e->installed_at = w->installed_at;
+        e->installed_by = w->installed_by;
+        e->execution_ms = w->execution_ms;
+        e->fencing_token = w->fencing_token;
+}
+
+static int entry_order(const struct migrate_entry *e) {
+        if (e->version)
+                return 0;
+        return strcmp(e->type, "repeatable") == 0 ? 1 : 2;
+}
+
+static int entry_cmp(const void *a, const void *b) {
+        const struct migrate_entry *x = a, *y = b;
+        int ox = entry_order(x), oy = entry_order(y);
+        if (ox != oy)
+                return ox < oy ? -1 : 1;
+        if (ox == 0) {
+                int c = version_compare(x->version, y->version);
+                if (c != 0)
+                        return c;
+        }
+        return strcmp(x->script, y->script);
+}
+
+int plan_compute(const struct migration_set *set, const struct history *h, bool no_seed, struct migrate_report *r) {
+        _cleanup_(index_free) struct index ix = {};
+        const char *max_dir = NULL;
+        size_t allocated = 0;
+        int k;
+
+        k = index_build(h, &ix);
+        if (k < 0)
+                return k;
+        if (set->n_versioned > 0)
+                max_dir = set->v[set->n_versioned - 1].version;
+
+        for (size_t i = 0; i < set->n; i++) {
+                struct migration *m = &set->v[i];
+                struct migrate_entry *e = add_entry(r, &allocated);
+                const struct history_row *w;
+                const struct progress_row *p = history_find_progress(h, m->script);
+
+                if (!e)
+                        return -ENOMEM;
+                e->type = migration_type_to_string(m->type);
+                e->version = m->version;
+                e->description = m->description;
+                e->script = m->script;
+                e->checksum = m->checksum;
+                if (m->type == MIGRATION_VERSIONED) {
+                        w = find_version(&ix, m->version);
+                        if (w && strcmp(w->type, "deleted") == 0)
+                                w = NULL;
+                        if (w && strcmp(w->type, "baseline") == 0) {
+                                e->state = STATE_IGNORED;
+                                set_applied(e, w);
+                                e->detail = strdup("the baseline version: not run");
+                        } else if (w && !w->success) {
+                                e->state = STATE_FAILED;
+                                set_applied(e, w);
+                                e->problem = true;
+                                e->detail = strdup_printf("failed%s%s%s; fix the schema by hand, then run "
+                                                          "'coordctl migrate repair'",
+                                                          p && p->error ? " (" : "", p && p->error ? p->error : "",
+                                                          p && p->error ? ")" : "");
+                        } else if (w) {
+                                set_applied(e, w);
+                                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
+                                        e->state = STATE_APPLIED;
+                                else {
+                                        e->state = STATE_CHANGED;
+                                        e->problem = true;
+                                        e->detail = strdup("file changed after it was applied (checksum differs); "
+                                                           "restore it, or run 'coordctl migrate repair' to accept");
+                                }
+                        } else if (ix.baseline && version_compare(m->version, ix.baseline) <= 0) {
+                                e->state = STATE_IGNORED;
+                                e->detail = strdup_printf("at or below the baseline %s: not run", ix.baseline);
+                        } else if (p) {
+                                e->state = STATE_PARTIAL;
+                                e->will_run = true;
+                                if (strcmp(p->checksum, m->checksum) != 0) {
+                                        e->problem = true;
+                                        e->will_run = false;
+                                        e->detail = strdup_printf("%" PRId64 " of %" PRId64 " statements ran, then the "
+                                                                  "file changed; fix the schema, then run "
+                                                                  "'coordctl migrate repair'",
+                                                                  p->done, p->total);
+                                } else
+                                        e->detail = strdup_printf("%" PRId64 " of %" PRId64
+                                                                  " statements ran; apply resumes after them",
+                                                                  p->done, p->total);
+                        } else if (ix.max_applied && version_compare(m->version, ix.max_applied) < 0) {
+                                e->state = STATE_PENDING;
+                                e->problem = true;
+                                e->detail = strdup_printf("version %s is lower than the applied %s: added out of "
+                                                          "order; give it a version above %s",
+                                                          m->version, ix.max_applied, ix.max_applied);
+                        } else {
+                                e->state = STATE_PENDING;
+                                e->will_run = true;
+                        }
+                } else {
+                        w = find_script(&ix, e->type, m->script);
+                        if (w && strcmp(w->type, "deleted") == 0)
+                                w = NULL;
+                        if (p && !(w && !w->success)) {
+                                /* A no-transaction run stopped midway: resume it, unless the file changed. */
+                                if (w)
+                                        set_applied(e, w);
+                                e->state = STATE_PARTIAL;
+                                e->will_run = strcmp(p->checksum, m->checksum) == 0;
+                                e->problem = !e->will_run;
+                                e->detail = e->will_run ? strdup_printf("%" PRId64 " of %" PRId64 " statements ran; "
+                                                                        "apply resumes after them", p->done, p->total)
+                                                        : strdup_printf("%" PRId64 " of %" PRId64 " statements ran, "
+                                                                        "then the file changed; fix the schema, then "
+                                                                        "run 'coordctl migrate repair'",
+                                                                        p->done, p->total);
+                        } else if (!w) {
+                                e->state = STATE_PENDING;
+                                e->will_run = true;
+                        } else if (!w->success) {
+                                e->state = STATE_FAILED;
+                                set_applied(e, w);
+                                e->problem = true;
+                                e->detail = strdup("failed; fix the schema by hand, then run 'coordctl migrate repair'");
+                        } else {
+                                set_applied(e, w);
+                                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
+                                        e->state = STATE_APPLIED;
+                                else {
+                                        e->state = STATE_CHANGED;
+                                        e->will_run = true;
+                                        e->detail = strdup("changed since it last ran: apply re-runs it");
+                                }
+                        }
+                        if (m->type == MIGRATION_SEED && no_seed && e->will_run) {
+                                e->will_run = false;
+                                free(e->detail);
+                                e->detail = strdup("seed: skipped with --no-seed");
+                        }
+                }
+        }
+
+        /* History rows without a file. */
+        for (size_t i = 0; i < ix.nv; i++) {
+                const struct history_row *w = ix.v[i];
+                struct migrate_entry *e;
+                bool have = false;
+
+                for (size_t lo = 0, hi = set->n_versioned; lo < hi;) {
+                        size_t mid = (lo + hi) / 2;
+                        int c = version_compare(set->v[mid].version, w->version);
+                        if (c == 0) {
+                                have = true;
+                                break;
+                        }
+                        if (c < 0)
+                                lo = mid + 1;
+                        else
+                                hi = mid;
+                }
+                if (have)
+                        continue;
+                e = add_entry(r, &allocated);
+                if (!e)
+                        return -ENOMEM;
+                e->type = strcmp(w->type, "baseline") == 0 ? "baseline" : "versioned";
+                e->version = w->version;
+                e->description = w->description;
+                e->script = w->script;
+                set_applied(e, w);
+                if (strcmp(w->type, "baseline") == 0)
+                        e->state = STATE_BASELINE;
+                else if (strcmp(w->type, "deleted") == 0)
+                        e->state = STATE_DELETED;
+                else if (!max_dir || version_compare(w->version, max_dir) > 0) {
+                        e->state = STATE_FUTURE;
+                        e->detail = strdup("applied by a newer release (above this directory's highest version)");
+                } else {
+                        e->state = STATE_MISSING;
+                        e->problem = true;
+                        e->detail = strdup("applied, but its file is gone; restore it, or run 'coordctl migrate "
+                                           "repair' to mark it deleted");
+                }
+        }
+        for (size_t i = 0; i < ix.ns; i++) {
+                const struct history_row *w = ix.s[i];
+                struct migrate_entry *e;
+                bool have = false;
+
+                if (strcmp(w->type, "deleted") == 0)
+                        continue; /* shown through the type it replaced, below */
+                for (size_t j = set->n_versioned; j < set->n && !have; j++)
+                        have = strcmp(set->v[j].script, w->script) == 0 &&
+                               strcmp(migration_type_to_string(set->v[j].type), w->type) == 0;
+                if (have)
+                        continue;
+                e = add_entry(r, &allocated);
+                if (!e)
+                        return -ENOMEM;
+                e->type = w->type;
+                e->description = w->description;
+                e->script = w->script;
+                set_applied(e, w);
+                /* Marked deleted later than this row? */
+                e->state = STATE_MISSING;
+                for (size_t j = 0; j < ix.ns; j++)
+                        if (strcmp(ix.s[j]->type, "deleted") == 0 && strcmp(ix.s[j]->script, w->script) == 0 &&
+                            ix.s[j]->rank > w->rank)
+                                e->state = STATE_DELETED;
+                if (e->state == STATE_MISSING) {
+                        e->problem = true;
+                        e->detail = strdup("applied, but its file is gone; restore it, or run 'coordctl migrate "
+                                           "repair' to mark it deleted");
+                }
+        }
+        /* Entries of files come out sorted already; only rows without a file need merging in. */
+        if (r->n > set->n)
+                qsort(r->v, r->n, sizeof(*r->v), entry_cmp);
+        return 0;
+}
+

@@ -1,0 +1,134 @@
+/* Unit tests for agent/fileio.c and agent/state.c: atomic replacement, the
+ * kept previous file, modes, and state_dir records. */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fileio.h"
+#include "state.h"
+#include "strutil.h"
+
+static char dir[] = "/tmp/test-fileio.XXXXXX";
+
+static char *path_in(const char *name) {
+        return strdup_printf("%s/%s", dir, name);
+}
+
+static char *slurp(const char *p) {
+        char *s = NULL;
+        ck_assert_int_eq(read_file_string(p, 65536, false, &s), 0);
+        return s;
+}
+
+START_TEST(test_write_and_restore) {
+        char *p = path_in("sub/app.env"), *prev = path_in("sub/app.env.coord-prev"), *sub = path_in("sub"), *s;
+        struct stat st, st2;
+
+        ck_assert_int_eq(fileio_mkdir_p(sub, 0755), 0);
+        ck_assert_int_eq(fileio_mkdir_p(sub, 0755), 0); /* idempotent */
+        ck_assert_int_eq(fileio_write_atomic(p, "A=1\n", 4, 0640, true), 0);
+        ck_assert_int_eq(stat(p, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0640);
+        ck_assert_int_eq(access(prev, F_OK), -1); /* nothing to keep the first time */
+
+        ck_assert_int_eq(fileio_write_atomic(p, "A=2\n", 4, 0640, true), 0);
+        ck_assert_int_eq(stat(p, &st2), 0);
+        ck_assert_uint_ne(st.st_ino, st2.st_ino); /* renamed over, not rewritten in place */
+        s = slurp(prev);
+        ck_assert_str_eq(s, "A=1\n");
+        free(s);
+        ck_assert_int_eq(fileio_restore_prev(p), 0);
+        s = slurp(p);
+        ck_assert_str_eq(s, "A=1\n");
+        free(s);
+        ck_assert_int_eq(access(prev, F_OK), -1);
+
+        ck_assert_int_eq(fileio_write_atomic(p, "A=3\n", 4, 0640, true), 0);
+        ck_assert_int_eq(fileio_drop_prev(p), 0);
+        ck_assert_int_eq(access(prev, F_OK), -1);
+        s = slurp(p);
+        ck_assert_str_eq(s, "A=3\n");
+        free(s);
+        free(p);
+        free(prev);
+        free(sub);
+}
+END_TEST
+
+START_TEST(test_restore_without_prev_removes) {
+        char *p = path_in("new.env");
+
+        ck_assert_int_eq(fileio_write_atomic(p, "X\n", 2, 0600, true), 0);
+        ck_assert_int_eq(fileio_restore_prev(p), 0);
+        ck_assert_int_eq(access(p, F_OK), -1);
+        free(p);
+}
+END_TEST
+
+START_TEST(test_failure_leaves_target) {
+        char *p = path_in("missing-dir/x.env");
+
+        ck_assert_int_eq(fileio_write_atomic(p, "X\n", 2, 0640, true), -ENOENT);
+        free(p);
+}
+END_TEST
+
+START_TEST(test_state_records) {
+        char *sd = path_in("state"), *v = NULL;
+        json_t *rec, *got = NULL;
+        int64_t cv = -1;
+
+        ck_assert_int_eq(state_init(sd), 0);
+        ck_assert_int_eq(state_load_instance(sd, "web-1", &v, &cv), -ENOENT);
+        ck_assert_ptr_null(v);
+        ck_assert_int_eq(cv, -1);
+        ck_assert_int_eq(state_save_instance(sd, "web-1", "2.0", 7), 0);
+        ck_assert_int_eq(state_load_instance(sd, "web-1", &v, &cv), 0);
+        ck_assert_str_eq(v, "2.0");
+        ck_assert_int_eq(cv, 7);
+        free(v);
+
+        ck_assert_int_eq(state_command_get(sd, "c1", &got), -ENOENT);
+        rec = json_pack("{s:s}", "state", "started");
+        ck_assert_int_eq(state_command_put(sd, "c1", rec), 0);
+        ck_assert_int_eq(state_command_get(sd, "c1", &got), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(got, "state")), "started");
+        json_decref(got);
+        ck_assert_int_eq(state_command_remove(sd, "c1"), 0);
+        ck_assert_int_eq(state_command_remove(sd, "c1"), 0);
+        ck_assert_int_eq(state_command_get(sd, "c1", &got), -ENOENT);
+        json_decref(rec);
+        free(sd);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("fileio");
+        TCase *tc = tcase_create("core");
+        SRunner *sr;
+        int failed;
+        char *cmd;
+
+        if (!mkdtemp(dir))
+                return 1;
+        tcase_add_test(tc, test_write_and_restore);
+        tcase_add_test(tc, test_restore_without_prev_removes);
+        tcase_add_test(tc, test_failure_leaves_target);
+        tcase_add_test(tc, test_state_records);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_set_fork_status(sr, CK_NOFORK);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        cmd = strdup_printf("rm -rf '%s'", dir);
+        if (cmd && system(cmd) != 0)
+                failed++;
+        free(cmd);
+        return failed ? 1 : 0;
+}
