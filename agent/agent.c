@@ -162,8 +162,12 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         char **env = NULL;
         int r;
 
-        /* Fixed rate: the next probe is due one interval after this one started. */
-        (void) sd_event_source_set_time(s, usec + h->interval);
+        uint64_t now = usec;
+
+        /* Fixed rate: the next probe is due one interval after this one was due
+         * (or after now, when the loop fell behind: no burst of catch-up probes). */
+        (void) sd_event_now(in->agent->event, CLOCK_MONOTONIC, &now);
+        (void) sd_event_source_set_time(s, (now > usec + h->interval ? now : usec) + h->interval);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         if (in->probe || in->stopped)
                 return 0; /* still running (timeout >= interval): skip this tick */

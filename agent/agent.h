@@ -75,8 +75,9 @@ struct agent {
         bool reload_pending;
         char last_status[256];
 
-        /* registry.c */
-        unsigned pending_registrations;
+        /* registry.c: the final "stopped" round */
+        unsigned stop_pending;
+        void (*stop_done)(agent *a);
         sd_event_source *stop_timeout;
 
         /* commands.c */

@@ -22,19 +22,16 @@ struct reg_call {
         bool stop_round;
 };
 
-static unsigned stop_pending;
-static void (*stop_done)(agent *a);
-
 static uint64_t ttl_ms(const agent *a) {
         uint64_t t = 3 * a->config->heartbeat_interval / USEC_PER_MSEC;
         return t < 100 ? 100 : t;
 }
 
 static void stop_finished(agent *a) {
-        void (*done)(agent *) = stop_done;
+        void (*done)(agent *) = a->stop_done;
 
-        stop_done = NULL;
-        stop_pending = 0;
+        a->stop_done = NULL;
+        a->stop_pending = 0;
         a->stop_timeout = sd_event_source_disable_unref(a->stop_timeout);
         if (done)
                 done(a);
@@ -67,7 +64,7 @@ static void on_exec(redis_client *c, redisReply *reply, void *userdata) {
                         }
                 }
         }
-        if (call->stop_round && stop_pending > 0 && --stop_pending == 0 && stop_done)
+        if (call->stop_round && a->stop_pending > 0 && --a->stop_pending == 0 && a->stop_done)
                 stop_finished(a);
         free(call);
 }
@@ -195,12 +192,12 @@ void registry_stop_all(agent *a, instance **list, size_t n, void (*done)(agent *
         if (!done)
                 return;
         if (sent == 0) {
-                stop_done = done;
+                a->stop_done = done;
                 stop_finished(a);
                 return;
         }
-        stop_pending = sent;
-        stop_done = done;
+        a->stop_pending = sent;
+        a->stop_done = done;
         if (sd_event_add_time_relative(a->event, &a->stop_timeout, CLOCK_MONOTONIC, 2 * USEC_PER_SEC, 0,
                                        on_stop_timeout, a) < 0)
                 stop_finished(a);

@@ -33,9 +33,8 @@ run_agent() { # NAME INTERVAL
 }
 
 for i in 0 1 2 3 4 5 6 7 8 9; do
-        p=$(harness_free_port)
-        echo "$p" >"$D/port$i"
-        demo_start "app$i" "$p" --fail-file "$D/fail$i"
+        demo_start "app$i" --fail-file "$D/fail$i"
+        echo "$DEMO_PORT" >"$D/port$i"
 done
 
 run_agent a1 1s

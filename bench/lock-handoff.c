@@ -51,7 +51,7 @@
 #define PG_LOCK_KEY 4711470811LL
 
 struct result {
-        const char *label;
+        char label[64];
         uint64_t *lat;
         size_t n;
         bool ok;
@@ -458,7 +458,7 @@ int main(int argc, char **argv) {
         struct result res[8];
         size_t nres = 0;
         struct redis_url *url = NULL;
-        char err[256], label[128];
+        char err[256];
         int rc = 0;
 
         log_open("lock-handoff");
@@ -537,8 +537,8 @@ int main(int argc, char **argv) {
                         p += len + (comma ? 1 : 0);
                         if (parse_int(tok, &ms) < 0 || ms < 1)
                                 usage();
-                        snprintf(label, sizeof label, "pg_try_advisory_lock, %dms poll", ms);
-                        res[nres] = (struct result) { .label = strdup(label) };
+                        res[nres] = (struct result) { .n = 0 };
+                        snprintf(res[nres].label, sizeof res[nres].label, "pg_try_advisory_lock, %dms poll", ms);
                         if (run_pg(pg, n, (size_t) (ms > 250 ? slow : handoffs), (uint64_t) ms * USEC_PER_MSEC,
                                    &res[nres]) < 0)
                                 rc = 1;
@@ -569,6 +569,8 @@ int main(int argc, char **argv) {
                                        all = false;
                        all ? "met" : "NOT met";
                }));
+        for (size_t i = 0; i < nres; i++)
+                free(res[i].lat);
         redis_url_free(url);
         return rc;
 }

@@ -448,6 +448,7 @@ int httpd_start(struct server *s, const struct route *routes, size_t n_routes, s
         h->n_routes = n_routes;
 
         h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, h,
+                                     MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
                                      MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned) 1,
                                      MHD_OPTION_THREAD_POOL_SIZE, (unsigned) s->cfg.http_threads,
@@ -457,7 +458,6 @@ int httpd_start(struct server *s, const struct route *routes, size_t n_routes, s
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024),
                                      MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
                                      MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
-                                     MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
                                      MHD_OPTION_END);
         if (!h->daemon) {
                 free(h);

@@ -10,10 +10,11 @@
  *   coord:{NS:lock:NAME}:holder          STRING "host pid N, fence F", PX lease
  *   coord:{NS:lock:NAME}:released        channel, published on release when no queued
  *                                        waiter could be woken
- *   coord:{NS:lock:NAME}:waiters         ZSET member waiter token, score = expiry (ms
- *                                        epoch, refreshed at every failed attempt); PX
- *   coord:{NS:lock:NAME}:released:TOKEN  channel of one waiter: release wakes only the
- *                                        longest-idle live waiter (no thundering herd)
+ *   coord:{NS:lock:NAME}:waiters         ZSET member "TOKEN LEASE_MS host pid N" (or a
+ *                                        bare token), score = expiry (ms epoch, refreshed
+ *                                        at every failed attempt); PX
+ *   coord:{NS:lock:NAME}:released:TOKEN  channel of one waiter: release hands the lock
+ *                                        to the longest-idle live waiter ("handoff F T")
  *
  * Fleet (agent writes, coordinatord reads):
  *   coord:{NS}:instance:ID               HASH id service host address version state
@@ -54,6 +55,9 @@
  *   coord:{NS}:config-changed            channel: SERVICE when a new version is stored
  *
  * Leadership: the lock named "leader" (coord:{NS:lock:leader}).
+ * Migrations (coordctl migrate): the lock named "migrate-<24 hex of SHA-256 of
+ *   system_identifier/database/schema/coord_schema_history>", one per schema;
+ *   its fencing token is also written to PostgreSQL (docs/migrations.md).
  *
  * Connection liveness (redis_client.c, no namespace: one per client):
  *   coord:keepalive:RANDOM               channel: the client's own probe, published on

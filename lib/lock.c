@@ -37,27 +37,41 @@
 #define LOCK_CMD_TIMEOUT_MAX_USEC (2 * USEC_PER_SEC)
 #define LOCK_HOLDER_MAX 256
 
-/* KEYS lock fence holder [waiters]; ARGV token lease_ms holder_desc [waiter_ttl_ms].
+/* KEYS lock fence holder [waiters]; ARGV token lease_ms holder_desc
+ * [waiter_ttl_ms [waiter_entry]].
  * The fence counter never expires.  When it is missing (first use, or Redis
  * lost its data in a restart without persistence) it is seeded with the server
  * clock in microseconds, so fencing tokens keep increasing across data loss:
  * no Redis runs a million acquisitions of one lock per second.  With the
- * optional waiters key, a failed attempt queues (or refreshes) the token as a
- * waiter until now + waiter_ttl_ms, and a successful one dequeues it. */
+ * waiters key, a failed attempt queues (or refreshes) waiter_entry (default:
+ * the token) until now + waiter_ttl_ms, and a successful one dequeues it.
+ * When the lock already carries our token (a release handed it to us and the
+ * notice was lost), the lease is renewed and the fence returned. */
 const char lock_script_acquire[] =
         "if redis.replicate_commands then redis.replicate_commands() end\n"
+        "local entry = ARGV[5] or ARGV[1]\n"
         "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+        "  if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+        "    local h = redis.call('GET', KEYS[3])\n"
+        "    local f = h and tonumber(string.match(h, 'fence (%d+)$'))\n"
+        "    if f then\n"
+        "      redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+        "      redis.call('PEXPIRE', KEYS[3], ARGV[2])\n"
+        "      if KEYS[4] then redis.call('ZREM', KEYS[4], entry) end\n"
+        "      return f\n"
+        "    end\n"
+        "  end\n"
         "  if KEYS[4] and ARGV[4] then\n"
         "    local now = redis.call('TIME')\n"
         "    local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)\n"
-        "    redis.call('ZADD', KEYS[4], string.format('%.0f', ms + tonumber(ARGV[4])), ARGV[1])\n"
+        "    redis.call('ZADD', KEYS[4], string.format('%.0f', ms + tonumber(ARGV[4])), entry)\n"
         "    redis.call('PEXPIRE', KEYS[4], ARGV[4])\n"
         "  end\n"
         "  local t = redis.call('PTTL', KEYS[1])\n"
         "  if t > 0 then return -t end\n"
         "  return 0\n"
         "end\n"
-        "if KEYS[4] then redis.call('ZREM', KEYS[4], ARGV[1]) end\n"
+        "if KEYS[4] then redis.call('ZREM', KEYS[4], entry) end\n"
         "local f = redis.call('INCR', KEYS[2])\n"
         "if f == 1 then\n"
         "  local now = redis.call('TIME')\n"
@@ -74,12 +88,18 @@ const char lock_script_renew[] =
         "redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
         "return 1\n";
 
-/* KEYS lock holder [waiters]; ARGV token channel.  With the waiters key, wake
- * only the longest-idle queued waiter that is still subscribed to its own
- * channel (PUBLISH counts receivers; dead waiters are dropped); when none can
- * be woken, wake everyone on the shared channel. */
+/* KEYS lock holder [waiters [fence]]; ARGV token channel [own_waiter_entry]
+ * (own_waiter_entry is dequeued first, whether or not the lock is ours).
+ * With the waiters key, only the longest-idle queued waiter still subscribed
+ * to its own channel CHANNEL:TOKEN is told (PUBLISH counts receivers; entries
+ * of dead waiters are dropped).  With the fence key too, and an entry of the
+ * form "TOKEN LEASE_MS DESC", the lock is handed over directly: set for TOKEN
+ * with its lease and a new fence, and "handoff FENCE SERVER_TIME_US" published
+ * to it (undone when nobody listens).  Otherwise "released" is published.
+ * When no queued waiter can be told, everyone is woken on CHANNEL. */
 const char lock_script_release[] =
         "if redis.replicate_commands then redis.replicate_commands() end\n"
+        "if KEYS[3] and ARGV[3] then redis.call('ZREM', KEYS[3], ARGV[3]) end\n"
         "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
         "redis.call('DEL', KEYS[1], KEYS[2])\n"
         "if KEYS[3] then\n"
@@ -90,7 +110,23 @@ const char lock_script_release[] =
         "    local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]\n"
         "    if not head then break end\n"
         "    redis.call('ZREM', KEYS[3], head)\n"
-        "    if redis.call('PUBLISH', ARGV[2] .. ':' .. head, 'released') > 0 then return 1 end\n"
+        "    local tok, lease, desc = string.match(head, '^(%x+) (%d+) (.*)$')\n"
+        "    if KEYS[4] and tok and tonumber(lease) > 0 then\n"
+        "      local f = redis.call('INCR', KEYS[4])\n"
+        "      if f == 1 then\n"
+        "        f = tonumber(now[1]) * 1000000 + tonumber(now[2])\n"
+        "        redis.call('SET', KEYS[4], string.format('%.0f', f))\n"
+        "      end\n"
+        "      local fs = string.format('%.0f', f)\n"
+        "      redis.call('SET', KEYS[1], tok, 'PX', lease)\n"
+        "      redis.call('SET', KEYS[2], desc .. ', fence ' .. fs, 'PX', lease)\n"
+        "      local msg = 'handoff ' .. fs .. ' ' .. now[1] .. string.format('%06d', tonumber(now[2]))\n"
+        "      if redis.call('PUBLISH', ARGV[2] .. ':' .. tok, msg) > 0 then return 1 end\n"
+        "      redis.call('DEL', KEYS[1], KEYS[2])\n"
+        "    else\n"
+        "      local who = tok or head\n"
+        "      if redis.call('PUBLISH', ARGV[2] .. ':' .. who, 'released') > 0 then return 1 end\n"
+        "    end\n"
         "  end\n"
         "end\n"
         "redis.call('PUBLISH', ARGV[2], 'released')\n"
@@ -122,6 +158,7 @@ struct lock {
         char *key, *key_fence, *key_holder, *channel, *key_waiters, *wake_channel;
         char token[33];
         char holder_desc[LOCK_HOLDER_MAX];
+        char waiter_entry[LOCK_HOLDER_MAX + 64]; /* "TOKEN LEASE_MS DESC": what release needs to hand over */
         uint64_t fence;
         uint64_t lease_usec;
         uint64_t cmd_timeout_usec;
@@ -217,9 +254,32 @@ static bool is_connection_error(int r) {
         return r < 0 && r != -EPROTO && r != -ENOLCK && r != -ENOMEM && r != -EINVAL;
 }
 
-/* EVALSHA, falling back to EVAL on NOSCRIPT.  I/O errors leave c->err set. */
-static int eval_script(redisContext *c, const char *script, const char *sha, int nkeys, const char *const *keys,
-                       int nargs, const char *const *args, redisReply **ret, char *errbuf, size_t errlen) {
+/* Parse a TIME reply into microseconds. */
+static int time_reply_usec(const redisReply *t, uint64_t *ret) {
+        uint64_t sec, usec;
+
+        if (!t || t->type != REDIS_REPLY_ARRAY || t->elements != 2 || t->element[0]->type != REDIS_REPLY_STRING ||
+            t->element[1]->type != REDIS_REPLY_STRING || parse_uint64(t->element[0]->str, &sec) < 0 ||
+            parse_uint64(t->element[1]->str, &usec) < 0)
+                return -EPROTO;
+        *ret = sec * USEC_PER_SEC + usec;
+        return 0;
+}
+
+/* A sample of the server clock: server_usec was read after local_usec
+ * (monotonic) was taken, so local_usec + (T - server_usec) is never later
+ * than the local time of a later server time T. */
+struct clock_sample {
+        uint64_t local_usec;
+        uint64_t server_usec;
+        bool valid;
+};
+
+/* EVALSHA, falling back to EVAL on NOSCRIPT.  I/O errors leave c->err set.
+ * With clk, a TIME is pipelined in front of the script (no extra round trip). */
+static int eval_script_clock(redisContext *c, const char *script, const char *sha, int nkeys,
+                             const char *const *keys, int nargs, const char *const *args, redisReply **ret,
+                             struct clock_sample *clk, char *errbuf, size_t errlen) {
         const char *argv[16];
         char nk[16];
         int argc = 0;
@@ -242,7 +302,19 @@ static int eval_script(redisContext *c, const char *script, const char *sha, int
                         argv[0] = "EVAL";
                         argv[1] = script;
                 }
-                reply = redisCommandArgv(c, argc, argv, NULL);
+                if (attempt == 0 && clk) {
+                        _cleanup_reply_ redisReply *t = NULL;
+                        uint64_t local = now_usec(), server;
+
+                        /* On any failure reply stays NULL and c->err says why. */
+                        if (redisAppendCommand(c, "TIME") == REDIS_OK &&
+                            redisAppendCommandArgv(c, argc, argv, NULL) == REDIS_OK &&
+                            redisGetReply(c, (void **) &t) == REDIS_OK &&
+                            redisGetReply(c, (void **) &reply) == REDIS_OK && reply &&
+                            time_reply_usec(t, &server) >= 0)
+                                *clk = (struct clock_sample) { .local_usec = local, .server_usec = server, .valid = true };
+                } else
+                        reply = redisCommandArgv(c, argc, argv, NULL);
                 if (!reply) {
                         int r = context_errno(c);
                         set_err(errbuf, errlen, "Redis: %s", c->errstr[0] ? c->errstr : strerror(-r));
@@ -263,6 +335,11 @@ static int eval_script(redisContext *c, const char *script, const char *sha, int
         }
         set_err(errbuf, errlen, "Redis refused to load the lock script");
         return -EPROTO;
+}
+
+static int eval_script(redisContext *c, const char *script, const char *sha, int nkeys, const char *const *keys,
+                       int nargs, const char *const *args, redisReply **ret, char *errbuf, size_t errlen) {
+        return eval_script_clock(c, script, sha, nkeys, keys, nargs, args, ret, NULL, errbuf, errlen);
 }
 
 static lock *lock_alloc(const struct redis_url *u, const char *ns, const char *name, uint64_t lease_usec) {
@@ -297,23 +374,27 @@ static lock *lock_alloc(const struct redis_url *u, const char *ns, const char *n
         (void) gethostname(host, sizeof host - 1);
         host[sizeof host - 1] = '\0';
         snprintf(l->holder_desc, sizeof l->holder_desc, "%s pid %ld", host, (long) getpid());
+        snprintf(l->waiter_entry, sizeof l->waiter_entry, "%s %llu %s", l->token,
+                 (unsigned long long) (lease_usec / USEC_PER_MSEC), l->holder_desc);
         return l;
 }
 
 /* One acquisition attempt.  *ret_fence > 0 when taken; else 0 and *ret_pttl_ms
  * is the holder's remaining lease (0 when unknown).  queue_ttl_usec > 0 queues
  * us as a waiter for that long when the lock is held. */
-static int try_acquire(lock *l, uint64_t queue_ttl_usec, uint64_t *ret_fence, uint64_t *ret_pttl_ms, char *errbuf,
-                       size_t errlen) {
+static int try_acquire(lock *l, uint64_t queue_ttl_usec, struct clock_sample *clk, uint64_t *ret_fence,
+                       uint64_t *ret_pttl_ms, char *errbuf, size_t errlen) {
         _cleanup_reply_ redisReply *reply = NULL;
         char lease_ms[32], ttl_ms[32];
         const char *keys[] = { l->key, l->key_fence, l->key_holder, l->key_waiters };
-        const char *args[] = { l->token, lease_ms, l->holder_desc, ttl_ms };
-        int n = queue_ttl_usec > 0 ? 4 : 3, r;
+        const char *args[] = { l->token, lease_ms, l->holder_desc, ttl_ms, l->waiter_entry };
+        bool queue = queue_ttl_usec > 0;
+        int r;
 
         snprintf(lease_ms, sizeof lease_ms, "%llu", (unsigned long long) (l->lease_usec / USEC_PER_MSEC));
         snprintf(ttl_ms, sizeof ttl_ms, "%llu", (unsigned long long) (queue_ttl_usec / USEC_PER_MSEC));
-        r = eval_script(l->c, lock_script_acquire, sha_acquire, n, keys, n, args, &reply, errbuf, errlen);
+        r = eval_script_clock(l->c, lock_script_acquire, sha_acquire, queue ? 4 : 3, keys, queue ? 5 : 3, args,
+                              &reply, queue ? clk : NULL, errbuf, errlen);
         if (r < 0)
                 return r;
         if (reply->integer > 0) {
@@ -380,10 +461,34 @@ static int sub_open(lock *l, redisContext **ret) {
         return 0;
 }
 
-/* Wait for a message on sub until the monotonic time until.  1 woken by a
- * message, 0 timed out, -errno when the subscription broke. */
-static int sub_wait(redisContext *sub, uint64_t until) {
-        bool woken = false;
+/* A "handoff FENCE SERVER_USEC" message on our own channel. */
+static bool parse_handoff(const redisReply *m, const char *wake_channel, uint64_t *ret_fence, uint64_t *ret_server) {
+        char buf[96], *sp;
+        uint64_t f, t;
+
+        if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 || m->element[1]->type != REDIS_REPLY_STRING ||
+            m->element[2]->type != REDIS_REPLY_STRING || strcmp(m->element[1]->str, wake_channel) != 0 ||
+            m->element[2]->len >= sizeof buf || strncmp(m->element[2]->str, "handoff ", 8) != 0)
+                return false;
+        memcpy(buf, m->element[2]->str + 8, m->element[2]->len - 8);
+        buf[m->element[2]->len - 8] = '\0';
+        sp = strchr(buf, ' ');
+        if (!sp)
+                return false;
+        *sp = '\0';
+        if (parse_uint64(buf, &f) < 0 || parse_uint64(sp + 1, &t) < 0 || f == 0)
+                return false;
+        *ret_fence = f;
+        *ret_server = t;
+        return true;
+}
+
+/* Wait for a message on sub until the monotonic time until.  2 the lock was
+ * handed to us (*ret_fence, *ret_server_usec set), 1 woken by a message, 0
+ * timed out, -errno when the subscription broke. */
+static int sub_wait(redisContext *sub, const char *wake_channel, uint64_t until, uint64_t *ret_fence,
+                    uint64_t *ret_server_usec) {
+        bool woken = false, handed = false;
 
         for (;;) {
                 struct pollfd p = { .fd = sub->fd, .events = POLLIN };
@@ -397,9 +502,13 @@ static int sub_wait(redisContext *sub, uint64_t until) {
                                 return -EPROTO;
                         if (!reply)
                                 break;
-                        woken = true; /* only "message" arrives on this channel */
+                        woken = true; /* only messages arrive on these channels */
+                        if (!handed && parse_handoff(reply, wake_channel, ret_fence, ret_server_usec))
+                                handed = true;
                         freeReplyObject(reply);
                 }
+                if (handed)
+                        return 2;
                 if (woken)
                         return 1;
 
@@ -419,6 +528,8 @@ static int sub_wait(redisContext *sub, uint64_t until) {
         }
 }
 
+static int release_token(lock *l, char *errbuf, size_t errlen);
+
 static void sleep_until(uint64_t until) {
         for (;;) {
                 uint64_t now = now_usec();
@@ -436,6 +547,7 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
         const char *ns;
         uint64_t lease, recheck, wait, deadline, start, last_pttl_usec = 0, quarantine_until = 0;
         bool seen_held = false, check_data_loss = false, warned = false;
+        struct clock_sample clk = { 0 };
         struct backoff bo;
         int r;
 
@@ -496,6 +608,7 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
                                 continue;
                         }
                         check_data_loss = true;
+                        clk.valid = false; /* perhaps another server now */
                 }
                 if (wait > 0 && !sub && sub_open(l, &sub) >= 0)
                         check_data_loss = true;
@@ -532,7 +645,7 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
 
                 t0 = now_usec();
                 /* Queue only when someone listens on our channel. */
-                r = try_acquire(l, sub ? 3 * recheck + USEC_PER_SEC : 0, &fence, &pttl_ms, errbuf, errlen);
+                r = try_acquire(l, sub ? 3 * recheck + USEC_PER_SEC : 0, &clk, &fence, &pttl_ms, errbuf, errlen);
                 if (r < 0) {
                         if (!is_connection_error(r))
                                 goto fail;
@@ -562,8 +675,29 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
                         next = MIN(next, now + last_pttl_usec + USEC_PER_MSEC);
                 next = MIN(next, deadline);
                 if (sub) {
-                        r = sub_wait(sub, next);
-                        if (r < 0) {
+                        uint64_t handed_fence = 0, handed_at = 0;
+
+                        r = sub_wait(sub, l->wake_channel, next, &handed_fence, &handed_at);
+                        if (r == 2) {
+                                /* The releaser gave us the lock.  Its lease
+                                 * started at server time handed_at; map that
+                                 * to our clock conservatively (never later
+                                 * than it really was). */
+                                int64_t granted = clk.valid ? (int64_t) clk.local_usec +
+                                                                      ((int64_t) handed_at - (int64_t) clk.server_usec)
+                                                            : -1;
+
+                                if (granted > 0 && now_usec() < (uint64_t) granted + lease - lease / 4) {
+                                        l->fence = handed_fence;
+                                        atomic_store(&l->last_good_usec, (uint64_t) granted);
+                                        break;
+                                }
+                                /* Too late (we were stopped?) or no clock
+                                 * sample: pass it on, keep waiting. */
+                                log_warning("lock %s: the lock was handed to us while we could not run; passing it on",
+                                            name);
+                                (void) release_token(l, NULL, 0);
+                        } else if (r < 0) {
                                 redisFree(TAKE_PTR(sub));
                                 /* Do not spin when Redis is gone: the command
                                  * connection notices on the next attempt. */
@@ -579,16 +713,16 @@ timeout: {
         _cleanup_free_ char *holder = NULL;
         char d[DURATION_MAX];
 
-        /* Leave the queue, so no release wakes us in vain. */
-        if (l->c)
-                freeReplyObject(redisCommand(l->c, "ZREM %s %s", l->key_waiters, l->token));
-
         if (l->c && describe_holder(l->c, l->key, l->key_holder, &holder) >= 0 && holder)
                 set_err(errbuf, errlen, "timed out after %s waiting for lock %s, held by %s",
                         duration_format(wait, d, sizeof d), name, holder);
         else
                 set_err(errbuf, errlen, "timed out after %s waiting for lock %s", duration_format(wait, d, sizeof d),
                         name);
+        /* Leave the queue; and should a release have just handed us the lock
+         * (notice unread), pass it on: compare-and-set, harmless otherwise. */
+        if (l->c && wait > 0)
+                (void) release_token(l, NULL, 0);
         lock_free(l);
         return -ETIMEDOUT;
 }
@@ -673,26 +807,24 @@ bool lock_is_lost(const lock *l) {
         return atomic_load(&l->lost) || now_usec() >= lost_deadline(l);
 }
 
-int lock_release(lock *l) {
-        const char *keys[] = { l->key, l->key_holder, l->key_waiters };
-        const char *args[] = { l->token, l->channel };
+/* Run the release script for our token (reconnecting once).  The caller has
+ * l->c to itself.  0 released, -ENOLCK not ours, -errno. */
+static int release_token(lock *l, char *errbuf, size_t errlen) {
+        const char *keys[] = { l->key, l->key_holder, l->key_waiters, l->key_fence };
+        const char *args[] = { l->token, l->channel, l->waiter_entry };
         int r = -EIO;
 
-        lock_keeper_stop(l);
-        pthread_mutex_lock(&l->io);
-        /* Release even when we believe the lock lost: the compare-and-set on
-         * the token makes it harmless, and it frees a lock we still hold after
-         * a renewal outage. */
+        pthread_once(&sha_once, sha_init);
         for (int attempt = 0; attempt < 2; attempt++) {
                 _cleanup_reply_ redisReply *reply = NULL;
 
                 if (!l->c) {
-                        r = connect_bounded(l->url, UINT64_MAX, l->cmd_timeout_usec, &l->c, NULL, 0);
+                        r = connect_bounded(l->url, UINT64_MAX, l->cmd_timeout_usec, &l->c, errbuf, errlen);
                         if (r < 0)
                                 break;
                 }
                 (void) redisSetTimeout(l->c, usec_to_timeval(l->cmd_timeout_usec));
-                r = eval_script(l->c, lock_script_release, sha_release, 3, keys, 2, args, &reply, NULL, 0);
+                r = eval_script(l->c, lock_script_release, sha_release, 4, keys, 3, args, &reply, errbuf, errlen);
                 if (r == 0) {
                         r = reply->integer == 1 ? 0 : -ENOLCK;
                         break;
@@ -701,6 +833,18 @@ int lock_release(lock *l) {
                         break;
                 redisFree(TAKE_PTR(l->c));
         }
+        return r;
+}
+
+int lock_release(lock *l) {
+        int r;
+
+        lock_keeper_stop(l);
+        pthread_mutex_lock(&l->io);
+        /* Release even when we believe the lock lost: the compare-and-set on
+         * the token makes it harmless, and it frees a lock we still hold after
+         * a renewal outage. */
+        r = release_token(l, NULL, 0);
         atomic_store(&l->lost, true); /* never ours again */
         pthread_mutex_unlock(&l->io);
         return r;

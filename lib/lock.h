@@ -8,9 +8,15 @@
  * hash tag, so the scripts are valid on a clustered Redis.
  *
  * acquire, renew and release are single Lua scripts (compare-and-set on the
- * owner token).  release PUBLISHes on "coord:{NS:lock:NAME}:released" so
- * waiters retry at once; waiters also re-check every recheck interval (pub/sub
- * is at-most-once) and when the current lease would expire. */
+ * owner token).  Waiters queue in "coord:{NS:lock:NAME}:waiters" and listen on
+ * their own channel; release hands the lock straight to the longest-idle live
+ * waiter (one notice, no thundering herd, no extra round trip), or PUBLISHes
+ * on "coord:{NS:lock:NAME}:released" when none can be told.  Waiters also
+ * re-check every recheck interval (pub/sub is at-most-once) and when the
+ * current lease would expire.  A waiter that gets a hand-off maps the server's
+ * hand-off time onto its own clock (from a TIME sample taken with its last
+ * attempt) and refuses a hand-off that arrives too late to be safe (it was
+ * stopped), passing it on.  See docs/lock.md. */
 #pragma once
 
 #include <stdbool.h>
@@ -76,17 +82,29 @@ int lock_describe_holder(const struct redis_url *u, const char *ns, const char *
 
 /* The scripts, for asynchronous callers (coordinatord's leader election).
  * Call them with EVAL (or EVALSHA after SCRIPT LOAD); replies are integers.
- * acquire: KEYS lock fence holder; ARGV token lease_ms holder_desc ("host pid N")
+ * The bracketed keys and arguments are optional: the plain forms are all a
+ * caller that does not queue needs.
+ * acquire: KEYS lock fence holder [waiters]
+ *          ARGV token lease_ms holder_desc ("host pid N") [waiter_ttl_ms [waiter_entry]]
  *          -> the fence (> 0) when taken, with the holder key set to
  *             "<holder_desc>, fence F"; when held by another: -PTTL (the holder's
  *             remaining lease in ms, negated) or 0 when it has no expiry.
+ *             With waiters, a failed attempt queues waiter_entry (default the
+ *             token; "TOKEN LEASE_MS DESC" lets release hand the lock over).
+ *             If the lock already carries the token (handed over, notice lost)
+ *             the lease is renewed and the fence returned.
  *             The fence counter never expires; when missing (first use, or Redis
  *             lost its data) it is seeded with the server clock in microseconds,
  *             so fences keep increasing across a restart without persistence
  *             (they are large numbers, about 1.8e15: store them as 64-bit).
  * renew:   KEYS lock holder; ARGV token lease_ms -> 1 renewed, 0 not ours
- * release: KEYS lock holder; ARGV token channel -> 1 released (and "released"
- *          published on channel), 0 not ours */
+ * release: KEYS lock holder [waiters [fence]]; ARGV token channel [own_waiter_entry]
+ *          -> 1 released, 0 not ours.  Without waiters, "released" is published
+ *          on channel.  With waiters, only the longest-idle queued waiter that
+ *          still listens on "<channel>:<TOKEN>" is told: with fence too and a
+ *          "TOKEN LEASE_MS DESC" entry the lock is handed to it directly and
+ *          "handoff FENCE SERVER_TIME_US" published; otherwise "released".
+ *          When no queued waiter can be told, "released" goes to channel. */
 extern const char lock_script_acquire[];
 extern const char lock_script_renew[];
 extern const char lock_script_release[];

@@ -61,11 +61,13 @@ int fence_raise(PGconn *c, const char *lockid, const char *name, uint64_t redis_
                 r = pg_exec(c, "BEGIN; SET LOCAL lock_timeout = '1s'", errbuf, errlen);
                 if (r == 0) {
                         r = pg_query(c,
+                                     "WITH prev AS (SELECT redis_fence, holder FROM coord_schema_fence WHERE name = $1) "
                                      "INSERT INTO coord_schema_fence AS f (name, token, redis_fence, holder, updated_at)"
                                      " VALUES ($1, greatest($2::bigint, 1), nullif($2::bigint, 0), $3, now())"
                                      " ON CONFLICT (name) DO UPDATE SET token = greatest(f.token + 1, EXCLUDED.token),"
                                      " redis_fence = EXCLUDED.redis_fence, holder = EXCLUDED.holder, updated_at = now()"
-                                     " RETURNING token",
+                                     " RETURNING token, (SELECT (redis_fence IS NOT NULL) <> ($2::bigint <> 0) FROM prev),"
+                                     " (SELECT holder FROM prev)",
                                      3, params, &res, errbuf, errlen);
                         if (r == 0 && (PQntuples(res) != 1 || parse_int64(PQgetvalue(res, 0, 0), &token) < 0)) {
                                 snprintf(errbuf, errlen, "unexpected reply raising the fencing token");
@@ -77,6 +79,14 @@ int fence_raise(PGconn *c, const char *lockid, const char *name, uint64_t redis_
                                 (void) pg_exec(c, "ROLLBACK", e2, sizeof(e2));
                 }
                 if (r == 0) {
+                        /* Runners of one database must all use Redis, or all the advisory fallback:
+                         * the two locks do not exclude each other (only the fence still keeps the
+                         * history right). */
+                        if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
+                                log_warning("The previous migration runner (%s) used the %s lock, this one the %s: "
+                                            "give every runner of this database the same --redis (or none)",
+                                            PQgetvalue(res, 0, 2), redis_fence ? "advisory" : "Redis",
+                                            redis_fence ? "Redis lock" : "advisory fallback");
                         *ret_token = token;
                         return 0;
                 }

@@ -1,11 +1,12 @@
 /* The fencing token in PostgreSQL: one row per lock in coord_schema_fence.
  *
  * A new lock holder terminates the sessions of superseded runners (named
- * FENCE_APPNAME_RUN + lockid), then raises the token; every migration
- * transaction begins with fence_check_sql, which locks the row and fails
- * unless the token is still the runner's own.  So a runner whose lease expired
- * while it was paused cannot commit, and its open transaction cannot block the
- * new holder (terminated, or killed by its idle_in_transaction timeout). */
+ * FENCE_APPNAME_RUN + lockid), then raises the token; every write of a runner
+ * locks the row and checks the token inside its own transaction (migrations:
+ * the history insert in runner.c; repair: fence_check_sql).  So a runner whose
+ * lease expired while it was paused cannot commit, and its open transaction
+ * cannot block the new holder (terminated, or killed by its
+ * idle_in_transaction timeout). */
 #pragma once
 
 #include <libpq-fe.h>

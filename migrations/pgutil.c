@@ -62,6 +62,22 @@ char *pg_describe(const char *conninfo) {
                              port ?: "", db ?: (user ?: ""));
 }
 
+/* Server notices (and libpq's own messages while idle) go to the log, masked, one line. */
+static void notice_to_log(void *userdata, const char *message) {
+        _cleanup_free_ char *m = strdup(message);
+        size_t l;
+
+        if (!m)
+                return;
+        for (char *p = m; *p; p++)
+                if (*p == '\n' || *p == '\t')
+                        *p = ' ';
+        l = strlen(m);
+        while (l > 0 && m[l - 1] == ' ')
+                m[--l] = '\0';
+        log_notice("PostgreSQL: %s", m);
+}
+
 int pg_connect(const char *conninfo, const char *application_name, PGconn **ret, char *errbuf, size_t errlen) {
         const char *keys[] = { "connect_timeout", "dbname", "fallback_application_name", NULL };
         const char *vals[] = { "10", conninfo, application_name, NULL };
@@ -89,8 +105,58 @@ int pg_connect(const char *conninfo, const char *application_name, PGconn **ret,
         }
         if (PQpass(c) && *PQpass(c))
                 log_add_secret(PQpass(c));
+        PQsetNoticeProcessor(c, notice_to_log, NULL);
         *ret = c;
         return 0;
+}
+
+static char *schema_ident; /* quoted, e.g. "app" */
+
+int pg_set_schema(PGconn *c, const char *schema) {
+        char *q = NULL;
+
+        if (schema) {
+                char *e = PQescapeIdentifier(c, schema, strlen(schema));
+                if (!e)
+                        return -ENOMEM;
+                q = strdup(e);
+                PQfreemem(e);
+                if (!q)
+                        return -ENOMEM;
+        }
+        free(schema_ident);
+        schema_ident = q;
+        return 0;
+}
+
+char *pg_qualify(const char *sql) {
+        static const char prefix[] = "coord_schema_";
+        size_t n = 0, sl, pl = sizeof(prefix) - 1, out = 0;
+        const char *p;
+        char *r;
+
+        if (!schema_ident)
+                return strdup(sql);
+        sl = strlen(schema_ident);
+        for (p = sql; (p = strstr(p, prefix)); p += pl)
+                n++;
+        r = malloc(strlen(sql) + n * (sl + 1) + 1);
+        if (!r)
+                return NULL;
+        for (p = sql; *p;) {
+                /* A name right after a quote is a string or identifier literal (relname = '...'): keep it. */
+                if (strncmp(p, prefix, pl) == 0 && (p == sql || (p[-1] != '\'' && p[-1] != '"' && p[-1] != '.'))) {
+                        memcpy(r + out, schema_ident, sl);
+                        out += sl;
+                        r[out++] = '.';
+                        memcpy(r + out, prefix, pl);
+                        out += pl;
+                        p += pl;
+                } else
+                        r[out++] = *p++;
+        }
+        r[out] = '\0';
+        return r;
 }
 
 const char *pg_sqlstate(const PGresult *res) {
@@ -128,7 +194,14 @@ void pg_format_error(const PGresult *res, PGconn *c, char *buf, size_t len) {
 
 int pg_query(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **ret, char *errbuf,
              size_t errlen) {
-        PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+        _cleanup_free_ char *q = pg_qualify(sql);
+        PGresult *res;
+
+        if (!q) {
+                snprintf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        res = PQexecParams(c, q, nparams, NULL, params, NULL, NULL, 0);
         ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
@@ -142,8 +215,16 @@ int pg_query(PGconn *c, const char *sql, int nparams, const char *const *params,
 
 int pg_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen) {
         /* Simple protocol: sql may hold several statements. */
-        _cleanup_pgresult_ PGresult *res = PQexec(c, sql);
-        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        _cleanup_free_ char *q = pg_qualify(sql);
+        _cleanup_pgresult_ PGresult *res = NULL;
+        ExecStatusType st;
+
+        if (!q) {
+                snprintf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        res = PQexec(c, q);
+        st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
                 pg_format_error(res, c, errbuf, errlen);

@@ -29,5 +29,13 @@ int pg_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen);
 /* Run a parameterised query; on success *ret holds the result (TUPLES_OK or COMMAND_OK). */
 int pg_query(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **ret, char *errbuf,
              size_t errlen);
+/* The history tables live in the connection's schema (current_schema()), whatever
+ * search_path would resolve first.  Set it once per process (an identifier,
+ * quoted here); pg_exec() and pg_query() then qualify every "coord_schema_*" table
+ * name outside quotes, and pg_qualify() does it for other callers.  NULL: unset. */
+int pg_set_schema(PGconn *c, const char *schema);
+/* sql with "coord_schema_" qualified by the schema (a copy; caller frees), or NULL on OOM. */
+char *pg_qualify(const char *sql);
+
 /* The SQLSTATE of a failed result, or "" */
 const char *pg_sqlstate(const PGresult *res);

@@ -8,11 +8,12 @@
  *      transaction is rolled back instead of blocking us;
  *   2. raises the token in coord_schema_fence (to the Redis fence, or +1);
  *   3. only then reads the history.
- * Every migration transaction starts by locking the fence row WHERE token = ours
- * and fails when it is not (so a superseded runner cannot commit), and a new
- * holder cannot raise the token while an old transaction is open.  Runner
- * sessions also set idle_in_transaction_session_timeout below the lease, so a
- * paused client's transaction dies on the server by itself. */
+ * Every migration transaction ends by inserting its history row only if the fence
+ * row (locked FOR UPDATE by that insert) still holds our token; otherwise nothing
+ * is inserted and the runner rolls back instead of committing, so a superseded
+ * runner cannot commit, and no new holder can raise the token between that check
+ * and the COMMIT.  Runner sessions also set idle_in_transaction_session_timeout
+ * below the lease, so a paused client's transaction dies on the server by itself. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -25,15 +26,15 @@
 #include <unistd.h>
 
 #include "duration.h"
-#include "fence.h"
 #include "exitcode.h"
+#include "fence.h"
 #include "history.h"
 #include "lock.h"
 #include "log.h"
 #include "migrate.h"
 #include "pglock.h"
-#include "plan.h"
 #include "pgutil.h"
+#include "plan.h"
 #include "strutil.h"
 
 #define APPNAME_LOCK "coord-migrate lock "
@@ -43,20 +44,25 @@
 /* Tags of pipelined queries that are not user statements. */
 enum {
         TAG_BEGIN = -1,
-        TAG_FENCE = -2,
         TAG_SETTING = -3,
         TAG_HISTORY = -4,
         TAG_COMMIT = -5,
         TAG_PROGRESS = -6,
 };
 
+/* The history row of a migration, inserted only while our token is current: the
+ * fence row is locked FOR UPDATE here, at the end of the migration's transaction,
+ * so no new holder can raise the token between this check and our COMMIT, and a
+ * superseded runner inserts nothing (0 rows: the commit is refused).  Prepared
+ * once per connection. */
 static const char sql_history_insert[] =
         "INSERT INTO coord_schema_history (version, description, type, script, checksum, installed_by,"
         " execution_ms, success, fencing_token)"
         " SELECT $1, $2, $3, $4, $5, $6,"
         " coalesce($7::integer, (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer),"
         " $8::boolean, $9::bigint"
-        " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $10 AND token = $9::bigint)";
+        " FROM (SELECT 1 FROM coord_schema_fence WHERE name = $10 AND token = $9::bigint FOR UPDATE) f";
+#define PREPARED_HISTORY_INSERT "coord_history_insert"
 
 struct runner {
         const struct migrate_options *o;
@@ -64,7 +70,7 @@ struct runner {
         struct migration_set *set;
         struct history *h;
         PGconn *conn;
-        PGcancel *cancel;
+        _Atomic(PGcancel *) cancel; /* read by the keeper thread's on_lost */
         char *where; /* user@host:port/db */
         char lockid[25];
         char lock_name[64];
@@ -76,8 +82,6 @@ struct runner {
         atomic_bool lost;
         bool keeper;
         char installed_by[300];
-        int server_version;
-        char *entries_storage;
 };
 
 /* SIGINT/SIGTERM while holding the lock: cancel the running statement (PQcancel is
@@ -98,7 +102,7 @@ static void signals_install(struct runner *x, bool on) {
         struct sigaction sa = { .sa_flags = SA_RESTART };
         sigemptyset(&sa.sa_mask);
         sa.sa_handler = on ? on_signal : SIG_DFL;
-        signal_cancel = on ? x->cancel : NULL;
+        signal_cancel = on ? atomic_load(&x->cancel) : NULL;
         (void) sigaction(SIGINT, &sa, NULL);
         (void) sigaction(SIGTERM, &sa, NULL);
 }
@@ -143,6 +147,8 @@ static int identify(struct runner *x) {
                             "%s: no current schema (search_path names no existing schema): the history "
                             "table lives in the connection's schema",
                             x->where);
+        if (pg_set_schema(x->conn, PQgetvalue(res, 0, 2)) < 0)
+                return fail(x, EXIT_FAILED, "out of memory");
         ident = strdup_printf("%s/%s/%s/%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
                               HISTORY_TABLE);
         if (!ident)
@@ -169,7 +175,6 @@ static int connect_main(struct runner *x, const char *appname) {
         int r = pg_connect(x->o->database, appname, &x->conn, e, sizeof(e));
         if (r < 0)
                 return fail(x, exit_for_connect(r), "%s", e);
-        x->server_version = PQserverVersion(x->conn);
         return 0;
 }
 
@@ -179,9 +184,10 @@ static void on_lost(lock *l, void *userdata) {
         struct runner *x = userdata;
         atomic_store(&x->lost, true);
         /* Abort whatever statement runs now; the transaction then cannot commit. */
-        if (x->cancel) {
+        PGcancel *c = atomic_load(&x->cancel);
+        if (c) {
                 char e[256];
-                (void) PQcancel(x->cancel, e, sizeof(e));
+                (void) PQcancel(c, e, sizeof(e));
         }
 }
 
@@ -238,6 +244,8 @@ static int take_lock(struct runner *x) {
 }
 
 static void drop_lock(struct runner *x) {
+        if (x->rlock || x->advisory)
+                log_debug("Releasing the migration lock (%s)", x->rep->lock);
         if (x->rlock) {
                 if (x->keeper)
                         lock_keeper_stop(x->rlock);
@@ -284,10 +292,18 @@ static int fence(struct runner *x) {
         if (r < 0)
                 return fail(x, r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s: cannot set the fencing token: %s",
                             x->where, e);
+        {
+                _cleanup_free_ char *q = pg_qualify(sql_history_insert);
+                _cleanup_pgresult_ PGresult *res = q ? PQprepare(x->conn, PREPARED_HISTORY_INSERT, q, 10, NULL) : NULL;
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        pg_format_error(res, x->conn, e, sizeof(e));
+                        return fail(x, EXIT_UNAVAILABLE, "%s: preparing the history insert: %s", x->where, e);
+                }
+        }
         snprintf(x->token_str, sizeof(x->token_str), "%" PRId64, x->token);
         x->rep->fencing_token = x->token;
         log_info("Holding the migration lock (%s), fencing token %" PRId64, x->rep->lock, x->token);
-        x->cancel = PQgetCancel(x->conn);
+        atomic_store(&x->cancel, PQgetCancel(x->conn));
         return 0;
 }
 
@@ -300,12 +316,21 @@ struct batch {
         /* first error */
         PGresult *err;
         int err_tag;
+        int history_rows; /* rows the history insert wrote, -1 until it ran */
 };
 
+/* Queue a query; tag < 0 marks our own SQL, whose table names get the schema (never a user statement's). */
 static int send_q(PGconn *c, struct batch *b, int tag, const char *sql, int n, const char *const *params) {
+        _cleanup_free_ char *q = NULL;
+
         if (b->n >= (int) ELEMENTSOF(b->tags))
                 return -E2BIG;
-        if (!PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0))
+        if (tag < 0) {
+                q = pg_qualify(sql);
+                if (!q)
+                        return -ENOMEM;
+        }
+        if (!PQsendQueryParams(c, q ?: sql, n, NULL, params, NULL, NULL, 0))
                 return -EIO;
         b->tags[b->n++] = tag;
         b->bytes += strlen(sql);
@@ -336,6 +361,8 @@ static int sync_read(PGconn *c, struct batch *b) {
                         b->err_tag = idx < b->n ? b->tags[idx] : TAG_COMMIT;
                         continue;
                 }
+                if (st == PGRES_COMMAND_OK && idx < b->n && b->tags[idx] == TAG_HISTORY)
+                        b->history_rows = strcmp(PQcmdTuples(res), "1") == 0 ? 1 : 0;
                 PQclear(res);
                 if (PQstatus(c) == CONNECTION_BAD)
                         return -ECONNRESET;
@@ -373,11 +400,6 @@ static int report_failure(struct runner *x, const struct migration *m, int tag, 
                                       "transaction)"
                                     : "");
         }
-        if (tag == TAG_FENCE || (tag == TAG_HISTORY && strcmp(pg_sqlstate(res), "22012") == 0))
-                return fail(x, EXIT_FAILED,
-                            "%s: commit refused: fencing token %" PRId64
-                            " is no longer current (the lock was lost and another runner took over); rolled back",
-                            m->script, x->token);
         if (tag == TAG_COMMIT)
                 return fail(x, EXIT_FAILED, "%s: commit refused: %s%s", m->script, e,
                             is_lost(x) ? " (the lock was lost and another runner took over)" : "");
@@ -388,8 +410,7 @@ static int report_failure(struct runner *x, const struct migration *m, int tag, 
  * no_tx_finish: record completion of a no-transaction script (no statements). */
 static int run_in_transaction(struct runner *x, const struct migration *m, bool no_tx_finish, const char *exec_ms) {
         _cleanup_free_ char *st = NULL, *lt = NULL;
-        struct batch b = {};
-        const char *fence_params[] = { x->lock_name, x->token_str };
+        struct batch b = { .history_rows = -1 };
         const char *hist[] = { m->version,   m->description, migration_type_to_string(m->type),
                                m->script,    m->checksum,    x->installed_by,
                                exec_ms,      "true",         x->token_str,
@@ -399,8 +420,7 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
         if (!PQenterPipelineMode(x->conn))
                 return fail(x, EXIT_UNAVAILABLE, "%s: cannot enter pipeline mode: %s", x->where,
                             PQerrorMessage(x->conn));
-        if (send_q(x->conn, &b, TAG_BEGIN, "BEGIN", 0, NULL) < 0 ||
-            send_q(x->conn, &b, TAG_FENCE, fence_check_sql, 2, fence_params) < 0)
+        if (send_q(x->conn, &b, TAG_BEGIN, "BEGIN", 0, NULL) < 0)
                 goto io;
         if (!no_tx_finish) {
                 if (m->statement_timeout_usec > 0) {
@@ -429,8 +449,10 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
                         }
                 }
         }
-        if (send_q(x->conn, &b, TAG_HISTORY, sql_history_insert, 10, hist) < 0)
+        if (b.n >= (int) ELEMENTSOF(b.tags) - 4 ||
+            !PQsendQueryPrepared(x->conn, PREPARED_HISTORY_INSERT, 10, hist, NULL, NULL, 0))
                 goto io;
+        b.tags[b.n++] = TAG_HISTORY;
         if (no_tx_finish) {
                 const char *p[] = { m->script };
                 if (send_q(x->conn, &b, TAG_PROGRESS, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p) <
@@ -441,6 +463,13 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
                 goto io;
         if (b.err)
                 goto failed;
+        if (b.history_rows != 1) {
+                fail(x, EXIT_FAILED,
+                     "%s: commit refused: fencing token %" PRId64
+                     " is no longer current (the lock was lost and another runner took over); rolled back",
+                     m->script, x->token);
+                goto rollback;
+        }
         if (atomic_load(&interrupted)) {
                 fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back", m->script);
                 goto rollback;
@@ -510,8 +539,15 @@ static int run_no_transaction(struct runner *x, const struct migration *m) {
                            done, m->n_stmts);
         if (m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) {
                 _cleanup_free_ char *s = NULL;
-                s = strdup_printf("SET statement_timeout = %" PRIu64 "; SET lock_timeout = %" PRIu64,
-                                  m->statement_timeout_usec / USEC_PER_MSEC, m->lock_timeout_usec / USEC_PER_MSEC);
+                /* Session-wide while this file runs (reset below): each statement is its own transaction. */
+                if (m->statement_timeout_usec > 0 && m->lock_timeout_usec > 0)
+                        s = strdup_printf("SET statement_timeout = %" PRIu64 "; SET lock_timeout = %" PRIu64,
+                                          m->statement_timeout_usec / USEC_PER_MSEC,
+                                          m->lock_timeout_usec / USEC_PER_MSEC);
+                else if (m->statement_timeout_usec > 0)
+                        s = settings_sql("", m->statement_timeout_usec, "statement_timeout");
+                else
+                        s = settings_sql("", m->lock_timeout_usec, "lock_timeout");
                 if (!s || pg_exec(x->conn, s, e, sizeof(e)) < 0)
                         return fail(x, EXIT_FAILED, "%s: %s", m->script, s ? e : "out of memory");
         }
@@ -566,8 +602,8 @@ static int run_no_transaction(struct runner *x, const struct migration *m) {
                              " AND EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $4 AND token = $3::bigint)",
                              4, up_params, &up, e, sizeof(e));
                 if (r < 0)
-                        return fail(x, EXIT_FAILED, "%s: recording progress after statement %zu: %s", m->script,
-                                    i + 1, e);
+                        return fail(x, EXIT_FAILED, "%s: recording progress after statement %zu: %s%s", m->script,
+                                    i + 1, e, is_lost(x) ? " (the lock was lost: stopped)" : "");
                 if (strcmp(PQcmdTuples(up), "1") != 0)
                         return fail(x, EXIT_FAILED,
                                     "%s: stopped after statement %zu: fencing token %" PRId64 " is no longer current",
@@ -596,24 +632,33 @@ static int run_one(struct runner *x, struct migration *m, struct migrate_entry *
         return 0;
 }
 
-static int apply(struct runner *x) {
+/* What apply refuses to start with (plan reports the same). */
+static int check_problems(struct runner *x, const char *what) {
         struct migrate_report *r = x->rep;
-        size_t ran = 0, keep_n = 0;
-        int code = 0;
-
         for (size_t i = 0; i < r->n; i++)
                 if (r->v[i].problem) {
                         struct migrate_entry *e = &r->v[i];
-                        return fail(x, e->state == STATE_FAILED ? EXIT_FAILED : EXIT_VALIDATION,
-                                    "%s: %s: %s (nothing applied)", e->script, migrate_state_to_string(e->state),
-                                    e->detail ?: "");
+                        return fail(x, e->state == STATE_FAILED ? EXIT_FAILED : EXIT_VALIDATION, "%s: %s: %s (%s)",
+                                    e->script, migrate_state_to_string(e->state), e->detail ?: "", what);
                 }
-        for (size_t i = 0; i < r->n && code == 0; i++) {
+        return 0;
+}
+
+static int apply(struct runner *x) {
+        struct migrate_report *r = x->rep;
+        size_t ran = 0, keep_n = 0;
+        int code;
+
+        code = check_problems(x, "nothing applied");
+        if (code != 0)
+                return code;
+        for (size_t i = 0, j = 0; i < r->n && code == 0; i++) {
                 struct migrate_entry *e = &r->v[i];
                 struct migration *m = NULL;
                 if (!e->will_run)
                         continue;
-                for (size_t j = 0; j < x->set->n && !m; j++)
+                /* Entries of files are in the directory's order: a forward cursor finds each. */
+                for (; j < x->set->n && !m; j++)
                         if (x->set->v[j].script == e->script)
                                 m = &x->set->v[j];
                 if (!m)
@@ -735,8 +780,10 @@ static int repair(struct runner *x) {
         }
         if (rr == 0)
                 rr = pg_exec(x->conn, "COMMIT", e, sizeof(e));
-        else
-                (void) pg_exec(x->conn, "ROLLBACK", e + 512, 512);
+        else {
+                char e2[256];
+                (void) pg_exec(x->conn, "ROLLBACK", e2, sizeof(e2));
+        }
         if (rr < 0)
                 return fail(x, EXIT_FAILED, "repair: %s", e);
         snprintf(r->message, sizeof(r->message), "repair: %zu change%s", fixed, fixed == 1 ? "" : "s");
@@ -785,7 +832,12 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         if (cr == 0 && locked)
                 cr = identify(&x);
         if (cr == 0 && !locked) {
-                r = history_load(x.conn, &x.h, e, sizeof(e));
+                _cleanup_pgresult_ PGresult *res = NULL;
+                r = pg_query(x.conn, "SELECT current_schema()", 0, NULL, &res, e, sizeof(e));
+                if (r == 0)
+                        r = pg_set_schema(x.conn, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
+                if (r == 0)
+                        r = history_load(x.conn, &x.h, e, sizeof(e));
                 if (r < 0)
                         cr = fail(&x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x.where, e);
                 rep->history = x.h;
@@ -837,7 +889,9 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
 
         switch (o->command) {
         case MIGRATE_STATUS:
+                break;
         case MIGRATE_PLAN:
+                (void) check_problems(&x, "apply would refuse to run");
                 break;
         case MIGRATE_VALIDATE: {
                 size_t problems = 0;
@@ -868,9 +922,9 @@ finish:
         if (x.rlock && x.keeper)
                 lock_keeper_stop(x.rlock);
         x.keeper = false;
-        if (x.cancel)
-                PQfreeCancel(x.cancel);
-        x.cancel = NULL;
+        if (atomic_load(&x.cancel))
+                PQfreeCancel(atomic_load(&x.cancel));
+        atomic_store(&x.cancel, NULL);
         /* Close our session before releasing, so the next holder finds nothing to terminate. */
         if (x.conn)
                 PQfinish(x.conn);

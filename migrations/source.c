@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -168,6 +169,9 @@ static int parse_directives(struct migration *m, char *errbuf, size_t errlen) {
         const char *p = m->sql, *end = m->sql + m->sql_len;
         unsigned line = 0;
 
+        if (m->sql_len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+                p += 3; /* UTF-8 byte order mark */
+
         while (p < end) {
                 const char *eol = memchr(p, '\n', (size_t) (end - p));
                 const char *q = p, *le = eol ? eol : end;
@@ -246,7 +250,14 @@ int source_split(struct migration *m, char *errbuf, size_t errlen) {
                 snprintf(errbuf, errlen, "%s: %s", m->script, r == -EINVAL ? e : strerror(-r));
                 return r;
         }
-        for (size_t i = 0; i < m->n_stmts; i++)
+        for (size_t i = 0; i < m->n_stmts; i++) {
+                if (sqlsplit_is_copy_stdio(m->sql, &m->stmts[i])) {
+                        snprintf(errbuf, errlen,
+                                 "%s:%u: COPY ... FROM STDIN/TO STDOUT needs psql to stream the data; use INSERT, "
+                                 "or COPY from a file on the server",
+                                 m->script, m->stmts[i].line);
+                        return -EINVAL;
+                }
                 if (sqlsplit_is_transaction_control(m->sql, &m->stmts[i])) {
                         snprintf(errbuf, errlen,
                                  "%s:%u: transaction control statements are not allowed: coord runs each "
@@ -255,6 +266,7 @@ int source_split(struct migration *m, char *errbuf, size_t errlen) {
                                  m->script, m->stmts[i].line);
                         return -EINVAL;
                 }
+        }
         m->split = true;
         return 0;
 }
@@ -412,8 +424,8 @@ int source_load(const char *dir, bool split, struct migration_set **ret, char *e
 
                 if (de->d_name[0] == '.')
                         continue;
-                if (nl < 4 || strcmp(de->d_name + nl - 4, ".sql") != 0)
-                        continue;
+                if (nl < 4 || strcasecmp(de->d_name + nl - 4, ".sql") != 0)
+                        continue; /* ".SQL" counts too: a file must never be skipped for its case */
                 /* d_type saves a stat per file; symlinks and unknown types are stat()ed. */
                 if (de->d_type != DT_REG) {
                         if (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN)

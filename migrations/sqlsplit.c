@@ -81,6 +81,9 @@ int sqlsplit(const char *sql, size_t len, struct sql_stmt **ret, size_t *ret_n, 
                 return -EINVAL;                                                         \
         } while (0)
 
+        /* A UTF-8 byte order mark (editors on Windows) is not part of the first statement. */
+        if (len >= 3 && memcmp(sql, "\xEF\xBB\xBF", 3) == 0)
+                i = 3;
         while (i < len) {
                 unsigned char c = (unsigned char) sql[i];
 
@@ -327,5 +330,41 @@ bool sqlsplit_is_transaction_control(const char *sql, const struct sql_stmt *s) 
                 return true;
         if (l1 == 7 && strncasecmp(w1, "prepare", 7) == 0 && l2 == 11 && strncasecmp(w2, "transaction", 11) == 0)
                 return true;
+        return false;
+}
+
+bool sqlsplit_is_copy_stdio(const char *sql, const struct sql_stmt *s) {
+        const char *p = sql + s->offset, *end = p + s->len;
+        size_t l = 0;
+        const char *w = nth_word(sql, s, 0, &l);
+
+        if (!w || l != 4 || strncasecmp(w, "copy", 4) != 0)
+                return false;
+        /* Any later word STDIN/STDOUT outside quotes and comments (the statement split already
+         * checked that quotes and comments are terminated). */
+        while (p < end) {
+                if (*p == '\'' || *p == '"') {
+                        char q = *p++;
+                        while (p < end && *p != q)
+                                p++;
+                        p++;
+                } else if (*p == '-' && p + 1 < end && p[1] == '-') {
+                        while (p < end && *p != '\n')
+                                p++;
+                } else if (*p == '/' && p + 1 < end && p[1] == '*') {
+                        p += 2;
+                        while (p + 1 < end && !(*p == '*' && p[1] == '/'))
+                                p++;
+                        p += 2;
+                } else if (ident_start((unsigned char) *p)) {
+                        const char *b = p;
+                        while (p < end && ident_cont((unsigned char) *p))
+                                p++;
+                        l = (size_t) (p - b);
+                        if ((l == 5 && strncasecmp(b, "stdin", 5) == 0) || (l == 6 && strncasecmp(b, "stdout", 6) == 0))
+                                return true;
+                } else
+                        p++;
+        }
         return false;
 }

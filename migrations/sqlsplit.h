@@ -29,3 +29,6 @@ unsigned sqlsplit_line_of_position(const char *sql, const struct sql_stmt *s, un
  * COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED),
  * which a transactional migration must not contain. */
 bool sqlsplit_is_transaction_control(const char *sql, const struct sql_stmt *s);
+
+/* True for COPY ... FROM STDIN / TO STDOUT: psql streams the data, a migration cannot. */
+bool sqlsplit_is_copy_stdio(const char *sql, const struct sql_stmt *s);

@@ -4,12 +4,17 @@
 # a failing reload or render keeps the old file and reports why; versions set
 # while the agent is down are applied when it (re)connects; apply-config works.
 . "$top_srcdir/tests/e2e/agent-lib.sh"
-agent_init
+# Redis with a password: the agent authenticates, and the password (part of
+# its connection string) is masked like every other secret.
+RPW=redis-auth-P4ss
+export REDISCLI_AUTH=$RPW
+agent_init --requirepass "$RPW"
+REDIS_URL="redis://:$RPW@127.0.0.1:$REDIS_PORT/0"
 harness_need jq
 D=$COORD_TEST_DIR
 mkdir -p "$D/run"
-APP=$(harness_free_port)
-demo_start app "$APP" --config-file "$D/run/web.env"
+demo_start app --config-file "$D/run/web.env"
+APP=$DEMO_PORT
 
 cat >"$D/reload.sh" <<'SH'
 echo "reload $COORD_INSTANCE" >>"$1/reloads"
@@ -116,7 +121,7 @@ wait_command a10 5
 # The secrets reached the file, never a log line (the reload hook even cats the file).
 grep -q "$S1" "$D/run/web.env" || fail "secret not in the file"
 grep -q 'password=\*\*\*\*\*' "$D/agent.log" || fail "hook output not masked (or not logged)"
-for s in "$S1" "$S2" "$S3"; do
+for s in "$S1" "$S2" "$S3" "$RPW"; do
         if grep -q -- "$s" "$D/agent.log" "$D/agent2.log"; then
                 fail "secret $s appears in a log line"
         fi

@@ -4,11 +4,11 @@
 . "$top_srcdir/tests/e2e/agent-lib.sh"
 agent_init
 D=$COORD_TEST_DIR
-A=$(harness_free_port)
-B=$(harness_free_port)
-demo_start appa "$A" --fail-file "$D/fail-a"
+demo_start appa --fail-file "$D/fail-a"
+A=$DEMO_PORT
 touch "$D/fail-b"
-demo_start appb "$B" --fail-file "$D/fail-b"
+demo_start appb --fail-file "$D/fail-b"
+B=$DEMO_PORT
 
 cat >"$D/agent.json" <<JSON
 {"redis":"$REDIS_URL","namespace":"$NS","host":"$HOST","heartbeat_interval":"1s","state_dir":"$D/state",

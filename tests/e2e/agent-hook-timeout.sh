@@ -16,6 +16,7 @@ sleep 300
 SH
 cat >"$D/undrain.sh" <<'SH'
 sh -c 'sleep 0.5; echo late-line; sleep 0.5; echo "$$" >"$0.alive"; sleep 2' "$1/bg-marker" &
+echo "env $COORD_SERVICE $COORD_INSTANCE $COORD_VERSION $COORD_PREVIOUS_VERSION ${COORD_DEPLOYMENT-unset}" >"$1/undrain.env"
 echo "undrain done"
 SH
 cat >"$D/deploy.sh" <<'SH'
@@ -65,6 +66,8 @@ harness_wait_for 5 grep -q "undrain hook (background): late-line.*instance=web-1
         fail "background output not logged"
 harness_wait_for 5 test -s "$D/bg-marker.alive" || fail "background child died after writing (SIGPIPE?)"
 wait_state web-1 healthy 3
+
+[ "$(cat "$D/undrain.env")" = "env web web-1 1.0 1.0 " ] || fail "undrain hook environment: $(cat "$D/undrain.env")"
 
 # Environment of hooks.
 queue_command '{"id":"t3","type":"deploy","instance":"web-1","version":"2.0","deployment":"dep-9"}'

@@ -1,7 +1,7 @@
 # Shared helpers of the agent end-to-end tests (sourced, not a test itself).
 #
-#   agent_init                    harness_init + Redis; DEMO, NOTIFY_LISTEN, NS=t, HOST=h1
-#   demo_start NAME PORT ARGS...  coord-demo-app on PORT, waits until it answers
+#   agent_init [REDIS ARGS]       harness_init + Redis; DEMO, NOTIFY_LISTEN, NS=t, HOST=h1
+#   demo_start NAME ARGS...       coord-demo-app on a free port (DEMO_PORT), waits until it answers
 #   agent_start NAME CONFIG       coord-agent --config CONFIG (log in NAME.log)
 #   ihget ID FIELD                a field of the instance hash
 #   wait_state ID STATE SECS      until the instance hash shows STATE
@@ -18,15 +18,23 @@ agent_init() {
         harness_need redis-cli curl
         [ -x "$COORD_AGENT" ] || fail "coord-agent not built: $COORD_AGENT"
         [ -x "$DEMO" ] || fail "demo app not built: $DEMO"
-        harness_start_redis
+        harness_start_redis redis "$@"
 }
 
+# demo_start NAME ARGS...: coord-demo-app on a free port (retried when the
+# port is taken meanwhile); sets DEMO_PORT.
 demo_start() {
         name=$1
-        port=$2
-        shift 2
-        harness_spawn "$name" "$DEMO" --port "$port" "$@"
-        harness_wait_for 10 curl -fsS "http://127.0.0.1:$port/health/live" || fail "demo app $name did not start"
+        shift
+        for _attempt in 1 2 3 4 5; do
+                DEMO_PORT=$(harness_free_port)
+                harness_spawn "$name" "$DEMO" --port "$DEMO_PORT" "$@"
+                if harness_wait_for 10 sh -c "curl -fsS http://127.0.0.1:$DEMO_PORT/health/live || ! kill -0 \$(cat '$COORD_TEST_DIR/$name.pid')"; then
+                        curl -fsS "http://127.0.0.1:$DEMO_PORT/health/live" >/dev/null 2>&1 && return 0
+                fi
+                note "demo app $name could not use port $DEMO_PORT, retrying"
+        done
+        fail "demo app $name did not start"
 }
 
 agent_start() {

@@ -4,8 +4,8 @@
 . "$top_srcdir/tests/e2e/agent-lib.sh"
 agent_init
 D=$COORD_TEST_DIR
-APP=$(harness_free_port)
-demo_start app "$APP" --fail-file "$D/fail"
+demo_start app --fail-file "$D/fail"
+APP=$DEMO_PORT
 
 cat >"$D/agent.json" <<JSON
 {"redis":"$REDIS_URL","namespace":"$NS","host":"$HOST","heartbeat_interval":"1s","state_dir":"$D/state",

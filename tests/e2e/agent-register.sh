@@ -4,8 +4,8 @@
 . "$top_srcdir/tests/e2e/agent-lib.sh"
 agent_init
 D=$COORD_TEST_DIR
-APP=$(harness_free_port)
-demo_start app "$APP"
+demo_start app
+APP=$DEMO_PORT
 
 cat >"$D/agent.json" <<JSON
 {"redis":"$REDIS_URL","namespace":"$NS","host":"$HOST","heartbeat_interval":"200ms","state_dir":"$D/state",
@@ -35,6 +35,10 @@ pttl=$(rcli PTTL "coord:{$NS}:alive:web-1")
 [ "$pttl" -gt 0 ] && [ "$pttl" -le 600 ] || fail "alive PTTL $pttl"
 [ "$(rcli ZCARD "coord:{$NS}:instances")" = 2 ] || fail "instances zset"
 [ -n "$(rcli ZSCORE "coord:{$NS}:instances" api-1)" ] || fail "api-1 not in zset"
+# A TCP probe fails once nothing listens.
+kill -TERM "$PID_app"
+wait_state api-1 unhealthy 5
+wait_state web-1 unhealthy 5
 # Heartbeats refresh last_seen.
 sleep 0.5
 [ "$(ihget web-1 last_seen)" -gt "$seen" ] || fail "last_seen not refreshed"
@@ -50,7 +54,7 @@ grep -q "All instances marked stopped" "$D/agent.log" || fail "no stop log line"
 # The version recorded in state_dir wins over the file.
 echo '{"version":"3.0","config_version":0}' >"$D/state/instances/web-1.json"
 agent_start agent2 "$D/agent.json"
-wait_state web-1 healthy 10
+wait_state web-1 unhealthy 10 # the app was stopped above
 [ "$(ihget web-1 version)" = 3.0 ] || fail "state_dir version did not win: $(ihget web-1 version)"
 harness_wait_for 5 sh -c "[ \"\$(redis-cli -p $REDIS_PORT EXISTS 'coord:{$NS}:alive:web-1')\" = 1 ]" || fail "not alive"
 

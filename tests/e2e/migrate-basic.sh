@@ -112,6 +112,8 @@ echo "-- edited" >>"$D/V1.1__orders.sql"
 mig "$D" V12__twelve.sql "CREATE TABLE twelve (id int);"
 expect_rc 4 "$O" validate --dir "$D" --database "$DB"
 expect_in "$O" "V1.1__orders.sql: changed"
+expect_rc 4 "$O" plan --dir "$D" --database "$DB"
+expect_in "$O" "apply would refuse to run"
 expect_rc 4 "$O" --dir "$D" --database "$DB" --redis "$REDIS_URL"
 expect_in "$O" "nothing applied"
 [ "$(q "SELECT to_regclass('twelve') IS NULL")" = t ] || fail "apply ran despite a changed file"
@@ -208,5 +210,19 @@ expect_in "$O" "advisory lock fallback"
 expect_in "$O" "held by PostgreSQL session pid"
 wait "$PID_adv" || fail "advisory runner failed: $(cat "$T/adv.log")"
 grep -q "advisory lock fallback" "$T/adv.log" || fail "the fallback is not logged"
+grep -q "The previous migration runner (.*) used the Redis lock, this one the advisory fallback" "$T/adv.log" ||
+        { cat "$T/adv.log"; fail "mixing Redis and advisory runners is not warned about"; }
 [ "$(q "SELECT count(*) FROM coord_schema_history WHERE version IN ('13', '14')")" = 2 ] || fail "13/14 not applied"
+# --- an ordinary role (no superuser rights) in its own schema ("$user" in search_path) -------------
+q "CREATE ROLE app LOGIN; CREATE SCHEMA AUTHORIZATION app" >/dev/null
+DBA="postgresql://app@127.0.0.1:$PG_PORT/postgres"
+D3=$T/m3
+mig "$D3" V1__app.sql "CREATE TABLE app_t (id int);"
+mig "$D3" V2__idx.sql "-- coord:no-transaction
+CREATE INDEX CONCURRENTLY app_t_id ON app_t (id);"
+expect_rc 0 "$O" --dir "$D3" --database "$DBA" --redis "$REDIS_URL"
+expect_in "$O" "applied 2 migrations"
+[ "$(q "SELECT count(*) FROM app.coord_schema_history WHERE installed_by LIKE 'app@%'")" = 2 ] || fail "app history"
+expect_rc 0 "$O" --dir "$D3" --database "$DBA"
+expect_in "$O" "nothing to apply"
 echo "migrate-basic: ok"

@@ -40,4 +40,67 @@ grep -q "commit refused" "$T/old.log" || fail "old runner does not say its commi
 [ "$(q "SELECT h.fencing_token = f.token FROM coord_schema_history h, coord_schema_fence f WHERE h.version = '2'")" = t ] ||
         fail "V2 was not recorded by the newest holder"
 [ "$(q "SELECT count(DISTINCT fencing_token) FROM coord_schema_history")" = 2 ] || fail "expected V1 and V2 under different tokens"
+
+# The same in a no-transaction file: the paused runner's in-flight statement is
+# terminated, the new holder resumes after the last recorded statement, and the
+# old runner cannot run another statement.
+mig "$D" V3__notx.sql "-- coord:no-transaction
+CREATE TABLE notx_a (id int);
+SELECT pg_sleep(1.2);
+CREATE TABLE notx_b (id int);"
+# shellcheck disable=SC2086
+harness_spawn old2 "$COORDCTL" migrate $ARGS
+harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(1.2)%'\" | grep -q 1" ||
+        fail "V3 did not start"
+kill -STOP "$PID_old2"
+# shellcheck disable=SC2086
+harness_spawn new2 "$COORDCTL" migrate $ARGS
+wait "$PID_new2" || { cat "$T/new2.log" >&2; fail "new holder (V3) failed"; }
+grep -q "resuming after statement 1 of 3" "$T/new2.log" || { cat "$T/new2.log"; fail "V3 did not resume"; }
+kill -CONT "$PID_old2"
+set +e
+wait "$PID_old2"
+rc=$?
+set -e
+cat "$T/new.log" "$T/new2.log" "$T/old2.log" >&2
+[ "$rc" = 1 ] || { cat "$T/old2.log"; fail "old V3 runner exited $rc, want 1"; }
+[ "$(q "SELECT count(*) FROM coord_schema_history WHERE version = '3'")" = 1 ] || fail "V3 history rows"
+[ "$(q "SELECT success FROM coord_schema_history WHERE version = '3'")" = t ] || fail "V3 not recorded as success"
+[ "$(q "SELECT count(*) FROM coord_schema_progress")" = 0 ] || fail "progress left behind"
+
+# PostgreSQL itself refuses a superseded runner, whatever its lease says: raise the
+# token behind a runner's back (as a new holder would) while its transaction runs.
+mig "$D" V4__behind.sql "CREATE TABLE behind (id int);
+SELECT pg_sleep(1);"
+# shellcheck disable=SC2086
+harness_spawn b1 "$COORDCTL" migrate $ARGS
+harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(1)%'\" | grep -q 1" ||
+        fail "V4 did not start"
+q "UPDATE coord_schema_fence SET token = token + 1" >/dev/null
+set +e
+wait "$PID_b1"
+rc=$?
+set -e
+cat "$T/b1.log" >&2
+[ "$rc" = 1 ] || fail "runner behind the fence exited $rc, want 1"
+grep -q "commit refused: fencing token .* is no longer current" "$T/b1.log" || fail "no fencing refusal"
+[ "$(q "SELECT to_regclass('behind') IS NULL")" = t ] || fail "refused migration left its table"
+[ "$(q "SELECT count(*) FROM coord_schema_history WHERE version = '4'")" = 0 ] || fail "refused migration recorded"
+rm "$D/V4__behind.sql"
+mig "$D" V5__behind_notx.sql "-- coord:no-transaction
+SELECT pg_sleep(1);
+CREATE TABLE behind_notx (id int);"
+# shellcheck disable=SC2086
+harness_spawn b2 "$COORDCTL" migrate $ARGS
+harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(1)%'\" | grep -q 1" ||
+        fail "V5 did not start"
+q "UPDATE coord_schema_fence SET token = token + 1" >/dev/null
+set +e
+wait "$PID_b2"
+rc=$?
+set -e
+cat "$T/b2.log" >&2
+[ "$rc" = 1 ] || fail "no-transaction runner behind the fence exited $rc, want 1"
+grep -q "stopped after statement 1: fencing token .* is no longer current" "$T/b2.log" || fail "no per-statement fencing"
+[ "$(q "SELECT to_regclass('behind_notx') IS NULL")" = t ] || fail "statement after the fence moved ran"
 echo "migrate-fence: ok"

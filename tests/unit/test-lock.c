@@ -11,7 +11,20 @@
 #include "deploy/coordctl-lock.h"
 #include "lock.h"
 
-/* -Wwrite-strings: literals are const, argv is not; copy (leaked, it is a test). */
+/* -Wwrite-strings: literals are const, argv is not: copy, and free the copies
+ * at the end of each test. */
+static char **pool[64];
+static size_t n_pool;
+
+static void pool_free(void) {
+        for (size_t i = 0; i < n_pool; i++) {
+                for (char **p = pool[i]; *p; p++)
+                        free(*p);
+                free(pool[i]);
+        }
+        n_pool = 0;
+}
+
 static char **mkargv(const char *const *src) {
         size_t n = 0;
         char **v;
@@ -22,6 +35,8 @@ static char **mkargv(const char *const *src) {
         ck_assert_ptr_nonnull(v);
         for (size_t i = 0; i < n; i++)
                 ck_assert_ptr_nonnull(v[i] = strdup(src[i]));
+        ck_assert_uint_lt(n_pool, sizeof pool / sizeof pool[0]);
+        pool[n_pool++] = v;
         return v;
 }
 #define ARGV(...) mkargv((const char *const[]) { __VA_ARGS__, NULL })
@@ -66,6 +81,7 @@ START_TEST(test_parse_good) {
         v = ARGV("lock", "--help");
         ck_assert_int_eq(parse(v, 2, &a, err, sizeof err), 0);
         ck_assert(a.help);
+        pool_free();
 }
 END_TEST
 
@@ -100,6 +116,7 @@ START_TEST(test_parse_bad) {
                               bad[i].culprit);
                 ck_assert_str_eq(a.name, "untouched");
         }
+        pool_free();
 }
 END_TEST
 

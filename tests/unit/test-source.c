@@ -78,10 +78,10 @@ START_TEST(test_load_order_and_fields) {
         clear_dir();
         put("V10__ten.sql", "SELECT 10;");
         put("V2__two_words.sql", "-- coord:no-transaction\n--   coord:statement-timeout 30s\n\n-- coord:lock-timeout 250ms\nSELECT 2;\n-- coord:bogus later lines are not directives\n");
-        put("V2_1__two_one.sql", "SELECT 21;");
+        put("V2_1__two_one.sql", "\xEF\xBB\xBF-- coord:lock-timeout 1s\nSELECT 21;");
         put("R__b_view.sql", "SELECT 'r';");
         put("R__a_view.sql", "SELECT 'r';");
-        put("S__seed.sql", "SELECT 's';");
+        put("S__seed.SQL", "SELECT 's';");
         put("README.md", "ignored");
         put(".hidden.sql", "ignored");
         put("notes.txt", "ignored");
@@ -98,6 +98,8 @@ START_TEST(test_load_order_and_fields) {
         ck_assert_str_eq(s->v[1].version, "2.1");
         ck_assert(!s->v[1].no_transaction);
         ck_assert_uint_eq(s->v[1].statement_timeout_usec, 0);
+        ck_assert_uint_eq(s->v[1].lock_timeout_usec, 1000000); /* directive after a byte order mark */
+        ck_assert_uint_eq(s->v[1].n_stmts, 1);
         ck_assert_str_eq(s->v[2].version, "10");
         ck_assert_str_eq(s->v[3].script, "R__a_view.sql");
         ck_assert_str_eq(s->v[4].script, "R__b_view.sql");
@@ -143,6 +145,7 @@ START_TEST(test_errors) {
         expect_error("V2__arg.sql", "-- coord:no-transaction yes\nSELECT 1;", "V2__arg.sql:1");
         expect_error("V2__quote.sql", "SELECT 1;\nSELECT 'oops;\n", "V2__quote.sql: unterminated quoted string starting at line 2");
         expect_error("V2__tx.sql", "SELECT 1;\nCOMMIT;\n", "V2__tx.sql:2: transaction control");
+        expect_error("V2__copy.sql", "SELECT 1;\n\ncopy t (a, b) FROM stdin;\n", "V2__copy.sql:3: COPY ... FROM STDIN");
 }
 END_TEST
 

@@ -57,6 +57,7 @@ static const struct split_case cases[] = {
           { "SELECT U&'d\\0061t;a', B'101'", "SELECT X'1F'" }, { 1, 1 } },
         { "CRLF line ends", "SELECT 1;\r\nSELECT 2;\r\n", { "SELECT 1", "SELECT 2" }, { 1, 2 } },
         { "utf-8 text", "INSERT INTO t VALUES ('héllo; wörld');\nSELECT '€';", { "INSERT INTO t VALUES ('héllo; wörld')", "SELECT '€'" }, { 1, 2 } },
+        { "byte order mark", "\xEF\xBB\xBF-- c\nSELECT 1;", { "SELECT 1" }, { 2 } },
         { "number then dollar quote", "SELECT 1,$$;$$; SELECT 2", { "SELECT 1,$$;$$", "SELECT 2" }, { 1, 1 } },
 };
 
@@ -135,6 +136,22 @@ START_TEST(test_transaction_control) {
                 { "CREATE TABLE begin (id int)", false }, { "SAVEPOINT a", false },
                 { "PREPARE p AS SELECT 1", false }, { "startx", false },
         };
+        static const struct {
+                const char *sql;
+                bool copy;
+        } c[] = {
+                { "COPY t FROM STDIN", true },         { "copy t (a) from stdin with (format csv)", true },
+                { "COPY t TO STDOUT", true },           { "COPY t FROM '/srv/t.csv'", false },
+                { "COPY \"stdin\" FROM '/x'", false }, { "SELECT 'stdin'", false },
+        };
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+                struct sql_stmt *v = NULL;
+                size_t n = 0;
+                char e[64];
+                ck_assert_int_eq(sqlsplit(c[i].sql, strlen(c[i].sql), &v, &n, e, sizeof(e)), 0);
+                ck_assert_msg(sqlsplit_is_copy_stdio(c[i].sql, &v[0]) == c[i].copy, "%s", c[i].sql);
+                free(v);
+        }
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
                 struct sql_stmt *v = NULL;
                 size_t n = 0;

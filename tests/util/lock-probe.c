@@ -135,9 +135,14 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
                                 if (x && x->type == REDIS_REPLY_ARRAY && x->elements == 2) {
                                         /* Live for 5s, ahead of the waiter's 31s. */
                                         long long ms = strtoll(x->element[0]->str, NULL, 10) * 1000 + 5000;
-                                        for (int k = 0; k < 3; k++)
-                                                freeReplyObject(redisCommand(c, "ZADD %s %lld dead-waiter-%d",
-                                                                             waiters, ms + k, k));
+                                        /* A plain entry (wake-only) and two in the
+                                         * hand-off form: release must undo the
+                                         * hand-off to a waiter nobody hears. */
+                                        freeReplyObject(redisCommand(c, "ZADD %s %lld dead-waiter-0", waiters, ms));
+                                        for (int k = 1; k < 3; k++)
+                                                freeReplyObject(redisCommand(c, "ZADD %s %lld %s", waiters, ms + k,
+                                                                             k == 1 ? "deadbeef01 30000 ghost pid 1"
+                                                                                    : "deadbeef02 30000 ghost pid 2"));
                                 }
                         }
                         t0 = now_usec();
