@@ -25,6 +25,12 @@
  *           250 ms run --pg-slow-handoffs hand-offs (default 200) to keep the
  *           run short.
  *
+ *   CLI:    with --coordctl, also `coordctl lock NAME -- JOB` against `etcdctl
+ *           lock NAME -- JOB` (--cli-handoffs, default 500): JOB (a shell that
+ *           prints "acquired PID" and execs sleep) is terminated to release,
+ *           so both include the tool's reaction to its job's end and the
+ *           start of the next job (process costs dominate both).
+ *
  * Run it through bench/lock-handoff.sh, which starts the servers. */
 #include <errno.h>
 #include <fcntl.h>
@@ -310,11 +316,28 @@ struct slot {
         char buf[256];
 };
 
-static int etcd_spawn(struct slot *s, const char *endpoint, const char *etcdctl) {
-        char ep[256];
+/* Contender processes: a lock tool per slot, its stdout on a pipe.
+ *   PROC_ETCD:       etcdctl lock NAME            (prints the key; SIGTERM unlocks)
+ *   PROC_ETCD_CMD:   etcdctl lock NAME -- JOB     (JOB prints "acquired PID")
+ *   PROC_COORDCTL:   coordctl lock NAME -- JOB
+ * For the command forms the holder's JOB is terminated to release, as when a
+ * locked job ends; the tool then releases and exits. */
+enum proc_kind { PROC_ETCD, PROC_ETCD_CMD, PROC_COORDCTL };
+
+/* The job: report, then wait to be terminated (sleep replaces the shell, so
+ * the reported pid is the one to kill). */
+#define JOB "echo acquired $$; exec sleep 3600"
+
+struct proc_cfg {
+        enum proc_kind kind;
+        const char *tool;     /* etcdctl or coordctl path */
+        const char *endpoint; /* etcd endpoint or Redis URL */
+};
+
+static int proc_spawn(struct slot *s, const struct proc_cfg *cfg) {
+        char ep[512];
         int p[2];
 
-        snprintf(ep, sizeof ep, "--endpoints=%s", endpoint);
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
         s->pid = fork();
@@ -325,11 +348,22 @@ static int etcd_spawn(struct slot *s, const char *endpoint, const char *etcdctl)
         }
         if (s->pid == 0) {
                 int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
                 dup2(p[1], STDOUT_FILENO);
                 if (devnull >= 0)
                         dup2(devnull, STDERR_FILENO);
                 setenv("ETCDCTL_API", "3", 1);
-                execlp(etcdctl, etcdctl, ep, "lock", "bench-handoff", (char *) NULL);
+                if (cfg->kind == PROC_COORDCTL) {
+                        snprintf(ep, sizeof ep, "--redis=%s", cfg->endpoint);
+                        execl(cfg->tool, cfg->tool, "lock", "bench-cli", ep, "--", "/bin/sh", "-c", JOB, (char *) NULL);
+                } else {
+                        snprintf(ep, sizeof ep, "--endpoints=%s", cfg->endpoint);
+                        if (cfg->kind == PROC_ETCD)
+                                execlp(cfg->tool, cfg->tool, ep, "lock", "bench-handoff", (char *) NULL);
+                        else
+                                execlp(cfg->tool, cfg->tool, ep, "lock", "bench-cli", "--", "/bin/sh", "-c", JOB,
+                                       (char *) NULL);
+                }
                 _exit(127);
         }
         close(p[1]);
@@ -338,7 +372,7 @@ static int etcd_spawn(struct slot *s, const char *endpoint, const char *etcdctl)
         return 0;
 }
 
-static void etcd_reap(struct slot *s) {
+static void proc_reap(struct slot *s) {
         if (s->fd >= 0)
                 close(s->fd);
         s->fd = -1;
@@ -347,7 +381,7 @@ static void etcd_reap(struct slot *s) {
         s->pid = 0;
 }
 
-static int run_etcd(const char *endpoint, const char *etcdctl, int n, size_t handoffs, struct result *res) {
+static int run_procs(const struct proc_cfg *cfg, int n, size_t handoffs, struct result *res) {
         struct slot slots[MAX_CONTENDERS];
         struct pollfd pfd[MAX_CONTENDERS];
         uint64_t *lat = calloc(handoffs, sizeof(uint64_t)), last_release = 0;
@@ -360,9 +394,10 @@ static int run_etcd(const char *endpoint, const char *etcdctl, int n, size_t han
         for (int i = 0; i < n; i++) {
                 slots[i].fd = -1;
                 slots[i].pid = 0;
-                if ((r = etcd_spawn(&slots[i], endpoint, etcdctl)) < 0)
-                        goto out;
         }
+        for (int i = 0; i < n; i++)
+                if ((r = proc_spawn(&slots[i], cfg)) < 0)
+                        goto out;
         while (count < handoffs) {
                 int k;
 
@@ -370,51 +405,67 @@ static int run_etcd(const char *endpoint, const char *etcdctl, int n, size_t han
                         pfd[i] = (struct pollfd) { .fd = slots[i].fd, .events = POLLIN };
                 k = poll(pfd, (nfds_t) n, 30000);
                 if (k <= 0) {
-                        fprintf(stderr, "etcd: no acquisition within 30s\n");
+                        fprintf(stderr, "%s: no acquisition within 30s\n", cfg->tool);
                         r = -ETIMEDOUT;
                         goto out;
                 }
                 for (int i = 0; i < n && count < handoffs; i++) {
                         struct slot *s = &slots[i];
+                        pid_t victim;
                         ssize_t m;
                         uint64_t t;
+                        char *nl;
 
                         if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
                                 continue;
                         m = read(s->fd, s->buf + s->len, sizeof s->buf - 1 - s->len);
                         t = now_usec();
                         if (m <= 0) {
-                                fprintf(stderr, "etcd: etcdctl %ld ended without the lock\n", (long) s->pid);
+                                fprintf(stderr, "%s %ld ended without the lock\n", cfg->tool, (long) s->pid);
                                 r = -EIO;
                                 goto out;
                         }
                         s->len += (size_t) m;
-                        if (!memchr(s->buf, '\n', s->len))
+                        s->buf[s->len] = '\0';
+                        nl = memchr(s->buf, '\n', s->len);
+                        if (!nl)
                                 continue;
                         /* Contender i holds the lock. */
+                        victim = s->pid;
+                        if (cfg->kind != PROC_ETCD) {
+                                int child = 0;
+
+                                *nl = '\0';
+                                if (strncmp(s->buf, "acquired ", 9) != 0 || parse_int(s->buf + 9, &child) < 0 ||
+                                    child <= 0) {
+                                        fprintf(stderr, "%s: unexpected output '%s'\n", cfg->tool, s->buf);
+                                        r = -EPROTO;
+                                        goto out;
+                                }
+                                victim = (pid_t) child;
+                        }
                         if (!first)
                                 lat[count++] = t - last_release;
                         first = false;
                         if (prev >= 0) {
-                                etcd_reap(&slots[prev]);
-                                if ((r = etcd_spawn(&slots[prev], endpoint, etcdctl)) < 0)
+                                proc_reap(&slots[prev]);
+                                if ((r = proc_spawn(&slots[prev], cfg)) < 0)
                                         goto out;
                         }
                         sleep_ms(hold_ms);
                         last_release = now_usec();
-                        kill(s->pid, SIGTERM);
+                        kill(victim, SIGTERM);
                         close(s->fd);
                         s->fd = -1; /* poll ignores negative fds */
                         prev = i;
                 }
         }
 out:
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++)
                 if (slots[i].pid > 0)
                         kill(slots[i].pid, SIGTERM);
-        }
         for (int i = 0; i < n; i++)
-                etcd_reap(&slots[i]);
+                proc_reap(&slots[i]);
         res->lat = lat;
         res->n = count;
         res->ok = r == 0 && count == handoffs;
@@ -447,15 +498,16 @@ static double mean(const struct result *r) {
 
 static void usage(void) {
         fprintf(stderr, "usage: lock-handoff --redis URL [--etcd HOST:PORT] [--etcdctl PATH] [--pg PGURL]\n"
-                        "       [--contenders N] [--handoffs N] [--pg-interval MS[,MS...]] [--pg-slow-handoffs N]\n"
-                        "       [--hold MS]\n");
+                        "       [--coordctl PATH] [--contenders N] [--handoffs N] [--cli-handoffs N]\n"
+                        "       [--pg-interval MS[,MS...]] [--pg-slow-handoffs N] [--hold MS]\n");
         exit(2);
 }
 
 int main(int argc, char **argv) {
-        const char *redis = NULL, *etcd = NULL, *etcdctl = "etcdctl", *pg = NULL, *intervals = "100,1000";
-        int n = 8, slow = 200, hold = (int) hold_ms, handoffs = 2000;
-        struct result res[8];
+        const char *redis = NULL, *etcd = NULL, *etcdctl = "etcdctl", *pg = NULL, *intervals = "100,1000",
+                   *coordctl = NULL;
+        int n = 8, slow = 200, hold = (int) hold_ms, handoffs = 2000, cli_handoffs = 500;
+        struct result res[10];
         size_t nres = 0;
         struct redis_url *url = NULL;
         char err[256];
@@ -480,6 +532,12 @@ int main(int argc, char **argv) {
                         pg = v;
                 else if (strcmp(a, "--pg-interval") == 0)
                         intervals = v;
+                else if (strcmp(a, "--coordctl") == 0)
+                        coordctl = v;
+                else if (strcmp(a, "--cli-handoffs") == 0) {
+                        if (parse_int(v, &cli_handoffs) < 0 || cli_handoffs < 1)
+                                usage();
+                }
                 else if (strcmp(a, "--contenders") == 0) {
                         if (parse_int(v, &n) < 0 || n < 2 || n > MAX_CONTENDERS)
                                 usage();
@@ -516,8 +574,27 @@ int main(int argc, char **argv) {
 
         fprintf(stderr, "# coord done\n");
         if (etcd) {
+                struct proc_cfg cfg = { .kind = PROC_ETCD, .tool = etcdctl, .endpoint = etcd };
+
                 res[nres] = (struct result) { .label = "etcdctl lock" };
-                if (run_etcd(etcd, etcdctl, n, (size_t) handoffs, &res[nres]) < 0)
+                if (run_procs(&cfg, n, (size_t) handoffs, &res[nres]) < 0)
+                        rc = 1;
+                nres++;
+        }
+        /* The command-line tools, each running a job under the lock. */
+        if (coordctl) {
+                struct proc_cfg cfg = { .kind = PROC_COORDCTL, .tool = coordctl, .endpoint = redis };
+
+                res[nres] = (struct result) { .label = "coordctl lock -- JOB" };
+                if (run_procs(&cfg, n, (size_t) cli_handoffs, &res[nres]) < 0)
+                        rc = 1;
+                nres++;
+        }
+        if (etcd) {
+                struct proc_cfg cfg = { .kind = PROC_ETCD_CMD, .tool = etcdctl, .endpoint = etcd };
+
+                res[nres] = (struct result) { .label = "etcdctl lock -- JOB" };
+                if (run_procs(&cfg, n, (size_t) cli_handoffs, &res[nres]) < 0)
                         rc = 1;
                 nres++;
         }
@@ -555,17 +632,28 @@ int main(int argc, char **argv) {
                        res[i].ok ? "" : "  (INCOMPLETE)");
         }
         if (nres > 1 && res[0].n > 0) {
-                printf("\nratio to coord (peer / coord):\n");
-                for (size_t i = 1; i < nres; i++)
-                        printf("  %-36s median %8.1fx   p99 %8.1fx\n", res[i].label,
-                               pct(&res[i], 0.5) / pct(&res[0], 0.5), pct(&res[i], 0.99) / pct(&res[0], 0.99));
+                const struct result *cli = NULL;
+
+                printf("\nratio to coord's lock (peer / coord):\n");
+                for (size_t i = 1; i < nres; i++) {
+                        if (strncmp(res[i].label, "coordctl", 8) == 0) {
+                                cli = &res[i];
+                                continue;
+                        }
+                        if (cli && strstr(res[i].label, "-- JOB"))
+                                printf("  %-36s median %8.1fx   p99 %8.1fx   (vs coordctl lock -- JOB)\n", res[i].label,
+                                       pct(&res[i], 0.5) / pct(cli, 0.5), pct(&res[i], 0.99) / pct(cli, 0.99));
+                        else
+                                printf("  %-36s median %8.1fx   p99 %8.1fx\n", res[i].label,
+                                       pct(&res[i], 0.5) / pct(&res[0], 0.5), pct(&res[i], 0.99) / pct(&res[0], 0.99));
+                }
         }
         printf("\ngoal: coord median < 0.5 ms (%s), >= 10x better than every peer (%s)\n",
                pct(&res[0], 0.5) < 0.5 ? "met" : "NOT met",
                ({
                        bool all = nres > 1;
                        for (size_t i = 1; i < nres; i++)
-                               if (pct(&res[i], 0.5) < 10 * pct(&res[0], 0.5))
+                               if (!strstr(res[i].label, "-- JOB") && pct(&res[i], 0.5) < 10 * pct(&res[0], 0.5))
                                        all = false;
                        all ? "met" : "NOT met";
                }));

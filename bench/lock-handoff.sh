@@ -35,4 +35,6 @@ done
 
 echo "# $(redis-server --version | cut -d' ' -f1-3), $(etcd --version | head -n 1), $(harness_psql -c 'show server_version')"
 echo "# $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BIN" --redis "$REDIS_URL" --etcd "127.0.0.1:$ETCD_PORT" --pg "$DATABASE_URL" "$@"
+COORDCTL=${COORDCTL:-$(dirname "$(dirname "$BIN")")/deploy/coordctl}
+[ -x "$COORDCTL" ] || fail "$COORDCTL not built"
+"$BIN" --redis "$REDIS_URL" --etcd "127.0.0.1:$ETCD_PORT" --pg "$DATABASE_URL" --coordctl "$COORDCTL" "$@"

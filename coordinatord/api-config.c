@@ -15,7 +15,7 @@
 #include "rconn.h"
 #include "strutil.h"
 
-/* How many live (not lost) instances of service there are, and how many of
+/* How many running (not lost, not stopped) instances of service there are, and how many of
  * them report config_version >= version, read live from their hashes. */
 static int count_applied(struct request *req, redisContext *c, const char *service, int64_t version,
                          int64_t *ret_applied, int64_t *ret_total) {
@@ -25,7 +25,11 @@ static int count_applied(struct request *req, redisContext *c, const char *servi
 
         for (size_t i = 0; i < snap->n; i++) {
                 const struct fleet_entry *e = &snap->entries[i];
-                if (e->lost || !e->info->service || strcmp(e->info->service, service) != 0)
+                if (!e->info->service || strcmp(e->info->service, service) != 0)
+                        continue;
+                /* Lost and stopped instances cannot apply anything: they do not count. */
+                const char *st = fleet_entry_state(e);
+                if (strcmp(st, "lost") == 0 || strcmp(st, "stopped") == 0)
                         continue;
                 _cleanup_free_ char *k = key_instance(req->s->ns, e->info->id);
                 if (!k || redisAppendCommand(c, "HGET %s config_version", k) != REDIS_OK) {

@@ -5,6 +5,7 @@
 
 #include "api.h"
 #include "cleanup.h"
+#include "command.h"
 #include "coordinatord.h"
 #include "duration.h"
 #include "fleet.h"
@@ -83,14 +84,14 @@ void api_instances_get(struct request *req) {
         fleet_snapshot_unref(snap);
 }
 
-static void send_command(struct request *req, const char *type) {
+static void send_command(struct request *req, enum command_type type) {
         struct server *s = req->s;
         struct fleet_snapshot *snap;
         const struct fleet_entry *e;
-        _cleanup_free_ char *host = NULL, *kq = NULL, *kw = NULL, *doc = NULL;
-        char id[33], ts[40];
+        _cleanup_free_ char *host = NULL, *doc = NULL;
+        struct command *cmd = NULL;
+        char err[256];
         redisContext *c;
-        redisReply *r1 = NULL, *r2 = NULL;
         int r;
 
         if (!fleet_available(req))
@@ -115,50 +116,40 @@ static void send_command(struct request *req, const char *type) {
                 return;
         }
 
-        if (random_hex(id, 16) < 0) {
-                http_reply_error(req, 500, "internal", "no randomness");
+        r = command_new(type, req->param, NULL, NULL, &cmd);
+        if (r < 0) {
+                http_reply_error(req, 500, "internal", "cannot create the command");
                 return;
         }
-        format_rfc3339(now_realtime_usec(), ts, sizeof ts);
-        _cleanup_json_ json_t *cmd = json_pack("{s:s,s:s,s:s,s:n,s:n,s:s}", "id", id, "type", type, "instance",
-                                               req->param, "version", "deployment", "created_at", ts);
-        doc = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL;
-        kq = key_agent_commands(s->ns, host);
-        kw = key_agent_wake(s->ns, host);
-        if (!doc || !kq || !kw) {
+        doc = command_encode(cmd);
+        if (!doc) {
+                command_free(cmd);
                 http_reply_error(req, 500, "internal", "out of memory");
                 return;
         }
-        r = rconn_get(&c);
+        if (rconn_get(&c) < 0) {
+                command_free(cmd);
+                http_reply_unavailable(req, command_type_to_string(type));
+                return;
+        }
+        r = command_enqueue(c, s->ns, host, cmd, err, sizeof err);
         if (r < 0) {
-                http_reply_unavailable(req, type);
-                return;
-        }
-        redisAppendCommand(c, "LPUSH %s %s", kq, doc);
-        redisAppendCommand(c, "PUBLISH %s %s", kw, id);
-        if (redisGetReply(c, (void **) &r1) != REDIS_OK || redisGetReply(c, (void **) &r2) != REDIS_OK) {
-                if (r1)
-                        freeReplyObject(r1);
+                log_warning("Failed to queue %s of %s: %s", command_type_to_string(type), req->param, err);
+                command_free(cmd);
                 rconn_reset();
-                http_reply_unavailable(req, type);
+                http_reply_unavailable(req, command_type_to_string(type));
                 return;
         }
-        bool ok = r1->type == REDIS_REPLY_INTEGER;
-        freeReplyObject(r1);
-        freeReplyObject(r2);
-        if (!ok) {
-                http_reply_error(req, 500, "internal", "Redis refused the command");
-                return;
-        }
-        log_info("Queued %s of instance %s on host %s (command %s, token %s)", type, req->param, host, id,
-                 req->token_name ? req->token_name : "-");
-        http_reply_json(req, 202, json_pack("{s:O}", "command", cmd));
+        log_info("Queued %s of instance %s on host %s (command %s, token %s)", command_type_to_string(type),
+                 req->param, host, cmd->id, req->token_name ? req->token_name : "-");
+        command_free(cmd);
+        http_reply_json(req, 202, json_pack("{s:o}", "command", json_loads(doc, 0, NULL)));
 }
 
 void api_instances_drain(struct request *req) {
-        send_command(req, "drain");
+        send_command(req, COMMAND_DRAIN);
 }
 
 void api_instances_undrain(struct request *req) {
-        send_command(req, "undrain");
+        send_command(req, COMMAND_UNDRAIN);
 }

@@ -36,6 +36,7 @@ struct server {
         struct leader *leader;
         struct httpd *httpd;
         atomic_bool redis_up;  /* the loop's async connection is up */
+        atomic_ulong redis_connects; /* successful (re)connections, for /metrics */
         atomic_bool stopping;
         bool ready_sent;
         uint64_t started_usec;

@@ -17,6 +17,11 @@
 #define FLEET_RESYNC_USEC (10 * USEC_PER_SEC)
 #define FLEET_DEFAULT_TTL_MS 5000
 #define FLEET_MAX_INSTANCES 100000
+/* After a config change, instances of that service are re-read once a second
+ * every tick for this long, so config_version (which agents write without
+ * an event) shows promptly in the view. */
+#define FLEET_HOT_USEC (30 * USEC_PER_SEC)
+#define FLEET_HOT_MAX 16
 
 /* One instance in the live table (loop thread only). */
 struct fl_inst {
@@ -44,11 +49,15 @@ struct fleet {
         bool zrange_in_flight;
         unsigned pending;   /* fetches and checks in flight */
         bool dirty;
-        bool synced;        /* a full resync completed since connect */
+        bool synced;        /* a full resync completed since connect, and nothing was in flight */
+        bool resync_done;   /* a full resync completed since connect */
         bool resync_in_flight;
         unsigned resync_pending;
         uint64_t last_resync_usec;
         uint64_t epoch;     /* bumped on disconnect: replies of an old connection are ignored */
+
+        char *k_config_changed;
+        struct { char name[NAME_MAX_LEN + 1]; uint64_t until; } hot[FLEET_HOT_MAX];
 
         pthread_mutex_t lock;
         struct fleet_snapshot *snap;
@@ -330,17 +339,27 @@ static struct op *op_new(struct fleet *f, const char *id, bool resync) {
         return o;
 }
 
+/* Synced (ready) once a full read completed and nothing else is in flight,
+ * so the first snapshot after a (re)connect is complete. */
+static void mark_synced_if_idle(struct fleet *f) {
+        if (f->resync_done && !f->synced && f->pending == 0) {
+                publish_snapshot(f);
+                f->synced = true;
+                atomic_store(&f->synced_flag, true);
+        }
+}
+
 static void op_done(struct fleet *f, struct op *o) {
         if (o->epoch == f->epoch) {
                 if (f->pending > 0)
                         f->pending--;
                 if (o->resync && f->resync_pending > 0 && --f->resync_pending == 0) {
                         f->resync_in_flight = false;
-                        f->synced = true;
-                        atomic_store(&f->synced_flag, true);
+                        f->resync_done = true;
                 }
                 if (f->pending == 0)
                         publish_snapshot(f);
+                mark_synced_if_idle(f);
         }
         free(o);
 }
@@ -380,16 +399,21 @@ static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
         struct fleet *f = o->f;
         struct fl_inst *x;
 
-        if (o->epoch != f->epoch || !reply || reply->type != REDIS_REPLY_ARRAY)
+        if (o->epoch != f->epoch)
                 goto done;
         x = inst_find(f, o->id);
         if (x)
                 x->fetching = false;
+        if (!reply || reply->type != REDIS_REPLY_ARRAY)
+                goto done; /* retried by the next event, hot tick or resync */
         if (reply->elements == 0) {
-                /* Hash gone: deregistered (or never complete). */
-                if (x) {
-                        size_t i = inst_lower_bound(f, o->id);
-                        inst_remove_at(f, i);
+                /* Hash gone (deregistered, or a registration not complete yet):
+                 * hide it; the entry itself goes when it leaves the ZSET, so a
+                 * stray ZSET member is not re-read every tick (the leader reaps it). */
+                if (x && x->info) {
+                        info_unref(x->info);
+                        x->info = NULL;
+                        f->dirty = true;
                 }
                 goto done;
         }
@@ -437,12 +461,14 @@ static void on_exists(redis_client *c, redisReply *reply, void *userdata) {
         struct fleet *f = o->f;
         struct fl_inst *x;
 
-        if (o->epoch != f->epoch || !reply || reply->type != REDIS_REPLY_INTEGER)
+        if (o->epoch != f->epoch)
                 goto done;
         x = inst_find(f, o->id);
         if (!x)
                 goto done;
         x->checking = false;
+        if (!reply || reply->type != REDIS_REPLY_INTEGER)
+                goto done; /* checked again next tick */
         x->gone = reply->integer == 0;
         inst_update_lost(f, x);
         /* The leader tells everyone at once. */
@@ -547,9 +573,8 @@ static void full_resync(struct fleet *f) {
         }
         if (--f->resync_pending == 0) {
                 f->resync_in_flight = false;
-                f->synced = true;
-                atomic_store(&f->synced_flag, true);
-                publish_snapshot(f);
+                f->resync_done = true;
+                mark_synced_if_idle(f);
         }
 }
 
@@ -557,7 +582,7 @@ static void on_zrange(redis_client *c, redisReply *reply, void *userdata) {
         struct op *o = userdata;
         struct fleet *f = o->f;
         uint64_t now = now_usec();
-        bool first = !f->synced && !f->resync_in_flight;
+        bool first = !f->resync_done && !f->resync_in_flight;
 
         if (o->epoch != f->epoch)
                 goto out;
@@ -621,6 +646,19 @@ static void on_zrange(redis_client *c, redisReply *reply, void *userdata) {
                         send_reap(f, x);
         }
 
+        for (size_t h = 0; h < FLEET_HOT_MAX; h++) {
+                if (!f->hot[h].name[0] || f->hot[h].until < now) {
+                        f->hot[h].name[0] = '\0';
+                        continue;
+                }
+                for (size_t i = 0; i < f->n; i++) {
+                        struct fl_inst *x = f->v[i];
+                        if (x->info && x->info->service && !x->fetching &&
+                            strcmp(x->info->service, f->hot[h].name) == 0)
+                                (void) send_fetch(f, x, false);
+                }
+        }
+
         if (first || now - f->last_resync_usec >= FLEET_RESYNC_USEC)
                 full_resync(f);
         if (f->pending == 0)
@@ -666,6 +704,33 @@ static void on_event(redis_client *c, const char *channel, const char *data, siz
                 (void) send_check(f, x, false);
 }
 
+static void on_config_changed(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+        struct fleet *f = userdata;
+        char name[NAME_MAX_LEN + 1];
+        size_t free_slot = FLEET_HOT_MAX, oldest = 0;
+
+        if (len == 0 || len > NAME_MAX_LEN)
+                return;
+        memcpy(name, data, len);
+        name[len] = '\0';
+        if (!name_is_valid(name))
+                return;
+        for (size_t h = 0; h < FLEET_HOT_MAX; h++) {
+                if (strcmp(f->hot[h].name, name) == 0) {
+                        f->hot[h].until = now_usec() + FLEET_HOT_USEC;
+                        return;
+                }
+                if (!f->hot[h].name[0] && free_slot == FLEET_HOT_MAX)
+                        free_slot = h;
+                if (f->hot[h].until < f->hot[oldest].until)
+                        oldest = h;
+        }
+        if (free_slot == FLEET_HOT_MAX)
+                free_slot = oldest;
+        snprintf(f->hot[free_slot].name, sizeof f->hot[free_slot].name, "%s", name);
+        f->hot[free_slot].until = now_usec() + FLEET_HOT_USEC;
+}
+
 void fleet_on_redis(struct fleet *f, bool connected) {
         f->epoch++;
         f->pending = 0;
@@ -673,6 +738,7 @@ void fleet_on_redis(struct fleet *f, bool connected) {
         f->resync_in_flight = false;
         f->resync_pending = 0;
         f->synced = false;
+        f->resync_done = false;
         atomic_store(&f->synced_flag, false);
         for (size_t i = 0; i < f->n; i++) {
                 f->v[i]->fetching = f->v[i]->checking = f->v[i]->reaping = false;
@@ -694,7 +760,8 @@ int fleet_new(struct server *s, struct fleet **ret) {
         f->snap = snapshot_new(0);
         f->k_instances = key_instances(s->ns);
         f->k_events = key_events(s->ns);
-        if (!f->snap || !f->k_instances || !f->k_events) {
+        f->k_config_changed = key_config_changed(s->ns);
+        if (!f->snap || !f->k_instances || !f->k_events || !f->k_config_changed) {
                 fleet_free(f);
                 return -ENOMEM;
         }
@@ -707,6 +774,8 @@ int fleet_new(struct server *s, struct fleet **ret) {
         sd_event_source_set_enabled(f->timer, SD_EVENT_ON);
         if (s->redis) {
                 r = redis_client_subscribe(s->redis, f->k_events, on_event, f);
+                if (r >= 0)
+                        r = redis_client_subscribe(s->redis, f->k_config_changed, on_config_changed, f);
                 if (r < 0) {
                         fleet_free(f);
                         return r;
@@ -728,6 +797,7 @@ struct fleet *fleet_free(struct fleet *f) {
         fleet_snapshot_unref(f->snap);
         free(f->k_instances);
         free(f->k_events);
+        free(f->k_config_changed);
         pthread_mutex_destroy(&f->lock);
         free(f);
         return NULL;

@@ -26,10 +26,16 @@
 #define HTTP_DISCARD_MAX (16 * 1024 * 1024)
 #define HTTP_SEGMENTS_MAX 8
 
+struct route_pattern {
+        char seg[HTTP_SEGMENTS_MAX][128];
+        size_t n;
+};
+
 struct httpd {
         struct server *s;
         struct MHD_Daemon *daemon;
         const struct route *routes;
+        struct route_pattern *patterns; /* routes[i].pattern, split once */
         size_t n_routes;
 };
 
@@ -71,18 +77,16 @@ static const struct route *route_match(const struct httpd *h, const char *method
 
         for (size_t i = 0; i < h->n_routes; i++) {
                 const struct route *r = &h->routes[i];
-                char pseg[HTTP_SEGMENTS_MAX][128];
-                size_t pn = 0;
+                const struct route_pattern *pt = &h->patterns[i];
                 const char *p = NULL;
 
-                split_path(r->pattern, pseg, &pn);
-                if (pn != n)
+                if (pt->n != n)
                         continue;
                 bool ok = true;
                 for (size_t k = 0; k < n && ok; k++) {
-                        if (strcmp(pseg[k], "{}") == 0)
+                        if (strcmp(pt->seg[k], "{}") == 0)
                                 p = seg[k];
-                        else if (strcmp(pseg[k], seg[k]) != 0)
+                        else if (strcmp(pt->seg[k], seg[k]) != 0)
                                 ok = false;
                 }
                 if (!ok)
@@ -124,6 +128,22 @@ void http_reply(struct request *req, unsigned status, const char *content_type, 
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"coord\"");
         for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
                 MHD_add_response_header(resp, headers[i], headers[i + 1]);
+        if (MHD_queue_response(req->conn, status, resp) == MHD_YES)
+                req->status = status;
+        MHD_destroy_response(resp);
+}
+
+void http_reply_static(struct request *req, unsigned status, const char *body) {
+        struct MHD_Response *resp;
+
+        if (req->status != 0)
+                return;
+        resp = MHD_create_response_from_buffer(strlen(body), (void *) body, MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+                return;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
         if (MHD_queue_response(req->conn, status, resp) == MHD_YES)
                 req->status = status;
         MHD_destroy_response(resp);
@@ -224,8 +244,10 @@ static bool content_type_is_json(const char *ct) {
         return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
-/* The first call for a request: everything decided from the headers. */
-static void request_begin(struct httpd *h, struct request *req, const char *url, const char *method) {
+/* The first call for a request: everything decided from the headers.  false
+ * when the request is refused: the error is queued (or, if even that failed,
+ * the connection is closed at the end); the handler never runs. */
+static bool request_begin(struct httpd *h, struct request *req, const char *url, const char *method) {
         const char *cl, *te;
         char allow[64];
         bool path_matched;
@@ -237,13 +259,14 @@ static void request_begin(struct httpd *h, struct request *req, const char *url,
                 req->route_index = h->n_routes;
                 if (path_matched) {
                         const char *hdr[] = { "Allow", allow, NULL };
-                        http_reply(req, 405, NULL,
-                                   strdup_printf("{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%s is not allowed here (allowed: %s)\"}}\n",
-                                                 method, allow),
-                                   hdr);
+                        _cleanup_free_ char *msg = strdup_printf("%.16s is not allowed here (allowed: %s)", method, allow);
+                        http_reply_json_headers(req, 405,
+                                                json_pack("{s:{s:s,s:s?}}", "error", "code", "method_not_allowed",
+                                                          "message", msg),
+                                                hdr);
                 } else
                         http_reply_error(req, 404, "not_found", "no such endpoint");
-                return;
+                return false;
         }
 
         if (req->route->role != ROLE_NONE) {
@@ -251,13 +274,13 @@ static void request_begin(struct httpd *h, struct request *req, const char *url,
                 req->role = role;
                 if (role == ROLE_NONE) {
                         http_reply_error(req, 401, "unauthorized", "a valid bearer token is required");
-                        return;
+                        return false;
                 }
                 if (role < req->route->role) {
                         http_reply_error(req, 403, "forbidden", "this needs the %s role (token '%s' has %s)",
                                          role_to_string(req->route->role), req->token_name ? req->token_name : "",
                                          role_to_string(role));
-                        return;
+                        return false;
                 }
         }
 
@@ -265,14 +288,14 @@ static void request_begin(struct httpd *h, struct request *req, const char *url,
                 http_reply_error(req, 400, "bad_request",
                                  "invalid name in path: names are 1-%d characters from [A-Za-z0-9._-], starting with a letter or digit",
                                  NAME_MAX_LEN);
-                return;
+                return false;
         }
 
         struct query_check q = { .allowed = req->route->query };
         MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_iter, &q);
         if (q.bad) {
                 http_reply_error(req, 400, "bad_request", "unknown query parameter '%.64s'", q.bad);
-                return;
+                return false;
         }
 
         cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -280,19 +303,20 @@ static void request_begin(struct httpd *h, struct request *req, const char *url,
         uint64_t len = 0;
         if (cl && parse_uint64(cl, &len) < 0) {
                 http_reply_error(req, 400, "bad_request", "invalid Content-Length");
-                return;
+                return false;
         }
         if (len > HTTP_BODY_MAX) {
                 req->discard = true;
                 http_reply_error(req, 413, "payload_too_large", "request body over %d bytes", HTTP_BODY_MAX);
-                return;
+                return false;
         }
         req->chunked = te && strcasecmp(te, "identity") != 0;
         if ((len > 0 || req->chunked) && !content_type_is_json(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
                 req->discard = true;
                 http_reply_error(req, 415, "unsupported_media_type", "the request body must be application/json");
-                return;
+                return false;
         }
+        return true;
 }
 
 /* The last call: the body is complete; parse it and run the handler. */
@@ -352,7 +376,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
                 req->conn = conn;
                 req->start_usec = now_usec();
                 *con_cls = req;
-                request_begin(h, req, url, method);
+                req->denied = !request_begin(h, req, url, method);
                 return MHD_YES;
         }
 
@@ -383,6 +407,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 
         if (req->status != 0)
                 return MHD_YES;
+        if (req->denied)
+                return MHD_NO; /* refused but the error could not be queued: close */
         if (req->discard) {
                 http_reply_error(req, 413, "payload_too_large", "request body over %d bytes", HTTP_BODY_MAX);
                 return MHD_YES;
@@ -398,6 +424,11 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 
         if (!req)
                 return;
+        if (log_get_max_level() >= LOG_DEBUG)
+                log_debug("%s %s -> %u in %llu us (token %s)", req->route ? req->route->method : "-",
+                          req->route ? req->route->pattern : "(unmatched)", req->status,
+                          (unsigned long long) (now_usec() - req->start_usec),
+                          req->token_name ? req->token_name : "-");
         metrics_http_observe(req->route_index < h->n_routes ? req->route_index : h->n_routes,
                              req->status ? req->status : 499, now_usec() - req->start_usec);
         if (req->json)
@@ -446,6 +477,17 @@ int httpd_start(struct server *s, const struct route *routes, size_t n_routes, s
         h->s = s;
         h->routes = routes;
         h->n_routes = n_routes;
+        h->patterns = calloc(n_routes, sizeof *h->patterns);
+        if (!h->patterns) {
+                free(h);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n_routes; i++)
+                if (!split_path(routes[i].pattern, h->patterns[i].seg, &h->patterns[i].n)) {
+                        free(h->patterns);
+                        free(h);
+                        return log_error_errno(EINVAL, "Bad route pattern %s", routes[i].pattern);
+                }
 
         h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, h,
                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
@@ -460,6 +502,7 @@ int httpd_start(struct server *s, const struct route *routes, size_t n_routes, s
                                      MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
                                      MHD_OPTION_END);
         if (!h->daemon) {
+                free(h->patterns);
                 free(h);
                 return log_error_errno(EADDRINUSE, "Failed to listen on %s (address in use or not available)",
                                        s->cfg.listen);
@@ -479,6 +522,7 @@ struct httpd *httpd_stop(struct httpd *h) {
                 return NULL;
         if (h->daemon)
                 MHD_stop_daemon(h->daemon);
+        free(h->patterns);
         free(h);
         return NULL;
 }

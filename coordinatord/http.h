@@ -50,6 +50,7 @@ struct request {
         uint64_t start_usec;
         unsigned status;            /* 0 until a response was queued */
         bool discard;
+        bool denied;                /* refused by the gate: the handler never runs */
 };
 
 /* Start serving on the configured address with the route table.  routes and
@@ -67,6 +68,8 @@ void http_reply(struct request *req, unsigned status, const char *content_type, 
 /* Reply with a JSON value (reference stolen); newline-terminated. */
 void http_reply_json(struct request *req, unsigned status, json_t *v);
 void http_reply_json_headers(struct request *req, unsigned status, json_t *v, const char *const *headers);
+/* Reply with a constant JSON body (static storage, not copied). */
+void http_reply_static(struct request *req, unsigned status, const char *body);
 /* Reply with a shared buffer that stays alive until sent: free_cb(cls) is
  * called once libmicrohttpd no longer needs it. */
 void http_reply_shared(struct request *req, unsigned status, const char *data, size_t len,

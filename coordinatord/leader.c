@@ -298,7 +298,9 @@ int leader_shutdown(struct leader *l, void (*done)(void *userdata), void *userda
         bool was = atomic_exchange(&l->is_leader, false);
 
         l->shutting_down = true;
-        if (!was)
+        /* An acquisition in flight may win: the release queued behind it on
+         * the same connection undoes that (it only deletes our own token). */
+        if (!was && !l->acquire_in_flight)
                 return 0;
         view_set(l, false, NULL, l->term);
         l->shutdown_done = done;

@@ -45,8 +45,11 @@ static void help(void) {
 static void on_redis_state(redis_client *c, bool connected, void *userdata) {
         struct server *s = userdata;
 
-        if (connected)
+        if (connected) {
                 log_info("Connected to Redis");
+                atomic_fetch_add(&s->redis_connects, 1);
+                rconn_invalidate();
+        }
         else if (atomic_load(&s->redis_up))
                 log_warning("Lost the Redis connection; reconnecting (the API answers 503 where it needs Redis)");
         atomic_store(&s->redis_up, connected);

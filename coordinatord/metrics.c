@@ -135,6 +135,11 @@ char *metrics_render(struct server *s) {
                    "# TYPE coordinatord_redis_up gauge\n"
                    "coordinatord_redis_up %d\n",
                 atomic_load(&s->redis_up) ? 1 : 0);
+        unsigned long connects = atomic_load(&s->redis_connects);
+        fprintf(f, "# HELP coordinatord_redis_reconnects_total Redis reconnections after the first connection.\n"
+                   "# TYPE coordinatord_redis_reconnects_total counter\n"
+                   "coordinatord_redis_reconnects_total %lu\n",
+                connects > 0 ? connects - 1 : 0);
 
         if (fclose(f) != 0) {
                 free(buf);

@@ -1,6 +1,7 @@
 /* See rconn.h. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "log.h"
 #include "rconn.h"
@@ -9,6 +10,8 @@
 
 static struct redis_url url_copy;
 static pthread_key_t key;
+static atomic_uint generation;
+static __thread unsigned thread_generation;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void destroy(void *p) {
@@ -33,12 +36,13 @@ int rconn_get(redisContext **ret) {
         char err[256];
         int r;
 
-        if (c && c->err) {
+        if (c && (c->err || thread_generation != atomic_load(&generation))) {
                 redisFree(c);
                 c = NULL;
                 pthread_setspecific(key, NULL);
         }
         if (!c) {
+                thread_generation = atomic_load(&generation);
                 r = redis_connect(&url_copy, (uint64_t) RCONN_TIMEOUT_MS * 1000, &c, err, sizeof err);
                 if (r < 0) {
                         log_debug("API thread: Redis connect failed: %s", err);
@@ -56,4 +60,8 @@ void rconn_reset(void) {
                 redisFree(c);
                 pthread_setspecific(key, NULL);
         }
+}
+
+void rconn_invalidate(void) {
+        atomic_fetch_add(&generation, 1);
 }

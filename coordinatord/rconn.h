@@ -17,3 +17,6 @@ void rconn_setup(const struct redis_url *url);
 int rconn_get(redisContext **ret);
 /* Drop this thread's connection after an I/O error (next rconn_get reconnects). */
 void rconn_reset(void);
+/* The loop reconnected to Redis (a restart or failover): every thread opens a
+ * fresh connection on its next rconn_get() instead of failing once on a dead one. */
+void rconn_invalidate(void);

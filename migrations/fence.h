@@ -18,10 +18,6 @@
 /* $1 lock name, $2 token: one row when current (and the row is locked until the
  * transaction ends); otherwise ERROR 22012, which aborts a pipeline. */
 extern const char fence_check_sql[];
-/* EXISTS-condition SQL fragment on ($NAME, $TOKEN) for single statements. */
-#define FENCE_CURRENT(name_param, token_param) \
-        "EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = " name_param " AND token = " token_param "::bigint)"
-
 /* Name this session as a runner of lockid and bound its idle transactions to
  * lease/3 (min 500ms); on PostgreSQL 14+ also notice a vanished client within 1s. */
 int fence_session_setup(PGconn *c, const char *lockid, uint64_t lease_usec, char *errbuf, size_t errlen);

@@ -183,10 +183,17 @@ void pg_format_error(const PGresult *res, PGconn *c, char *buf, size_t len) {
         l = strlen(buf);
         if (hint && l + 10 < len)
                 snprintf(buf + l, len - l, " (HINT: %s)", hint);
-        /* One line: libpq messages end in newlines and may span several. */
-        for (char *p = buf; *p; p++)
-                if (*p == '\n')
-                        *p = ' ';
+        /* One line: libpq messages end in newlines and may span several, indented with tabs. */
+        {
+                char *w = buf;
+                for (const char *p = buf; *p; p++) {
+                        char ch = (*p == '\n' || *p == '\t') ? ' ' : *p;
+                        if (ch == ' ' && w > buf && w[-1] == ' ')
+                                continue;
+                        *w++ = ch;
+                }
+                *w = '\0';
+        }
         l = strlen(buf);
         while (l > 0 && buf[l - 1] == ' ')
                 buf[--l] = '\0';

@@ -12,7 +12,7 @@
  * row (locked FOR UPDATE by that insert) still holds our token; otherwise nothing
  * is inserted and the runner rolls back instead of committing, so a superseded
  * runner cannot commit, and no new holder can raise the token between that check
- * and the COMMIT.  Runner sessions also set idle_in_transaction_session_timeout
+ * and the COMMIT (which rides at the head of the next migration's pipeline).  Runner sessions also set idle_in_transaction_session_timeout
  * below the lease, so a paused client's transaction dies on the server by itself. */
 #include <errno.h>
 #include <inttypes.h>
@@ -48,6 +48,7 @@ enum {
         TAG_HISTORY = -4,
         TAG_COMMIT = -5,
         TAG_PROGRESS = -6,
+        TAG_PREV_COMMIT = -7,
 };
 
 /* The history row of a migration, inserted only while our token is current: the
@@ -81,6 +82,11 @@ struct runner {
         char token_str[24];
         atomic_bool lost;
         bool keeper;
+        /* A migration whose checks passed and whose COMMIT rides at the head of the next
+         * migration's pipeline (or is sent alone by commit_pending()). */
+        const struct migration *pending;
+        struct migrate_entry *pending_e;
+        uint64_t pending_t0;
         char installed_by[300];
 };
 
@@ -317,6 +323,7 @@ struct batch {
         PGresult *err;
         int err_tag;
         int history_rows; /* rows the history insert wrote, -1 until it ran */
+        bool prev_sent, prev_ok; /* the pending migration's COMMIT was queued / succeeded */
 };
 
 /* Queue a query; tag < 0 marks our own SQL, whose table names get the schema (never a user statement's). */
@@ -363,6 +370,8 @@ static int sync_read(PGconn *c, struct batch *b) {
                 }
                 if (st == PGRES_COMMAND_OK && idx < b->n && b->tags[idx] == TAG_HISTORY)
                         b->history_rows = strcmp(PQcmdTuples(res), "1") == 0 ? 1 : 0;
+                if (st == PGRES_COMMAND_OK && idx < b->n && b->tags[idx] == TAG_PREV_COMMIT)
+                        b->prev_ok = true;
                 PQclear(res);
                 if (PQstatus(c) == CONNECTION_BAD)
                         return -ECONNRESET;
@@ -393,22 +402,96 @@ static int report_failure(struct runner *x, const struct migration *m, int tag, 
                 if (pos)
                         (void) parse_uint64(pos, &p);
                 unsigned line = sqlsplit_line_of_position(m->sql, &m->stmts[tag], (unsigned long) p);
-                return fail(x, EXIT_FAILED, "%s: line %u: %s%s", m->script, line, e,
-                            atomic_load(&interrupted) ? " (interrupted by a signal: rolled back)" :
-                            strcmp(pg_sqlstate(res), "25001") == 0
-                                    ? " (add '-- coord:no-transaction' at the top of the file to run it outside a "
-                                      "transaction)"
-                                    : "");
+                const char *why = "";
+                if (atomic_load(&interrupted))
+                        why = " (interrupted by a signal: rolled back)";
+                else if (is_lost(x))
+                        why = m->no_transaction ? " (the lock was lost and another runner took over: stopped here)"
+                                                : " (the lock was lost and another runner took over: rolled back, "
+                                                  "commit refused)";
+                else if (strcmp(pg_sqlstate(res), "57P01") == 0)
+                        why = m->no_transaction ? " (session terminated, most likely by a newer lock holder: stopped "
+                                                  "here)"
+                                                : " (session terminated, most likely by a newer lock holder: rolled "
+                                                  "back, commit refused)";
+                else if (strcmp(pg_sqlstate(res), "25001") == 0)
+                        why = " (add '-- coord:no-transaction' at the top of the file to run it outside a transaction)";
+                return fail(x, EXIT_FAILED, "%s: line %u: %s%s", m->script, line, e, why);
         }
         if (tag == TAG_COMMIT)
-                return fail(x, EXIT_FAILED, "%s: commit refused: %s%s", m->script, e,
-                            is_lost(x) ? " (the lock was lost and another runner took over)" : "");
+                return fail(x, EXIT_FAILED, "%s: commit failed: %s%s", m->script, e,
+                            is_lost(x) ? " (the lock was lost and another runner took over: commit refused)"
+                                       : "; rolled back");
         return fail(x, EXIT_FAILED, "%s: %s", m->script, e);
 }
 
-/* One transaction: BEGIN, fence check, settings, the statements [from, n), history rows, COMMIT.
- * no_tx_finish: record completion of a no-transaction script (no statements). */
-static int run_in_transaction(struct runner *x, const struct migration *m, bool no_tx_finish, const char *exec_ms) {
+static void pending_done(struct runner *x) {
+        x->pending_e->ran = true;
+        x->pending_e->run_ms = (int64_t) ((now_usec() - x->pending_t0) / USEC_PER_MSEC);
+        x->pending = NULL;
+        x->pending_e = NULL;
+}
+
+/* Whether the pending migration may still commit; if not, fail (its transaction is rolled
+ * back by the caller).  Checked right before its COMMIT is sent, wherever that happens. */
+static int pending_may_commit(struct runner *x) {
+        if (atomic_load(&interrupted))
+                return fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back", x->pending->script);
+        if (is_lost(x))
+                return fail(x, EXIT_FAILED,
+                            "%s: commit refused: the lock was lost (fencing token %" PRId64 " superseded); rolled back",
+                            x->pending->script, x->token);
+        return 0;
+}
+
+/* Commit the pending migration on its own (before no-transaction work, and at the end). */
+static int commit_pending(struct runner *x) {
+        struct batch b = { .history_rows = -1 };
+        const struct migration *m = x->pending;
+        int code;
+
+        if (!m)
+                return 0;
+        code = pending_may_commit(x);
+        if (!PQenterPipelineMode(x->conn)) {
+                x->pending = NULL;
+                return code ?: fail(x, EXIT_UNAVAILABLE, "%s: %s: cannot enter pipeline mode", m->script, x->where);
+        }
+        if (send_q(x->conn, &b, TAG_COMMIT, code ? "ROLLBACK" : "COMMIT", 0, NULL) < 0 || sync_read(x->conn, &b) < 0) {
+                char e[1024];
+                pg_format_error(b.err, x->conn, e, sizeof(e));
+                batch_clear(&b);
+                (void) PQexitPipelineMode(x->conn);
+                x->pending = NULL;
+                return code ?: fail(x, EXIT_FAILED, "%s: commit failed (connection lost: %s)%s", m->script, e,
+                                    is_lost(x) ? "; the lock was lost" : "");
+        }
+        if (!code && b.err)
+                code = report_failure(x, m, TAG_COMMIT, b.err);
+        batch_clear(&b);
+        (void) PQexitPipelineMode(x->conn);
+        if (code) {
+                x->pending = NULL;
+                return code;
+        }
+        pending_done(x);
+        return 0;
+}
+
+/* After a sync: settle the pending migration whose COMMIT headed this batch. */
+static void settle_prev(struct runner *x, struct batch *b) {
+        if (x->pending && b->prev_sent && b->prev_ok) {
+                pending_done(x);
+                b->prev_sent = false;
+        }
+}
+
+/* One transaction: BEGIN, settings, the statements, the fenced history row.  The COMMIT
+ * is deferred: sent at the head of the next migration's pipeline (one round trip per
+ * migration) or by commit_pending().  The previous migration's COMMIT, if pending, heads
+ * this pipeline.  no_tx_finish: record completion of a no-transaction script. */
+static int run_in_transaction(struct runner *x, const struct migration *m, struct migrate_entry *ent, uint64_t t0,
+                              bool no_tx_finish, const char *exec_ms) {
         _cleanup_free_ char *st = NULL, *lt = NULL;
         struct batch b = { .history_rows = -1 };
         const char *hist[] = { m->version,   m->description, migration_type_to_string(m->type),
@@ -417,9 +500,16 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
                                x->lock_name };
         int r = 0;
 
+        if (x->pending && pending_may_commit(x) != 0)
+                return commit_pending(x); /* rolls the pending one back, keeps its message */
         if (!PQenterPipelineMode(x->conn))
                 return fail(x, EXIT_UNAVAILABLE, "%s: cannot enter pipeline mode: %s", x->where,
                             PQerrorMessage(x->conn));
+        if (x->pending) {
+                if (send_q(x->conn, &b, TAG_PREV_COMMIT, "COMMIT", 0, NULL) < 0)
+                        goto io;
+                b.prev_sent = true;
+        }
         if (send_q(x->conn, &b, TAG_BEGIN, "BEGIN", 0, NULL) < 0)
                 goto io;
         if (!no_tx_finish) {
@@ -444,6 +534,7 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
                         if (b.n >= PIPELINE_CHUNK_STMTS || b.bytes >= PIPELINE_CHUNK_BYTES) {
                                 if (sync_read(x->conn, &b) < 0)
                                         goto io;
+                                settle_prev(x, &b);
                                 if (b.err)
                                         goto failed;
                         }
@@ -461,6 +552,7 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
         }
         if (sync_read(x->conn, &b) < 0)
                 goto io;
+        settle_prev(x, &b);
         if (b.err)
                 goto failed;
         if (b.history_rows != 1) {
@@ -479,15 +571,21 @@ static int run_in_transaction(struct runner *x, const struct migration *m, bool 
                      " superseded); rolled back", m->script, x->token);
                 goto rollback;
         }
-        if (send_q(x->conn, &b, TAG_COMMIT, "COMMIT", 0, NULL) < 0 || sync_read(x->conn, &b) < 0)
-                goto io;
-        if (b.err)
-                goto failed;
+        /* Checks passed: the COMMIT goes out with the next migration (or commit_pending()). */
         (void) PQexitPipelineMode(x->conn);
+        x->pending = m;
+        x->pending_e = ent;
+        x->pending_t0 = t0;
         return 0;
 
 failed:
-        report_failure(x, m, b.err_tag, b.err);
+        if (b.err_tag == TAG_PREV_COMMIT && x->pending) {
+                /* The previous migration's COMMIT failed (a deferred constraint, a lost session):
+                 * it is rolled back, and this one never started. */
+                report_failure(x, x->pending, TAG_COMMIT, b.err);
+                x->pending = NULL;
+        } else
+                report_failure(x, m, b.err_tag, b.err);
 rollback:
         batch_clear(&b);
         if (PQstatus(x->conn) == CONNECTION_OK && send_q(x->conn, &b, TAG_COMMIT, "ROLLBACK", 0, NULL) == 0)
@@ -498,6 +596,16 @@ rollback:
 io:
         if (b.err)
                 goto failed;
+        if (x->pending && b.prev_sent) {
+                /* Whether the previous COMMIT got through is unknown: the next run reads the history. */
+                fail(x, EXIT_FAILED, "%s: connection lost while committing%s; the history tells whether it committed",
+                     x->pending->script, is_lost(x) ? " (the lock was lost)" : "");
+                x->pending = NULL;
+                batch_clear(&b);
+                if (PQstatus(x->conn) == CONNECTION_OK)
+                        (void) PQexitPipelineMode(x->conn);
+                return x->rep->exit_code;
+        }
         {
                 char e[1024];
                 pg_format_error(NULL, x->conn, e, sizeof(e));
@@ -511,7 +619,7 @@ io:
 }
 
 /* Statement by statement, recording progress after each; resumes after the last recorded one. */
-static int run_no_transaction(struct runner *x, const struct migration *m) {
+static int run_no_transaction(struct runner *x, const struct migration *m, struct migrate_entry *ent) {
         _cleanup_pgresult_ PGresult *claim = NULL;
         char e[2048], total[24], ms[24];
         const char *cp[] = { m->script, m->version, m->checksum, total, x->token_str, x->lock_name };
@@ -519,6 +627,10 @@ static int run_no_transaction(struct runner *x, const struct migration *m) {
         int64_t done = 0;
         int r;
 
+        /* Autocommit from here: the previous migration must be committed first. */
+        r = commit_pending(x);
+        if (r != 0)
+                return r;
         snprintf(total, sizeof(total), "%zu", m->n_stmts);
         r = pg_query(x->conn,
                      "INSERT INTO coord_schema_progress (script, version, checksum, done, total, fencing_token)"
@@ -612,7 +724,7 @@ static int run_no_transaction(struct runner *x, const struct migration *m) {
         if (m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0)
                 (void) pg_exec(x->conn, "RESET statement_timeout; RESET lock_timeout", e, sizeof(e));
         snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
-        return run_in_transaction(x, m, true, ms);
+        return run_in_transaction(x, m, ent, t0, true, ms);
 }
 
 static int run_one(struct runner *x, struct migration *m, struct migrate_entry *e) {
@@ -624,12 +736,8 @@ static int run_one(struct runner *x, struct migration *m, struct migrate_entry *
         if (r < 0)
                 return fail(x, EXIT_USAGE, "%s", err);
         log_info("Applying %s%s", m->script, m->no_transaction ? " (no transaction: statement by statement)" : "");
-        r = m->no_transaction ? run_no_transaction(x, m) : run_in_transaction(x, m, false, NULL);
-        if (r != 0)
-                return r;
-        e->ran = true;
-        e->run_ms = (int64_t) ((now_usec() - t0) / USEC_PER_MSEC);
-        return 0;
+        /* On success m is pending: its COMMIT follows (e->ran is set once it succeeded). */
+        return m->no_transaction ? run_no_transaction(x, m, e) : run_in_transaction(x, m, e, t0, false, NULL);
 }
 
 /* What apply refuses to start with (plan reports the same). */
@@ -664,13 +772,26 @@ static int apply(struct runner *x) {
                 if (!m)
                         continue;
                 if (atomic_load(&interrupted)) {
-                        code = fail(x, EXIT_FAILED, "interrupted by a signal before %s", m->script);
+                        code = x->pending ? fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back",
+                                                 x->pending->script)
+                                          : fail(x, EXIT_FAILED, "interrupted by a signal before %s", m->script);
                         break;
                 }
                 code = run_one(x, m, e);
-                if (code == 0)
-                        ran++;
         }
+        if (code == 0)
+                code = commit_pending(x);
+        else if (x->pending) {
+                /* A failure before the next pipeline went out: the previous migration passed
+                 * its checks, so commit it (unless the lock is gone), keeping the first error. */
+                char saved[sizeof(r->message)];
+                memcpy(saved, r->message, sizeof(saved));
+                (void) commit_pending(x);
+                memcpy(r->message, saved, sizeof(saved));
+                r->exit_code = code;
+        }
+        for (size_t i = 0; i < r->n; i++)
+                ran += r->v[i].ran;
         /* Keep only what ran (and the failure) in the report. */
         for (size_t i = 0; i < r->n; i++) {
                 if (r->v[i].ran) {

@@ -130,11 +130,16 @@ harness_start_redis() {
         for _attempt in 1 2 3 4 5; do
                 port=$(harness_free_port)
                 mkdir -p "$COORD_TEST_DIR/$name"
+                : >"$COORD_TEST_DIR/$name.log"
                 redis-server --port "$port" --bind 127.0.0.1 --dir "$COORD_TEST_DIR/$name" \
                         --save '' --appendonly no --daemonize no \
                         --logfile "$COORD_TEST_DIR/$name.log" "$@" &
                 pid=$!
-                if harness_wait_for 10 redis-cli -p "$port" ping; then
+                # Our own server must be the one listening: with tests running in
+                # parallel another test's Redis may hold the port we picked (ours
+                # then exits at once while a ping would still be answered).
+                if harness_wait_for 10 grep -q "Ready to accept connections" "$COORD_TEST_DIR/$name.log" &&
+                        kill -0 "$pid" 2>/dev/null && harness_wait_for 10 redis-cli -p "$port" ping; then
                         HARNESS_PIDS="$HARNESS_PIDS $pid"
                         echo "$pid" >"$COORD_TEST_DIR/$name.pid"
                         echo "$port" >"$COORD_TEST_DIR/$name.port"

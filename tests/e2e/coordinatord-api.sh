@@ -181,10 +181,28 @@ done <<TABLE
 415 PUT /v1/config/web admin -d '{"config":{}}'
 415 PUT /v1/config/web admin -H 'Content-Type: application/jsonx' -d '{"config":{}}'
 TABLE
+# The limit is exactly 64 KiB: 65536 bytes pass, 65537 do not.
+pad=$((65536 - 19))
+printf '{"config":{"k":"%s"}}' "$(head -c $pad /dev/zero | tr '\0' 'x')" >"$COORD_TEST_DIR/b64k"
+[ "$(wc -c <"$COORD_TEST_DIR/b64k")" = 65536 ] || fail "test setup: body is $(wc -c <"$COORD_TEST_DIR/b64k") bytes"
+expect 200 PUT /v1/config/big admin -H 'Content-Type: application/json' --data-binary @"$COORD_TEST_DIR/b64k"
+printf ' ' >>"$COORD_TEST_DIR/b64k"
+expect 413 PUT /v1/config/big admin -H 'Content-Type: application/json' --data-binary @"$COORD_TEST_DIR/b64k"
+
 # Unknown field messages name the field.
 expect 400 PUT /v1/config/web admin -H 'Content-Type: application/json' -d '{"config":{},"colour":1}'
 grep -q colour "$BODY_FILE" || fail "unknown field not named: $(body)"
 echo "bad input table ok"
+
+# Corrupt fleet data in Redis: a member with an invalid name, an instance key
+# of the wrong type, a hash without fields.  Ignored, never a crash.
+rcli zadd "coord:{$NS}:instances" "$(now_ms)" '../../etc' "$(now_ms)" weird-1 "$(now_ms)" empty-1 >/dev/null
+rcli set "coord:{$NS}:instance:weird-1" notahash >/dev/null
+rcli set "coord:{$NS}:alive:weird-1" 1 px 60000 >/dev/null
+sleep 0.6
+expect 200 GET /v1/instances read
+! grep -q -e 'etc' -e weird-1 -e empty-1 "$BODY_FILE" || fail "corrupt entries shown: $(body)"
+expect 404 GET /v1/instances/weird-1 read
 
 # Still healthy, still correct.
 kill -0 "$PID_cd1" || fail "coordinatord died"

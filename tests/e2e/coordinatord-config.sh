@@ -46,21 +46,41 @@ expect_exit 2 "$d/missing.json" "missing.json"
 # ---- --check-config masks every secret ----
 SECRET_URL="redis://:$SECRET_PW@127.0.0.1:$SECURED_PORT/0"
 printf 'inline-admin-token-0123456789\n' >"$d/ops.token"
-cat >"$d/secret.json" <<JSON
-{"listen":"127.0.0.1:$port","redis":"$SECRET_URL","namespace":"$NS","id":"cd-s",
+write_secret() {
+        cat >"$d/cds.json" <<JSON
+{"listen":"127.0.0.1:$1","redis":"$SECRET_URL","namespace":"$NS","id":"cd-s",
  "tokens":[{"name":"ci","role":"deploy","token":"inline-deploy-token-0123456789"},
            {"name":"ops","role":"admin","token_file":"$d/ops.token"}]}
 JSON
-"$COORDINATORD" --config "$d/secret.json" --check-config >"$d/check" 2>&1 || fail "--check-config failed: $(cat "$d/check")"
+}
+write_secret "$port"
+"$COORDINATORD" --config "$d/cds.json" --check-config >"$d/check" 2>&1 || fail "--check-config failed: $(cat "$d/check")"
 for s in "$SECRET_PW" inline-deploy-token-0123456789 inline-admin-token-0123456789; do
         ! grep -q -- "$s" "$d/check" || fail "--check-config shows a secret: $(cat "$d/check")"
 done
 grep -q "redis://:\*\*\*\*\*@127.0.0.1:$SECURED_PORT/0" "$d/check" || fail "--check-config does not show the masked URL: $(cat "$d/check")"
 
+# Environment overrides win over the file.
+COORD_LISTEN=127.0.0.1:1234 COORD_NAMESPACE=envns COORD_REDIS=redis://127.0.0.1:9/3 \
+        "$COORDINATORD" --config "$d/cds.json" --check-config >"$d/check-env" 2>&1 || fail "--check-config with env: $(cat "$d/check-env")"
+grep -q '"listen": "127.0.0.1:1234"' "$d/check-env" || fail "COORD_LISTEN ignored: $(cat "$d/check-env")"
+grep -q '"namespace": "envns"' "$d/check-env" || fail "COORD_NAMESPACE ignored"
+grep -q '"redis": "redis://127.0.0.1:9/3"' "$d/check-env" || fail "COORD_REDIS ignored"
+
+# systemd credentials: $CREDENTIALS_DIRECTORY/redis when the file has no "redis".
+mkdir -p "$d/creds"
+printf 'redis://:cred-pw-4242@10.1.2.3:6380/2\n' >"$d/creds/redis"
+echo '{"listen":"127.0.0.1:1","insecure_no_auth":true}' >"$d/nored.json"
+CREDENTIALS_DIRECTORY="$d/creds" "$COORDINATORD" --config "$d/nored.json" --check-config >"$d/check-cred" 2>&1 ||
+        fail "--check-config with credentials: $(cat "$d/check-cred")"
+grep -q '"redis": "redis://:\*\*\*\*\*@10.1.2.3:6380/2"' "$d/check-cred" || fail "credential not used: $(cat "$d/check-cred")"
+! grep -q cred-pw-4242 "$d/check-cred" || fail "credential password shown"
+
 # ---- sd_notify: READY after listening and connected, WATCHDOG, STOPPING ----
 harness_spawn notify "$NOTIFY_LISTEN" "$d/notify.sock"
 harness_wait_for 5 test -S "$d/notify.sock"
-NOTIFY_SOCKET="$d/notify.sock" WATCHDOG_USEC=400000 harness_spawn cds "$COORDINATORD" --config "$d/secret.json"
+spawn_listening cds write_secret NOTIFY_SOCKET="$d/notify.sock" WATCHDOG_USEC=400000
+port=$PORT
 harness_wait_for 10 grep -q READY=1 "$d/notify.log" || fail "no READY=1"
 # READY means serving: the API answers right away.
 curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null || fail "READY=1 sent before ready"
@@ -74,13 +94,36 @@ harness_wait_for 5 sh -c "! kill -0 $PID_cds 2>/dev/null" || fail "did not exit 
 ! grep -q -- "$SECRET_PW" "$d/cds.log" || fail "log shows the Redis password"
 
 # ---- insecure_no_auth on loopback: runs, everything allowed ----
-port2=$(harness_free_port)
-echo "{\"listen\":\"127.0.0.1:$port2\",\"redis\":\"$REDIS_URL\",\"namespace\":\"$NS\",\"insecure_no_auth\":true}" >"$d/insecure.json"
-harness_spawn cdi "$COORDINATORD" --config "$d/insecure.json"
+write_insecure() {
+        echo "{\"listen\":\"127.0.0.1:$1\",\"redis\":\"$REDIS_URL\",\"namespace\":\"$NS\",\"insecure_no_auth\":true}" >"$d/cdi.json"
+}
+spawn_listening cdi write_insecure
+port2=$PORT
 harness_wait_for 10 ready "http://127.0.0.1:$port2" || fail "insecure coordinatord not ready"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port2/v1/leader")" = 200 ] || fail "insecure: /v1/leader refused"
 grep -q "insecure_no_auth" "$d/cdi.log" || fail "insecure mode not warned about"
+curl -s -H "Authorization: Bearer x" "http://127.0.0.1:$port2/v1/leader" | jq -e --arg h "$(hostname -s)" '.self | startswith($h + "-")' >/dev/null ||
+        fail "default id is not HOST-PID: $(curl -s "http://127.0.0.1:$port2/v1/leader")"
 kill -TERM "$PID_cdi"
+
+# ---- connection limit and idle timeout (slowloris) ----
+write_limits() {
+        echo "{\"listen\":\"127.0.0.1:$1\",\"redis\":\"$REDIS_URL\",\"namespace\":\"$NS\",\"insecure_no_auth\":true,
+  \"max_connections\":4,\"connection_timeout\":\"1s\",\"http_threads\":1}" >"$d/cdl.json"
+}
+spawn_listening cdl write_limits
+port3=$PORT
+# Four idle connections that never send a request fill the limit...
+exec 5<>"/dev/tcp/127.0.0.1/$port3" 6<>"/dev/tcp/127.0.0.1/$port3" 7<>"/dev/tcp/127.0.0.1/$port3" 8<>"/dev/tcp/127.0.0.1/$port3"
+t0=$(now_ms)
+! curl -sf -m 0.5 "http://127.0.0.1:$port3/health/live" >/dev/null 2>&1 || fail "connection limit not enforced"
+# ...until the idle timeout closes them: then requests are served again.
+harness_wait_for 5 curl -sf -m 0.5 "http://127.0.0.1:$port3/health/live" || fail "idle connections never timed out"
+dt=$(( $(now_ms) - t0 ))
+exec 5>&- 6>&- 7>&- 8>&-
+echo "idle connections dropped after ${dt} ms (connection_timeout 1s)"
+[ $dt -le 4000 ] || fail "idle timeout took ${dt} ms"
+kill -TERM "$PID_cdl"
 
 # ---- config round trip with real agents ----
 cd_start cd1
@@ -146,8 +189,24 @@ set +e
 echo '[1]' | COORD_URL=$URL COORD_TOKEN=$TOKEN_ADMIN "$COORDCTL" config set web - >/dev/null 2>&1; rc=$?
 set -e
 [ $rc = 2 ] || fail "coordctl config set with a non-object: exit $rc, expected 2"
+# drain / undrain reach the real agent: the instance shows draining, then healthy again.
+curl -sf -X POST -H "Authorization: Bearer $TOKEN_DEPLOY" "$URL/v1/instances/web-2/drain" >"$d/drain" || fail "drain refused"
+cmd=$(jq -r .command.id "$d/drain")
+harness_wait_for 5 sh -c "[ \"\$(curl -s -H 'Authorization: Bearer $TOKEN_READ' $URL/v1/instances/web-2 | jq -r .state)\" = draining ]" ||
+        fail "web-2 not draining after the drain command"
+harness_wait_for 5 sh -c "[ \"\$(redis-cli -p $REDIS_PORT hget 'coord:{$NS}:command:$cmd' state)\" = done ]" ||
+        fail "the agent did not report the drain command done"
+curl -sf -X POST -H "Authorization: Bearer $TOKEN_DEPLOY" "$URL/v1/instances/web-2/undrain" >/dev/null || fail "undrain refused"
+harness_wait_for 5 sh -c "[ \"\$(curl -s -H 'Authorization: Bearer $TOKEN_READ' $URL/v1/instances/web-2 | jq -r .state)\" = healthy ]" ||
+        fail "web-2 not healthy after undrain"
+
 # No secret in any log, and the agents' --check-config masks theirs.
 for f in "$d"/cd1.log "$d"/agent*.log; do
         ! grep -q -e "$APPPW" -e client-secret-271828 -e "$TOKEN_ADMIN" "$f" || fail "$(basename "$f") leaks a secret"
 done
+sed "s#\"redis\":\"$REDIS_URL\"#\"redis\":\"$SECRET_URL\"#" "$d/agent1.json" >"$d/agent-secret.json"
+grep -q "$SECRET_PW" "$d/agent-secret.json" || fail "test setup: no password in the agent config"
+"$COORD_AGENT" --config "$d/agent-secret.json" --check-config >"$d/agent-check" 2>&1 || fail "agent --check-config: $(cat "$d/agent-check")"
+! grep -q "$SECRET_PW" "$d/agent-check" || fail "agent --check-config shows the Redis password"
+grep -q '\*\*\*\*\*' "$d/agent-check" || fail "agent --check-config does not show the masked password"
 echo "coordinatord-config: ok"

@@ -64,6 +64,17 @@ rcli publish "coord:{$NS}:events" '{"type":"instance","id":"steady-1","state":"d
 harness_wait_for 2 sh -c "[ \"\$(curl -s -H 'Authorization: Bearer $TOKEN_READ' $URL/v1/instances/steady-1 | jq -r .state)\" = draining ]" ||
         fail "state change not picked up within 2 s"
 
+# An agent stopping on purpose writes state=stopped and deletes its alive key:
+# that instance is "stopped", never "lost".
+register stop-1 web host-stop 60000
+harness_wait_for 3 sh -c "[ \"\$(curl -s -H 'Authorization: Bearer $TOKEN_READ' $URL/v1/instances/stop-1 | jq -r .state)\" = healthy ]" ||
+        fail "stop-1 never healthy"
+rcli hset "coord:{$NS}:instance:stop-1" state stopped >/dev/null
+rcli del "coord:{$NS}:alive:stop-1" >/dev/null
+rcli publish "coord:{$NS}:events" '{"type":"instance","id":"stop-1","state":"stopped"}' >/dev/null
+harness_wait_for 3 sh -c "[ \"\$(curl -s -H 'Authorization: Bearer $TOKEN_READ' $URL/v1/instances/stop-1 | jq -r .state)\" = stopped ]" ||
+        fail "stop-1 not shown stopped"
+
 # Reaping: quiet-2 and quiet-3 are removed after deregister_after (6 s), by the leader only.
 rcli subscribe "coord:{$NS}:events" >"$COORD_TEST_DIR/events" 2>&1 &
 harness_track $!
@@ -83,4 +94,12 @@ grep -q "quiet-2 deregistered" "$COORD_TEST_DIR/$leader.log" || fail "the reaper
 # The live ones stay.
 [ "$(state_of "$URL" quiet-1)" = healthy ] || fail "quiet-1 should be healthy"
 [ "$(state_of "$URL" steady-1)" = draining ] || fail "steady-1 should be draining"
+[ "$(state_of "$URL" stop-1)" = stopped ] || fail "stop-1 turned $(state_of "$URL" stop-1), expected stopped"
+# A coordinatord starting on an existing fleet is ready only with the whole
+# fleet loaded: its first answer after ready lists every instance.
+want=$(curl -s -H "Authorization: Bearer $TOKEN_READ" "$URL/v1/instances" | jq -c '[.instances[].id]')
+cd_start cdc '"deregister_after":"6s"'
+harness_wait_for 10 ready "$CDC_URL" || fail "cdc not ready"
+got=$(curl -s -H "Authorization: Bearer $TOKEN_READ" "$CDC_URL/v1/instances" | jq -c '[.instances[].id]')
+[ "$got" = "$want" ] || fail "first answer after ready: $got, expected $want"
 echo "coordinatord-fleet: ok"

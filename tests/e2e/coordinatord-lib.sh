@@ -108,3 +108,21 @@ heartbeat() {
 }
 
 ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health/ready")" = 200 ]; }
+
+# spawn_listening NAME WRITER [ENV=VALUE...]: pick a free port, call "WRITER PORT"
+# (it writes the config to $COORD_TEST_DIR/NAME.json), start coordinatord with it
+# and wait until it listens; retried when the port was taken meanwhile.  Sets PORT.
+spawn_listening() {
+        name=$1 writer=$2
+        shift 2
+        for _try in 1 2 3 4; do
+                PORT=$(harness_free_port)
+                "$writer" "$PORT"
+                harness_spawn "$name" env "$@" "$COORDINATORD" --config "$COORD_TEST_DIR/$name.json"
+                harness_wait_for 10 sh -c "curl -sf http://127.0.0.1:$PORT/health/live || ! kill -0 \$(cat $COORD_TEST_DIR/$name.pid)" || true
+                curl -sf "http://127.0.0.1:$PORT/health/live" >/dev/null && return 0
+                grep -q "Failed to listen" "$COORD_TEST_DIR/$name.log" || break
+        done
+        cat "$COORD_TEST_DIR/$name.log" >&2
+        fail "coordinatord $name did not start"
+}

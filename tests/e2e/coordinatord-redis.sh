@@ -40,6 +40,9 @@ harness_wait_for 10 ready "$URL" || fail "not ready again after Redis came back"
 kill -0 "$pid" || fail "coordinatord restarted or died"
 expect 200 GET /v1/leader read
 jq -e '.is_leader == true' "$BODY_FILE" >/dev/null || fail "did not lead again: $(body)"
+expect 200 GET /metrics read
+grep -qx 'coordinatord_redis_reconnects_total 1' "$BODY_FILE" || fail "reconnect not counted: $(grep reconnects "$BODY_FILE")"
+grep -qx 'coordinatord_lock_acquisitions_total 2' "$BODY_FILE" || fail "second acquisition not counted"
 expect 200 PUT /v1/config/web admin -H 'Content-Type: application/json' -d '{"config":{"A":3}}'
 register web-2 web host-2 60000
 harness_wait_for 5 sh -c "curl -s -H 'Authorization: Bearer $TOKEN_READ' $URL/v1/instances/web-2 | grep -q host-2" ||

@@ -25,12 +25,12 @@ subscribed() {
 
 # --- A: persistent Redis, the lock is kept ---------------------------------
 harness_start_redis ra --appendonly yes --appendfsync always
-harness_spawn holderA "$COORDCTL" lock rs --redis "$REDIS_URL" --lease 1500ms -- sh -c "$holder_cmd" "$D" A 80
+harness_spawn holderA "$COORDCTL" lock rs --redis "$REDIS_URL" --lease 2s -- sh -c "$holder_cmd" "$D" A 100
 harness_wait_for 10 test -s "$D/A.token" || fail "A: holder never ran"
-harness_spawn contA "$COORDCTL" lock rs --redis "$REDIS_URL" --lease 1500ms --wait-timeout 30s -- sh -c "$contender_cmd" "$D" cA
+harness_spawn contA "$COORDCTL" lock rs --redis "$REDIS_URL" --lease 2s --wait-timeout 30s -- sh -c "$contender_cmd" "$D" cA
 harness_wait_for 10 subscribed "$RA_PORT" rs || fail "A: contender never subscribed"
 harness_restart_redis ra --appendonly yes --appendfsync always
-# The child runs 4s: more than two leases after the restart, so only renewals
+# The child runs 5s: more than two leases after the restart, so only renewals
 # through the new connection can have kept the lock.
 set +e
 wait "$PID_holderA"; rcA=$?
@@ -40,7 +40,6 @@ set -e
 [ "$rcC" -eq 0 ] || fail "A: contender exited $rcC"
 [ ! -e "$D/overlaps" ] || { cat "$D/overlaps" >&2; fail "A: two holders at once"; }
 [ "$(cat "$D/cA.token")" -gt "$(cat "$D/A.token")" ] || fail "A: fencing token did not increase"
-grep -q "renewal failed\|renewed again" "$D/holderA.log" || note "A: (the restart fell between two renewals)"
 note "A: lock kept across the restart, contender ran afterwards"
 
 # --- B: Redis without persistence, the lock is lost cleanly ---------------
@@ -75,6 +74,10 @@ set +e
 wait "$PID_holderC"; rcH=$?
 set -e
 [ "$rcH" -eq 1 ] || fail "C: holder exited $rcH with Redis gone, expected 1"
-lost_after=$(( $(cat "$D/C.term") - killed ))
-note "C: Redis killed; holder stopped its child ${lost_after}ms later (lease 2s, deadline 1.5s after the last renewal)"
-[ "$lost_after" -lt 1900 ] || fail "C: holder noticed the loss ${lost_after}ms after Redis died: not before its 2s lease"
+[ -e "$D/C.term" ] || fail "C: the holder's child did not get SIGTERM"
+# When the holder declared the loss: the timestamp of its log line.
+stamp=$(sed -n 's/^\([0-9T:.-]*Z\) .*lock rs: lost.*/\1/p' "$D/holderC.log" | head -n 1)
+[ -n "$stamp" ] || fail "C: holder did not log the loss"
+lost_after=$(( $(date -d "$stamp" +%s%3N) - killed ))
+note "C: Redis killed; holder declared the lock lost ${lost_after}ms later (lease 2s, deadline 1.5s after the last renewal)"
+[ "$lost_after" -lt 2000 ] || fail "C: holder noticed the loss ${lost_after}ms after Redis died: not before its 2s lease"

@@ -1,5 +1,6 @@
 # Waiters are woken by the release notice (pub/sub) within 50 ms, and still
-# take the lock within the re-check interval (1s) when no notice is sent.
+# take the lock within the re-check interval (1s) when no notice is sent, and
+# when the notice of a direct hand-off is lost.
 . "$COORD_HARNESS"
 harness_init
 harness_start_redis
@@ -37,3 +38,12 @@ took=$(( $(cat "$D/acquired") - deleted ))
 note "without a notice the waiter took the lock ${took}ms after DEL"
 [ "$took" -ge 0 ] || fail "waiter ran before the DEL"
 [ "$took" -le 1500 ] || fail "waiter took ${took}ms after DEL, more than the 1s re-check (+0.5s slack)"
+
+# 3. A hand-off whose notice is lost: the lock already carries the waiter's
+# token.  The waiter (re-check 300ms) must notice at its next attempt and hold
+# the lock with the fence it was given.
+"$PROBE" lost-handoff "$REDIS_URL" lost >"$D/lost.out" 2>"$D/lost.log" || { cat "$D/lost.out" "$D/lost.log" >&2; fail "lost-handoff probe failed"; }
+read -r _ lat _ fence <"$D/lost.out"
+note "lost hand-off notice: the waiter held the lock after ${lat}us with fence $fence"
+[ "$fence" = 4242 ] || fail "waiter reported fence $fence, not the one it was handed (4242)"
+[ "$lat" -lt 1300000 ] || fail "waiter took ${lat}us to find a lock handed to it (re-check is 300ms)"

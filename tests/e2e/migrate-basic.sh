@@ -91,6 +91,24 @@ expect_not_in "$O" "s3cretPW"
 [ "$(q "SELECT count(*) FROM coord_schema_history WHERE version = '11'")" = 0 ] || fail "failed migration left a history row"
 rm "$D/V11__bad.sql"
 
+# Several in one run: each commits on its own; a failure keeps the ones before it.  A
+# deferred constraint fails at COMMIT: that migration is rolled back and named, the next
+# one never starts.
+mig "$D" V11__ok.sql "CREATE TABLE eleven_ok (id int);"
+mig "$D" V11.5__deferred.sql "CREATE TABLE parent (id int PRIMARY KEY);
+CREATE TABLE child (pid int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO child VALUES (1);"
+mig "$D" V11.6__after.sql "CREATE TABLE after_deferred (id int);"
+expect_rc 1 "$O" --dir "$D" --database "$DB" --redis "$REDIS_URL"
+expect_in "$O" "applied V11__ok.sql"
+expect_in "$O" "V11.5__deferred.sql: commit failed: 23503"
+expect_not_in "$O" "applied V11.5"
+[ "$(q "SELECT to_regclass('eleven_ok') IS NOT NULL AND to_regclass('parent') IS NULL AND to_regclass('after_deferred') IS NULL")" = t ] ||
+        fail "deferred-constraint failure: wrong schema"
+[ "$(q "SELECT string_agg(version, ',' ORDER BY \"rank\") FROM coord_schema_history WHERE version LIKE '11%'")" = 11 ] ||
+        fail "history after the deferred failure"
+rm "$D/V11.5__deferred.sql" "$D/V11.6__after.sql"
+
 # --- repeatable re-runs when changed; seeds skipped with --no-seed -----------------------------------
 mig "$D" R__views.sql "CREATE OR REPLACE VIEW user_names AS SELECT name, id FROM users;"
 mig "$D" S__admin.sql "INSERT INTO users (name) VALUES ('admin2');"
@@ -134,7 +152,7 @@ expect_in "$O" "applied V12__twelve.sql"
 mkdir -p "$T/old"
 cp "$D"/V1__* "$D"/V1.1__* "$D"/V2_1__* "$D"/R__* "$D"/S__* "$T/old/"
 expect_rc 0 "$O" status --dir "$T/old" --database "$DB"
-[ "$(grep -c ' future ' "$O")" = 2 ] || { cat "$O"; fail "status should show 2 future"; }
+[ "$(grep -c ' future ' "$O")" = 3 ] || { cat "$O"; fail "status should show 3 future (10, 11, 12)"; }
 expect_rc 0 "$O" --dir "$T/old" --database "$DB" --redis "$REDIS_URL"
 
 # --- a second schema: its own history and lock; baseline, failed no-transaction, repair, deleted ---

@@ -12,10 +12,10 @@ ARGS="--dir $D --database $DATABASE_URL --redis $REDIS_URL --lease 2s --wait-tim
 mig "$D" V1__one.sql "CREATE TABLE one (id int);"
 mig "$D" V2__fenced.sql "CREATE TABLE fenced (id int, pid int DEFAULT pg_backend_pid());
 INSERT INTO fenced (id) VALUES (1);
-SELECT pg_sleep(1);"
+SELECT pg_sleep(2);"
 # shellcheck disable=SC2086
 harness_spawn old "$COORDCTL" migrate $ARGS
-harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(1)%'\" | grep -q 1" ||
+harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(2)%'\" | grep -q 1" ||
         fail "V2 did not start"
 kill -STOP "$PID_old"
 note "old runner stopped inside V2's transaction"
@@ -46,11 +46,11 @@ grep -q "commit refused" "$T/old.log" || fail "old runner does not say its commi
 # old runner cannot run another statement.
 mig "$D" V3__notx.sql "-- coord:no-transaction
 CREATE TABLE notx_a (id int);
-SELECT pg_sleep(1.2);
+SELECT pg_sleep(2);
 CREATE TABLE notx_b (id int);"
 # shellcheck disable=SC2086
 harness_spawn old2 "$COORDCTL" migrate $ARGS
-harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(1.2)%'\" | grep -q 1" ||
+harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(2)%'\" | grep -q 1" ||
         fail "V3 did not start"
 kill -STOP "$PID_old2"
 # shellcheck disable=SC2086

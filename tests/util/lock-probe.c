@@ -10,7 +10,14 @@
  *     one, which release must skip.  Odd rounds: held by a raw SET and
  *     released with the documented two-key release script (as other clients
  *     call it), which wakes the shared channel.  Prints one "latency_us N"
- *     line per round, then "median_us N" and "max_us N". */
+ *     line per round, then "median_us N" and "max_us N".
+ *
+ *   lock-probe lost-handoff REDIS_URL NAME
+ *     A hand-off whose notice never arrives: while a waiter (re-check 300ms)
+ *     waits on a raw holder, the probe does what release does for it (lock set
+ *     to the waiter's token, holder "..., fence 4242", entry dequeued) but
+ *     publishes nothing.  The waiter must find the lock at its next re-check
+ *     and report fence 4242.  Prints "latency_us N fence F". */
 #include <errno.h>
 #include <stdbool.h>
 #include <pthread.h>
@@ -37,12 +44,14 @@ struct waiter {
         char err[256];
 };
 
+static uint64_t waiter_recheck_usec = 10 * USEC_PER_SEC;
+
 static void *waiter_main(void *p) {
         struct waiter *w = p;
         struct lock_options o = {
                 .lease_usec = 30 * USEC_PER_SEC,
                 .wait_timeout_usec = 20 * USEC_PER_SEC,
-                .recheck_usec = 10 * USEC_PER_SEC,
+                .recheck_usec = waiter_recheck_usec,
         };
         lock *l = NULL;
 
@@ -175,22 +184,81 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
         return 0;
 }
 
+static int probe_lost_handoff(const struct redis_url *url, const char *name) {
+        _cleanup_redis_ redisContext *c = NULL;
+        _cleanup_free_ char *key = key_lock(namespace_default(), name),
+                            *holder = key_lock_holder(namespace_default(), name),
+                            *waiters = key_lock_waiters(namespace_default(), name);
+        struct waiter w = { .url = url, .name = name };
+        char err[256], token[64];
+        uint64_t until, t0;
+        pthread_t t;
+        int r;
+
+        r = redis_connect(url, USEC_PER_SEC, &c, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "lock-probe: %s\n", err);
+                return r;
+        }
+        freeReplyObject(redisCommand(c, "SET %s raw-holder", key));
+        waiter_recheck_usec = 300 * USEC_PER_MSEC;
+        if (pthread_create(&t, NULL, waiter_main, &w) != 0)
+                return -EAGAIN;
+        /* Wait for the waiter's queue entry "TOKEN LEASE_MS DESC". */
+        token[0] = '\0';
+        until = now_usec() + 10 * USEC_PER_SEC;
+        while (!token[0] && now_usec() < until) {
+                _cleanup_reply_ redisReply *z = redisCommand(c, "ZRANGE %s 0 0", waiters);
+                struct timespec ts = { 0, 1000000 };
+
+                if (z && z->type == REDIS_REPLY_ARRAY && z->elements == 1 && z->element[0]->type == REDIS_REPLY_STRING) {
+                        const char *sp = strchr(z->element[0]->str, ' ');
+                        size_t n = sp ? (size_t) (sp - z->element[0]->str) : 0;
+
+                        if (n > 0 && n < sizeof token) {
+                                memcpy(token, z->element[0]->str, n);
+                                token[n] = '\0';
+                                freeReplyObject(redisCommand(c, "ZREM %s %s", waiters, z->element[0]->str));
+                        }
+                }
+                nanosleep(&ts, NULL);
+        }
+        if (!token[0]) {
+                fprintf(stderr, "lock-probe: the waiter never queued\n");
+                pthread_join(t, NULL);
+                return -ETIMEDOUT;
+        }
+        t0 = now_usec();
+        freeReplyObject(redisCommand(c, "SET %s %s PX 30000", key, token));
+        freeReplyObject(redisCommand(c, "SET %s %s PX 30000", holder, "probe pid 0, fence 4242"));
+        pthread_join(t, NULL);
+        if (w.r < 0) {
+                fprintf(stderr, "lock-probe: waiter: %s\n", w.err);
+                return w.r;
+        }
+        printf("latency_us %llu fence %llu\n", (unsigned long long) (w.acquired_usec - t0),
+               (unsigned long long) w.fence);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         struct redis_url *url = NULL;
         char err[256];
-        int r, rounds;
+        int r, rounds = 0;
 
         log_open("lock-probe");
         signal(SIGPIPE, SIG_IGN);
-        if (argc != 5 || strcmp(argv[1], "wake") != 0 || parse_int(argv[4], &rounds) < 0) {
-                fprintf(stderr, "usage: lock-probe wake REDIS_URL NAME ROUNDS\n");
+        if (!((argc == 5 && strcmp(argv[1], "wake") == 0 && parse_int(argv[4], &rounds) >= 0) ||
+              (argc == 4 && strcmp(argv[1], "lost-handoff") == 0))) {
+                fprintf(stderr, "usage: lock-probe wake REDIS_URL NAME ROUNDS\n"
+                                "       lock-probe lost-handoff REDIS_URL NAME\n");
                 return 2;
         }
         if (redis_url_parse(argv[2], &url, err, sizeof err) < 0) {
                 fprintf(stderr, "lock-probe: %s\n", err);
                 return 2;
         }
-        r = probe_wake(url, argv[3], rounds);
+        r = argc == 5 ? probe_wake(url, argv[3], rounds) : probe_lost_handoff(url, argv[3]);
         redis_url_free(url);
         return r < 0 ? 1 : 0;
 }
