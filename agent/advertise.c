@@ -130,7 +130,9 @@ static void apply_succeeded(instance *in, int64_t version) {
         instance_save_state(in);
         log_in(LOG_INFO, in, "%s: applied config version %lld to %s", in->id, (long long) version,
                in->cfg->config_file);
-        registry_register(in->agent, in, NULL);
+        /* Publish an event (state unchanged, config_version new) so coordinatord's
+         * `applied` count follows at once instead of at its next poll. */
+        registry_register(in->agent, in, instance_state(in));
 }
 
 static void on_reload_done(hook *h, const struct hook_result *res, void *userdata) {

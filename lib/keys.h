@@ -31,7 +31,8 @@
  *                                        on every state change, published immediately
  *                                        (agent adds service host version health previous
  *                                        config_version ts; also sent when only health
- *                                        changes under draining)
+ *                                        changes under draining, and when a new advertised
+ *                                        config version was applied: previous == state)
  *
  * Agent commands (coordinatord enqueues, agent executes, result written once):
  *   coord:{NS}:agent:HOST:commands       LIST of command JSON (LPUSH by sender,
