@@ -16,7 +16,9 @@
 #include "strutil.h"
 
 /* How many running (not lost, not stopped) instances of service there are, and how many of
- * them report config_version >= version, read live from their hashes. */
+ * them report exactly config_version == version, read live from their hashes.  Equality, not
+ * >=: after Redis lost its data versions restart at 1 while agents still report older higher
+ * numbers, which must not count as applied. */
 static int count_applied(struct request *req, redisContext *c, const char *service, int64_t version,
                          int64_t *ret_applied, int64_t *ret_total) {
         struct fleet_snapshot *snap = fleet_snapshot_get(req->s->fleet);
@@ -46,7 +48,7 @@ static int count_applied(struct request *req, redisContext *c, const char *servi
                         return -EIO;
                 }
                 int64_t v;
-                if (r == 0 && rep->type == REDIS_REPLY_STRING && parse_int64(rep->str, &v) == 0 && v >= version)
+                if (r == 0 && rep->type == REDIS_REPLY_STRING && parse_int64(rep->str, &v) == 0 && v == version)
                         applied++;
                 freeReplyObject(rep);
         }

@@ -142,8 +142,17 @@ static void send_command(struct request *req, enum command_type type) {
         }
         log_info("Queued %s of instance %s on host %s (command %s, token %s)", command_type_to_string(type),
                  req->param, host, cmd->id, req->token_name ? req->token_name : "-");
-        command_free(cmd);
-        http_reply_json(req, 202, json_pack("{s:o}", "command", json_loads(doc, 0, NULL)));
+        {
+                /* The queue carries milliseconds; the API speaks RFC 3339 like everywhere else. */
+                json_t *shown = json_loads(doc, 0, NULL);
+                char ts[40];
+
+                if (shown)
+                        json_object_set_new(shown, "created_at",
+                                            json_string(format_rfc3339(cmd->created_at_ms * USEC_PER_MSEC, ts, sizeof ts)));
+                command_free(cmd);
+                http_reply_json(req, 202, json_pack("{s:o}", "command", shown));
+        }
 }
 
 void api_instances_drain(struct request *req) {

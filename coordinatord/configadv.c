@@ -185,9 +185,21 @@ static int validate_rec(const json_t *v, int depth, char *path, size_t pathsize,
                                 if ((unsigned char) k[i] < 0x20 || k[i] == 0x7f || k[i] == '=')
                                         bad = true;
                         if (bad) {
+                                /* Name the key, escaped and shortened: it may hold control characters. */
+                                char shown[4 * 40 + 4];
+                                size_t o = 0;
+                                for (size_t i = 0; i < kl && i < 40; i++) {
+                                        unsigned char ch = (unsigned char) k[i];
+                                        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+                                                o += (size_t) snprintf(shown + o, sizeof shown - o, "\\x%02x", ch);
+                                        else
+                                                shown[o++] = (char) ch;
+                                }
+                                shown[o] = '\0';
                                 snprintf(errbuf, errlen,
-                                         "%s: key %zu bytes long or with '=' or control characters cannot be advertised",
-                                         *path ? path : "config", kl);
+                                         "%s: key \"%s%s\" cannot be advertised (keys are 1-128 bytes without '=' or "
+                                         "control characters)",
+                                         *path ? path : "config", shown, kl > 40 ? "..." : "");
                                 return -EINVAL;
                         }
                         snprintf(path + pl, pathsize - pl, "%s%s", pl ? "." : "", k);

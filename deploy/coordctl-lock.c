@@ -379,7 +379,7 @@ int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g) 
                         fprintf(stderr, "coordctl lock: %s\n", masked ? masked : err);
                         return EXIT_TIMEOUT;
                 }
-                if (r == -EINVAL) {
+                if (exit_code_for_connect(r) == EXIT_USAGE) {
                         fprintf(stderr, "coordctl lock: %s\n", masked ? masked : err);
                         return EXIT_USAGE;
                 }

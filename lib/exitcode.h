@@ -10,12 +10,15 @@ enum {
         EXIT_TIMEOUT = 5,     /* lock wait or deployment --timeout expired */
 };
 
-/* Map a negative errno from connecting to a dependency to an exit code. */
-static inline int exit_code_from_errno(int r) {
+/* The exit code for a failure to connect to a dependency: a bad connection
+ * string (-EINVAL) or an unsupported feature asked for (-EPROTONOSUPPORT:
+ * ssl=true) is invalid input, everything else means unreachable or refused. */
+static inline int exit_code_for_connect(int r) {
         switch (r < 0 ? -r : r) {
-        case 0: return EXIT_OK;
-        case 110 /* ETIMEDOUT */: return EXIT_TIMEOUT;
-        case 22 /* EINVAL */: return EXIT_USAGE;
-        default: return EXIT_UNAVAILABLE;
+        case 22 /* EINVAL */:
+        case 93 /* EPROTONOSUPPORT */:
+                return EXIT_USAGE;
+        default:
+                return EXIT_UNAVAILABLE;
         }
 }

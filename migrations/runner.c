@@ -124,7 +124,7 @@ static int fail(struct runner *x, int code, const char *fmt, ...) {
 }
 
 static int exit_for_connect(int r) {
-        return r == -EINVAL ? EXIT_USAGE : EXIT_UNAVAILABLE;
+        return exit_code_for_connect(r);
 }
 
 /* ---- identity, lock name ---------------------------------------------------------------------- */
@@ -239,7 +239,7 @@ static int take_lock(struct runner *x) {
                             duration_format(x->o->wait_timeout_usec, d, sizeof(d)), x->lock_name, e);
         }
         if (r < 0)
-                return fail(x, r == -EINVAL ? EXIT_USAGE : EXIT_UNAVAILABLE, "Redis: %s", e);
+                return fail(x, exit_code_for_connect(r), "Redis: %s", e);
         snprintf(x->rep->lock, sizeof(x->rep->lock), "redis lock %s fence %" PRIu64, x->lock_name,
                  lock_fence(x->rlock));
         r = lock_keeper_start(x->rlock, on_lost, x);

@@ -72,6 +72,8 @@ jq -e '.id=="api-1" and .service=="api"' "$BODY_FILE" >/dev/null || fail "one in
 
 # drain: a command for the agent of host-1, and a wake-up.
 expect 202 POST /v1/instances/web-1/drain deploy
+jq -e '.command.type=="drain" and (.command.created_at|test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$"))' "$BODY_FILE" >/dev/null ||
+        fail "drain answer: $(body)"
 cmd=$(rcli lindex "coord:{$NS}:agent:host-1:commands" 0)
 echo "$cmd" | jq -e '.type=="drain" and .instance=="web-1" and (.id|length)==32' >/dev/null ||
         fail "drain command not queued as keys.h says: $cmd"
@@ -111,6 +113,10 @@ grep -qi "^ETag: \"$((v + 1))\"" "$COORD_TEST_DIR/h" || fail "no ETag"
 rcli hset "coord:{$NS}:instance:web-1" config_version $((v + 1)) >/dev/null
 expect 200 GET /v1/config/web read
 [ "$(jq .applied "$BODY_FILE")" = 1 ] || fail "applied should be 1: $(body)"
+# A higher version than the stored one (left over after Redis lost its data) is not "applied".
+rcli hset "coord:{$NS}:instance:web-2" config_version $((v + 7)) >/dev/null
+expect 200 GET /v1/config/web read
+[ "$(jq .applied "$BODY_FILE")" = 1 ] || fail "a stale higher config_version counted as applied: $(body)"
 # Publishes a wake-up on config-changed.
 rcli subscribe "coord:{$NS}:config-changed" >"$COORD_TEST_DIR/sub" 2>&1 &
 subpid=$!

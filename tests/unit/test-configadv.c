@@ -78,10 +78,12 @@ START_TEST(test_validate) {
         json_t *eq = json_loads("{\"a\":{\"x=y\":1}}", 0, NULL);
         ck_assert_int_eq(configadv_validate(eq, err, sizeof err), -EINVAL);
         ck_assert_msg(strstr(err, "a:") == err, "error names the path: %s", err);
+        ck_assert_msg(strstr(err, "key \"x=y\""), "error names the key: %s", err);
         json_decref(eq);
 
         json_t *ctl = json_loads("{\"a\\nb\":1}", 0, NULL);
         ck_assert_int_eq(configadv_validate(ctl, err, sizeof err), -EINVAL);
+        ck_assert_msg(strstr(err, "key \"a\\x0ab\""), "control character escaped: %s", err);
         json_decref(ctl);
 
         json_t *deep = json_object(), *cur = deep;
