@@ -34,20 +34,6 @@ struct fetch {
         bool explicit_request;
 };
 
-static void log_in(int level, const instance *in, const char *fmt, ...) _printf_(3, 4);
-static void log_in(int level, const instance *in, const char *fmt, ...) {
-        char fs[80], fi[96], msg[1024];
-        const char *fields[] = { fs, fi, NULL };
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        snprintf(fs, sizeof fs, "COORD_SERVICE=%s", in->cfg->name);
-        snprintf(fi, sizeof fi, "COORD_INSTANCE=%s", in->id);
-        log_fields(level, fields, "%s", msg);
-}
-
 static void notify_waiter(instance *in, bool ok, const char *error) {
         void (*w)(instance *, bool, const char *, void *) = in->config_waiter;
         void *ud = in->config_waiter_data;
@@ -108,9 +94,9 @@ static void apply_failed(instance *in, int64_t version, const char *why) {
 
         r = fileio_restore_prev(in->cfg->config_file);
         if (r < 0)
-                log_in(LOG_ERR, in, "Failed to put back the previous %s: %s", in->cfg->config_file, strerror(-r));
+                instance_log(LOG_ERR, in, "Failed to put back the previous %s: %s", in->cfg->config_file, strerror(-r));
         snprintf(d, sizeof d, "config version %lld not applied: %s", (long long) version, why);
-        log_in(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
+        instance_log(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
         in->config_failed_version = version;
         instance_set_detail(in, d);
         registry_register(in->agent, in, NULL);
@@ -128,7 +114,7 @@ static void apply_succeeded(instance *in, int64_t version) {
         if (in->detail && strncmp(in->detail, "config version", 14) == 0)
                 instance_set_detail(in, "");
         instance_save_state(in);
-        log_in(LOG_INFO, in, "%s: applied config version %lld to %s", in->id, (long long) version,
+        instance_log(LOG_INFO, in, "%s: applied config version %lld to %s", in->id, (long long) version,
                in->cfg->config_file);
         /* Publish an event (state unchanged, config_version new) so coordinatord's
          * `applied` count follows at once instead of at its next poll. */
@@ -186,7 +172,7 @@ static void apply(instance *in, int64_t version, const char *doc, size_t len) {
                 {
                         char d[768];
                         snprintf(d, sizeof d, "config version %lld not applied: %s", (long long) version, err);
-                        log_in(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
+                        instance_log(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
                         instance_set_detail(in, d);
                         registry_register(in->agent, in, NULL);
                 }
@@ -210,7 +196,7 @@ static void apply(instance *in, int64_t version, const char *doc, size_t len) {
                         .instance = in->id,
                         .output_level = LOG_INFO,
                 };
-                log_in(LOG_INFO, in, "%s: wrote config version %lld to %s, running reload", in->id, (long long) version,
+                instance_log(LOG_INFO, in, "%s: wrote config version %lld to %s, running reload", in->id, (long long) version,
                        in->cfg->config_file);
                 r = env ? hook_start(in->agent->event, &spec, on_reload_done, in, &in->reload_hook) : -ENOMEM;
         }
@@ -227,7 +213,7 @@ fail:
         {
                 char d[768];
                 snprintf(d, sizeof d, "config version %lld not applied: %s", (long long) version, err);
-                log_in(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
+                instance_log(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
                 instance_set_detail(in, d);
                 registry_register(in->agent, in, NULL);
         }
@@ -246,19 +232,19 @@ static void on_fetched(redis_client *rc, redisReply *reply, void *userdata) {
                 return;
         if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
                 if (reply && reply->type == REDIS_REPLY_ERROR)
-                        log_in(LOG_ERR, in, "Failed to read the advertised config of %s: %s", in->cfg->name, reply->str);
+                        instance_log(LOG_ERR, in, "Failed to read the advertised config of %s: %s", in->cfg->name, reply->str);
                 if (in->config_waiter)
                         notify_waiter(in, false, "Redis unavailable while reading the advertised config");
                 done(in, explicit_request);
                 return;
         }
         if (reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_STRING) {
-                log_in(LOG_DEBUG, in, "No advertised config for %s yet", in->cfg->name);
+                instance_log(LOG_DEBUG, in, "No advertised config for %s yet", in->cfg->name);
                 done(in, explicit_request);
                 return;
         }
         if (parse_int64(reply->element[0]->str, &version) < 0 || version < 0) {
-                log_in(LOG_ERR, in, "Ignoring advertised config of %s: bad version field", in->cfg->name);
+                instance_log(LOG_ERR, in, "Ignoring advertised config of %s: bad version field", in->cfg->name);
                 done(in, explicit_request);
                 return;
         }

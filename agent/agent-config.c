@@ -76,20 +76,6 @@ struct agent_config *agent_config_free(struct agent_config *c) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct agent_config *, agent_config_free)
 
-static bool version_is_valid(const char *s) {
-        size_t n = strlen(s);
-
-        if (n == 0 || n > 128)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char ch = s[i];
-                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                      strchr("._-+~", ch)))
-                        return false;
-        }
-        return true;
-}
-
 /* "host:port" or "[v6]:port" with a numeric port 1-65535. */
 static bool host_port_is_valid(const char *s) {
         const char *colon = strrchr(s, ':');

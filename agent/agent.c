@@ -97,8 +97,7 @@ void agent_update_status(agent *a) {
         (void) sd_notify(0, buf);
 }
 
-static void log_instance(int level, const instance *in, const char *fmt, ...) _printf_(3, 4);
-static void log_instance(int level, const instance *in, const char *fmt, ...) {
+void instance_log(int level, const instance *in, const char *fmt, ...) {
         char fs[80], fi[96], msg[1024];
         const char *fields[] = { fs, fi, NULL };
         va_list ap;
@@ -118,10 +117,10 @@ void instance_state_changed(instance *in) {
                 /* The health under "draining" still matters to a deployment waiting on it. */
                 if (in->published_health == in->health.state)
                         return;
-                log_instance(LOG_NOTICE, in, "instance %s: %s, health %s -> %s", in->id, now,
+                instance_log(LOG_NOTICE, in, "instance %s: %s, health %s -> %s", in->id, now,
                              health_state_to_string(in->published_health), health_state_to_string(in->health.state));
         } else
-                log_instance(LOG_NOTICE, in, "instance %s: %s -> %s", in->id, prev ? prev : "new", now);
+                instance_log(LOG_NOTICE, in, "instance %s: %s -> %s", in->id, prev ? prev : "new", now);
         in->published_state = now;
         in->published_health = in->health.state;
         registry_register(in->agent, in, prev ? prev : "");
@@ -138,7 +137,7 @@ static void on_probe_done(probe_run *run, bool ok, const char *reason, void *use
 
         in->probe = NULL;
         if (!ok && (!in->last_probe_error || strcmp(in->last_probe_error, reason ? reason : "") != 0))
-                log_instance(LOG_DEBUG, in, "health probe of %s failed: %s", in->id, reason ? reason : "?");
+                instance_log(LOG_DEBUG, in, "health probe of %s failed: %s", in->id, reason ? reason : "?");
         free(in->last_probe_error);
         in->last_probe_error = ok ? NULL : strdup(reason ? reason : "failed");
         changed = health_observe(&in->health, ok, now_usec());
@@ -605,7 +604,7 @@ int agent_start(agent *a) {
         for (size_t i = 0; i < a->n_instances; i++) {
                 instance *in = a->instances[i];
                 in->published_state = NULL;
-                log_instance(LOG_INFO, in, "instance %s: service %s version %s", in->id, in->cfg->name, in->version);
+                instance_log(LOG_INFO, in, "instance %s: service %s version %s", in->id, in->cfg->name, in->version);
                 /* Spread the first probes a little so many instances do not probe in lockstep. */
                 probe_schedule(in, (uint64_t) i * 7 * USEC_PER_MSEC);
         }

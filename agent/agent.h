@@ -14,6 +14,8 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
+#include "macro.h"
+
 #include "agent-config.h"
 #include "health.h"
 #include "hook.h"
@@ -92,6 +94,8 @@ int agent_start(agent *a);
 /* Called by modules */
 instance *agent_find_instance(agent *a, const char *id);
 const char *instance_state(const instance *in);
+/* Log with the instance's COORD_SERVICE= and COORD_INSTANCE= fields. */
+void instance_log(int level, const instance *in, const char *fmt, ...) _printf_(3, 4);
 /* Recompute the fleet state of in and, if it changed, publish it at once. */
 void instance_state_changed(instance *in);
 /* Persist version/config_version into state_dir (logs failures). */

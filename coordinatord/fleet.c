@@ -482,8 +482,11 @@ done:
         op_done(f, o);
 }
 
-static int send_fetch(struct fleet *f, struct fl_inst *x, bool resync) {
-        _cleanup_free_ char *k = key_instance(f->s->ns, x->id);
+/* Send "CMD KEY" about instance x (key is taken over), counted as pending and, during a
+ * resync, as part of it; *in_flight is set while the reply is outstanding. */
+static int send_op(struct fleet *f, struct fl_inst *x, bool resync, redis_client_reply_cb cb, const char *cmd,
+                   char *key, bool *in_flight) {
+        _cleanup_free_ char *k = key;
         struct op *o = op_new(f, x->id, resync);
         int r;
 
@@ -491,37 +494,24 @@ static int send_fetch(struct fleet *f, struct fl_inst *x, bool resync) {
                 free(o);
                 return -ENOMEM;
         }
-        r = redis_client_command(f->s->redis, on_hgetall, o, "HGETALL %s", k);
+        r = redis_client_command(f->s->redis, cb, o, "%s %s", cmd, k);
         if (r < 0) {
                 free(o);
                 return r;
         }
-        x->fetching = true;
+        *in_flight = true;
         f->pending++;
         if (resync)
                 f->resync_pending++;
         return 0;
 }
 
-static int send_check(struct fleet *f, struct fl_inst *x, bool resync) {
-        _cleanup_free_ char *k = key_alive(f->s->ns, x->id);
-        struct op *o = op_new(f, x->id, resync);
-        int r;
+static int send_fetch(struct fleet *f, struct fl_inst *x, bool resync) {
+        return send_op(f, x, resync, on_hgetall, "HGETALL", key_instance(f->s->ns, x->id), &x->fetching);
+}
 
-        if (!k || !o) {
-                free(o);
-                return -ENOMEM;
-        }
-        r = redis_client_command(f->s->redis, on_exists, o, "EXISTS %s", k);
-        if (r < 0) {
-                free(o);
-                return r;
-        }
-        x->checking = true;
-        f->pending++;
-        if (resync)
-                f->resync_pending++;
-        return 0;
+static int send_check(struct fleet *f, struct fl_inst *x, bool resync) {
+        return send_op(f, x, resync, on_exists, "EXISTS", key_alive(f->s->ns, x->id), &x->checking);
 }
 
 static void on_reap(redis_client *c, redisReply *reply, void *userdata) {

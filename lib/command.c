@@ -37,23 +37,6 @@ bool command_type_needs_version(enum command_type t) {
         return t == COMMAND_DEPLOY || t == COMMAND_MIGRATE || t == COMMAND_APPLY_CONFIG;
 }
 
-bool command_version_is_valid(const char *s) {
-        size_t n;
-
-        if (!s)
-                return false;
-        n = strlen(s);
-        if (n == 0 || n > 128)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char ch = s[i];
-                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                      strchr("._-+~", ch)))
-                        return false;
-        }
-        return true;
-}
-
 struct command *command_free(struct command *c) {
         if (!c)
                 return NULL;
@@ -178,7 +161,7 @@ int command_decode(const char *json, size_t len, struct command **ret, char *err
                 FAIL("command: instance: invalid name");
         if (command_type_needs_version((enum command_type) t) && !version)
                 FAIL("command: version: required for %s", type);
-        if (version && !command_version_is_valid(version))
+        if (version && !version_is_valid(version))
                 FAIL("command: version: invalid version");
         if (deployment && (strlen(deployment) > 128 || !*deployment))
                 FAIL("command: deployment: invalid");

@@ -48,8 +48,7 @@ const char *command_type_to_string(enum command_type t);
 /* -EINVAL when unknown. */
 int command_type_from_string(const char *s);
 bool command_type_needs_version(enum command_type t);
-/* Versions: 1-128 of [A-Za-z0-9._+~-]. */
-bool command_version_is_valid(const char *s);
+/* Versions are checked with version_is_valid() (strutil.h). */
 
 /* A new command with a random 32-hex-digit id and created_at = now.
  * instance, version, deployment may be NULL (copied). */

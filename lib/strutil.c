@@ -97,6 +97,23 @@ bool name_is_valid(const char *s) {
         return true;
 }
 
+bool version_is_valid(const char *s) {
+        size_t n;
+
+        if (!s)
+                return false;
+        n = strlen(s);
+        if (n == 0 || n > 128)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char ch = s[i];
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                      strchr("._-+~", ch)))
+                        return false;
+        }
+        return true;
+}
+
 char *strdup_printf(const char *fmt, ...) {
         va_list ap;
         char *r;

@@ -19,6 +19,10 @@ int parse_bool(const char *s, bool *ret);
 #define NAME_MAX_LEN 64
 bool name_is_valid(const char *s);
 
+/* Version strings (service versions, deploy targets): 1-128 characters from
+ * [A-Za-z0-9._+~-], so they are safe in file names, env values and keys. */
+bool version_is_valid(const char *s);
+
 /* Allocating printf; NULL on allocation failure. */
 char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Constant-time comparison of two equal-length buffers; false when lengths differ. */

@@ -21,6 +21,24 @@ START_TEST(test_names) {
 }
 END_TEST
 
+START_TEST(test_versions) {
+        static const char *const good[] = { "1.0", "2.0.1-rc.1", "1.0+build.5", "1~3", "v2", "a" };
+        static const char *const bad[] = { "", "1.0 beta", "1/2", "$(id)", "1;2", "a\nb" };
+        char longv[130];
+
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+                ck_assert_msg(version_is_valid(good[i]), "%s should be valid", good[i]);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                ck_assert_msg(!version_is_valid(bad[i]), "%s should be invalid", bad[i]);
+        memset(longv, '1', 129);
+        longv[129] = '\0';
+        ck_assert(!version_is_valid(longv));
+        longv[128] = '\0';
+        ck_assert(version_is_valid(longv));
+        ck_assert(!version_is_valid(NULL));
+}
+END_TEST
+
 START_TEST(test_numbers) {
         uint64_t u = 7;
         int i = 7;
@@ -111,6 +129,7 @@ int main(void) {
         int failed;
 
         tcase_add_test(tc, test_names);
+        tcase_add_test(tc, test_versions);
         tcase_add_test(tc, test_numbers);
         tcase_add_test(tc, test_consttime_sha);
         tcase_add_test(tc, test_mask_secrets);
