@@ -27,7 +27,8 @@ static const char put_script[] =
         "return {v, cur}\n";
 
 bool configadv_key_is_secret(const char *key) {
-        static const char *const words[] = { "password", "passwd", "secret", "token", "apikey", "api_key", NULL };
+        static const char *const words[] = { "password", "passwd", "pass", "pwd", "secret", "token", "apikey",
+                                             "api_key", "privatekey", "private_key", "credential", NULL };
         size_t n = strlen(key);
 
         for (size_t w = 0; words[w]; w++) {
@@ -64,24 +65,53 @@ static void sb_add(struct sbuf *b, const char *s, size_t n) {
         b->p[b->len] = '\0';
 }
 
+/* Does p start a new item of a StackExchange-style list: "name=" or "host:port"? */
+static bool starts_item(const char *p) {
+        size_t k = 0;
+
+        while (p[k] == ' ')
+                k++;
+        if (isalpha((unsigned char) p[k])) {
+                size_t j = k;
+                while (isalnum((unsigned char) p[j]) || p[j] == '_')
+                        j++;
+                if (p[j] == '=')
+                        return true;
+        }
+        for (size_t j = k; p[j] && p[j] != ','; j++)
+                if (p[j] == ':') {
+                        size_t d = j + 1;
+                        while (isdigit((unsigned char) p[d]))
+                                d++;
+                        return d > j + 1 && (p[d] == ',' || p[d] == '\0');
+                }
+        return false;
+}
+
 char *configadv_mask_string(const char *s) {
         struct sbuf b = {};
         size_t n = strlen(s), i = 0;
 
         sb_add(&b, "", 0);
         while (i < n) {
-                /* "scheme://user:pass@host": mask pass. */
+                /* "scheme://[user:]pass@host": mask the password, everything up to the
+                 * last '@' of the authority (which ends at '/', a space or ';'; RFC 3986
+                 * allows ',' in a userinfo), with or without a user part. */
                 if (strncmp(s + i, "://", 3) == 0) {
                         size_t start = i + 3, j = start, colon = 0, at = 0;
-                        while (j < n && s[j] != '/' && s[j] != ',' && s[j] != ';' && s[j] != ' ') {
-                                if (s[j] == ':' && !colon)
-                                        colon = j;
+                        while (j < n && s[j] != '/' && s[j] != ' ' && s[j] != ';') {
                                 if (s[j] == '@')
                                         at = j;
                                 j++;
                         }
-                        if (colon && at > colon) {
-                                sb_add(&b, s + i, colon + 1 - i);
+                        if (at) {
+                                for (size_t c = start; c < at; c++)
+                                        if (s[c] == ':') {
+                                                colon = c;
+                                                break;
+                                        }
+                                size_t keep = colon ? colon + 1 : start;
+                                sb_add(&b, s + i, keep - i);
                                 sb_add(&b, MASK, strlen(MASK));
                                 i = at;
                                 continue;
@@ -104,7 +134,9 @@ char *configadv_mask_string(const char *s) {
                                         e++;
                                 if (k[e] == '=') {
                                         size_t v = i + kl + e + 1, end = v;
-                                        while (end < n && s[end] != ',' && s[end] != ';')
+                                        /* As the StackExchange parser reads it: a ',' ends the
+                                         * value only before "option=" or "host:port". */
+                                        while (end < n && s[end] != ';' && !(s[end] == ',' && starts_item(s + end + 1)))
                                                 end++;
                                         sb_add(&b, s + i, v - i);
                                         sb_add(&b, MASK, strlen(MASK));

@@ -200,6 +200,11 @@ void http_reply_error(struct request *req, unsigned status, const char *code, co
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        /* Messages quote client input, which may be cut mid-character or not be UTF-8
+         * at all: keep printable ASCII so the error is always valid JSON. */
+        for (char *p = msg; *p; p++)
+                if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f)
+                        *p = '?';
         http_reply_json(req, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
@@ -348,8 +353,9 @@ static void request_finish(struct request *req) {
                                 if (strcmp(r->fields[i], key) == 0)
                                         known = true;
                         if (!known) {
-                                _cleanup_free_ char *m = log_mask_secrets(key);
-                                http_reply_error(req, 400, "bad_request", "%.64s: unknown field", m ? m : "?");
+                                /* Echo the client's own key unmasked: masking it would let a
+                                 * caller probe for registered secrets. */
+                                http_reply_error(req, 400, "bad_request", "%.64s: unknown field", key);
                                 return;
                         }
                 }

@@ -39,10 +39,11 @@
 
 /* KEYS lock fence holder [waiters]; ARGV token lease_ms holder_desc
  * [waiter_ttl_ms [waiter_entry]].
- * The fence counter never expires.  When it is missing (first use, or Redis
- * lost its data in a restart without persistence) it is seeded with the server
- * clock in microseconds, so fencing tokens keep increasing across data loss:
- * no Redis runs a million acquisitions of one lock per second.  With the
+ * The fence counter never expires.  Every grant raises it to at least the
+ * server clock in microseconds, so fencing tokens keep increasing when Redis
+ * loses the counter (restart without persistence) or brings back an older one
+ * (restart from a stale snapshot, failover to a lagging replica): no Redis runs
+ * a million acquisitions of one lock per second.  With the
  * waiters key, a failed attempt queues (or refreshes) waiter_entry (default:
  * the token) until now + waiter_ttl_ms, and a successful one dequeues it.
  * When the lock already carries our token (a release handed it to us and the
@@ -73,9 +74,10 @@ const char lock_script_acquire[] =
         "end\n"
         "if KEYS[4] then redis.call('ZREM', KEYS[4], entry) end\n"
         "local f = redis.call('INCR', KEYS[2])\n"
-        "if f == 1 then\n"
-        "  local now = redis.call('TIME')\n"
-        "  f = tonumber(now[1]) * 1000000 + tonumber(now[2])\n"
+        "local now = redis.call('TIME')\n"
+        "local us = tonumber(now[1]) * 1000000 + tonumber(now[2])\n"
+        "if f < us then\n"
+        "  f = us\n"
         "  redis.call('SET', KEYS[2], string.format('%.0f', f))\n"
         "end\n"
         "redis.call('SET', KEYS[3], ARGV[3] .. ', fence ' .. string.format('%.0f', f), 'PX', ARGV[2])\n"
@@ -113,8 +115,9 @@ const char lock_script_release[] =
         "    local tok, lease, desc = string.match(head, '^(%x+) (%d+) (.*)$')\n"
         "    if KEYS[4] and tok and tonumber(lease) > 0 then\n"
         "      local f = redis.call('INCR', KEYS[4])\n"
-        "      if f == 1 then\n"
-        "        f = tonumber(now[1]) * 1000000 + tonumber(now[2])\n"
+        "      local us = tonumber(now[1]) * 1000000 + tonumber(now[2])\n"
+        "      if f < us then\n"
+        "        f = us\n"
         "        redis.call('SET', KEYS[4], string.format('%.0f', f))\n"
         "      end\n"
         "      local fs = string.format('%.0f', f)\n"

@@ -121,9 +121,16 @@ static void mask_locked(char *buf, size_t size) {
                 char *p = buf;
 
                 while ((p = strstr(p, secrets[i]))) {
-                        size_t tail = strlen(p + sl);
-                        if ((size_t) (p - buf) + 5 + tail + 1 > size)
-                                tail = size - (size_t) (p - buf) - 5 - 1;
+                        size_t pos = (size_t) (p - buf), tail;
+
+                        if (pos + 5 + 1 > size) {
+                                /* No room for the mask: cut the line before the secret. */
+                                *p = '\0';
+                                break;
+                        }
+                        tail = strlen(p + sl);
+                        if (pos + 5 + tail + 1 > size)
+                                tail = size - pos - 5 - 1;
                         memmove(p + 5, p + sl, tail);
                         p[5 + tail] = '\0';
                         memcpy(p, mask, 5);

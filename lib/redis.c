@@ -4,6 +4,7 @@
  * leaves this file goes through seterr(), which masks the password, so a
  * server echoing it back (or a caller formatting it by mistake) cannot leak it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -206,6 +207,8 @@ static int open_context(const struct redis_url *u, const char *host, int port, c
                                r == -ETIMEDOUT ? "connection timed out" : c->errstr);
                 return r;
         }
+        /* Commands run by coordctl lock (and hooks) must not inherit the connection. */
+        (void) fcntl(c->fd, F_SETFD, FD_CLOEXEC);
         /* Bound the handshake (AUTH, SELECT, ROLE, SENTINEL) by the connect timeout too. */
         if (redisSetTimeout(c, tv) != REDIS_OK) {
                 seterr(u, errbuf, errlen, "Failed to set a timeout on the Redis connection: %s", c->errstr);

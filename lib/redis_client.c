@@ -24,6 +24,7 @@
  * instead of writing to the demoted master until sentinel reconfigures it
  * (about 10 s later), writes that the resync would throw away. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -802,6 +803,8 @@ static redisAsyncContext *context_new(redis_client *c, const char *host, int por
                 redisAsyncFree(ac);
                 return NULL;
         }
+        /* Hooks and probes are children of the daemon: they must not inherit the socket. */
+        (void) fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
         ac->data = c;
         if (sdevent_redis_attach(ac, c->event) < 0) {
                 redisAsyncFree(ac);

@@ -201,13 +201,15 @@ static int endpoint_parse(const char *s, size_t len, char **ret_host, int *ret_p
                 return fail(errbuf, errlen, "host name too long (%zu characters)", hostlen);
         if (port) {
                 char buf[8];
+                /* Name the host, not the text: a mistyped "password:..." would show a secret. */
+                for (size_t i = 0; i < portlen; i++)
+                        if (!isdigit((unsigned char) port[i]))
+                                return fail(errbuf, errlen, "port after '%.*s:' is not a number (1-65535)",
+                                            (int) MIN(hostlen, 64), host);
                 if (portlen == 0 || portlen >= sizeof buf)
                         return fail(errbuf, errlen, "bad port '%.*s' (1-65535)", (int) MIN(portlen, 16), port);
                 memcpy(buf, port, portlen);
                 buf[portlen] = '\0';
-                for (size_t i = 0; i < portlen; i++)
-                        if (!isdigit((unsigned char) buf[i]))
-                                return fail(errbuf, errlen, "bad port '%s' (1-65535)", buf);
                 if (parse_int(buf, &p) < 0 || p < 1 || p > 65535)
                         return fail(errbuf, errlen, "bad port '%s' (1-65535)", buf);
         }
@@ -347,8 +349,8 @@ static int parse_url_form(struct redis_url *u, const char *s, char *errbuf, size
                 hp = rest;
 
         if (strpbrk(hp, "?#"))
-                return fail(errbuf, errlen, "unexpected query or fragment '%s' (redis:// takes host:port/db only)",
-                            strpbrk(hp, "?#"));
+                return fail(errbuf, errlen, "unexpected '%c' after the host (redis:// takes host:port/db only; "
+                            "put a password in user:password@)", *strpbrk(hp, "?#"));
         slash = strchr(hp, '/');
         size_t hl = slash ? (size_t) (slash - hp) : strlen(hp);
         if (hl == 0)
@@ -395,7 +397,7 @@ static int parse_unix_form(struct redis_url *u, const char *s, char *errbuf, siz
                 return fail(errbuf, errlen, "unix socket path too long (%zu bytes, at most 107)", pl);
         if (q) {
                 if (!has_prefix_ci(q + 1, "db="))
-                        return fail(errbuf, errlen, "unknown parameter '%s' (unix:// takes only ?db=N)", q + 1);
+                        return fail(errbuf, errlen, "unknown parameter after '?' (unix:// takes only ?db=N)");
                 r = parse_db(q + 4, strlen(q + 4), &u->db, errbuf, errlen);
                 if (r < 0)
                         return r;
@@ -540,6 +542,35 @@ static int parse_se_form(struct redis_url *u, const char *s, char *errbuf, size_
         return 0;
 }
 
+/* Does msg contain 6 (or all, if fewer) consecutive characters of what redis_url_mask_string()
+ * would hide in s?  (The part between the common prefix and suffix of s and its
+ * masked form: enough for the one password a connection string carries.) */
+static bool shows_masked_part(const char *s, const char *msg) {
+        _cleanup_free_ char *m = redis_url_mask_string(s);
+        size_t sl = strlen(s), ml, a = 0, b = 0;
+
+        if (!m || strcmp(m, s) == 0)
+                return false;
+        ml = strlen(m);
+        while (a < sl && a < ml && s[a] == m[a])
+                a++;
+        while (b < sl - a && b < ml - a && s[sl - 1 - b] == m[ml - 1 - b])
+                b++;
+        /* Windows of 6 (or the whole part when shorter): short enough to catch a
+         * quoted fragment, long enough not to match the words of the message. */
+        size_t span = sl - b - a, wl = MIN(span, (size_t) 6);
+        if (wl < 3)
+                return false;
+        for (size_t i = a; i + wl <= sl - b; i++) {
+                char w[7];
+                memcpy(w, s + i, wl);
+                w[wl] = '\0';
+                if (strstr(msg, w))
+                        return true;
+        }
+        return false;
+}
+
 int redis_url_parse(const char *s, struct redis_url **ret, char *errbuf, size_t errlen) {
         _cleanup_(redis_url_freep) struct redis_url *u = NULL;
         int r;
@@ -564,7 +595,9 @@ int redis_url_parse(const char *s, struct redis_url **ret, char *errbuf, size_t 
                 r = parse_se_form(u, s, errbuf, errlen);
         if (r < 0) {
                 /* Belt and braces: a message must never carry the password. */
-                if (errbuf && errlen > 0 && u->password && strlen(u->password) >= 3 && strstr(errbuf, u->password))
+                if (errbuf && errlen > 0 &&
+                    ((u->password && strlen(u->password) >= 3 && strstr(errbuf, u->password)) ||
+                     shows_masked_part(s, errbuf)))
                         fail(errbuf, errlen, "malformed Redis connection string");
                 return r;
         }

@@ -198,6 +198,12 @@ expect 413 PUT /v1/config/big admin -H 'Content-Type: application/json' --data-b
 # Unknown field messages name the field.
 expect 400 PUT /v1/config/web admin -H 'Content-Type: application/json' -d '{"config":{},"colour":1}'
 grep -q colour "$BODY_FILE" || fail "unknown field not named: $(body)"
+# Client input that is not UTF-8, or is cut mid-character in the message: still a 400 with valid JSON.
+k=$(printf 'a%.0s' $(seq 1 63))
+expect 400 PUT /v1/config/web admin -H 'Content-Type: application/json' -d "{\"config\":{},\"${k}é\":1}"
+jq -e '.error.code == "bad_request"' "$BODY_FILE" >/dev/null || fail "cut multibyte key: $(body)"
+expect 400 GET '/v1/instances?%FF=1' read
+jq -e '.error.code == "bad_request"' "$BODY_FILE" >/dev/null || fail "non-UTF-8 query: $(body)"
 echo "bad input table ok"
 
 # Corrupt fleet data in Redis: a member with an invalid name, an instance key

@@ -49,6 +49,9 @@ cpid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' "$D/out")
 [ "$pgid" = "$cpid" ] || fail "child is not the leader of its own process group (pgid $pgid, pid $cpid)"
 [ "$(harness_redis_cli exists 'coord:{default:lock:j}')" = 0 ] || fail "lock not released after the command"
 expect 7 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'exit 7'
+# The lock's Redis connection is not inherited by the command.
+expect 0 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'for f in /proc/$$/fd/*; do readlink "$f"; done | grep -c socket || true'
+[ "$(cat "$D/out")" = 0 ] || fail "the command inherited $(cat "$D/out") socket(s) from coordctl lock"
 expect 137 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'kill -KILL $$'
 expect 127 "cannot run 'no-such-command-xyz'" "$COORDCTL" lock j --redis "$REDIS_URL" -- no-such-command-xyz
 [ "$(harness_redis_cli exists 'coord:{default:lock:j}')" = 0 ] || fail "lock not released after a failed exec"

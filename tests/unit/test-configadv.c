@@ -32,6 +32,12 @@ START_TEST(test_mask_strings) {
         check_mask("redis://host:6379/0", "redis://host:6379/0");
         check_mask("https://example.com/a:b@c", "https://example.com/a:b@c");
         check_mask("no secrets here, passwordless=1", "no secrets here, passwordless=1");
+        /* A userinfo without ':' is a password (redis:// reads it so); ',' may be in it. */
+        check_mask("redis://hunter2pw@10.0.0.1:6379/0", "redis://*****@10.0.0.1:6379/0");
+        check_mask("redis://u:p,w@h:1/0", "redis://u:*****@h:1/0");
+        /* StackExchange: a ',' ends the password only before "option=" or "host:port". */
+        check_mask("h:1,password=abc,def,ssl=true", "h:1,password=*****,ssl=true");
+        check_mask("h:1,password=abc,h2:6380", "h:1,password=*****,h2:6380");
         check_mask("", "");
 }
 END_TEST
@@ -43,6 +49,10 @@ START_TEST(test_mask_keys) {
         ck_assert(configadv_key_is_secret("ApiToken"));
         ck_assert(configadv_key_is_secret("TOKEN"));
         ck_assert(configadv_key_is_secret("ApiKey"));
+        ck_assert(configadv_key_is_secret("Pwd"));
+        ck_assert(configadv_key_is_secret("Pass"));
+        ck_assert(configadv_key_is_secret("PrivateKey"));
+        ck_assert(configadv_key_is_secret("Credentials"));
         ck_assert(!configadv_key_is_secret("UseDistributedMode"));
         ck_assert(!configadv_key_is_secret("Redis"));
 

@@ -113,6 +113,49 @@ START_TEST(test_mask_secrets) {
 }
 END_TEST
 
+/* Secrets shorter than the mask, repeated up to the end of a line that must be
+ * cut: the line shrinks safely and never shows a secret (ASan checks the bounds). */
+START_TEST(test_mask_long_line) {
+        static const char *const secrets[] = { "abc", "abcd" };
+        char path[] = "/tmp/coord-test-log2.XXXXXX";
+        static char big[9000], buf[20000];
+        int fd, saved;
+        ssize_t n;
+
+        for (size_t k = 0; k < 2; k++) {
+                size_t sl = strlen(secrets[k]), o = 0;
+
+                log_clear_secrets();
+                log_add_secret(secrets[k]);
+                while (o + sl < sizeof big - 1) {
+                        memcpy(big + o, secrets[k], sl);
+                        o += sl;
+                }
+                big[o] = '\0';
+                fd = mkstemp(path);
+                ck_assert_int_ge(fd, 0);
+                saved = dup(STDERR_FILENO);
+                dup2(fd, STDERR_FILENO);
+                log_force_stderr(1);
+                log_error("%s", big);
+                log_error("x%s", big + 1);
+                fflush(stderr);
+                dup2(saved, STDERR_FILENO);
+                close(saved);
+                lseek(fd, 0, SEEK_SET);
+                n = read(fd, buf, sizeof buf - 1);
+                close(fd);
+                unlink(path);
+                memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+                ck_assert_int_gt(n, 0);
+                buf[n] = '\0';
+                ck_assert_msg(strstr(buf, secrets[k]) == NULL, "secret %s shown", secrets[k]);
+                ck_assert_msg(strstr(buf, "*****"), "nothing masked");
+        }
+        log_clear_secrets();
+}
+END_TEST
+
 START_TEST(test_random_hex) {
         char a[33], b[33];
         ck_assert_int_eq(random_hex(a, 16), 0);
@@ -133,6 +176,7 @@ int main(void) {
         tcase_add_test(tc, test_numbers);
         tcase_add_test(tc, test_consttime_sha);
         tcase_add_test(tc, test_mask_secrets);
+        tcase_add_test(tc, test_mask_long_line);
         tcase_add_test(tc, test_random_hex);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
