@@ -56,7 +56,9 @@ static void help(void) {
                "COMMAND runs in its own process group and sees COORD_FENCING_TOKEN (a number\n"
                "that strictly increases with every acquisition of NAME: pass it to the\n"
                "resources you write so they can refuse stale holders) and COORD_LOCK_NAME.\n"
-               "SIGTERM, SIGINT and SIGHUP sent to coordctl are forwarded to COMMAND.\n"
+               "SIGTERM, SIGINT and SIGHUP sent to coordctl are forwarded to COMMAND.  When\n"
+               "COMMAND exits, what it left running in its group is stopped before the lock\n"
+               "is released.\n"
                "\n"
                "Exit status: COMMAND's own (128+N when killed by signal N; 126/127 when it\n"
                "cannot be run), 1 when the lock was lost while COMMAND ran, 2 bad usage,\n"
@@ -179,6 +181,25 @@ static void on_lost(lock *l, void *userdata) {
         (void) l;
         /* From the keeper thread: just wake the loop. */
         (void) write(*fd, &one, sizeof one);
+}
+
+/* The command's leader has exited: stop whatever else is left in its process group
+ * (background jobs) before the lock is released, SIGTERM first and SIGKILL after
+ * the grace period, so no part of the command runs without the lock. */
+static void stop_group(pid_t pgid, const char *command) {
+        uint64_t deadline;
+
+        if (kill(-pgid, 0) < 0)
+                return; /* ESRCH: nothing left */
+        fprintf(stderr, "coordctl lock: stopping what %s left running in its process group\n", command);
+        (void) kill(-pgid, SIGTERM);
+        (void) kill(-pgid, SIGCONT);
+        deadline = now_usec() + LOST_GRACE_USEC;
+        while (kill(-pgid, 0) == 0 && now_usec() < deadline)
+                (void) usleep(20 * 1000);
+        if (kill(-pgid, SIGKILL) == 0)
+                while (kill(-pgid, 0) == 0 && now_usec() < deadline + USEC_PER_SEC)
+                        (void) usleep(10 * 1000);
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
@@ -443,6 +464,7 @@ int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g) 
                 run.status = EXIT_FAILED;
         }
         run.grace = sd_event_source_unref(run.grace);
+        stop_group(run.pid, run.command);
 
         lock_keeper_stop(l);
         if (run.lost || lock_is_lost(l)) {

@@ -49,6 +49,12 @@ cpid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' "$D/out")
 [ "$pgid" = "$cpid" ] || fail "child is not the leader of its own process group (pgid $pgid, pid $cpid)"
 [ "$(harness_redis_cli exists 'coord:{default:lock:j}')" = 0 ] || fail "lock not released after the command"
 expect 7 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'exit 7'
+# What the command leaves running in its process group is stopped before the lock
+# is released (SIGKILL after the grace period when it ignores SIGTERM).
+expect 0 "stopping what" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c '(trap "" TERM; sleep 30) & echo $! >"$0/bg"' "$D"
+bg=$(cat "$D/bg")
+st=$(ps -o stat= -p "$bg" 2>/dev/null || true)
+case "$st" in "" | Z*) ;; *) fail "background job $bg ($st) outlived coordctl lock" ;; esac
 # The lock's Redis connection is not inherited by the command.
 expect 0 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'for f in /proc/$$/fd/*; do readlink "$f"; done | grep -c socket || true'
 [ "$(cat "$D/out")" = 0 ] || fail "the command inherited $(cat "$D/out") socket(s) from coordctl lock"
