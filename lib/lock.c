@@ -226,7 +226,7 @@ static struct timeval usec_to_timeval(uint64_t usec) {
 /* Connect with the connect timeout clamped to limit_usec (UINT64_MAX: the URL's). */
 static int connect_bounded(const struct redis_url *url, uint64_t limit_usec, uint64_t cmd_timeout_usec,
                            redisContext **ret, char *errbuf, size_t errlen) {
-        struct redis_url tmp = *url; /* shallow: only the timeout differs */
+        struct redis_url tmp = *url; /* shallow: only the timeout and deadline differ */
         int ms = tmp.connect_timeout_ms > 0 ? tmp.connect_timeout_ms : 5000;
 
         if (limit_usec != UINT64_MAX) {
@@ -235,6 +235,9 @@ static int connect_bounded(const struct redis_url *url, uint64_t limit_usec, uin
                         return -ETIMEDOUT;
                 if (limit_ms < (uint64_t) ms)
                         ms = (int) limit_ms;
+                /* Bound the whole connect, not each step: through Sentinel one connect
+                 * tries every sentinel twice, then the master's handshake. */
+                tmp.deadline_usec = now_usec() + limit_usec;
         }
         tmp.connect_timeout_ms = ms;
         return redis_connect(&tmp, MIN(cmd_timeout_usec, limit_usec), ret, errbuf, errlen);

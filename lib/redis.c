@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "macro.h"
+#include "duration.h"
 #include "redis.h"
 #include "strutil.h"
 
@@ -63,9 +64,37 @@ static struct timeval usec_to_timeval(uint64_t usec) {
         return (struct timeval) { .tv_sec = (time_t) (usec / 1000000), .tv_usec = (suseconds_t) (usec % 1000000) };
 }
 
+/* The caller's deadline for the whole connect has passed. */
+static bool deadline_passed(const struct redis_url *u) {
+        return u->deadline_usec != 0 && now_usec() >= u->deadline_usec;
+}
+
+/* One step's timeout: the URL's connect timeout, cut to what is left before the deadline. */
 static uint64_t connect_timeout_usec(const struct redis_url *u) {
         int ms = u->connect_timeout_ms > 0 ? u->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
-        return (uint64_t) ms * 1000;
+        uint64_t t = (uint64_t) ms * 1000, now;
+
+        if (u->deadline_usec != 0) {
+                now = now_usec();
+                t = MIN(t, u->deadline_usec > now ? u->deadline_usec - now : 0);
+                t = MAX(t, (uint64_t) 1000); /* hiredis reads 0 as "no timeout" */
+        }
+        return t;
+}
+
+/* Before each handshake step: with a deadline, cut the context's timeout to
+ * what is left, or fail when nothing is. */
+static int step_timeout(const struct redis_url *u, redisContext *c, const char *what, char *errbuf,
+                        size_t errlen) {
+        if (u->deadline_usec == 0)
+                return 0;
+        if (deadline_passed(u)) {
+                seterr(u, errbuf, errlen, "Redis at %s: out of time during the handshake", what);
+                return -ETIMEDOUT;
+        }
+        if (redisSetTimeout(c, usec_to_timeval(connect_timeout_usec(u))) != REDIS_OK)
+                return -EIO;
+        return 0;
 }
 
 /* Map a failed context to -errno.  saved_errno is errno right after the failing call. */
@@ -187,6 +216,10 @@ static int open_context(const struct redis_url *u, const char *host, int port, c
         struct timeval tv = usec_to_timeval(connect_timeout_usec(u));
         int saved, r;
 
+        if (deadline_passed(u)) {
+                seterr(u, errbuf, errlen, "Failed to connect to Redis: out of time");
+                return -ETIMEDOUT;
+        }
         errno = 0;
         if (unix_path)
                 c = redisConnectUnixWithTimeout(unix_path, tv);
@@ -333,6 +366,9 @@ static int sentinel_query(const struct redis_url *u, const struct redis_endpoint
                 return r;
 
         for (int attempt = 0; attempt < 2; attempt++) {
+                r = step_timeout(u, c, what, errbuf, errlen);
+                if (r < 0)
+                        return r;
                 errno = 0;
                 reply = redisCommandArgv(c, 3, argv, NULL);
                 if (!reply) {
@@ -432,16 +468,25 @@ static int connect_node(const struct redis_url *u, const char *host, int port, c
         r = open_context(u, host, port, unix_path, &c, errbuf, errlen);
         if (r < 0)
                 return r;
+        r = step_timeout(u, c, what, errbuf, errlen);
+        if (r < 0)
+                return r;
         r = authenticate(u, c, what, errbuf, errlen);
         if (r < 0)
                 return r;
         if (need_master) {
+                r = step_timeout(u, c, what, errbuf, errlen);
+                if (r < 0)
+                        return r;
                 r = check_role(u, c, what, errbuf, errlen);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         return -EAGAIN;
         }
+        r = step_timeout(u, c, what, errbuf, errlen);
+        if (r < 0)
+                return r;
         r = select_db(u, c, what, errbuf, errlen);
         if (r < 0)
                 return r;
@@ -489,6 +534,10 @@ static int connect_via_sentinels(const struct redis_url *u, redisContext **ret, 
                         _cleanup_free_ char *host = NULL;
                         int port = 0;
 
+                        if (deadline_passed(u)) {
+                                seterr(u, errbuf, errlen, "Failed to reach the Redis master in time through the sentinels");
+                                return -ETIMEDOUT;
+                        }
                         r = sentinel_query(u, &u->hosts[i], &host, &port, errbuf, errlen);
                         if (r == -ENOMEM)
                                 return r;
@@ -501,7 +550,7 @@ static int connect_via_sentinels(const struct redis_url *u, redisContext **ret, 
                         if (r >= 0 || r == -EACCES || r == -ENOMEM)
                                 return r;
                 }
-                if (pass + 1 < SENTINEL_PASSES) {
+                if (pass + 1 < SENTINEL_PASSES && !deadline_passed(u)) {
                         struct timespec ts = { 0, 100 * 1000 * 1000 };
                         (void) nanosleep(&ts, NULL);
                 }
@@ -537,7 +586,7 @@ int redis_connect(const struct redis_url *u, uint64_t command_timeout_usec, redi
                 /* Several endpoints (StackExchange form): use the first master. */
                 for (size_t i = 0; i < u->n_hosts; i++) {
                         r = connect_node(u, u->hosts[i].host, u->hosts[i].port, NULL, true, &c, errbuf, errlen);
-                        if (r >= 0 || r == -EACCES || r == -ENOMEM)
+                        if (r >= 0 || r == -EACCES || r == -ENOMEM || deadline_passed(u))
                                 break;
                 }
                 if (r == -EAGAIN)

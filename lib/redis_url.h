@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define REDIS_URL_MAX_HOSTS 16
 #define REDIS_DEFAULT_PORT 6379
@@ -29,6 +30,9 @@ struct redis_url {
         char *service_name;     /* sentinel master name or NULL */
         int connect_timeout_ms; /* default 5000 */
         bool abort_connect;     /* StackExchange abortConnect; default true, informational */
+        uint64_t deadline_usec; /* not parsed: a caller may set an absolute now_usec() deadline
+                                 * for a whole redis_connect() (every sentinel and node tried,
+                                 * every handshake step); 0 means none */
 };
 
 /* Parse s.  On failure returns -EINVAL and, if errbuf, writes a message naming

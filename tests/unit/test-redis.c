@@ -316,6 +316,45 @@ START_TEST(test_connect_timeout) {
 }
 END_TEST
 
+START_TEST(test_deadline_bounds_sentinels) {
+        /* Three sentinels that accept and never answer, each with a 2 s connect
+         * timeout: without a deadline one connect would take about 2 passes x 3
+         * sentinels x 2 s.  A deadline 300 ms away must bound the whole connect. */
+        _cleanup_redis_ redisContext *c = NULL;
+        _cleanup_free_ char *s = NULL;
+        struct redis_url *u = NULL;
+        int fds[3], ports[3];
+        char err[256];
+        uint64_t t0, elapsed;
+        int r;
+
+        for (int i = 0; i < 3; i++) {
+                struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                socklen_t len = sizeof sa;
+
+                fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                ck_assert_int_ge(fds[i], 0);
+                ck_assert_int_eq(bind(fds[i], (struct sockaddr *) &sa, sizeof sa), 0);
+                ck_assert_int_eq(listen(fds[i], 8), 0);
+                ck_assert_int_eq(getsockname(fds[i], (struct sockaddr *) &sa, &len), 0);
+                ports[i] = ntohs(sa.sin_port);
+        }
+        s = strdup_printf("127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d,serviceName=mymaster,connectTimeout=2000",
+                          ports[0], ports[1], ports[2]);
+        ck_assert_int_eq(redis_url_parse(s, &u, err, sizeof err), 0);
+        t0 = mono_usec();
+        u->deadline_usec = now_usec() + 300000;
+        r = redis_connect(u, 0, &c, err, sizeof err);
+        elapsed = mono_usec() - t0;
+        ck_assert_int_lt(r, 0);
+        ck_assert_msg(elapsed < 1500000, "connect took %llu us past a 300 ms deadline (%s)",
+                      (unsigned long long) elapsed, err);
+        redis_url_free(u);
+        for (int i = 0; i < 3; i++)
+                close(fds[i]);
+}
+END_TEST
+
 START_TEST(test_command_timeout) {
         _cleanup_redis_ redisContext *c = NULL;
         _cleanup_reply_ redisReply *reply = NULL;
@@ -385,6 +424,7 @@ static Suite *redis_suite(void) {
         tcase_add_test(tc, test_tls_refused);
         tcase_add_test(tc, test_unreachable);
         tcase_add_test(tc, test_connect_timeout);
+        tcase_add_test(tc, test_deadline_bounds_sentinels);
         tcase_add_test(tc, test_command_timeout);
         tcase_add_test(tc, test_unix_socket);
         tcase_add_test(tc, test_replica_skipped);
