@@ -441,14 +441,22 @@ static int describe_holder(redisContext *c, const char *key, const char *key_hol
         return *ret ? 0 : -ENOMEM;
 }
 
-/* The waiter's subscription to the :released channel. */
-static int sub_open(lock *l, redisContext **ret) {
+/* What is left of a wait for connecting: UINT64_MAX (the URL's connect timeout)
+ * for "try once" (wait 0) and for waiting forever. */
+static uint64_t wait_left(uint64_t wait, uint64_t deadline) {
+        if (wait == 0 || deadline == UINT64_MAX)
+                return UINT64_MAX;
+        return deadline - MIN(deadline, now_usec());
+}
+
+/* The waiter's subscription to the :released channel, connected within limit_usec. */
+static int sub_open(lock *l, uint64_t limit_usec, redisContext **ret) {
         _cleanup_redis_ redisContext *c = NULL;
         _cleanup_reply_ redisReply *reply = NULL;
         char err[256];
         int r;
 
-        r = connect_bounded(l->url, UINT64_MAX, l->cmd_timeout_usec, &c, err, sizeof err);
+        r = connect_bounded(l->url, limit_usec, l->cmd_timeout_usec, &c, err, sizeof err);
         if (r < 0)
                 return r;
         /* Our own channel (release wakes one queued waiter) and the shared one
@@ -587,12 +595,13 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
         start = now_usec();
         deadline = wait == UINT64_MAX || wait > UINT64_MAX - start ? UINT64_MAX : start + wait;
 
-        r = connect_bounded(l->url, UINT64_MAX, l->cmd_timeout_usec, &l->c, errbuf, errlen);
+        /* --wait-timeout bounds the connects too. */
+        r = connect_bounded(l->url, wait_left(wait, deadline), l->cmd_timeout_usec, &l->c, errbuf, errlen);
         if (r < 0)
                 goto fail;
         /* Subscribe before the first attempt: a release between a failed
          * attempt and the subscription would otherwise go unheard. */
-        if (wait > 0 && sub_open(l, &sub) < 0)
+        if (wait > 0 && sub_open(l, wait_left(wait, deadline), &sub) < 0)
                 log_debug("lock %s: could not subscribe to release notices, re-checking every %llums", name,
                           (unsigned long long) (recheck / USEC_PER_MSEC));
 
@@ -616,7 +625,7 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
                         check_data_loss = true;
                         clk.valid = false; /* perhaps another server now */
                 }
-                if (wait > 0 && !sub && sub_open(l, &sub) >= 0)
+                if (wait > 0 && !sub && sub_open(l, wait_left(wait, deadline), &sub) >= 0)
                         check_data_loss = true;
 
                 if (check_data_loss && seen_held) {

@@ -67,6 +67,19 @@ expect 0 "" env COORD_NAMESPACE=prod "$COORDCTL" lock j --redis "$REDIS_URL" -- 
         sh -c "redis-cli -p $REDIS_PORT exists 'coord:{prod:lock:j}'"
 [ "$(cat "$D/out")" = 1 ] || fail "COORD_NAMESPACE=prod did not put the lock under prod"
 
+# --wait-timeout bounds the connect too: a Redis that accepts and never answers
+# (SIGSTOPped) must not hold coordctl for the 5 s connect timeout.
+main_port=$REDIS_PORT
+harness_start_redis frozen
+REDIS_PORT=$main_port
+REDIS_URL="redis://127.0.0.1:$main_port/0"
+kill -STOP "$(cat "$D/frozen.pid")"
+t0=$(now_ms)
+expect 3 "" "$COORDCTL" lock j --redis "127.0.0.1:$FROZEN_PORT,connectTimeout=5000" --wait-timeout 1s -- true
+el=$(( $(now_ms) - t0 ))
+kill -CONT "$(cat "$D/frozen.pid")"
+[ "$el" -lt 3000 ] || fail "--wait-timeout 1s took ${el}ms against an unresponsive Redis"
+
 # --wait-timeout expiry (5), naming the holder.
 harness_spawn holder "$COORDCTL" lock busy --redis "$REDIS_URL" -- sh -c 'touch "$0/held"; sleep 30' "$D"
 harness_wait_for 10 test -e "$D/held" || fail "holder never ran"
