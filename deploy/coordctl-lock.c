@@ -340,6 +340,64 @@ static int spawn(char **argv, char **envp, const sigset_t *orig_mask, pid_t *ret
         return 0;
 }
 
+/* A guard in COMMAND's process group, for when coordctl itself is killed with
+ * SIGKILL: PR_SET_PDEATHSIG reaches only the direct child, so grandchildren
+ * would run on without the lock.  The guard blocks on a pipe only coordctl
+ * holds; EOF without coordctl's "done" byte means coordctl is gone, and the
+ * guard stops the group (SIGTERM, SIGKILL after the grace period). */
+static pid_t guard_start(pid_t pgid, int *ret_fd) {
+        int p[2];
+        pid_t g;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        g = fork();
+        if (g < 0) {
+                int err = -errno;
+                close(p[0]);
+                close(p[1]);
+                return err;
+        }
+        if (g == 0) {
+                static const int ign[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT };
+                sigset_t none;
+                ssize_t n;
+                char c;
+
+                (void) setpgid(0, pgid);
+                for (size_t i = 0; i < ELEMENTSOF(ign); i++)
+                        (void) signal(ign[i], SIG_IGN);
+                sigemptyset(&none);
+                (void) sigprocmask(SIG_SETMASK, &none, NULL);
+                /* Hold nothing of coordctl's but the pipe (not the Redis connection). */
+                for (int fd = 3; fd < 1024; fd++)
+                        if (fd != p[0])
+                                (void) close(fd);
+                do
+                        n = read(p[0], &c, 1);
+                while (n < 0 && errno == EINTR);
+                if (n == 1)
+                        _exit(0);
+                (void) kill(0, SIGTERM);
+                (void) kill(0, SIGCONT);
+                (void) sleep((unsigned) (LOST_GRACE_USEC / USEC_PER_SEC));
+                (void) kill(0, SIGKILL); /* ourselves included */
+                _exit(0);
+        }
+        close(p[0]);
+        *ret_fd = p[1];
+        return g;
+}
+
+/* coordctl is exiting normally: send the guard away and reap it. */
+static void guard_stop(pid_t g, int fd) {
+        if (g <= 0)
+                return;
+        (void) write(fd, "0", 1);
+        close(fd);
+        (void) waitpid(g, NULL, 0);
+}
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct redis_url *, redis_url_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(lock *, lock_free)
 
@@ -357,7 +415,8 @@ int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g) 
         char err[512] = "", d[DURATION_MAX];
         char **envp = NULL;
         sigset_t mask, orig;
-        int r;
+        pid_t guard = -1;
+        int guard_fd = -1, r;
 
         (void) g;
         /* A write to a Redis connection that just died must fail, not kill us
@@ -443,6 +502,10 @@ int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g) 
                 (void) lock_release(l);
                 return r == -ENOENT ? 127 : 126;
         }
+        guard = guard_start(run.pid, &guard_fd);
+        if (guard < 0)
+                fprintf(stderr, "coordctl lock: warning: no guard for %s's process group (%s): if coordctl is "
+                        "killed with SIGKILL, its background jobs are not stopped\n", a.command[0], strerror((int) -guard));
 
         r = sd_event_new(&e);
         if (r >= 0)
@@ -464,6 +527,7 @@ int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g) 
                 run.status = EXIT_FAILED;
         }
         run.grace = sd_event_source_unref(run.grace);
+        guard_stop(guard, guard_fd);
         stop_group(run.pid, run.command);
 
         lock_keeper_stop(l);
