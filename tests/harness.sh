@@ -65,8 +65,15 @@ harness_cleanup() {
                 harness_as_pg "$PG_BIN/pg_ctl" -D "$HARNESS_PG_DATA" -m immediate -w stop >/dev/null 2>&1
         fi
         if [ -n "$COORD_TEST_DIR" ] && [ -d "$COORD_TEST_DIR" ]; then
-                # Safety net: anything still running from the test directory.
+                # Safety net: anything still running from the test directory, by its
+                # command line or by the COORD_TEST_DIR its environment inherited
+                # (hooks and their children name no test path).
                 pkill -KILL -f -- "$COORD_TEST_DIR" 2>/dev/null
+                for e in $(grep -lzxF "COORD_TEST_DIR=$COORD_TEST_DIR" /proc/[0-9]*/environ 2>/dev/null); do
+                        p=${e#/proc/}
+                        p=${p%/environ}
+                        [ "$p" = "$$" ] || kill -KILL "$p" 2>/dev/null
+                done
                 if [ "$rc" -ne 0 ] && [ -n "${HARNESS_KEEP_ON_FAILURE:-}" ]; then
                         echo "# test failed, kept $COORD_TEST_DIR" >&2
                 else

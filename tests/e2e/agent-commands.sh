@@ -57,7 +57,11 @@ queue_command '{"id":"c3","type":"deploy","instance":"web-1","version":"slow"}'
 harness_wait_for 5 grep -q "deploy slow" "$D/runs" || fail "c3 did not start"
 [ "$(command_field c3 state)" = running ] || fail "c3 not marked running"
 kill -KILL "$PID_agent2"
-pkill -KILL -f "$D/hook.sh" || true
+# The hook's whole process group (hook.sh and its sleep) outlives a SIGKILLed agent.
+for p in $(pgrep -f "$D/hook.sh"); do
+        pg=$(ps -o pgid= -p "$p" | tr -d ' ')
+        [ -z "$pg" ] || kill -KILL -- "-$pg" 2>/dev/null || true
+done
 agent_start agent3 "$D/agent.json"
 wait_command c3 10
 [ "$(command_field c3 state)" = failed ] || fail "c3 state $(command_field c3 state)"

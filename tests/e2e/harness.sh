@@ -18,6 +18,10 @@ if [ "${1:-}" != "--inner" ]; then
                 pgrep -af -- "$dir" >&2
                 fail "processes left behind from $dir"
         fi
+        if pgrep -fx "sleep 601" >/dev/null; then
+                pkill -fx "sleep 601"
+                fail "an untracked grandchild was left behind"
+        fi
         # A failing test cleans up too.
         set +e
         "$SHELL" -c '. "$COORD_HARNESS"; harness_init; echo "DIR=$COORD_TEST_DIR"; harness_start_redis; fail "deliberate"' >"$out" 2>&1
@@ -47,5 +51,7 @@ harness_start_postgres
 harness_start_redis second
 [ "$REDIS_PORT" = "$SECOND_PORT" ] || fail "named redis port not exported"
 harness_spawn sleeper sleep 600
+# A grandchild that names no test path (like an agent's hook) and was not tracked.
+sh -c 'sleep 601 &' 
 harness_restart_redis second
 [ "$(redis-cli -p "$SECOND_PORT" ping)" = PONG ] || fail "restarted redis does not answer"
