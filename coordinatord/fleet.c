@@ -20,8 +20,6 @@
 /* After a config change, instances of that service are re-read once a second
  * every tick for this long, so config_version (which agents write without
  * an event) shows promptly in the view. */
-#define FLEET_HOT_USEC (30 * USEC_PER_SEC)
-#define FLEET_HOT_MAX 16
 
 /* One instance in the live table (loop thread only). */
 struct fl_inst {
@@ -56,8 +54,6 @@ struct fleet {
         uint64_t last_resync_usec;
         uint64_t epoch;     /* bumped on disconnect: replies of an old connection are ignored */
 
-        char *k_config_changed;
-        struct { char name[NAME_MAX_LEN + 1]; uint64_t until; } hot[FLEET_HOT_MAX];
 
         pthread_mutex_t lock;
         struct fleet_snapshot *snap;
@@ -405,7 +401,7 @@ static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
         if (x)
                 x->fetching = false;
         if (!reply || reply->type != REDIS_REPLY_ARRAY)
-                goto done; /* retried by the next event, hot tick or resync */
+                goto done; /* retried by the next event or resync */
         if (reply->elements == 0) {
                 /* Hash gone (deregistered, or a registration not complete yet):
                  * hide it; the entry itself goes when it leaves the ZSET, so a
@@ -636,19 +632,6 @@ static void on_zrange(redis_client *c, redisReply *reply, void *userdata) {
                         send_reap(f, x);
         }
 
-        for (size_t h = 0; h < FLEET_HOT_MAX; h++) {
-                if (!f->hot[h].name[0] || f->hot[h].until < now) {
-                        f->hot[h].name[0] = '\0';
-                        continue;
-                }
-                for (size_t i = 0; i < f->n; i++) {
-                        struct fl_inst *x = f->v[i];
-                        if (x->info && x->info->service && !x->fetching &&
-                            strcmp(x->info->service, f->hot[h].name) == 0)
-                                (void) send_fetch(f, x, false);
-                }
-        }
-
         if (first || now - f->last_resync_usec >= FLEET_RESYNC_USEC)
                 full_resync(f);
         if (f->pending == 0)
@@ -694,33 +677,6 @@ static void on_event(redis_client *c, const char *channel, const char *data, siz
                 (void) send_check(f, x, false);
 }
 
-static void on_config_changed(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
-        struct fleet *f = userdata;
-        char name[NAME_MAX_LEN + 1];
-        size_t free_slot = FLEET_HOT_MAX, oldest = 0;
-
-        if (len == 0 || len > NAME_MAX_LEN)
-                return;
-        memcpy(name, data, len);
-        name[len] = '\0';
-        if (!name_is_valid(name))
-                return;
-        for (size_t h = 0; h < FLEET_HOT_MAX; h++) {
-                if (strcmp(f->hot[h].name, name) == 0) {
-                        f->hot[h].until = now_usec() + FLEET_HOT_USEC;
-                        return;
-                }
-                if (!f->hot[h].name[0] && free_slot == FLEET_HOT_MAX)
-                        free_slot = h;
-                if (f->hot[h].until < f->hot[oldest].until)
-                        oldest = h;
-        }
-        if (free_slot == FLEET_HOT_MAX)
-                free_slot = oldest;
-        snprintf(f->hot[free_slot].name, sizeof f->hot[free_slot].name, "%s", name);
-        f->hot[free_slot].until = now_usec() + FLEET_HOT_USEC;
-}
-
 void fleet_on_redis(struct fleet *f, bool connected) {
         f->epoch++;
         f->pending = 0;
@@ -750,8 +706,7 @@ int fleet_new(struct server *s, struct fleet **ret) {
         f->snap = snapshot_new(0);
         f->k_instances = key_instances(s->ns);
         f->k_events = key_events(s->ns);
-        f->k_config_changed = key_config_changed(s->ns);
-        if (!f->snap || !f->k_instances || !f->k_events || !f->k_config_changed) {
+        if (!f->snap || !f->k_instances || !f->k_events) {
                 fleet_free(f);
                 return -ENOMEM;
         }
@@ -764,8 +719,6 @@ int fleet_new(struct server *s, struct fleet **ret) {
         sd_event_source_set_enabled(f->timer, SD_EVENT_ON);
         if (s->redis) {
                 r = redis_client_subscribe(s->redis, f->k_events, on_event, f);
-                if (r >= 0)
-                        r = redis_client_subscribe(s->redis, f->k_config_changed, on_config_changed, f);
                 if (r < 0) {
                         fleet_free(f);
                         return r;
@@ -787,7 +740,6 @@ struct fleet *fleet_free(struct fleet *f) {
         fleet_snapshot_unref(f->snap);
         free(f->k_instances);
         free(f->k_events);
-        free(f->k_config_changed);
         pthread_mutex_destroy(&f->lock);
         free(f);
         return NULL;

@@ -123,9 +123,6 @@ static int fail(struct runner *x, int code, const char *fmt, ...) {
         return code;
 }
 
-static int exit_for_connect(int r) {
-        return exit_code_for_connect(r);
-}
 
 /* ---- identity, lock name ---------------------------------------------------------------------- */
 
@@ -180,7 +177,7 @@ static int connect_main(struct runner *x, const char *appname) {
         char e[1024];
         int r = pg_connect(x->o->database, appname, &x->conn, e, sizeof(e));
         if (r < 0)
-                return fail(x, exit_for_connect(r), "%s", e);
+                return fail(x, exit_code_for_connect(r), "%s", e);
         return 0;
 }
 
@@ -211,7 +208,7 @@ static int take_lock(struct runner *x) {
                 if (r == -ETIMEDOUT)
                         return fail(x, EXIT_TIMEOUT, "%s", e);
                 if (r < 0)
-                        return fail(x, exit_for_connect(r), "%s", e);
+                        return fail(x, exit_code_for_connect(r), "%s", e);
                 snprintf(x->rep->lock, sizeof(x->rep->lock), "advisory lock %" PRId64, x->advisory_key);
                 return 0;
         }

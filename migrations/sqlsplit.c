@@ -55,6 +55,34 @@ static int push(struct splitter *s, size_t start, size_t end, unsigned line, con
         return 0;
 }
 
+/* Skip a quoted token starting at sql[*i] (the opening quote q); a doubled quote
+ * stands for itself, and with escapes (E'...') a backslash escapes the next
+ * character.  Counts newlines into *line.  false when the input ends first. */
+static bool skip_quoted(const char *sql, size_t len, size_t *i, unsigned *line, char q, bool escapes) {
+        size_t k = *i + 1;
+
+        while (k < len) {
+                if (escapes && sql[k] == '\\' && k + 1 < len) {
+                        if (sql[k + 1] == '\n')
+                                (*line)++;
+                        k += 2;
+                } else if (sql[k] == q) {
+                        if (k + 1 < len && sql[k + 1] == q) {
+                                k += 2;
+                        } else {
+                                *i = k + 1;
+                                return true;
+                        }
+                } else {
+                        if (sql[k] == '\n')
+                                (*line)++;
+                        k++;
+                }
+        }
+        *i = k;
+        return false;
+}
+
 int sqlsplit(const char *sql, size_t len, struct sql_stmt **ret, size_t *ret_n, char *errbuf, size_t errlen) {
         struct splitter s = {};
         size_t i = 0, start = 0;
@@ -118,51 +146,13 @@ int sqlsplit(const char *sql, size_t len, struct sql_stmt **ret, size_t *ret_n, 
                         bool escapes = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
                                        (i < 2 || !ident_cont((unsigned char) sql[i - 2]));
                         unsigned at = line;
-                        bool closed = false;
                         TOKEN();
-                        i++;
-                        while (i < len) {
-                                if (escapes && sql[i] == '\\' && i + 1 < len) {
-                                        if (sql[i + 1] == '\n')
-                                                line++;
-                                        i += 2;
-                                } else if (sql[i] == '\'') {
-                                        if (i + 1 < len && sql[i + 1] == '\'') {
-                                                i += 2;
-                                        } else {
-                                                i++;
-                                                closed = true;
-                                                break;
-                                        }
-                                } else {
-                                        if (sql[i] == '\n')
-                                                line++;
-                                        i++;
-                                }
-                        }
-                        if (!closed)
+                        if (!skip_quoted(sql, len, &i, &line, '\'', escapes))
                                 FAIL("quoted string", at);
                 } else if (c == '"') {
                         unsigned at = line;
-                        bool closed = false;
                         TOKEN();
-                        i++;
-                        while (i < len) {
-                                if (sql[i] == '"') {
-                                        if (i + 1 < len && sql[i + 1] == '"') {
-                                                i += 2;
-                                        } else {
-                                                i++;
-                                                closed = true;
-                                                break;
-                                        }
-                                } else {
-                                        if (sql[i] == '\n')
-                                                line++;
-                                        i++;
-                                }
-                        }
-                        if (!closed)
+                        if (!skip_quoted(sql, len, &i, &line, '"', false))
                                 FAIL("quoted identifier", at);
                 } else if (c == '$' && dollar_delim(sql, len, i) > 0) {
                         size_t dl = dollar_delim(sql, len, i);
