@@ -17,10 +17,6 @@
 #define FLEET_RESYNC_USEC (10 * USEC_PER_SEC)
 #define FLEET_DEFAULT_TTL_MS 5000
 #define FLEET_MAX_INSTANCES 100000
-/* After a config change, instances of that service are re-read once a second
- * every tick for this long, so config_version (which agents write without
- * an event) shows promptly in the view. */
-
 /* One instance in the live table (loop thread only). */
 struct fl_inst {
         char id[NAME_MAX_LEN + 1];

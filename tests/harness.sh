@@ -125,6 +125,23 @@ harness_spawn() {
         echo "$pid" >"$COORD_TEST_DIR/$name.pid"
 }
 
+# harness_alive PID: the process exists and is not a zombie (kill -0 succeeds on
+# a zombie, which an unreaped child or an orphan under a non-reaping PID 1 is).
+harness_alive() {
+        st=$(ps -o stat= -p "$1" 2>/dev/null || true)
+        [ -n "$st" ] && [ "${st#Z}" = "$st" ]
+}
+
+# harness_wait_gone SECONDS PID: wait until PID is gone (or a zombie); bounded.
+harness_wait_gone() {
+        n=$(( $1 * 50 ))
+        while harness_alive "$2"; do
+                n=$((n - 1))
+                [ "$n" -gt 0 ] || return 1
+                sleep 0.02
+        done
+}
+
 harness_track() {
         HARNESS_PIDS="$HARNESS_PIDS $1"
 }

@@ -53,15 +53,13 @@ expect 7 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'exit 7'
 # is released (SIGKILL after the grace period when it ignores SIGTERM).
 expect 0 "stopping what" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c '(trap "" TERM; sleep 30) & echo $! >"$0/bg"' "$D"
 bg=$(cat "$D/bg")
-st=$(ps -o stat= -p "$bg" 2>/dev/null || true)
-case "$st" in "" | Z*) ;; *) fail "background job $bg ($st) outlived coordctl lock" ;; esac
+! harness_alive "$bg" || fail "background job $bg outlived coordctl lock"
 # coordctl killed with SIGKILL: its guard stops the command's grandchildren too.
 harness_spawn k9 "$COORDCTL" lock k9 --redis "$REDIS_URL" --lease 1s -- sh -c 'sleep 30 & echo $! >"$0/k9bg"; wait' "$D"
 harness_wait_for 5 test -s "$D/k9bg" || fail "k9 command did not start"
 kill -KILL "$PID_k9"
 k9bg=$(cat "$D/k9bg")
-harness_wait_for 4 sh -c "st=\$(ps -o stat= -p $k9bg 2>/dev/null); [ -z \"\$st\" ] || [ \"\${st#Z}\" != \"\$st\" ]" ||
-        fail "grandchild $k9bg outlived a SIGKILLed coordctl lock"
+harness_wait_gone 4 "$k9bg" || fail "grandchild $k9bg outlived a SIGKILLed coordctl lock"
 
 # The lock's Redis connection is not inherited by the command.
 expect 0 "" "$COORDCTL" lock j --redis "$REDIS_URL" -- sh -c 'for f in /proc/$$/fd/*; do readlink "$f"; done | grep -c socket || true'

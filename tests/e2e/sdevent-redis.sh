@@ -16,6 +16,6 @@ harness_start_redis
 VICTIM_PORT=$victim_port VICTIM_PID=$victim_pid ${TEST_WRAPPER:-} "$test_bin" || fail "test-sdevent_redis failed"
 
 # The victim really died (the test killed it), the main redis is still fine.
-! kill -0 "$victim_pid" 2>/dev/null || fail "victim redis $victim_pid still running"
+harness_wait_gone 3 "$victim_pid" || fail "victim redis $victim_pid still running"
 [ "$(harness_redis_cli ping)" = PONG ] || fail "redis does not answer after the test"
 echo "sdevent-redis: ok"
