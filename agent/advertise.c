@@ -185,7 +185,7 @@ static void apply(instance *in, int64_t version, const char *doc, size_t len) {
                 return;
         }
         in->config_pending_version = version;
-        env = instance_env(in, NULL, NULL);
+        env = instance_env(in, NULL, NULL, NULL);
         {
                 struct hook_spec spec = {
                         .name = "reload",

@@ -35,8 +35,9 @@ const char *instance_state(const instance *in) {
         return instance_state_name(in->health.state, in->draining, in->stopped);
 }
 
-char **instance_env(const instance *in, const char *target_version, const char *deployment) {
-        char **l = calloc(9, sizeof *l);
+char **instance_env(const instance *in, const char *target_version, const char *deployment,
+                    const char *migrate_phase) {
+        char **l = calloc(10, sizeof *l);
         size_t n = 0;
 
         if (!l)
@@ -50,6 +51,8 @@ char **instance_env(const instance *in, const char *target_version, const char *
                 l[n++] = strdup_printf("COORD_PREVIOUS_VERSION=%s", in->version);
                 l[n++] = strdup_printf("COORD_DEPLOYMENT=%s", deployment ? deployment : "");
         }
+        if (migrate_phase)
+                l[n++] = strdup_printf("COORD_MIGRATE_PHASE=%s", migrate_phase);
         for (size_t i = 0; i < n; i++)
                 if (!l[i]) {
                         strv_free(l);
@@ -180,7 +183,7 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         } else {
                 spec.kind = PROBE_EXEC;
                 spec.target = h->exec;
-                env = instance_env(in, NULL, NULL);
+                env = instance_env(in, NULL, NULL, NULL);
                 spec.env = (const char *const *) env;
         }
         r = prober_start(in->agent->prober, &spec, on_probe_done, in, &in->probe);

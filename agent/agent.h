@@ -103,8 +103,10 @@ void instance_save_state(instance *in);
 void instance_set_detail(instance *in, const char *detail);
 /* Health back to starting (after deploy or restart). */
 void instance_restart_health(instance *in);
-/* Environment for hooks and exec probes: "K=V" strings, NULL-terminated, freed with strv_free(). */
-char **instance_env(const instance *in, const char *target_version, const char *deployment);
+/* Environment for hooks and exec probes: "K=V" strings, NULL-terminated, freed with strv_free().
+ * migrate_phase (the migrate hook's COORD_MIGRATE_PHASE) may be NULL. */
+char **instance_env(const instance *in, const char *target_version, const char *deployment,
+                    const char *migrate_phase);
 void strv_free(char **l);
 void agent_update_status(agent *a);
 /* Run a reload deferred while a command was running. */

@@ -313,7 +313,8 @@ static void on_hook_done(hook *h, const struct hook_result *res, void *userdata)
 static void run_hook(run *r, const char *which, const char *command, const char *target) {
         instance *in = r->in;
         /* Every hook sees all five variables; without a target the target is what is installed. */
-        char **env = instance_env(in, target ? target : in->version, r->cmd->deployment);
+        const char *phase = r->cmd->type != COMMAND_MIGRATE ? NULL : r->cmd->phase ? r->cmd->phase : "all";
+        char **env = instance_env(in, target ? target : in->version, r->cmd->deployment, phase);
         char name[48];
         struct hook_spec spec = {
                 .name = name,

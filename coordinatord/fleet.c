@@ -82,6 +82,7 @@ static void info_unref(struct instance_info *i) {
         free(i->address);
         free(i->version);
         free(i->state);
+        free(i->health);
         free(i);
 }
 
@@ -137,6 +138,17 @@ const char *fleet_entry_state(const struct fleet_entry *e) {
         if (e->lost)
                 return "lost";
         return e->info->state && fleet_state_is_valid(e->info->state) ? e->info->state : "starting";
+}
+
+const char *fleet_entry_health(const struct fleet_entry *e) {
+        const char *st = fleet_entry_state(e);
+
+        if (e->lost)
+                return "lost";
+        if (e->info->health && (strcmp(e->info->health, "healthy") == 0 || strcmp(e->info->health, "unhealthy") == 0 ||
+                                strcmp(e->info->health, "starting") == 0))
+                return e->info->health;
+        return strcmp(st, "healthy") == 0 || strcmp(st, "unhealthy") == 0 ? st : "starting";
 }
 
 json_t *fleet_entry_to_json(const struct fleet_entry *e) {
@@ -424,6 +436,7 @@ static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
         ni->address = dup_field(reply, "address");
         ni->version = dup_field(reply, "version");
         ni->state = dup_field(reply, "state");
+        ni->health = dup_field(reply, "health");
         const char *v = reply_field(reply, "config_version");
         if (!v || parse_int64(v, &ni->config_version) < 0)
                 ni->config_version = 0;

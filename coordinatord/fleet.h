@@ -27,6 +27,7 @@ struct fleet;
 struct instance_info {
         int ref;
         char *id, *service, *host, *address, *version, *state;
+        char *health;    /* the probe's view (starting|healthy|unhealthy), also while draining; may be NULL */
         int64_t config_version;
         int64_t ttl_ms;
 };
@@ -58,6 +59,9 @@ struct fleet_snapshot *fleet_snapshot_get(struct fleet *f);
 void fleet_snapshot_unref(struct fleet_snapshot *s);
 const struct fleet_entry *fleet_snapshot_find(const struct fleet_snapshot *s, const char *id);
 const char *fleet_entry_state(const struct fleet_entry *e);
+/* The probe's view: "healthy", "unhealthy" or "starting" (from the state when the
+ * agent did not write one); "lost" for a lost instance. */
+const char *fleet_entry_health(const struct fleet_entry *e);
 json_t *fleet_entry_to_json(const struct fleet_entry *e);
 /* The unfiltered list, rendered once per snapshot; valid while the reference is held. */
 int fleet_snapshot_json_all(struct fleet_snapshot *s, const char **ret, size_t *ret_len);

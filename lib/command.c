@@ -1,4 +1,5 @@
 /* See command.h. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +45,41 @@ struct command *command_free(struct command *c) {
         free(c->instance);
         free(c->version);
         free(c->deployment);
+        free(c->phase);
         free(c);
         return NULL;
+}
+
+bool command_phase_is_valid(const char *phase) {
+        return phase && (strcmp(phase, "pre") == 0 || strcmp(phase, "post") == 0 || strcmp(phase, "all") == 0);
+}
+
+int command_set_id(struct command *c, const char *id) {
+        char *d;
+
+        assert(c);
+        if (!name_is_valid(id))
+                return -EINVAL;
+        d = strdup(id);
+        if (!d)
+                return -ENOMEM;
+        free(c->id);
+        c->id = d;
+        return 0;
+}
+
+int command_set_phase(struct command *c, const char *phase) {
+        char *d;
+
+        assert(c);
+        if (!command_phase_is_valid(phase) || c->type != COMMAND_MIGRATE)
+                return -EINVAL;
+        d = strdup(phase);
+        if (!d)
+                return -ENOMEM;
+        free(c->phase);
+        c->phase = d;
+        return 0;
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct command *, command_free)
 
@@ -95,6 +129,8 @@ char *command_encode(const struct command *c) {
                 json_object_set_new(j, "version", json_string(c->version));
         if (c->deployment)
                 json_object_set_new(j, "deployment", json_string(c->deployment));
+        if (c->phase)
+                json_object_set_new(j, "phase", json_string(c->phase));
         json_object_set_new(j, "created_at", json_integer((json_int_t) c->created_at_ms));
         return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 }
@@ -122,7 +158,7 @@ static int get_opt_string(json_t *j, const char *key, const char **ret, char *er
 int command_decode(const char *json, size_t len, struct command **ret, char *errbuf, size_t errlen) {
         _cleanup_json_ json_t *j = NULL;
         _cleanup_(command_freep) struct command *c = NULL;
-        const char *id, *type, *instance, *version, *deployment, *key;
+        const char *id, *type, *instance, *version, *deployment, *phase, *key;
         json_t *v;
         json_error_t jerr;
         int t;
@@ -136,7 +172,7 @@ int command_decode(const char *json, size_t len, struct command **ret, char *err
                 FAIL("command: expected a JSON object");
         json_object_foreach(j, key, v) {
                 static const char *const known[] = { "id", "type", "instance", "version", "deployment",
-                                                     "created_at" };
+                                                     "phase", "created_at" };
                 bool ok = false;
                 for (size_t i = 0; i < ELEMENTSOF(known); i++)
                         ok = ok || strcmp(key, known[i]) == 0;
@@ -146,7 +182,8 @@ int command_decode(const char *json, size_t len, struct command **ret, char *err
         if (get_opt_string(j, "id", &id, errbuf, errlen) < 0 || get_opt_string(j, "type", &type, errbuf, errlen) < 0 ||
             get_opt_string(j, "instance", &instance, errbuf, errlen) < 0 ||
             get_opt_string(j, "version", &version, errbuf, errlen) < 0 ||
-            get_opt_string(j, "deployment", &deployment, errbuf, errlen) < 0)
+            get_opt_string(j, "deployment", &deployment, errbuf, errlen) < 0 ||
+            get_opt_string(j, "phase", &phase, errbuf, errlen) < 0)
                 return -EINVAL;
         if (!id)
                 FAIL("command: id: missing");
@@ -165,6 +202,10 @@ int command_decode(const char *json, size_t len, struct command **ret, char *err
                 FAIL("command: version: invalid version");
         if (deployment && (strlen(deployment) > 128 || !*deployment))
                 FAIL("command: deployment: invalid");
+        if (phase && !command_phase_is_valid(phase))
+                FAIL("command: phase: '%.16s' is not one of pre, post, all", phase);
+        if (phase && t != COMMAND_MIGRATE)
+                FAIL("command: phase: only valid for migrate");
 
         c = calloc(1, sizeof *c);
         if (!c)
@@ -175,7 +216,7 @@ int command_decode(const char *json, size_t len, struct command **ret, char *err
                 c->created_at_ms = (uint64_t) json_integer_value(v);
         c->id = strdup(id);
         if (!c->id || dup_opt(instance, &c->instance) < 0 || dup_opt(version, &c->version) < 0 ||
-            dup_opt(deployment, &c->deployment) < 0)
+            dup_opt(deployment, &c->deployment) < 0 || dup_opt(phase, &c->phase) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(c);
         return 0;

@@ -4,8 +4,10 @@
  *
  * Command JSON (one list element):
  *   {"id":"<hex or name>","type":"drain|undrain|deploy|migrate|restart|apply-config",
- *    "instance":"web-1","version":"2.0","deployment":"<id>","created_at":<ms epoch or RFC 3339>}
+ *    "instance":"web-1","version":"2.0","deployment":"<id>","phase":"pre|post|all",
+ *    "created_at":<ms epoch or RFC 3339>}
  * id, type required; version required for deploy, migrate and apply-config;
+ * phase only with migrate (absent: "all");
  * instance may be omitted when the agent manages one instance only; null
  * counts as absent; unknown fields are rejected.
  *
@@ -39,6 +41,7 @@ struct command {
         char *instance;   /* NULL when omitted */
         char *version;    /* NULL unless deploy / migrate / apply-config */
         char *deployment; /* NULL when omitted */
+        char *phase;      /* migrate only: "pre", "post" or "all"; NULL when omitted */
         uint64_t created_at_ms;
 };
 
@@ -55,6 +58,11 @@ bool command_type_needs_version(enum command_type t);
 int command_new(enum command_type type, const char *instance, const char *version, const char *deployment,
                 struct command **ret);
 struct command *command_free(struct command *c);
+/* Replace the id or the phase (copied); -EINVAL for an invalid value (names:
+ * name_is_valid(); phases: command_phase_is_valid()). */
+int command_set_id(struct command *c, const char *id);
+int command_set_phase(struct command *c, const char *phase);
+bool command_phase_is_valid(const char *phase);
 
 /* Compact JSON; caller frees.  NULL on OOM. */
 char *command_encode(const struct command *c);

@@ -59,6 +59,37 @@ char *key_config_changed(const char *ns) {
         return strdup_printf("coord:{%s}:config-changed", ns);
 }
 
+char *key_deployment(const char *ns, const char *id) {
+        return strdup_printf("coord:{%s}:deployment:%s", ns, id);
+}
+char *key_deployment_events(const char *ns, const char *id) {
+        return strdup_printf("coord:{%s}:deployment:%s:events", ns, id);
+}
+char *key_deployments(const char *ns) {
+        return strdup_printf("coord:{%s}:deployments", ns);
+}
+char *key_deployments_service(const char *ns, const char *service) {
+        return strdup_printf("coord:{%s}:deployments:%s", ns, service);
+}
+char *key_deployments_active(const char *ns) {
+        return strdup_printf("coord:{%s}:deployments-active", ns);
+}
+char *key_active(const char *ns, const char *service) {
+        return strdup_printf("coord:{%s}:active:%s", ns, service);
+}
+char *key_idempotency(const char *ns, const char *sha256_hex) {
+        return strdup_printf("coord:{%s}:idempotency:%s", ns, sha256_hex);
+}
+char *key_deployment_events_channel(const char *ns) {
+        return strdup_printf("coord:{%s}:deployment-events", ns);
+}
+char *key_deployment_wake(const char *ns) {
+        return strdup_printf("coord:{%s}:deployment-wake", ns);
+}
+char *key_migration(const char *ns, const char *service) {
+        return strdup_printf("coord:{%s}:migration:%s", ns, service);
+}
+
 const char *namespace_default(void) {
         const char *e = getenv("COORD_NAMESPACE");
         return e && name_is_valid(e) ? e : "default";

@@ -64,7 +64,24 @@
  *   coord:keepalive:RANDOM               channel: the client's own probe, published on
  *                                        its command connection, received on its
  *                                        pub/sub connection (an ACL user needs &coord:*)
- * Deployments and migrations (later issues) add keys here. */
+ * Deployments (coordinatord: the API creates, the leader's reconciler writes the
+ * rest with fenced Lua scripts; docs/deployments.md):
+ *   coord:{NS}:deployment:ID             HASH doc(JSON: the record, internal fields under "_")
+ *                                        service state rev(N, +1 per write) seq(last event)
+ *                                        requested(pause|resume|cancel|revert, set by the
+ *                                        API, cleared by the leader when carried out)
+ *   coord:{NS}:deployment:ID:events      STREAM, entry ids 0-SEQ (SEQ = 1, 2, ...), field
+ *                                        "data" = the event JSON
+ *   coord:{NS}:deployments               ZSET member ID, score created_at ms (all services)
+ *   coord:{NS}:deployments:SERVICE       ZSET the same per service (history_limit kept)
+ *   coord:{NS}:deployments-active        SET of IDs the leader drives
+ *   coord:{NS}:active:SERVICE            STRING the service's active deployment ID
+ *   coord:{NS}:idempotency:SHA256        STRING "ID SERVICE VERSION", EX 24 h
+ *   coord:{NS}:deployment-events         channel: "ID SEQ" after an event is appended
+ *   coord:{NS}:deployment-wake           channel: ID when created or a request is stored
+ *   coord:{NS}:migration:SERVICE         HASH the last migrate command sent for the
+ *                                        service: command service version phase instance
+ *                                        deployment requested_at(ms) */
 #pragma once
 
 char *key_lock(const char *ns, const char *name);
@@ -87,6 +104,17 @@ char *key_command_results(const char *ns);
 
 char *key_config(const char *ns, const char *service);
 char *key_config_changed(const char *ns);
+
+char *key_deployment(const char *ns, const char *id);
+char *key_deployment_events(const char *ns, const char *id);
+char *key_deployments(const char *ns);
+char *key_deployments_service(const char *ns, const char *service);
+char *key_deployments_active(const char *ns);
+char *key_active(const char *ns, const char *service);
+char *key_idempotency(const char *ns, const char *sha256_hex);
+char *key_deployment_events_channel(const char *ns);
+char *key_deployment_wake(const char *ns);
+char *key_migration(const char *ns, const char *service);
 
 /* The namespace from $COORD_NAMESPACE, else "default". */
 const char *namespace_default(void);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -32,12 +33,35 @@
                 _fd_;                   \
         })
 
+/* enum <-> string through one table (systemd's DEFINE_STRING_TABLE_LOOKUP):
+ * needs "static const char *const name##_table[max]"; defines
+ * name##_to_string() (NULL when out of range) and name##_from_string()
+ * (-EINVAL when unknown). */
+#define DEFINE_STRING_TABLE_LOOKUP(name, type, max)                                     \
+        const char *name##_to_string(type i) {                                          \
+                return (int) i >= 0 && (int) i < (max) ? name##_table[i] : NULL;        \
+        }                                                                               \
+        int name##_from_string(const char *s) {                                         \
+                if (!s)                                                                 \
+                        return -EINVAL;                                                 \
+                for (int i = 0; i < (max); i++)                                         \
+                        if (name##_table[i] && strcmp(name##_table[i], s) == 0)         \
+                                return i;                                               \
+                return -EINVAL;                                                         \
+        }
+
 /* Define a cleanup helper that calls func(*p) when *p is not NULL. */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)          \
         static inline void func##p(type *p) {            \
                 if (*p)                                  \
                         func(*p);                        \
         }
+
+/* free(p) and return NULL: x = mfree(x); */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
 
 static inline void freep(void *p) {
         free(*(void **) p);

@@ -43,6 +43,8 @@ static const struct {
         { "{\"id\":\"c1\",\"type\":\"drain\",\"instance\":\"*\"}", "instance: invalid" },
         { "{\"id\":\"c1\",\"type\":\"drain\",\"extra\":1}", "extra: unknown field" },
         { "{\"id\":1,\"type\":\"drain\"}", "id: expected a string" },
+        { "{\"id\":\"c1\",\"type\":\"migrate\",\"version\":\"2\",\"phase\":\"middle\"}", "phase: 'middle'" },
+        { "{\"id\":\"c1\",\"type\":\"drain\",\"phase\":\"pre\"}", "phase: only valid for migrate" },
 };
 
 START_TEST(test_bad) {
@@ -69,6 +71,31 @@ START_TEST(test_coordinatord_form) {
 }
 END_TEST
 
+START_TEST(test_phase) {
+        struct command *c = NULL, *d = NULL;
+        char err[256] = "";
+        char *json;
+
+        ck_assert_int_eq(command_new(COMMAND_MIGRATE, "web-1", "2.0", "dep1", &c), 0);
+        ck_assert_int_eq(command_set_phase(c, "post"), 0);
+        ck_assert_int_eq(command_set_phase(c, "later"), -EINVAL);
+        ck_assert_int_eq(command_set_id(c, "dep1-7"), 0);
+        ck_assert_int_eq(command_set_id(c, "a/b"), -EINVAL);
+        json = command_encode(c);
+        ck_assert_ptr_nonnull(strstr(json, "\"phase\":\"post\""));
+        ck_assert_msg(command_decode(json, strlen(json), &d, err, sizeof err) == 0, "%s", err);
+        ck_assert_str_eq(d->phase, "post");
+        ck_assert_str_eq(d->id, "dep1-7");
+        free(json);
+        command_free(c);
+        command_free(d);
+
+        ck_assert_int_eq(command_new(COMMAND_DRAIN, "web-1", NULL, NULL, &c), 0);
+        ck_assert_int_eq(command_set_phase(c, "pre"), -EINVAL);
+        command_free(c);
+}
+END_TEST
+
 START_TEST(test_types) {
         for (int t = 0; t < _COMMAND_TYPE_MAX; t++)
                 ck_assert_int_eq(command_type_from_string(command_type_to_string((enum command_type) t)), t);
@@ -87,6 +114,7 @@ int main(void) {
         tcase_add_test(tc, test_roundtrip);
         tcase_add_loop_test(tc, test_bad, 0, (int) (sizeof bad / sizeof bad[0]));
         tcase_add_test(tc, test_types);
+        tcase_add_test(tc, test_phase);
         tcase_add_test(tc, test_coordinatord_form);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
