@@ -1,5 +1,4 @@
-/* See api.h.  Deployments and migrations come with the rollout issue; until
- * then their paths answer 404 like any unknown route. */
+/* See api.h. */
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -9,6 +8,9 @@ static const char *const q_instances[] = { "service", "state", NULL };
 static const char *const q_reveal[] = { "reveal", NULL };
 static const char *const f_none[] = { NULL };
 static const char *const f_config[] = { "config", NULL };
+static const char *const q_deployments[] = { "service", "limit", NULL };
+static const char *const f_deployment[] = { "service", "version", "strategy", "migrate", NULL };
+static const char *const f_migration[] = { "service", "version", "phase", NULL };
 
 #define R(m, p, r, h, ...) { .method = m, .pattern = p, .role = r, .handler = h, __VA_ARGS__ }
 const struct route api_routes[] = {
@@ -22,6 +24,17 @@ const struct route api_routes[] = {
         R("POST", "/v1/instances/{}/undrain", ROLE_DEPLOY, api_instances_undrain, .fields = f_none),
         R("GET", "/v1/config/{}", ROLE_READ, api_config_get, .query = q_reveal),
         R("PUT", "/v1/config/{}", ROLE_ADMIN, api_config_put, .fields = f_config, .body_required = true),
+        R("POST", "/v1/deployments", ROLE_DEPLOY, api_deployments_create, .fields = f_deployment,
+          .body_required = true),
+        R("GET", "/v1/deployments", ROLE_READ, api_deployments_list, .query = q_deployments),
+        R("GET", "/v1/deployments/{}", ROLE_READ, api_deployments_get, .query = NULL),
+        R("GET", "/v1/deployments/{}/events", ROLE_READ, api_deployments_events, .query = NULL),
+        R("POST", "/v1/deployments/{}/pause", ROLE_DEPLOY, api_deployments_pause, .fields = f_none),
+        R("POST", "/v1/deployments/{}/resume", ROLE_DEPLOY, api_deployments_resume, .fields = f_none),
+        R("POST", "/v1/deployments/{}/cancel", ROLE_DEPLOY, api_deployments_cancel, .fields = f_none),
+        R("POST", "/v1/deployments/{}/revert", ROLE_DEPLOY, api_deployments_revert, .fields = f_none),
+        R("POST", "/v1/migrations", ROLE_DEPLOY, api_migrations_run, .fields = f_migration, .body_required = true),
+        R("GET", "/v1/migrations/{}", ROLE_READ, api_migrations_get, .query = NULL),
 };
 #undef R
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
@@ -38,6 +51,16 @@ const char *const api_route_labels[] = {
         "/v1/instances/{id}/undrain",
         "GET /v1/config/{service}",
         "PUT /v1/config/{service}",
+        "POST /v1/deployments",
+        "GET /v1/deployments",
+        "/v1/deployments/{id}",
+        "/v1/deployments/{id}/events",
+        "/v1/deployments/{id}/pause",
+        "/v1/deployments/{id}/resume",
+        "/v1/deployments/{id}/cancel",
+        "/v1/deployments/{id}/revert",
+        "POST /v1/migrations",
+        "/v1/migrations/{service}",
 };
 _Static_assert(sizeof api_route_labels / sizeof api_route_labels[0] == sizeof api_routes / sizeof api_routes[0],
                "one label per route");

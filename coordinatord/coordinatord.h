@@ -22,6 +22,8 @@ struct fleet;
 struct leader;
 struct httpd;
 struct auth;
+struct reconciler;
+struct sse_hub;
 typedef struct redis_client redis_client;
 
 struct server {
@@ -35,6 +37,8 @@ struct server {
         struct fleet *fleet;
         struct leader *leader;
         struct httpd *httpd;
+        struct reconciler *reconciler;
+        struct sse_hub *sse;
         atomic_bool redis_up;  /* the loop's async connection is up */
         atomic_ulong redis_connects; /* successful (re)connections, for /metrics */
         atomic_bool stopping;

@@ -170,6 +170,28 @@ void http_reply_shared(struct request *req, unsigned status, const char *data, s
         MHD_destroy_response(resp);
 }
 
+void http_reply_stream(struct request *req, unsigned status, const char *content_type, http_stream_read read,
+                       void *cls, void (*free_cb)(void *cls)) {
+        struct MHD_Response *resp;
+
+        if (req->status != 0) {
+                free_cb(cls);
+                return;
+        }
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read, cls, free_cb);
+        if (!resp) {
+                free_cb(cls);
+                return;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        if (MHD_queue_response(req->conn, status, resp) == MHD_YES)
+                req->status = status;
+        MHD_destroy_response(resp);
+}
+
 void http_reply_json_headers(struct request *req, unsigned status, json_t *v, const char *const *headers) {
         char *body = NULL;
 
@@ -470,7 +492,8 @@ int httpd_start(struct server *s, const struct route *routes, size_t n_routes, s
         size_t sslen;
         bool loopback;
         struct httpd *h;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        /* Suspend/resume: event streams wait without holding a thread (sse.h). */
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 
         if (cd_listen_parse(s->cfg.listen, &ss, &sslen, &loopback) < 0)
                 return log_error_errno(EINVAL, "Invalid listen address %s", s->cfg.listen);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -74,6 +75,14 @@ void http_reply_static(struct request *req, unsigned status, const char *body);
  * called once libmicrohttpd no longer needs it. */
 void http_reply_shared(struct request *req, unsigned status, const char *data, size_t len,
                        void (*free_cb)(void *cls), void *cls);
+/* Reply with a stream: read(cls, pos, buf, max) is called on a libmicrohttpd
+ * thread for more data (libmicrohttpd's MHD_ContentReaderCallback contract:
+ * bytes written, 0 after suspending the connection, or
+ * MHD_CONTENT_READER_END_OF_STREAM); free_cb(cls) once the response is gone,
+ * also when queuing failed. */
+typedef ssize_t (*http_stream_read)(void *cls, uint64_t pos, char *buf, size_t max);
+void http_reply_stream(struct request *req, unsigned status, const char *content_type, http_stream_read read,
+                       void *cls, void (*free_cb)(void *cls));
 /* The error shape.  code: "bad_request", "unauthorized", "forbidden", "not_found",
  * "conflict", "payload_too_large", "unsupported_media_type", "unprocessable",
  * "unavailable", "internal". */

@@ -81,6 +81,14 @@ bool leader_is_leader(struct leader *l) {
         return l && atomic_load(&l->is_leader) && lease_valid(l);
 }
 
+bool leader_get_fence(struct leader *l, struct leader_fence *ret) {
+        if (!leader_is_leader(l))
+                return false;
+        *ret = (struct leader_fence) { .lock_key = l->k_lock, .token = l->token, .fence_key = l->k_fence,
+                                       .term = l->term };
+        return true;
+}
+
 void leader_get_view(struct leader *l, struct leader_view *ret) {
         struct leader_view v = {};
 

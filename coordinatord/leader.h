@@ -31,6 +31,14 @@ void leader_on_redis(struct leader *l, bool connected);
 bool leader_is_leader(struct leader *l);
 void leader_get_view(struct leader *l, struct leader_view *ret);
 void leader_view_done(struct leader_view *v);
+/* Loop thread: while leading, what a fenced write checks: the leader lock's
+ * key and owner token, the fence counter's key and the term (borrowed, valid
+ * until the next call into the leader).  false when not leading. */
+struct leader_fence {
+        const char *lock_key, *token, *fence_key;
+        uint64_t term;
+};
+bool leader_get_fence(struct leader *l, struct leader_fence *ret);
 /* Loop thread, at shutdown: stop leading and release the lock so a standby
  * takes over at once; done(userdata) runs when the release was answered (or
  * could not be sent).  Returns 1 when a release is in flight, 0 when there was

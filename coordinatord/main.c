@@ -23,7 +23,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "rconn.h"
+#include "reconciler.h"
 #include "redis_client.h"
+#include "sse.h"
 #include "strutil.h"
 
 #define SHUTDOWN_GRACE_USEC (2 * USEC_PER_SEC)
@@ -57,6 +59,10 @@ static void on_redis_state(redis_client *c, bool connected, void *userdata) {
                 fleet_on_redis(s->fleet, connected);
         if (s->leader)
                 leader_on_redis(s->leader, connected);
+        if (s->reconciler)
+                reconciler_on_redis(s->reconciler, connected);
+        if (s->sse)
+                sse_hub_on_redis(s->sse, connected);
         if (connected && !s->ready_sent && s->httpd) {
                 s->ready_sent = true;
                 (void) sd_notify(0, "READY=1\nSTATUS=Serving; connected to Redis");
@@ -196,6 +202,17 @@ int main(int argc, char **argv) {
                 goto finish;
         }
 
+        r = reconciler_new(&s, &s.reconciler);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the rollout reconciler: %m");
+                goto finish;
+        }
+        r = sse_hub_new(&s, &s.sse);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up event streams: %m");
+                goto finish;
+        }
+
         metrics_init(api_route_labels, api_n_routes);
         rconn_setup(s.url);
         r = httpd_start(&s, api_routes, api_n_routes, &s.httpd);
@@ -218,8 +235,11 @@ int main(int argc, char **argv) {
 
 finish:
         atomic_store(&s.stopping, true);
+        sse_hub_shutdown(s.sse);
         s.httpd = httpd_stop(s.httpd);
         s.redis = redis_client_free(s.redis);
+        s.sse = sse_hub_free(s.sse);
+        s.reconciler = reconciler_free(s.reconciler);
         s.leader = leader_free(s.leader);
         s.fleet = fleet_free(s.fleet);
         s.auth = auth_free(s.auth);

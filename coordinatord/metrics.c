@@ -3,12 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <string.h>
 
 #include "coordinatord.h"
 #include "fleet.h"
 #include "leader.h"
 #include "macro.h"
 #include "metrics.h"
+#include "reconciler.h"
+#include "sse.h"
 
 static const unsigned codes[] = { 200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503 };
 #define N_CODES (ELEMENTSOF(codes) + 1) /* last: any other */
@@ -21,6 +24,17 @@ static atomic_uint_fast64_t requests[METRICS_ROUTES_MAX + 1][ELEMENTSOF(codes) +
 static atomic_uint_fast64_t hist[METRICS_ROUTES_MAX + 1][N_BUCKETS + 1];
 static atomic_uint_fast64_t hist_sum_usec[METRICS_ROUTES_MAX + 1];
 static atomic_uint_fast64_t lock_acquisitions;
+
+/* Rollout steps by type and result, with a duration histogram per type. */
+static const char *const step_types[] = { "drain", "deploy", "undrain", "migrate", "other" };
+#define N_STEP_TYPES ELEMENTSOF(step_types)
+static const double step_buckets[] = { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900 };
+#define N_STEP_BUCKETS ELEMENTSOF(step_buckets)
+static atomic_uint_fast64_t steps_total[N_STEP_TYPES][2];
+static atomic_uint_fast64_t step_hist[N_STEP_TYPES][N_STEP_BUCKETS + 1];
+static atomic_uint_fast64_t step_sum_ms[N_STEP_TYPES];
+static const char *const finished_states[] = { "succeeded", "failed", "reverted", "cancelled" };
+static atomic_uint_fast64_t deployments_finished[ELEMENTSOF(finished_states)];
 
 void metrics_init(const char *const *names, size_t n) {
         route_names = names;
@@ -54,6 +68,59 @@ void metrics_lock_acquired(void) {
 
 uint64_t metrics_lock_acquisitions(void) {
         return atomic_load(&lock_acquisitions);
+}
+
+void metrics_rollout_step(const char *type, bool ok, uint64_t duration_ms) {
+        size_t t = N_STEP_TYPES - 1, b = N_STEP_BUCKETS;
+
+        for (size_t i = 0; type && i + 1 < N_STEP_TYPES; i++)
+                if (strcmp(step_types[i], type) == 0)
+                        t = i;
+        atomic_fetch_add_explicit(&steps_total[t][ok ? 1 : 0], 1, memory_order_relaxed);
+        for (size_t i = 0; i < N_STEP_BUCKETS; i++)
+                if ((double) duration_ms / 1e3 <= step_buckets[i]) {
+                        b = i;
+                        break;
+                }
+        atomic_fetch_add_explicit(&step_hist[t][b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&step_sum_ms[t], duration_ms, memory_order_relaxed);
+}
+
+void metrics_deployment_finished(const char *state) {
+        for (size_t i = 0; state && i < ELEMENTSOF(finished_states); i++)
+                if (strcmp(finished_states[i], state) == 0)
+                        atomic_fetch_add_explicit(&deployments_finished[i], 1, memory_order_relaxed);
+}
+
+static void render_rollout(FILE *f) {
+        fprintf(f, "# HELP coordinatord_deployments_finished_total Deployments this leader brought to a terminal state.\n"
+                   "# TYPE coordinatord_deployments_finished_total counter\n");
+        for (size_t i = 0; i < ELEMENTSOF(finished_states); i++)
+                fprintf(f, "coordinatord_deployments_finished_total{state=\"%s\"} %llu\n", finished_states[i],
+                        (unsigned long long) atomic_load(&deployments_finished[i]));
+        fprintf(f, "# HELP coordinatord_rollout_steps_total Instance and migration steps of deployments by type and result.\n"
+                   "# TYPE coordinatord_rollout_steps_total counter\n");
+        for (size_t t = 0; t < N_STEP_TYPES; t++)
+                for (int ok = 0; ok < 2; ok++)
+                        fprintf(f, "coordinatord_rollout_steps_total{type=\"%s\",result=\"%s\"} %llu\n",
+                                step_types[t], ok ? "ok" : "failed",
+                                (unsigned long long) atomic_load(&steps_total[t][ok]));
+        fprintf(f, "# HELP coordinatord_rollout_step_duration_seconds Hook durations of deployment steps.\n"
+                   "# TYPE coordinatord_rollout_step_duration_seconds histogram\n");
+        for (size_t t = 0; t < N_STEP_TYPES; t++) {
+                uint64_t cum = 0;
+                for (size_t b = 0; b < N_STEP_BUCKETS; b++) {
+                        cum += atomic_load(&step_hist[t][b]);
+                        fprintf(f, "coordinatord_rollout_step_duration_seconds_bucket{type=\"%s\",le=\"%g\"} %llu\n",
+                                step_types[t], step_buckets[b], (unsigned long long) cum);
+                }
+                cum += atomic_load(&step_hist[t][N_STEP_BUCKETS]);
+                fprintf(f, "coordinatord_rollout_step_duration_seconds_bucket{type=\"%s\",le=\"+Inf\"} %llu\n"
+                           "coordinatord_rollout_step_duration_seconds_sum{type=\"%s\"} %.3f\n"
+                           "coordinatord_rollout_step_duration_seconds_count{type=\"%s\"} %llu\n",
+                        step_types[t], (unsigned long long) cum, step_types[t],
+                        (double) atomic_load(&step_sum_ms[t]) / 1e3, step_types[t], (unsigned long long) cum);
+        }
 }
 
 static const char *route_label(size_t i) {
@@ -140,6 +207,13 @@ char *metrics_render(struct server *s) {
                    "# TYPE coordinatord_redis_reconnects_total counter\n"
                    "coordinatord_redis_reconnects_total %lu\n",
                 connects > 0 ? connects - 1 : 0);
+
+        render_rollout(f);
+        reconciler_write_metrics(s->reconciler, f);
+        fprintf(f, "# HELP coordinatord_event_streams Open deployment event streams (SSE).\n"
+                   "# TYPE coordinatord_event_streams gauge\n"
+                   "coordinatord_event_streams %zu\n",
+                sse_hub_streams(s->sse));
 
         if (fclose(f) != 0) {
                 free(buf);

@@ -5,6 +5,7 @@
  * /metrics is scraped. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,5 +21,10 @@ void metrics_http_observe(size_t route, unsigned code, uint64_t duration_usec);
 /* One more leadership acquisition. */
 void metrics_lock_acquired(void);
 uint64_t metrics_lock_acquisitions(void);
+/* A deployment's instance or migration step finished (type: drain, deploy,
+ * undrain, migrate; the hook's duration as the agent measured it). */
+void metrics_rollout_step(const char *type, bool ok, uint64_t duration_ms);
+/* A deployment reached a terminal state (succeeded failed reverted cancelled). */
+void metrics_deployment_finished(const char *state);
 /* The whole exposition as a malloc'd string (NULL on OOM). */
 char *metrics_render(struct server *s);

@@ -37,18 +37,51 @@ static void help(void) {
                "  --wait-timeout D    how long to wait for another runner (default 10m; exit 5)\n"
                "  --lease D           lock lease, renewed while running (default 15s)\n"
                "  --no-seed           skip S__ seed scripts\n"
+               "  --phase PHASE       pre: all but '-- coord:post-deploy' versions (before the\n"
+               "                      rollout); post: only those (after it); all: everything in\n"
+               "                      version order (default)\n"
                "\n"
                "Exit codes: 0 ok or up to date, 1 a migration failed, 2 bad usage or file name,\n"
                "3 PostgreSQL/Redis unreachable, 4 validation failed, 5 lock wait timed out.\n");
 }
 
-static void print_text_table(const struct migrate_report *r, bool plan) {
+/* plan: what runs, in order, with each file's phase; then what this phase holds back. */
+static void print_plan(const struct migrate_report *r, enum migrate_phase phase, size_t wt, size_t wv) {
+        size_t k = 0, held = 0, wn = 6;
+
+        for (size_t i = 0; i < r->n; i++)
+                if (r->v[i].will_run)
+                        wn = MAX(wn, strlen(r->v[i].script));
+        for (size_t i = 0; i < r->n; i++) {
+                const struct migrate_entry *e = &r->v[i];
+                bool note = e->state == STATE_PARTIAL || e->state == STATE_CHANGED || e->deferred;
+                held += e->held;
+                if (!e->will_run)
+                        continue;
+                printf("%3zu. %-*s %-*s %-*s %-*s%s%s\n", ++k, (int) wt, e->type, (int) wv, e->version ?: "", (int) wn,
+                       e->script, note ? 4 : 0, e->phase ?: "-", note ? "  # " : "", note ? (e->detail ?: "") : "");
+        }
+        if (k == 0)
+                printf("Nothing to apply%s%s: the schema is up to date.\n", phase == MIGRATE_PHASE_ALL ? "" : " in phase ",
+                       phase == MIGRATE_PHASE_ALL ? "" : migrate_phase_to_string(phase));
+        else
+                printf("%zu to apply.\n", k);
+        if (held > 0) {
+                printf("Not in phase %s:\n", migrate_phase_to_string(phase));
+                for (size_t i = 0; i < r->n; i++)
+                        if (r->v[i].held)
+                                printf("     %-*s %-*s %-*s %s\n", (int) wt, r->v[i].type, (int) wv,
+                                       r->v[i].version ?: "", (int) wn, r->v[i].script, r->v[i].phase ?: "-");
+        }
+}
+
+static void print_text_table(const struct migrate_report *r, bool plan, enum migrate_phase phase) {
         size_t wv = 7, wd = 11, ws = 5, wt = 4;
         size_t counts[_STATE_MAX] = {};
 
         for (size_t i = 0; i < r->n; i++) {
                 const struct migrate_entry *e = &r->v[i];
-                if (plan && !e->will_run)
+                if (plan && !e->will_run && !e->held)
                         continue;
                 wv = MAX(wv, e->version ? strlen(e->version) : 0);
                 wd = MIN(MAX(wd, strlen(e->description)), (size_t) 40);
@@ -56,29 +89,18 @@ static void print_text_table(const struct migrate_report *r, bool plan) {
                 wt = MAX(wt, strlen(e->type));
         }
         if (plan) {
-                size_t k = 0;
-                for (size_t i = 0; i < r->n; i++) {
-                        const struct migrate_entry *e = &r->v[i];
-                        if (!e->will_run)
-                                continue;
-                        printf("%3zu. %-*s %-*s %s%s%s\n", ++k, (int) wt, e->type, (int) wv, e->version ?: "",
-                               e->script, e->state == STATE_PARTIAL || e->state == STATE_CHANGED ? "  # " : "",
-                               e->state == STATE_PARTIAL || e->state == STATE_CHANGED ? (e->detail ?: "") : "");
-                }
-                if (k == 0)
-                        printf("Nothing to apply: the schema is up to date.\n");
-                else
-                        printf("%zu to apply.\n", k);
+                print_plan(r, phase, wt, wv);
                 return;
         }
-        printf("%-*s  %-*s  %-*s  %-*s  %-24s  %s\n", (int) wt, "TYPE", (int) wv, "VERSION", (int) wd, "DESCRIPTION",
-               (int) ws, "STATE", "INSTALLED AT", "BY");
+        printf("%-*s  %-*s  %-5s  %-*s  %-*s  %-24s  %s\n", (int) wt, "TYPE", (int) wv, "VERSION", "PHASE", (int) wd,
+               "DESCRIPTION", (int) ws, "STATE", "INSTALLED AT", "BY");
         for (size_t i = 0; i < r->n; i++) {
                 const struct migrate_entry *e = &r->v[i];
                 counts[e->state]++;
-                printf("%-*s  %-*s  %-*.*s  %-*s  %-24s  %s%s%s\n", (int) wt, e->type, (int) wv, e->version ?: "",
-                       (int) wd, (int) wd, e->description, (int) ws, migrate_state_to_string(e->state),
-                       e->installed_at ?: "-", e->installed_by ?: "-", e->detail ? "  # " : "", e->detail ?: "");
+                printf("%-*s  %-*s  %-5s  %-*.*s  %-*s  %-24s  %s%s%s\n", (int) wt, e->type, (int) wv,
+                       e->version ?: "", e->phase ?: "-", (int) wd, (int) wd, e->description, (int) ws,
+                       migrate_state_to_string(e->state), e->installed_at ?: "-", e->installed_by ?: "-",
+                       e->detail ? "  # " : "", e->detail ?: "");
         }
         printf("%zu migration%s:", r->n, r->n == 1 ? "" : "s");
         for (int s = 0; s < _STATE_MAX; s++)
@@ -95,6 +117,7 @@ static json_t *entry_json(const struct migrate_entry *e) {
         json_object_set_new(o, "version", e->version ? json_string(e->version) : json_null());
         json_object_set_new(o, "description", json_string(e->description));
         json_object_set_new(o, "script", json_string(e->script));
+        json_object_set_new(o, "phase", e->phase ? json_string(e->phase) : json_null());
         json_object_set_new(o, "state", json_string(migrate_state_to_string(e->state)));
         json_object_set_new(o, "checksum", e->checksum ? json_string(e->checksum) : json_null());
         json_object_set_new(o, "applied_checksum", e->applied_checksum ? json_string(e->applied_checksum) : json_null());
@@ -104,6 +127,8 @@ static json_t *entry_json(const struct migrate_entry *e) {
         json_object_set_new(o, "fencing_token", e->installed_at ? json_integer(e->fencing_token) : json_null());
         json_object_set_new(o, "will_run", json_boolean(e->will_run));
         json_object_set_new(o, "problem", json_boolean(e->problem));
+        json_object_set_new(o, "deferred", json_boolean(e->deferred));
+        json_object_set_new(o, "held", json_boolean(e->held));
         json_object_set_new(o, "detail", e->detail ? json_string(e->detail) : json_null());
         if (e->ran)
                 json_object_set_new(o, "run_ms", json_integer(e->run_ms));
@@ -129,6 +154,7 @@ static void print_json(const struct migrate_options *o, const struct migrate_rep
                 json_array_append_new(arr, entry_json(&r->v[i]));
         }
         json_object_set_new(doc, "command", json_string(command_name(o->command)));
+        json_object_set_new(doc, "phase", json_string(migrate_phase_to_string(o->phase)));
         json_object_set_new(doc, "exit_code", json_integer(r->exit_code));
         json_object_set_new(doc, "ok", json_boolean(r->exit_code == 0));
         json_object_set_new(doc, "message", json_string(msg ?: ""));
@@ -143,7 +169,7 @@ static void print_json(const struct migrate_options *o, const struct migrate_rep
 }
 
 int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *g) {
-        enum { ARG_DIR = 0x100, ARG_DATABASE, ARG_REDIS, ARG_WAIT, ARG_LEASE, ARG_NO_SEED };
+        enum { ARG_DIR = 0x100, ARG_DATABASE, ARG_REDIS, ARG_WAIT, ARG_LEASE, ARG_NO_SEED, ARG_PHASE };
         static const struct option options[] = {
                 { "dir", required_argument, NULL, ARG_DIR },
                 { "database", required_argument, NULL, ARG_DATABASE },
@@ -151,6 +177,7 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
                 { "wait-timeout", required_argument, NULL, ARG_WAIT },
                 { "lease", required_argument, NULL, ARG_LEASE },
                 { "no-seed", no_argument, NULL, ARG_NO_SEED },
+                { "phase", required_argument, NULL, ARG_PHASE },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -213,6 +240,13 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
                 }
                 case ARG_NO_SEED:
                         o.no_seed = true;
+                        break;
+                case ARG_PHASE:
+                        if (migrate_phase_from_string(optarg, &o.phase) < 0) {
+                                fprintf(stderr, "coordctl migrate: --phase: '%s' is not a phase (pre, post or all)\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
                         break;
                 default:
                         fprintf(stderr, "coordctl migrate: unknown or incomplete option '%s' (see --help)\n",
@@ -280,11 +314,11 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
         else {
                 switch (o.command) {
                 case MIGRATE_STATUS:
-                        print_text_table(&rep, false);
+                        print_text_table(&rep, false, o.phase);
                         break;
                 case MIGRATE_PLAN:
                         if (r == 0)
-                                print_text_table(&rep, true);
+                                print_text_table(&rep, true, o.phase);
                         break;
                 case MIGRATE_VALIDATE:
                         for (size_t i = 0; i < rep.n; i++)

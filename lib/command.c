@@ -81,7 +81,6 @@ int command_set_phase(struct command *c, const char *phase) {
         c->phase = d;
         return 0;
 }
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct command *, command_free)
 
 static int dup_opt(const char *s, char **ret) {
         if (!s) {

@@ -25,6 +25,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "macro.h"
+
 enum command_type {
         COMMAND_DRAIN,
         COMMAND_UNDRAIN,
@@ -58,6 +60,7 @@ bool command_type_needs_version(enum command_type t);
 int command_new(enum command_type type, const char *instance, const char *version, const char *deployment,
                 struct command **ret);
 struct command *command_free(struct command *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct command *, command_free)
 /* Replace the id or the phase (copied); -EINVAL for an invalid value (names:
  * name_is_valid(); phases: command_phase_is_valid()). */
 int command_set_id(struct command *c, const char *id);

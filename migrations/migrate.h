@@ -21,6 +21,20 @@ enum migrate_command {
         MIGRATE_REPAIR,
 };
 
+/* Which migrations apply (and plan) run.  A versioned file with "-- coord:post-deploy" is
+ * in phase post ("contract": after every instance runs the new release); every other
+ * file, repeatables and seeds included, is in phase pre.  See docs/migrations.md. */
+enum migrate_phase {
+        MIGRATE_PHASE_ALL,  /* everything, in version order (the default) */
+        MIGRATE_PHASE_PRE,  /* all but post-deploy versions; a post-deploy version below one
+                             * that runs is recorded as deferred (history type 'deferred') */
+        MIGRATE_PHASE_POST, /* only the pending post-deploy versions, ascending */
+        _MIGRATE_PHASE_MAX,
+};
+const char *migrate_phase_to_string(enum migrate_phase p);
+/* "pre", "post" or "all": 0, or -EINVAL (ret untouched). */
+int migrate_phase_from_string(const char *s, enum migrate_phase *ret);
+
 struct migrate_options {
         enum migrate_command command;
         const char *dir;
@@ -30,6 +44,7 @@ struct migrate_options {
         uint64_t lease_usec;
         uint64_t wait_timeout_usec;
         bool no_seed;
+        enum migrate_phase phase;      /* MIGRATE_APPLY, MIGRATE_PLAN (and will_run of the others) */
         const char *baseline_version;  /* MIGRATE_BASELINE */
 };
 
@@ -54,6 +69,7 @@ struct migrate_entry {
         const char *version;     /* NULL for repeatable/seed */
         const char *description;
         const char *script;
+        const char *phase;       /* a file's phase, "pre" or "post"; NULL for history rows without a file */
         enum migrate_state state;
         const char *checksum;         /* of the file, NULL when missing */
         const char *applied_checksum; /* recorded, NULL when never applied */
@@ -61,8 +77,13 @@ struct migrate_entry {
         const char *installed_by;
         int64_t execution_ms;
         int64_t fencing_token;
-        bool will_run; /* apply would run it */
+        bool will_run; /* apply would run it (in the options' phase) */
         bool problem;  /* validation fails because of it */
+        bool deferred; /* a pending post-deploy version the history records as deferred: never a gap */
+        bool held;     /* would run with --phase all, but not in this phase */
+        bool defer;    /* held by --phase pre and not yet deferred: apply records it as deferred
+                        * together with the first higher version it applies */
+        bool blocked;  /* --phase post: a pre-deploy version below it is pending; apply refuses */
         char *detail;  /* human explanation, or NULL */
         /* apply: filled for what ran in this run */
         bool ran;

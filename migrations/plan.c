@@ -18,6 +18,25 @@ const char *migrate_state_to_string(enum migrate_state s) {
         return s < _STATE_MAX ? t[s] : "unknown";
 }
 
+static const char *const phase_table[_MIGRATE_PHASE_MAX] = {
+        [MIGRATE_PHASE_ALL] = "all",
+        [MIGRATE_PHASE_PRE] = "pre",
+        [MIGRATE_PHASE_POST] = "post",
+};
+
+const char *migrate_phase_to_string(enum migrate_phase p) {
+        return p < _MIGRATE_PHASE_MAX ? phase_table[p] : "unknown";
+}
+
+int migrate_phase_from_string(const char *s, enum migrate_phase *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(phase_table); i++)
+                if (strcmp(s, phase_table[i]) == 0) {
+                        *ret = (enum migrate_phase) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
 void migrate_report_done(struct migrate_report *r) {
         for (size_t i = 0; i < r->n; i++)
                 free(r->v[i].detail);
@@ -184,7 +203,60 @@ static int entry_cmp(const void *a, const void *b) {
         return strcmp(x->script, y->script);
 }
 
-int plan_compute(const struct migration_set *set, const struct history *h, bool no_seed, struct migrate_report *r) {
+/* Add to an entry's explanation (the entry keeps the first one, if any). */
+static void detail_add(struct migrate_entry *e, const char *what) {
+        char *d = e->detail ? strdup_printf("%s; %s", e->detail, what) : strdup(what);
+        if (d) {
+                free(e->detail);
+                e->detail = d;
+        }
+}
+
+/* Narrow what will_run to one phase.  The file entries are r->v[0..set->n), in the
+ * directory's order (versioned ascending first), one per set->v[i]. */
+static void plan_phase(const struct migration_set *set, enum migrate_phase phase, struct migrate_report *r) {
+        const struct migrate_entry *pre_pending = NULL; /* the lowest pre-deploy version that runs with 'all' */
+
+        if (phase == MIGRATE_PHASE_ALL)
+                return;
+        for (size_t i = 0; i < set->n; i++) {
+                const struct migration *m = &set->v[i];
+                struct migrate_entry *e = &r->v[i];
+
+                if (!e->will_run)
+                        continue;
+                if (phase == MIGRATE_PHASE_PRE) {
+                        if (!m->post_deploy)
+                                continue;
+                        e->will_run = false;
+                        e->held = true;
+                        /* Recorded only once something above it is applied: until then it is no gap. */
+                        e->defer = !e->deferred;
+                        detail_add(e, "post-deploy: held back by --phase pre (runs with --phase post or all)");
+                } else if (!m->post_deploy) {
+                        if (m->type == MIGRATION_VERSIONED && !pre_pending)
+                                pre_pending = e;
+                        e->will_run = false;
+                        e->held = true;
+                        detail_add(e, m->type == MIGRATION_VERSIONED
+                                              ? "pre-deploy: not run by --phase post (runs with --phase pre or all)"
+                                              : "not run by --phase post (repeatables and seeds run with --phase pre "
+                                                "or all)");
+                } else if (pre_pending) {
+                        /* Applying it would leave that version pending below an applied one: a gap. */
+                        _cleanup_free_ char *d = strdup_printf("post-deploy, but the pre-deploy %s below it is "
+                                                               "pending: run --phase pre first",
+                                                               pre_pending->script);
+                        e->will_run = false;
+                        e->blocked = true;
+                        if (d)
+                                detail_add(e, d);
+                }
+        }
+}
+
+int plan_compute(const struct migration_set *set, const struct history *h, bool no_seed, enum migrate_phase phase,
+                 struct migrate_report *r) {
         _cleanup_(index_free) struct index ix = {};
         const char *max_dir = NULL;
         size_t allocated = 0;
@@ -208,11 +280,20 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                 e->version = m->version;
                 e->description = m->description;
                 e->script = m->script;
+                e->phase = m->post_deploy ? "post" : "pre";
                 e->checksum = m->checksum;
                 if (m->type == MIGRATION_VERSIONED) {
+                        const struct history_row *deferred = NULL;
+
                         w = find_version(&ix, m->version);
                         if (w && strcmp(w->type, "deleted") == 0)
                                 w = NULL;
+                        if (w && strcmp(w->type, "deferred") == 0) {
+                                /* Held back by a --phase pre run that applied a higher version: not applied. */
+                                deferred = w;
+                                w = NULL;
+                                e->deferred = true;
+                        }
                         if (w && strcmp(w->type, "baseline") == 0) {
                                 e->state = STATE_IGNORED;
                                 set_applied(e, w);
@@ -252,7 +333,8 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                                         e->detail = strdup_printf("%" PRId64 " of %" PRId64
                                                                   " statements ran; apply resumes after them",
                                                                   p->done, p->total);
-                        } else if (ix.max_applied && version_compare(m->version, ix.max_applied) < 0) {
+                        } else if (ix.max_applied && version_compare(m->version, ix.max_applied) < 0 &&
+                                   !deferred) {
                                 e->state = STATE_PENDING;
                                 e->problem = true;
                                 e->detail = strdup_printf("version %s is lower than the applied %s: added out of "
@@ -261,6 +343,10 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                         } else {
                                 e->state = STATE_PENDING;
                                 e->will_run = true;
+                                if (deferred)
+                                        e->detail = strdup_printf("deferred at %s by a --phase pre run that applied "
+                                                                  "a higher version; runs with --phase post or all",
+                                                                  deferred->installed_at);
                         }
                 } else {
                         w = find_script(&ix, e->type, m->script);
@@ -305,11 +391,17 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                 }
         }
 
+        plan_phase(set, phase, r);
+
         /* History rows without a file. */
         for (size_t i = 0; i < ix.nv; i++) {
                 const struct history_row *w = ix.v[i];
                 struct migrate_entry *e;
                 bool have = false;
+
+                /* A deferred version whose file is gone was never applied: nothing to show or do. */
+                if (strcmp(w->type, "deferred") == 0)
+                        continue;
 
                 for (size_t lo = 0, hi = set->n_versioned; lo < hi;) {
                         size_t mid = (lo + hi) / 2;

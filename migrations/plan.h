@@ -12,5 +12,8 @@
 
 /* Fill r->v/r->n (entries point into set and h, which must outlive r's use):
  * files in order (versioned ascending, repeatables, seeds), merged with history
- * rows that have no file.  no_seed: seeds never will_run.  0 or -ENOMEM. */
-int plan_compute(const struct migration_set *set, const struct history *h, bool no_seed, struct migrate_report *r);
+ * rows that have no file.  no_seed: seeds never will_run.  phase: which of the
+ * pending files will_run (the states and problems do not depend on it; held,
+ * defer and blocked do).  0 or -ENOMEM. */
+int plan_compute(const struct migration_set *set, const struct history *h, bool no_seed, enum migrate_phase phase,
+                 struct migrate_report *r);

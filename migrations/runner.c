@@ -49,6 +49,7 @@ enum {
         TAG_COMMIT = -5,
         TAG_PROGRESS = -6,
         TAG_PREV_COMMIT = -7,
+        TAG_DEFERRED = -8,
 };
 
 /* The history row of a migration, inserted only while our token is current: the
@@ -87,6 +88,9 @@ struct runner {
         const struct migration *pending;
         struct migrate_entry *pending_e;
         uint64_t pending_t0;
+        /* --phase pre: the report entries [defer_lo, defer_hi) that are held post-deploy versions
+         * below the migration about to run; its transaction records them as deferred. */
+        size_t defer_lo, defer_hi;
         char installed_by[300];
 };
 
@@ -483,6 +487,39 @@ static void settle_prev(struct runner *x, struct batch *b) {
         }
 }
 
+/* --phase pre: within the transaction of the migration about to commit, a fenced history
+ * row of type 'deferred' for each held post-deploy version below it, so that neither the
+ * planner nor validate calls that version a gap once this one is applied (and --phase post
+ * or all still runs it).  They commit or roll back with the migration.  0; -EIO when a
+ * query could not be sent; -EBADMSG when a result failed (b->err is set). */
+static int send_deferred(struct runner *x, struct batch *b) {
+        for (size_t k = x->defer_lo; k < x->defer_hi; k++) {
+                struct migrate_entry *d = &x->rep->v[k];
+                const char *p[] = { d->version,  d->description, "deferred",   d->script,
+                                    d->checksum, x->installed_by, "0",         "true",
+                                    x->token_str, x->lock_name };
+
+                if (!d->defer || d->deferred)
+                        continue;
+                if (b->n >= (int) ELEMENTSOF(b->tags) - 4 ||
+                    !PQsendQueryPrepared(x->conn, PREPARED_HISTORY_INSERT, 10, p, NULL, NULL, 0))
+                        return -EIO;
+                b->tags[b->n++] = TAG_DEFERRED;
+                d->deferred = true;
+                log_info("Deferring %s (post-deploy) below %s: recorded for --phase post", d->script,
+                         x->rep->v[x->defer_hi].script);
+                if (b->n >= PIPELINE_CHUNK_STMTS) {
+                        if (sync_read(x->conn, b) < 0)
+                                return -EIO;
+                        settle_prev(x, b);
+                        if (b->err)
+                                return -EBADMSG;
+                }
+        }
+        x->defer_lo = x->defer_hi;
+        return 0;
+}
+
 /* One transaction: BEGIN, settings, the statements, the fenced history row.  The COMMIT
  * is deferred: sent at the head of the next migration's pipeline (one round trip per
  * migration) or by commit_pending().  The previous migration's COMMIT, if pending, heads
@@ -537,6 +574,11 @@ static int run_in_transaction(struct runner *x, const struct migration *m, struc
                         }
                 }
         }
+        r = send_deferred(x, &b);
+        if (r == -EIO)
+                goto io;
+        if (r < 0)
+                goto failed;
         if (b.n >= (int) ELEMENTSOF(b.tags) - 4 ||
             !PQsendQueryPrepared(x->conn, PREPARED_HISTORY_INSERT, 10, hist, NULL, NULL, 0))
                 goto io;
@@ -737,7 +779,8 @@ static int run_one(struct runner *x, struct migration *m, struct migrate_entry *
         return m->no_transaction ? run_no_transaction(x, m, e) : run_in_transaction(x, m, e, t0, false, NULL);
 }
 
-/* What apply refuses to start with (plan reports the same). */
+/* What apply refuses to start with (plan reports the same): validation problems, then a
+ * --phase post that would apply a post-deploy version above a pending pre-deploy one. */
 static int check_problems(struct runner *x, const char *what) {
         struct migrate_report *r = x->rep;
         for (size_t i = 0; i < r->n; i++)
@@ -746,17 +789,38 @@ static int check_problems(struct runner *x, const char *what) {
                         return fail(x, e->state == STATE_FAILED ? EXIT_FAILED : EXIT_VALIDATION, "%s: %s: %s (%s)",
                                     e->script, migrate_state_to_string(e->state), e->detail ?: "", what);
                 }
+        for (size_t i = 0; i < r->n; i++)
+                if (r->v[i].blocked)
+                        return fail(x, EXIT_FAILED, "%s: %s (%s)", r->v[i].script, r->v[i].detail ?: "blocked", what);
         return 0;
+}
+
+/* The summary of an apply that succeeded: what ran, and what this phase left for another. */
+static void apply_summary(struct runner *x, size_t ran, size_t held) {
+        struct migrate_report *r = x->rep;
+        char h[128] = "";
+
+        if (held > 0 && x->o->phase == MIGRATE_PHASE_PRE)
+                snprintf(h, sizeof(h), " (%zu post-deploy migration%s held back for --phase post)", held,
+                         held == 1 ? "" : "s");
+        else if (held > 0)
+                snprintf(h, sizeof(h), " (%zu pending outside --phase %s)", held, migrate_phase_to_string(x->o->phase));
+        if (ran == 0)
+                snprintf(r->message, sizeof(r->message), "schema up to date, nothing to apply%s", h);
+        else
+                snprintf(r->message, sizeof(r->message), "applied %zu migration%s%s", ran, ran == 1 ? "" : "s", h);
 }
 
 static int apply(struct runner *x) {
         struct migrate_report *r = x->rep;
-        size_t ran = 0, keep_n = 0;
+        size_t ran = 0, held = 0, keep_n = 0;
         int code;
 
         code = check_problems(x, "nothing applied");
         if (code != 0)
                 return code;
+        for (size_t i = 0; i < r->n; i++)
+                held += r->v[i].held;
         for (size_t i = 0, j = 0; i < r->n && code == 0; i++) {
                 struct migrate_entry *e = &r->v[i];
                 struct migration *m = NULL;
@@ -774,6 +838,9 @@ static int apply(struct runner *x) {
                                           : fail(x, EXIT_FAILED, "interrupted by a signal before %s", m->script);
                         break;
                 }
+                /* Versioned entries come first, ascending: every held one before i is below m. */
+                if (m->type == MIGRATION_VERSIONED)
+                        x->defer_hi = i;
                 code = run_one(x, m, e);
         }
         if (code == 0)
@@ -804,10 +871,7 @@ static int apply(struct runner *x) {
         r->n = keep_n;
         if (code != 0)
                 return code;
-        if (ran == 0)
-                snprintf(r->message, sizeof(r->message), "schema up to date, nothing to apply");
-        else
-                snprintf(r->message, sizeof(r->message), "applied %zu migration%s", ran, ran == 1 ? "" : "s");
+        apply_summary(x, ran, held);
         return 0;
 }
 
@@ -998,7 +1062,7 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         snprintf(x.installed_by, sizeof(x.installed_by), "%s@%s", PQuser(x.conn), host);
 
         rep->history = x.h;
-        r = plan_compute(x.set, x.h, o->no_seed, rep);
+        r = plan_compute(x.set, x.h, o->no_seed, o->phase, rep);
         if (r < 0) {
                 fail(&x, EXIT_FAILED, "%s", strerror(-r));
                 goto finish;

@@ -205,6 +205,18 @@ static int parse_directives(struct migration *m, char *errbuf, size_t errlen) {
                                 if (al > 0)
                                         goto bad_arg;
                                 m->no_transaction = true;
+                        } else if (nl == 11 && memcmp(name, "post-deploy", 11) == 0) {
+                                if (al > 0)
+                                        goto bad_arg;
+                                if (m->type != MIGRATION_VERSIONED) {
+                                        /* Repeatables and seeds have no version to hold back below. */
+                                        snprintf(errbuf, errlen,
+                                                 "%s:%u: directive 'coord:post-deploy' is only valid in versioned "
+                                                 "migrations (V<version>__<description>.sql), not in %s scripts",
+                                                 m->script, line, migration_type_to_string(m->type));
+                                        return -EINVAL;
+                                }
+                                m->post_deploy = true;
                         } else if ((nl == 17 && memcmp(name, "statement-timeout", 17) == 0) ||
                                    (nl == 12 && memcmp(name, "lock-timeout", 12) == 0)) {
                                 uint64_t usec;
@@ -221,7 +233,7 @@ static int parse_directives(struct migration *m, char *errbuf, size_t errlen) {
                         } else {
                                 snprintf(errbuf, errlen,
                                          "%s:%u: unknown directive 'coord:%.*s' (known: no-transaction, "
-                                         "statement-timeout, lock-timeout)",
+                                         "statement-timeout, lock-timeout, post-deploy)",
                                          m->script, line, (int) MIN(nl, (size_t) 64), name);
                                 return -EINVAL;
                         }
@@ -230,7 +242,7 @@ static int parse_directives(struct migration *m, char *errbuf, size_t errlen) {
                         snprintf(errbuf, errlen,
                                  "%s:%u: directive 'coord:%.*s' has a bad argument '%.*s' (expected: %s)",
                                  m->script, line, (int) MIN(nl, (size_t) 64), name, (int) MIN(al, (size_t) 64),
-                                 arg, name[0] == 'n' ? "none" : "a duration like 30s, at least 1ms");
+                                 arg, name[0] == 'n' || name[0] == 'p' ? "none" : "a duration like 30s, at least 1ms");
                         return -EINVAL;
                 }
         next:

@@ -5,7 +5,9 @@
  *   S__<description>.sql            seed, run after those when new or changed
  *
  * Leading comment lines may hold directives: "-- coord:no-transaction",
- * "-- coord:statement-timeout 30s", "-- coord:lock-timeout 5s".  Other files
+ * "-- coord:statement-timeout 30s", "-- coord:lock-timeout 5s" and, in versioned
+ * files only, "-- coord:post-deploy" (a "contract" migration: run by
+ * `--phase post`, held back by `--phase pre`).  Other files
  * (hidden, not ending in ".sql", directories) are ignored; a ".sql" file whose
  * name does not parse is an error, so a typo never silently skips a change. */
 #pragma once
@@ -34,6 +36,7 @@ struct migration {
         char *sql;
         size_t sql_len;
         bool no_transaction;
+        bool post_deploy;                /* "-- coord:post-deploy" (versioned only) */
         uint64_t statement_timeout_usec; /* 0: not set */
         uint64_t lock_timeout_usec;      /* 0: not set */
         struct sql_stmt *stmts;          /* set by source_split() */

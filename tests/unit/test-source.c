@@ -146,7 +146,37 @@ START_TEST(test_errors) {
         expect_error("V2__quote.sql", "SELECT 1;\nSELECT 'oops;\n", "V2__quote.sql: unterminated quoted string starting at line 2");
         expect_error("V2__tx.sql", "SELECT 1;\nCOMMIT;\n", "V2__tx.sql:2: transaction control");
         expect_error("V2__copy.sql", "SELECT 1;\n\ncopy t (a, b) FROM stdin;\n", "V2__copy.sql:3: COPY ... FROM STDIN");
+        /* post-deploy holds a version back: only versioned files have one */
+        expect_error("R__view.sql", "-- a view\n-- coord:post-deploy\nSELECT 1;",
+                     "R__view.sql:2: directive 'coord:post-deploy' is only valid in versioned migrations");
+        expect_error("S__seed.sql", "-- coord:post-deploy\nSELECT 1;", "S__seed.sql:1: directive 'coord:post-deploy'");
+        expect_error("V2__post_arg.sql", "-- coord:post-deploy now\nSELECT 1;",
+                     "V2__post_arg.sql:1: directive 'coord:post-deploy' has a bad argument 'now' (expected: none)");
+        expect_error("V2__post_typo.sql", "-- coord:postdeploy\nSELECT 1;",
+                     "V2__post_typo.sql:1: unknown directive 'coord:postdeploy'");
 }
+
+START_TEST(test_post_deploy) {
+        struct migration_set *s = NULL;
+        char e[512] = "";
+
+        clear_dir();
+        put("V1__t.sql", "CREATE TABLE t (a int, b int);");
+        put("V2__drop_a.sql", "-- Contract: no release reads t.a any more.\n-- coord:post-deploy\n"
+                              "-- coord:lock-timeout 5s\nALTER TABLE t DROP COLUMN a;\n");
+        put("V3__add_c.sql", "ALTER TABLE t ADD COLUMN c int;\n-- coord:post-deploy (not leading: a comment)\n");
+        put("R__v.sql", "CREATE OR REPLACE VIEW v AS SELECT b FROM t;");
+        ck_assert_int_eq(source_load(dir, true, &s, e, sizeof(e)), 0);
+        ck_assert_uint_eq(s->n, 4);
+        ck_assert(!s->v[0].post_deploy);
+        ck_assert_str_eq(s->v[1].script, "V2__drop_a.sql");
+        ck_assert(s->v[1].post_deploy);
+        ck_assert_uint_eq(s->v[1].lock_timeout_usec, 5000000);
+        ck_assert(!s->v[2].post_deploy);
+        ck_assert(!s->v[3].post_deploy);
+        source_free(s);
+}
+END_TEST
 END_TEST
 
 START_TEST(test_missing_dir) {
@@ -167,6 +197,7 @@ int main(void) {
         tcase_add_test(tc, test_versions);
         tcase_add_test(tc, test_load_order_and_fields);
         tcase_add_test(tc, test_errors);
+        tcase_add_test(tc, test_post_deploy);
         tcase_add_test(tc, test_missing_dir);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
