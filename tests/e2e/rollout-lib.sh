@@ -124,6 +124,11 @@ instances_summary() {
         done
 }
 
+# fleet_all VERSION: every instance healthy on VERSION.
+fleet_all() {
+        [ "$(instances_summary | grep -vc " healthy $1 healthy")" = 0 ]
+}
+
 fleet_healthy() {
         [ "$(instances_summary | grep -c ' healthy 1.0 ')" -ge "$1" ]
 }
@@ -158,7 +163,7 @@ api() {
         method=$1 path=$2
         shift 2
         for u in $(echo "$URLS" | tr , ' '); do
-                curl -s -X "$method" -H "Authorization: Bearer $TOKEN_DEPLOY" "$@" "$u$path" && return 0
+                curl -sf -m 5 -X "$method" -H "Authorization: Bearer $TOKEN_DEPLOY" "$@" "$u$path" && return 0
         done
         return 1
 }
@@ -166,9 +171,11 @@ api() {
 dep_get() { api GET "/v1/deployments/$1"; }
 dep_state() { dep_get "$1" | jq -r .state; }
 
+dep_state_is() { [ "$(dep_state "$1")" = "$2" ]; }
+
 wait_dep() {
-        harness_wait_for "$3" sh -c "[ \"\$(curl -s -H 'Authorization: Bearer $TOKEN_DEPLOY' $(echo "$URLS" | cut -d, -f1)/v1/deployments/$1 | jq -r .state)\" = '$2' ]" ||
-                { dep_get "$1" | jq . >&2; fail "deployment $1: state $(dep_state "$1"), expected $2 within $3 s"; }
+        harness_wait_for "$3" dep_state_is "$1" "$2" ||
+                { dep_get "$1" | jq -c . >&2; fail "deployment $1: state $(dep_state "$1"), expected $2 within $3 s"; }
 }
 
 leader_name() {
