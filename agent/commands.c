@@ -27,21 +27,7 @@
 #include "state.h"
 #include "strutil.h"
 
-/* KEYS[1] result hash, KEYS[2] inflight list; ARGV[1] raw command, ARGV[2] id,
- * ARGV[3] results channel, ARGV[4] expiry ms, ARGV[5..] field value pairs. */
-static const char result_script[] =
-        "local n = 0\n"
-        "if redis.call('HEXISTS', KEYS[1], 'finished_at') == 0 then\n"
-        "  redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
-        "  redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-        "  redis.call('PUBLISH', ARGV[3], ARGV[2])\n"
-        "  n = 1\n"
-        "end\n"
-        "redis.call('LREM', KEYS[2], 1, ARGV[1])\n"
-        "return n\n";
-
-/* Results stay a week: long after anyone waits for them. */
-#define RESULT_EXPIRE_MS "604800000"
+/* Results are written by lib/command.h's command_result_script and stay a week. */
 #define POLL_USEC (5 * USEC_PER_SEC)
 /* Commands held at once (running or waiting for their instance). */
 #define RUNS_MAX 64
@@ -206,14 +192,14 @@ static void write_result(run *r, json_t *result) {
                 return;
         }
         argv[n++] = "EVAL";
-        argv[n++] = result_script;
+        argv[n++] = command_result_script;
         argv[n++] = "2";
         argv[n++] = khash;
         argv[n++] = kinflight;
         argv[n++] = r->raw;
         argv[n++] = r->cmd_id;
         argv[n++] = kresults;
-        argv[n++] = RESULT_EXPIRE_MS;
+        argv[n++] = COMMAND_RESULT_EXPIRE_MS;
         json_object_foreach(result, k, v) {
                 if (n + 2 > ELEMENTSOF(argv) || nb >= ELEMENTSOF(buf))
                         break;

@@ -52,7 +52,7 @@ static const char create_script[] =
         "if n > 0 then\n"
         "  for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, n - 1)) do\n"
         "    if redis.call('SISMEMBER', KEYS[6], id) == 0 then\n"
-        "      redis.call('DEL', ARGV[11] .. id, ARGV[11] .. id .. ':events')\n"
+        "      redis.call('DEL', ARGV[11] .. id, ARGV[11] .. id .. ':events', ARGV[11] .. id .. ':instances')\n"
         "      redis.call('ZREM', KEYS[5], id)\n"
         "      redis.call('ZREM', KEYS[4], id)\n"
         "    end\n"
@@ -96,6 +96,25 @@ static const char control_script[] =
         "redis.call('PUBLISH', ARGV[3], ARGV[2])\n"
         "return {'ok', st}\n";
 
+/* The "service" and "version" of a request body; false (400 sent) when invalid. */
+static bool body_service_version(struct request *req, const char **ret_service, const char **ret_version) {
+        const char *service = json_string_value(json_object_get(req->json, "service"));
+        const char *version = json_string_value(json_object_get(req->json, "version"));
+
+        if (!service || !name_is_valid(service)) {
+                http_reply_error(req, 400, "bad_request", "service: %s", service ? "not a valid name" : "required (a string)");
+                return false;
+        }
+        if (!version || !version_is_valid(version)) {
+                http_reply_error(req, 400, "bad_request", "version: %s",
+                                 version ? "not a valid version" : "required (a string)");
+                return false;
+        }
+        *ret_service = service;
+        *ret_version = version;
+        return true;
+}
+
 static bool redis_ready(struct request *req, const char *what, redisContext **ret) {
         if (!atomic_load(&req->s->redis_up) || rconn_get(ret) < 0) {
                 http_reply_unavailable(req, what);
@@ -113,38 +132,81 @@ static void redis_failed(struct request *req, const char *what, int r, const cha
                 http_reply_unavailable(req, what);
 }
 
-/* The public JSON of a stored record (doc, requested), or NULL. */
-static json_t *record_to_public(const char *doc, size_t len, const char *requested) {
-        json_t *j = json_loadb(doc, len, 0, NULL);
+/* A record's header, pending request and instances, read atomically. */
+static const char read_script[] =
+        "return {redis.call('HGET', KEYS[1], 'doc'), redis.call('HGET', KEYS[1], 'requested'),"
+        " redis.call('HGETALL', KEYS[2])}\n";
 
-        if (!j || !json_is_object(j)) {
+static int append_read(redisContext *c, const char *ns, const char *id) {
+        _cleanup_free_ char *kd = key_deployment(ns, id), *ki = key_deployment_instances(ns, id);
+
+        if (!kd || !ki)
+                return -ENOMEM;
+        const char *argv[] = { "EVAL", read_script, "2", kd, ki };
+        return redisAppendCommandArgv(c, (int) ELEMENTSOF(argv), argv, NULL) == REDIS_OK ? 0 : -ENOMEM;
+}
+
+/* The public JSON of read_script's reply, or NULL (-ENOENT in *ret_r when there is no record). */
+static json_t *record_to_public(redisReply *rep, int *ret_r) {
+        _cleanup_free_ const char **vals = NULL;
+        _cleanup_free_ size_t *lens = NULL;
+        redisReply *inst;
+        json_t *j;
+        size_t n = 0;
+
+        *ret_r = -EBADMSG;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[2]->type != REDIS_REPLY_ARRAY) {
+                if (rep->type == REDIS_REPLY_ERROR)
+                        *ret_r = -EPROTO;
+                return NULL;
+        }
+        if (rep->element[0]->type != REDIS_REPLY_STRING) {
+                *ret_r = -ENOENT;
+                return NULL;
+        }
+        j = json_loadb(rep->element[0]->str, rep->element[0]->len, 0, NULL);
+        inst = rep->element[2];
+        vals = calloc(inst->elements / 2 + 1, sizeof *vals);
+        lens = calloc(inst->elements / 2 + 1, sizeof *lens);
+        if (!json_is_object(j) || !vals || !lens) {
+                json_decref(j);
+                return NULL;
+        }
+        for (size_t i = 0; i + 1 < inst->elements; i += 2)
+                if (inst->element[i + 1]->type == REDIS_REPLY_STRING) {
+                        vals[n] = inst->element[i + 1]->str;
+                        lens[n++] = inst->element[i + 1]->len;
+                }
+        if (rollout_json_attach_instances(j, vals, lens, n) < 0) {
                 json_decref(j);
                 return NULL;
         }
         rollout_json_strip_internal(j);
-        json_object_set_new(j, "requested", requested ? json_string(requested) : json_null());
+        json_object_set_new(j, "requested",
+                            rep->element[1]->type == REDIS_REPLY_STRING ? json_string(rep->element[1]->str)
+                                                                        : json_null());
+        *ret_r = 0;
         return j;
 }
 
-/* 0 with the record, -ENOENT, or another -errno (reply sent). */
+/* 0 with the record, -ENOENT, -EBADMSG, or another -errno (reply sent). */
 static int load_public(struct request *req, redisContext *c, const char *id, json_t **ret) {
-        _cleanup_free_ char *k = key_deployment(req->s->ns, id);
         _cleanup_reply_ redisReply *rep = NULL;
-        char err[256];
         int r;
 
-        if (!k)
+        if (append_read(c, req->s->ns, id) < 0)
                 return -ENOMEM;
-        r = redis_command(c, &rep, err, sizeof err, "HMGET %s doc requested", k);
-        if (r < 0) {
-                redis_failed(req, "deployment", r, err);
-                return r;
+        if (redisGetReply(c, (void **) &rep) != REDIS_OK || !rep) {
+                rconn_reset();
+                http_reply_unavailable(req, "deployment");
+                return -EIO;
         }
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING)
-                return -ENOENT;
-        *ret = record_to_public(rep->element[0]->str, rep->element[0]->len,
-                                rep->element[1]->type == REDIS_REPLY_STRING ? rep->element[1]->str : NULL);
-        return *ret ? 0 : -EBADMSG;
+        *ret = record_to_public(rep, &r);
+        if (r == -EPROTO) {
+                log_warning("deployment %s: Redis error: %s", id, rep->str);
+                http_reply_error(req, 500, "internal", "deployment: Redis refused the command");
+        }
+        return r;
 }
 
 static bool service_has_instances(struct request *req, const char *service) {
@@ -190,8 +252,7 @@ static void reply_record(struct request *req, redisContext *c, unsigned status, 
 
 void api_deployments_create(struct request *req) {
         struct server *s = req->s;
-        const char *service = json_string_value(json_object_get(req->json, "service"));
-        const char *version = json_string_value(json_object_get(req->json, "version"));
+        const char *service, *version;
         json_t *migrate = json_object_get(req->json, "migrate");
         const char *idem = http_header(req, "Idempotency-Key");
         _cleanup_(rollout_freep) struct rollout *d = NULL;
@@ -205,15 +266,8 @@ void api_deployments_create(struct request *req) {
         redisContext *c;
         int r;
 
-        if (!service || !name_is_valid(service)) {
-                http_reply_error(req, 400, "bad_request", "service: %s", service ? "not a valid name" : "required (a string)");
+        if (!body_service_version(req, &service, &version))
                 return;
-        }
-        if (!version || !version_is_valid(version)) {
-                http_reply_error(req, 400, "bad_request", "version: %s",
-                                 version ? "not a valid version" : "required (a string)");
-                return;
-        }
         if (migrate && !json_is_boolean(migrate)) {
                 http_reply_error(req, 400, "bad_request", "migrate: expected true or false");
                 return;
@@ -349,10 +403,8 @@ void api_deployments_list(struct request *req) {
                 return;
         }
         for (size_t i = 0; ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
-                _cleanup_free_ char *kd = NULL;
                 if (ids->element[i]->type != REDIS_REPLY_STRING || !name_is_valid(ids->element[i]->str) ||
-                    !(kd = key_deployment(req->s->ns, ids->element[i]->str)) ||
-                    redisAppendCommand(c, "HMGET %s doc requested", kd) != REDIS_OK) {
+                    append_read(c, req->s->ns, ids->element[i]->str) < 0) {
                         http_reply_error(req, 500, "internal", "out of memory");
                         rconn_reset();
                         return;
@@ -365,15 +417,10 @@ void api_deployments_list(struct request *req) {
                         http_reply_unavailable(req, "deployments");
                         return;
                 }
-                if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-                    rep->element[0]->type == REDIS_REPLY_STRING) {
-                        json_t *j = record_to_public(rep->element[0]->str, rep->element[0]->len,
-                                                     rep->element[1]->type == REDIS_REPLY_STRING
-                                                             ? rep->element[1]->str
-                                                             : NULL);
-                        if (j)
-                                json_array_append_new(arr, j);
-                }
+                int rr;
+                json_t *j = record_to_public(rep, &rr);
+                if (j)
+                        json_array_append_new(arr, j);
         }
         http_reply_json(req, 200, json_pack("{s:O}", "deployments", arr));
 }
@@ -508,8 +555,7 @@ static const char *pick_migrator(struct request *req, const char *service, char 
 
 void api_migrations_run(struct request *req) {
         struct server *s = req->s;
-        const char *service = json_string_value(json_object_get(req->json, "service"));
-        const char *version = json_string_value(json_object_get(req->json, "version"));
+        const char *service, *version;
         const char *phase = json_string_value(json_object_get(req->json, "phase"));
         _cleanup_free_ char *k_active = NULL, *k_mig = NULL, *host = NULL, *instance = NULL, *ts = NULL;
         _cleanup_(command_freep) struct command *cmd = NULL;
@@ -518,15 +564,8 @@ void api_migrations_run(struct request *req) {
         redisContext *c;
         int r;
 
-        if (!service || !name_is_valid(service)) {
-                http_reply_error(req, 400, "bad_request", "service: %s", service ? "not a valid name" : "required (a string)");
+        if (!body_service_version(req, &service, &version))
                 return;
-        }
-        if (!version || !version_is_valid(version)) {
-                http_reply_error(req, 400, "bad_request", "version: %s",
-                                 version ? "not a valid version" : "required (a string)");
-                return;
-        }
         if (json_object_get(req->json, "phase") && !json_is_null(json_object_get(req->json, "phase")) &&
             !command_phase_is_valid(phase)) {
                 http_reply_error(req, 400, "bad_request", "phase: must be one of pre, post, all");

@@ -28,6 +28,7 @@ struct fl_inst {
         bool lost;                  /* gone, and not stopped on purpose */
         bool checking;              /* EXISTS alive in flight */
         bool fetching;              /* HGETALL in flight */
+        bool refetch;               /* an event arrived while fetching: read again */
         bool lost_published;
         bool reaping;
 };
@@ -54,7 +55,15 @@ struct fleet {
         pthread_mutex_t lock;
         struct fleet_snapshot *snap;
         atomic_bool synced_flag;
+
+        void (*on_change)(void *userdata);
+        void *on_change_userdata;
 };
+
+void fleet_set_on_change(struct fleet *f, void (*cb)(void *userdata), void *userdata) {
+        f->on_change = cb;
+        f->on_change_userdata = userdata;
+}
 
 /* Reap an instance only if its alive key is still gone. KEYS: instance alive instances events; ARGV: id */
 static const char reap_script[] =
@@ -322,6 +331,8 @@ static void publish_snapshot(struct fleet *f) {
         pthread_mutex_unlock(&f->lock);
         fleet_snapshot_unref(old);
         f->dirty = false;
+        if (f->on_change)
+                f->on_change(f->on_change_userdata);
 }
 
 /* Userdata of one async command about one instance. */
@@ -398,6 +409,8 @@ static char *dup_field(redisReply *r, const char *name) {
         return v ? strndup(v, 256) : NULL;
 }
 
+static int send_fetch(struct fleet *f, struct fl_inst *x, bool resync);
+
 static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
         struct op *o = userdata;
         struct fleet *f = o->f;
@@ -406,8 +419,15 @@ static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
         if (o->epoch != f->epoch)
                 goto done;
         x = inst_find(f, o->id);
-        if (x)
+        if (x) {
                 x->fetching = false;
+                if (x->refetch) {
+                        /* The hash changed after this read was sent: this reply may be
+                         * older than the event, so read it again. */
+                        x->refetch = false;
+                        (void) send_fetch(f, x, false);
+                }
+        }
         if (!reply || reply->type != REDIS_REPLY_ARRAY)
                 goto done; /* retried by the next event or resync */
         if (reply->elements == 0) {
@@ -682,6 +702,8 @@ static void on_event(redis_client *c, const char *channel, const char *data, siz
         }
         if (!x->fetching)
                 (void) send_fetch(f, x, false);
+        else
+                x->refetch = true;
         if (!x->checking)
                 (void) send_check(f, x, false);
 }
@@ -696,7 +718,7 @@ void fleet_on_redis(struct fleet *f, bool connected) {
         f->resync_done = false;
         atomic_store(&f->synced_flag, false);
         for (size_t i = 0; i < f->n; i++) {
-                f->v[i]->fetching = f->v[i]->checking = f->v[i]->reaping = false;
+                f->v[i]->fetching = f->v[i]->checking = f->v[i]->reaping = f->v[i]->refetch = false;
                 /* Heartbeats were invisible while disconnected: restart the clock. */
                 f->v[i]->observed_usec = now_usec();
         }

@@ -54,6 +54,9 @@ struct fleet *fleet_free(struct fleet *f);
 /* Loop thread: the Redis connection came up (full resync) or went down. */
 void fleet_on_redis(struct fleet *f, bool connected);
 
+/* Loop thread: call cb(userdata) on the loop after each new snapshot. */
+void fleet_set_on_change(struct fleet *f, void (*cb)(void *userdata), void *userdata);
+
 /* Any thread: the current snapshot (a reference; never NULL after fleet_new). */
 struct fleet_snapshot *fleet_snapshot_get(struct fleet *f);
 void fleet_snapshot_unref(struct fleet_snapshot *s);

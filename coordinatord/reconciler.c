@@ -20,16 +20,17 @@
 #include "rollout.h"
 #include "strutil.h"
 
-#define DOC_MAX (32 * 1024 * 1024)
+#define RECONCILER_MIN_GAP_USEC (20 * 1000)
 
 /* KEYS[1] leader lock, KEYS[2] fence, KEYS[3] record, KEYS[4] events stream,
  * KEYS[5] active set, KEYS[6] active:SERVICE, KEYS[7] migration:SERVICE,
- * KEYS[8..] one agent queue per command.
+ * KEYS[8] the record's instances hash, KEYS[9..] one agent queue per command.
  * ARGV[1] token, ARGV[2] term, ARGV[3] expected rev, ARGV[4] doc, ARGV[5] state,
  * ARGV[6] "1" when terminal, ARGV[7] deployment id, ARGV[8] events channel,
  * ARGV[9] the request carried out ("" when none), ARGV[10] number of events,
  * the events, the number of commands, per command (json, wake channel, id),
- * the number of migration record fields, the field/value pairs. */
+ * the number of migration record fields, the field/value pairs, the number of
+ * changed instances, their id/JSON pairs. */
 static const char commit_script[] =
         "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED not the leader') end\n"
         "if redis.call('GET', KEYS[2]) ~= ARGV[2] then return redis.error_reply('FENCED the term changed') end\n"
@@ -50,7 +51,7 @@ static const char commit_script[] =
         "if ne > 0 then redis.call('HSET', KEYS[3], 'seq', seq) end\n"
         "local nc = tonumber(ARGV[i]); i = i + 1\n"
         "for k = 1, nc do\n"
-        "  redis.call('LPUSH', KEYS[7 + k], ARGV[i])\n"
+        "  redis.call('LPUSH', KEYS[8 + k], ARGV[i])\n"
         "  redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2])\n"
         "  i = i + 3\n"
         "end\n"
@@ -58,6 +59,11 @@ static const char commit_script[] =
         "if nm > 0 then\n"
         "  redis.call('DEL', KEYS[7])\n"
         "  redis.call('HSET', KEYS[7], unpack(ARGV, i, i + 2 * nm - 1))\n"
+        "end\n"
+        "i = i + 2 * nm\n"
+        "local ni = tonumber(ARGV[i]); i = i + 1\n"
+        "for k = 1, ni do\n"
+        "  redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1]); i = i + 2\n"
         "end\n"
         "if ARGV[6] == '1' then\n"
         "  redis.call('SREM', KEYS[5], ARGV[7])\n"
@@ -202,6 +208,7 @@ struct op {
 };
 
 static void pass_finish(struct reconciler *r);
+static void kick(struct reconciler *r);
 
 static void op_free(struct op *o) {
         free(o->cmd);
@@ -237,21 +244,43 @@ static void take_members(struct reconciler *r, redisReply *reply) {
         r->set_ok = true;
 }
 
+/* The header, the revision and the instances, read in one atomic step. */
+static const char load_script[] =
+        "return {redis.call('HGET', KEYS[1], 'doc'), redis.call('HGET', KEYS[1], 'rev'), redis.call('HGETALL', KEYS[2])}\n";
+
 static void take_load(struct reconciler *r, struct rdep *x, redisReply *reply) {
         _cleanup_json_ json_t *j = NULL;
+        _cleanup_free_ const char **vals = NULL;
+        _cleanup_free_ size_t *lens = NULL;
         struct rollout *d = NULL;
+        redisReply *inst;
         json_error_t jerr;
         char err[256];
         int64_t rev;
+        size_t n = 0;
 
         x->loading = false;
-        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
             reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_STRING ||
-            parse_int64(reply->element[1]->str, &rev) < 0)
+            reply->element[2]->type != REDIS_REPLY_ARRAY || parse_int64(reply->element[1]->str, &rev) < 0)
                 return;
         j = json_loadb(reply->element[0]->str, reply->element[0]->len, 0, &jerr);
         if (!j) {
                 log_error("Deployment %s: unreadable record: %s", x->id, jerr.text);
+                return;
+        }
+        inst = reply->element[2];
+        vals = calloc(inst->elements / 2 + 1, sizeof *vals);
+        lens = calloc(inst->elements / 2 + 1, sizeof *lens);
+        if (!vals || !lens)
+                return;
+        for (size_t i = 0; i + 1 < inst->elements; i += 2)
+                if (inst->element[i + 1]->type == REDIS_REPLY_STRING) {
+                        vals[n] = inst->element[i + 1]->str;
+                        lens[n++] = inst->element[i + 1]->len;
+                }
+        if (rollout_json_attach_instances(j, vals, lens, n) < 0) {
+                log_error("Deployment %s: unreadable instance records", x->id);
                 return;
         }
         if (rollout_from_json(j, &d, err, sizeof err) < 0) {
@@ -415,6 +444,8 @@ static void on_commit(redis_client *c, redisReply *reply, void *userdata) {
         }
         update_state_counts(r);
         commit_op_free(o);
+        /* Results that came in while this commit was in flight were not looked at. */
+        kick(r);
 }
 
 /* argv under construction: pointers borrowed or owned (freed at the end). */
@@ -480,7 +511,7 @@ static int commit(struct reconciler *r, struct rdep *x, const struct leader_fenc
                   struct rollout_output *out, const char *consumed) {
         struct server *s = r->s;
         const struct rollout *d = x->d;
-        _cleanup_json_ json_t *doc = rollout_to_json(d, true);
+        _cleanup_json_ json_t *doc = rollout_header_to_json(d, true);
         struct argv a = {};
         struct commit_op *o;
         size_t nev = json_array_size(out->events), n_mig = 0;
@@ -492,7 +523,7 @@ static int commit(struct reconciler *r, struct rdep *x, const struct leader_fenc
                 return -ENOMEM;
         argv_add(&a, "EVAL");
         argv_add(&a, commit_script);
-        argv_own(&a, strdup_printf("%zu", 7 + out->n_cmds));
+        argv_own(&a, strdup_printf("%zu", 8 + out->n_cmds));
         argv_add(&a, fence->lock_key);
         argv_add(&a, fence->fence_key);
         argv_own(&a, key_deployment(s->ns, d->id));
@@ -500,6 +531,7 @@ static int commit(struct reconciler *r, struct rdep *x, const struct leader_fenc
         argv_add(&a, r->k_active);
         argv_own(&a, key_active(s->ns, d->service));
         argv_own(&a, key_migration(s->ns, d->service));
+        argv_own(&a, key_deployment_instances(s->ns, d->id));
         for (i = 0; i < out->n_cmds; i++)
                 argv_own(&a, key_agent_commands(s->ns, out->cmds[i].host ? out->cmds[i].host : "-"));
         argv_add(&a, fence->token);
@@ -555,6 +587,18 @@ static int commit(struct reconciler *r, struct rdep *x, const struct leader_fenc
                 argv_int(&a, r->now_ms);
         } else
                 argv_int(&a, 0);
+        size_t n_dirty = 0;
+        for (i = 0; out->dirty && i < d->n_instances; i++)
+                n_dirty += out->dirty[i];
+        argv_int(&a, (int64_t) n_dirty);
+        for (i = 0; out->dirty && i < d->n_instances; i++) {
+                _cleanup_json_ json_t *xj = NULL;
+                if (!out->dirty[i])
+                        continue;
+                xj = rollout_instance_to_json(&d->instances[i], true);
+                argv_add(&a, d->instances[i].id);
+                argv_own(&a, xj ? json_dumps(xj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL);
+        }
         if (a.err) {
                 argv_done(&a);
                 return a.err;
@@ -674,11 +718,14 @@ static void pass_finish(struct reconciler *r) {
         if (!leader_get_fence(r->s->leader, &fence) || fence.term != r->term || r->now_ms <= 0 || !r->set_ok)
                 goto out;
 
-        /* Follow the active set: new ones are loaded, finished ones forgotten. */
+        /* Follow the active set: new ones are loaded (by the next pass, at
+         * once), finished ones forgotten. */
         for (size_t i = 0; i < r->n_set; i++) {
                 struct rdep *x = rdep_find(r, r->set[i]);
-                if (!x)
+                if (!x) {
                         x = rdep_add(r, r->set[i]);
+                        r->again = true;
+                }
                 if (x)
                         x->in_set = true;
         }
@@ -710,7 +757,7 @@ out:
         atomic_fetch_add(&r->passes, 1);
         if (r->again) {
                 r->again = false;
-                (void) sd_event_source_set_time(r->timer, now_usec());
+                (void) sd_event_source_set_time(r->timer, MAX(now_usec(), r->pass_start_usec + RECONCILER_MIN_GAP_USEC));
         }
 }
 
@@ -743,12 +790,12 @@ static void pass_start(struct reconciler *r) {
         (void) send_op(r, OP_MEMBERS, NULL, NULL, 2, (const char *[]) { "SMEMBERS", r->k_active });
         for (size_t i = 0; i < r->n; i++) {
                 struct rdep *x = r->v[i];
-                _cleanup_free_ char *kd = key_deployment(s->ns, x->id);
-                if (!kd || x->committing)
+                _cleanup_free_ char *kd = key_deployment(s->ns, x->id), *ki = key_deployment_instances(s->ns, x->id);
+                if (!kd || !ki || x->committing)
                         continue;
                 if (!x->d) {
-                        if (!x->loading &&
-                            send_op(r, OP_LOAD, x->id, NULL, 4, (const char *[]) { "HMGET", kd, "doc", "rev" }) == 0)
+                        if (!x->loading && send_op(r, OP_LOAD, x->id, NULL, 5,
+                                                   (const char *[]) { "EVAL", load_script, "2", kd, ki }) == 0)
                                 x->loading = true;
                         continue;
                 }
@@ -794,12 +841,22 @@ static void kick(struct reconciler *r) {
                 r->again = true;
                 return;
         }
+        /* Back-to-back events (a fleet of 1,000 changing) coalesce into one pass per gap. */
         r->due_usec = 0;
-        (void) sd_event_source_set_time(r->timer, now_usec());
+        (void) sd_event_source_set_time(r->timer, MAX(now_usec(), r->pass_start_usec + RECONCILER_MIN_GAP_USEC));
 }
 
 static void on_message(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
         kick(userdata);
+}
+
+/* The fleet changed (a health, a version, a lost instance): a verifying
+ * instance may be done, a waiting one may start. */
+static void on_fleet_change(void *userdata) {
+        struct reconciler *r = userdata;
+
+        if (r->n > 0)
+                kick(r);
 }
 
 void reconciler_on_redis(struct reconciler *r, bool connected) {
@@ -861,13 +918,15 @@ int reconciler_new(struct server *s, struct reconciler **ret) {
                 reconciler_free(r);
                 return -ENOMEM;
         }
-        k = sd_event_add_time(s->event, &r->timer, CLOCK_MONOTONIC, now_usec() + RECONCILER_TICK_USEC, 0, on_tick,
-                              r);
+        /* Accuracy 1 ms: 0 would mean sd-event's default of 250 ms. */
+        k = sd_event_add_time(s->event, &r->timer, CLOCK_MONOTONIC, now_usec() + RECONCILER_TICK_USEC, USEC_PER_MSEC,
+                              on_tick, r);
         if (k < 0) {
                 reconciler_free(r);
                 return k;
         }
         (void) sd_event_source_set_enabled(r->timer, SD_EVENT_ON);
+        fleet_set_on_change(s->fleet, on_fleet_change, r);
         if (s->redis) {
                 /* Command results and instance changes move deployments on; so do new ones and requests. */
                 if ((k = redis_client_subscribe(s->redis, r->k_results, on_message, r)) < 0 ||

@@ -56,7 +56,7 @@ static json_t *migration_to_json(const struct rollout_migration *m, bool interna
         return j;
 }
 
-static json_t *instance_to_json(const struct rollout_instance *x, bool internal) {
+json_t *rollout_instance_to_json(const struct rollout_instance *x, bool internal) {
         json_t *j = json_pack("{s:s,s:o,s:s,s:o,s:o,s:o,s:b,s:b,s:b,s:o,s:o}", "id", x->id, "host",
                               str_or_null(x->host), "state", step_state_to_string(x->state), "from",
                               str_or_null(x->from), "to", str_or_null(x->to), "error", str_or_null(x->error), "lost",
@@ -76,19 +76,56 @@ static json_t *instance_to_json(const struct rollout_instance *x, bool internal)
 }
 
 json_t *rollout_to_json(const struct rollout *d, bool internal) {
-        _cleanup_json_ json_t *j = NULL;
-        struct rollout_progress p;
+        _cleanup_json_ json_t *j = rollout_header_to_json(d, internal);
         json_t *arr = json_array();
 
-        if (!arr)
+        if (!j || !arr || json_object_set_new(j, "instances", arr) < 0)
                 return NULL;
         for (size_t i = 0; i < d->n_instances; i++)
-                if (json_array_append_new(arr, instance_to_json(&d->instances[i], internal)) < 0) {
-                        json_decref(arr);
+                if (json_array_append_new(arr, rollout_instance_to_json(&d->instances[i], internal)) < 0)
                         return NULL;
-                }
+        return TAKE_PTR(j);
+}
+
+static int instance_json_cmp(const void *a, const void *b) {
+        const char *x = json_string_value(json_object_get(*(json_t *const *) a, "id"));
+        const char *y = json_string_value(json_object_get(*(json_t *const *) b, "id"));
+        return strcmp(x ? x : "", y ? y : "");
+}
+
+int rollout_json_attach_instances(json_t *header, const char *const *values, const size_t *lens, size_t n) {
+        _cleanup_free_ json_t **v = calloc(n + 1, sizeof *v);
+        json_t *arr = json_array();
+        int r = 0;
+
+        if (!v || !arr) {
+                json_decref(arr);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                v[i] = json_loadb(values[i], lens[i], 0, NULL);
+                if (!json_is_object(v[i]))
+                        r = -EINVAL;
+        }
+        if (r == 0) {
+                qsort(v, n, sizeof *v, instance_json_cmp);
+                for (size_t i = 0; i < n; i++)
+                        json_array_append(arr, v[i]);
+                r = json_object_set_new(header, "instances", arr) < 0 ? -ENOMEM : 0;
+                arr = NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+                json_decref(v[i]);
+        json_decref(arr);
+        return r;
+}
+
+json_t *rollout_header_to_json(const struct rollout *d, bool internal) {
+        _cleanup_json_ json_t *j = NULL;
+        struct rollout_progress p;
+
         rollout_progress(d, &p);
-        j = json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:o,s:o,s:o}", "id", d->id,
+        j = json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:o,s:o}", "id", d->id,
                       "service", d->service, "version", d->version, "previous_version",
                       str_or_null(d->previous_version), "state", dep_state_to_string(d->state), "phase",
                       dep_state_to_string(d->phase), "migrate", (int) d->migrate, "strategy",
@@ -100,7 +137,7 @@ json_t *rollout_to_json(const struct rollout *d, bool internal) {
                               : time_or_null(d->progress_at + d->strategy.progress_deadline_ms),
                       "progress", rollout_progress_to_json(&p), "migrations", "pre",
                       migration_to_json(&d->pre, internal), "post", migration_to_json(&d->post, internal),
-                      "instances", arr, "error", str_or_null(d->error), "created_by", str_or_null(d->created_by));
+                      "error", str_or_null(d->error), "created_by", str_or_null(d->created_by));
         if (!j)
                 return NULL;
         if (internal) {

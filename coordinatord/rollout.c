@@ -120,6 +120,7 @@ void rollout_output_done(struct rollout_output *o) {
                 free(o->cmds[i].version);
         }
         free(o->cmds);
+        free(o->dirty);
         json_decref(o->events);
         *o = (struct rollout_output) {};
 }
@@ -695,9 +696,51 @@ static void deployment_fail(struct ctx *c, const char *fmt, ...) {
                 set_state(c, DEP_FAILED, why);
 }
 
+/* Start the instances want() picks, in order, while the budget allows:
+ * at most max_parallel in a step, and never more than max_parallel of the
+ * service out of service (an instance already out of service is free). */
+static void start_within_budget(struct ctx *c, bool (*want)(const struct ctx *c, const struct rollout_instance *x),
+                                void (*start)(struct ctx *c, struct rollout_instance *x)) {
+        struct rollout *d = c->d;
+        size_t busy = count_busy(d), unavailable = count_unavailable(c);
+        size_t max = (size_t) d->strategy.max_parallel;
+
+        for (size_t i = 0; i < d->n_instances; i++) {
+                struct rollout_instance *x = &d->instances[i];
+                const struct rollout_fleet_entry *e;
+                if (!want(c, x))
+                        continue;
+                e = fleet_find(c, x->id);
+                if (entry_gone(e)) {
+                        instance_lost(c, x);
+                        continue;
+                }
+                if (busy >= max)
+                        break;
+                if (entry_available(e) && unavailable >= max)
+                        continue;
+                if (entry_available(e))
+                        unavailable++;
+                busy++;
+                start(c, x);
+        }
+}
+
+static bool want_revert(const struct ctx *c, const struct rollout_instance *x) {
+        return x->rv == RV_PENDING;
+}
+
+static void start_revert_of(struct ctx *c, struct rollout_instance *x) {
+        x->rv = RV_ACTIVE;
+        instance_start(c, x);
+}
+
+static bool want_forward(const struct ctx *c, const struct rollout_instance *x) {
+        return x->state == STEP_PENDING && (c->d->phase != DEP_CANARY || x->canary);
+}
+
 static void revert_pass(struct ctx *c, bool paused) {
         struct rollout *d = c->d;
-        size_t busy, unavailable;
         bool left = false, failed = false;
 
         for (size_t i = 0; i < d->n_instances; i++) {
@@ -709,28 +752,8 @@ static void revert_pass(struct ctx *c, bool paused) {
                 } else if (x->rv == RV_ACTIVE)
                         instance_drive(c, x, false);
         }
-        busy = count_busy(d);
-        unavailable = count_unavailable(c);
-        for (size_t i = 0; i < d->n_instances && !paused; i++) {
-                struct rollout_instance *x = &d->instances[i];
-                const struct rollout_fleet_entry *e;
-                if (x->rv != RV_PENDING)
-                        continue;
-                e = fleet_find(c, x->id);
-                if (entry_gone(e)) {
-                        instance_lost(c, x);
-                        continue;
-                }
-                if (busy >= (size_t) d->strategy.max_parallel)
-                        break;
-                if (entry_available(e) && unavailable >= (size_t) d->strategy.max_parallel)
-                        continue;
-                if (entry_available(e))
-                        unavailable++;
-                busy++;
-                x->rv = RV_ACTIVE;
-                instance_start(c, x);
-        }
+        if (!paused)
+                start_within_budget(c, want_revert, start_revert_of);
         for (size_t i = 0; i < d->n_instances; i++) {
                 const struct rollout_instance *x = &d->instances[i];
                 left = left || x->rv == RV_WAIT || x->rv == RV_PENDING || x->rv == RV_ACTIVE;
@@ -818,7 +841,6 @@ static bool migration_drive(struct ctx *c, struct rollout_migration *m, const ch
 
 static void forward_pass(struct ctx *c, bool paused) {
         struct rollout *d = c->d;
-        size_t busy, unavailable;
         bool canary_phase = d->phase == DEP_CANARY;
         bool settled = true, canaries_settled = true;
 
@@ -831,29 +853,8 @@ static void forward_pass(struct ctx *c, bool paused) {
                         return;
                 }
         }
-        if (!paused) {
-                busy = count_busy(d);
-                unavailable = count_unavailable(c);
-                for (size_t i = 0; i < d->n_instances; i++) {
-                        struct rollout_instance *x = &d->instances[i];
-                        const struct rollout_fleet_entry *e;
-                        if (x->state != STEP_PENDING || (canary_phase && !x->canary))
-                                continue;
-                        e = fleet_find(c, x->id);
-                        if (entry_gone(e)) {
-                                instance_lost(c, x);
-                                continue;
-                        }
-                        if (busy >= (size_t) d->strategy.max_parallel)
-                                break;
-                        if (entry_available(e) && unavailable >= (size_t) d->strategy.max_parallel)
-                                continue;
-                        if (entry_available(e))
-                                unavailable++;
-                        busy++;
-                        instance_start(c, x);
-                }
-        }
+        if (!paused)
+                start_within_budget(c, want_forward, instance_start);
         for (size_t i = 0; i < d->n_instances; i++) {
                 const struct rollout_instance *x = &d->instances[i];
                 bool open = x->state == STEP_PENDING || instance_busy(x);
@@ -938,6 +939,46 @@ static void check_progress_deadline(struct ctx *c) {
         deployment_fail(c, "no progress within progress_deadline %s (in %s)", dl, dep_state_to_string(d->state));
 }
 
+/* ---- which instances a step changed ---- */
+
+/* Everything stored of an instance, reduced to scalars and string hashes. */
+struct fingerprint {
+        uint64_t strings;
+        int64_t times[5];
+        int flags[9];
+};
+
+static uint64_t hash_str(uint64_t h, const char *s) {
+        /* FNV-1a; NULL differs from "". */
+        h ^= s ? 0x5bd1e995u : 0x2545f491u;
+        h *= UINT64_C(1099511628211);
+        for (; s && *s; s++) {
+                h ^= (unsigned char) *s;
+                h *= UINT64_C(1099511628211);
+        }
+        return h;
+}
+
+static void fingerprint(const struct rollout_instance *x, struct fingerprint *ret) {
+        uint64_t h = UINT64_C(14695981039346656037);
+
+        h = hash_str(h, x->cmd);
+        h = hash_str(h, x->error);
+        h = hash_str(h, x->host);
+        h = hash_str(h, x->from);
+        h = hash_str(h, x->to);
+        *ret = (struct fingerprint) {
+                .strings = h,
+                .times = { x->started_at, x->updated_at, x->wait_until, x->deadline, x->healthy_since },
+                .flags = { x->state, x->rv, x->cmd_type, x->lost, x->skipped, x->canary, x->drained, x->changed, 1 },
+        };
+}
+
+static bool fingerprint_equal(const struct fingerprint *a, const struct fingerprint *b) {
+        return a->strings == b->strings && memcmp(a->times, b->times, sizeof a->times) == 0 &&
+               memcmp(a->flags, b->flags, sizeof a->flags) == 0;
+}
+
 /* ---- requests ---- */
 
 static void handle_request(struct ctx *c, const char *req) {
@@ -963,26 +1004,52 @@ static void handle_request(struct ctx *c, const char *req) {
         }
 }
 
+static int step(struct ctx *c);
+
 int rollout_step(struct rollout *d, const struct rollout_input *in, struct rollout_output *out) {
         _cleanup_free_ const struct rollout_fleet_entry **fleet = calloc(in->n_fleet + 1, sizeof *fleet);
+        _cleanup_free_ struct fingerprint *before = calloc(d->n_instances + 1, sizeof *before);
         struct ctx c = { .d = d, .in = in, .out = out, .now = in->now, .fleet = fleet };
+        size_t n_before = d->n_instances;
+        int r;
 
         assert(d && in && out);
         *out = (struct rollout_output) {};
-        if (!fleet)
+        if (!fleet || !before)
                 return -ENOMEM;
+        for (size_t i = 0; i < n_before; i++)
+                fingerprint(&d->instances[i], &before[i]);
+        r = step(&c);
+        if (r < 0 || !out->changed || d->n_instances == 0)
+                return r;
+        out->dirty = calloc(d->n_instances, sizeof *out->dirty);
+        if (!out->dirty)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_instances; i++) {
+                struct fingerprint now;
+                fingerprint(&d->instances[i], &now);
+                out->dirty[i] = i >= n_before || !fingerprint_equal(&before[i], &now);
+        }
+        return 0;
+}
+
+static int step(struct ctx *c) {
+        struct rollout *d = c->d;
+        const struct rollout_input *in = c->in;
+        const struct rollout_fleet_entry **fleet = (const struct rollout_fleet_entry **) c->fleet;
+
         for (size_t i = 0; i < in->n_fleet; i++)
                 fleet[i] = &in->fleet[i];
         qsort(fleet, in->n_fleet, sizeof *fleet, fleet_entry_cmp);
         if (in->request)
-                handle_request(&c, in->request);
+                handle_request(c, in->request);
         if (dep_state_is_terminal(d->state))
-                return c.err;
+                return c->err;
         if (d->state == DEP_PENDING)
-                plan(&c);
+                plan(c);
         if (!dep_state_is_terminal(d->state) && d->state != DEP_PENDING)
-                phase_pass(&c, d->state == DEP_PAUSED);
+                phase_pass(c, d->state == DEP_PAUSED);
         if (!dep_state_is_terminal(d->state))
-                check_progress_deadline(&c);
-        return c.err;
+                check_progress_deadline(c);
+        return c->err;
 }

@@ -173,6 +173,7 @@ struct rollout_output {
         size_t n_cmds;
         json_t *events;          /* array of event objects (docs/deployments.md) */
         bool changed;            /* the record must be written */
+        bool *dirty;             /* [n_instances]: these instances changed (NULL: none) */
         bool request_consumed;   /* the request was carried out or refused: clear it */
 };
 
@@ -196,6 +197,14 @@ void rollout_progress(const struct rollout *d, struct rollout_progress *ret);
  * internal: also the fields only the controller needs, under "_" keys (the
  * stored form); public: the API's deployment JSON. */
 json_t *rollout_to_json(const struct rollout *d, bool internal);
+/* The record without "instances", and one instance: the stored form keeps
+ * them apart (the header in the record hash, each instance in the instances
+ * hash) so that a step writes only the instances it changed. */
+json_t *rollout_header_to_json(const struct rollout *d, bool internal);
+json_t *rollout_instance_to_json(const struct rollout_instance *x, bool internal);
+/* Put the stored instances (hash field values, any order) back into a
+ * header as its sorted "instances" array.  -EINVAL when one is not valid JSON. */
+int rollout_json_attach_instances(json_t *header, const char *const *values, const size_t *lens, size_t n);
 /* Parse the stored form.  -EINVAL with errbuf naming the field. */
 int rollout_from_json(json_t *j, struct rollout **ret, char *errbuf, size_t errlen);
 /* Remove the "_" keys of a stored record in place (the API shows the rest). */

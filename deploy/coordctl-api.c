@@ -1,10 +1,12 @@
 /* coordctl instances / coordctl config: clients of coordinatord's REST API
- * (libcurl), and coordctl_http(), the request helper other commands share. */
+ * (libcurl), and coordctl_http(), the request helper other commands share
+ * (with the list of base URLs it fails over between). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -12,6 +14,7 @@
 
 #include "cleanup.h"
 #include "coordctl.h"
+#include "deploy-view.h"
 #include "exitcode.h"
 #include "strutil.h"
 
@@ -42,35 +45,98 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-int coordctl_http(const struct coordctl_globals *g, const char *method, const char *path, const char *body,
-                  const char *const *headers, long *ret_status, char **ret_body) {
-        _cleanup_free_ char *url = NULL, *auth = NULL;
+/* Entry number i of the comma-separated list (empty entries skipped), trimmed. */
+static bool url_entry(const char *list, size_t i, const char **ret_start, size_t *ret_len) {
+        const char *p = list;
+
+        for (;;) {
+                const char *end = strchrnul(p, ',');
+                const char *a = p, *b = end;
+                while (a < b && (*a == ' ' || *a == '\t'))
+                        a++;
+                while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '/'))
+                        b--;
+                if (b > a) {
+                        if (i == 0) {
+                                *ret_start = a;
+                                *ret_len = (size_t) (b - a);
+                                return true;
+                        }
+                        i--;
+                }
+                if (!*end)
+                        return false;
+                p = end + 1;
+        }
+}
+
+size_t coordctl_url_count(const struct coordctl_globals *g) {
+        const char *s;
+        size_t n = 0, len;
+
+        while (url_entry(g->url, n, &s, &len))
+                n++;
+        return n;
+}
+
+char *coordctl_url_base(const struct coordctl_globals *g, size_t i) {
+        size_t n = coordctl_url_count(g), len;
+        const char *s;
+
+        if (n == 0)
+                return strdup(g->url); /* curl will name what is wrong with it */
+        (void) url_entry(g->url, i % n, &s, &len);
+        return strndup(s, len);
+}
+
+static size_t url_current;
+
+size_t coordctl_url_current(void) {
+        return url_current;
+}
+
+static bool has_header(const char *const *headers, const char *name) {
+        size_t n = strlen(name);
+        for (size_t i = 0; headers && headers[i]; i++)
+                if (strncasecmp(headers[i], name, n) == 0 && headers[i][n] == ':')
+                        return true;
+        return false;
+}
+
+int coordctl_http_once(const struct coordctl_globals *g, size_t i, const char *method, const char *path,
+                       const char *body, const char *const *headers, long *ret_status, char **ret_body,
+                       char **ret_error) {
+        _cleanup_free_ char *base = NULL, *url = NULL, *auth = NULL;
         struct curl_slist *hl = NULL;
         struct buf b = {};
         CURL *c;
         CURLcode cr;
-        long status = 0;
-        size_t ul;
+        long status = 0, sent = 0;
+        size_t n = MAX(coordctl_url_count(g), (size_t) 1);
 
-        ul = strlen(g->url);
-        while (ul > 0 && g->url[ul - 1] == '/')
-                ul--;
-        url = strdup_printf("%.*s%s", (int) ul, g->url, path);
-        if (!url)
+        base = coordctl_url_base(g, i);
+        if (!base)
                 return -ENOMEM;
-        c = curl_easy_init();
-        if (!c)
+        url = strdup_printf("%s%s", base, path);
+        if (!url)
                 return -ENOMEM;
         if (g->token) {
                 auth = strdup_printf("Authorization: Bearer %s", g->token);
-                hl = curl_slist_append(hl, auth);
+                if (!auth)
+                        return -ENOMEM;
         }
-        hl = curl_slist_append(hl, "Accept: application/json");
+        c = curl_easy_init();
+        if (!c)
+                return -ENOMEM;
+        if (auth)
+                hl = curl_slist_append(hl, auth);
+        if (!has_header(headers, "Accept"))
+                hl = curl_slist_append(hl, "Accept: application/json");
         if (body)
                 hl = curl_slist_append(hl, "Content-Type: application/json");
         hl = curl_slist_append(hl, "Expect:");
-        for (size_t i = 0; headers && headers[i]; i++)
-                hl = curl_slist_append(hl, headers[i]);
+        for (size_t k = 0; headers && headers[k]; k++)
+                hl = curl_slist_append(hl, headers[k]);
 
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -90,25 +156,63 @@ int coordctl_http(const struct coordctl_globals *g, const char *method, const ch
         cr = curl_easy_perform(c);
         if (cr == CURLE_OK)
                 curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        else
+                curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
         curl_slist_free_all(hl);
         curl_easy_cleanup(c);
         if (cr != CURLE_OK) {
                 free(b.p);
-                fprintf(stderr, "coordctl: cannot reach coordinatord at %s: %s\n", g->url,
-                        b.too_big ? "response too large" : curl_easy_strerror(cr));
-                return -EHOSTUNREACH;
+                char *e = strdup_printf("%s: %s", base, b.too_big ? "response too large" : curl_easy_strerror(cr));
+                if (!e)
+                        return -ENOMEM;
+                *ret_error = e;
+                return sent > 0 ? -EIO : -ENOTCONN;
         }
+        url_current = i % n;
         *ret_status = status;
         *ret_body = b.p ? b.p : strdup("");
-        return 0;
+        return *ret_body ? 0 : -ENOMEM;
+}
+
+int coordctl_http(const struct coordctl_globals *g, const char *method, const char *path, const char *body,
+                  const char *const *headers, long *ret_status, char **ret_body) {
+        size_t n = MAX(coordctl_url_count(g), (size_t) 1), start = url_current, tried = 0;
+        bool repeatable = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+                          has_header(headers, "Idempotency-Key");
+        char **errs = calloc(n, sizeof(char *));
+        int r = -EHOSTUNREACH;
+
+        if (!errs)
+                return -ENOMEM;
+        for (size_t k = 0; k < n; k++) {
+                int q = coordctl_http_once(g, start + k, method, path, body, headers, ret_status, ret_body,
+                                           &errs[tried]);
+                if (q == 0 || q == -ENOMEM) {
+                        r = q;
+                        break;
+                }
+                tried++;
+                /* A request that may have arrived is only sent again where that is harmless. */
+                if (q == -EIO && !repeatable)
+                        break;
+        }
+        /* Failing over is quiet; only when none answered, say what each said. */
+        for (size_t k = 0; k < tried; k++) {
+                if (r == -EHOSTUNREACH)
+                        fprintf(stderr, "coordctl: cannot reach coordinatord at %s\n", errs[k] ? errs[k] : "?");
+                free(errs[k]);
+        }
+        free(errs);
+        return r;
 }
 
 /* Map an error response to a message on stderr and an exit code. */
-static int http_failure(const char *what, long status, const char *body) {
+int coordctl_http_failure(const char *what, long status, const char *body) {
         _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
         const char *msg = j ? json_string_value(json_object_get(json_object_get(j, "error"), "message")) : NULL;
+        _cleanup_free_ char *clean = msg ? deploy_clean_text(msg) : NULL;
 
-        fprintf(stderr, "coordctl %s: coordinatord answered %ld: %s\n", what, status, msg ? msg : "(no message)");
+        fprintf(stderr, "coordctl %s: coordinatord answered %ld: %s\n", what, status, clean ? clean : "(no message)");
         switch (status) {
         case 401:
         case 403:
@@ -185,7 +289,7 @@ int coordctl_instances_main(int argc, char **argv, const struct coordctl_globals
         if (r < 0)
                 return EXIT_UNAVAILABLE;
         if (status != 200)
-                return http_failure("instances", status, body);
+                return coordctl_http_failure("instances", status, body);
         if (g->output == OUTPUT_JSON) {
                 print_json(body);
                 return EXIT_OK;
@@ -258,7 +362,7 @@ static int config_get(int argc, char **argv, const struct coordctl_globals *g) {
         if (r < 0)
                 return EXIT_UNAVAILABLE;
         if (status != 200)
-                return http_failure("config get", status, body);
+                return coordctl_http_failure("config get", status, body);
         if (g->output == OUTPUT_JSON) {
                 print_json(body);
                 return EXIT_OK;
@@ -371,7 +475,7 @@ static int config_set(int argc, char **argv, const struct coordctl_globals *g) {
         if (r < 0)
                 return EXIT_UNAVAILABLE;
         if (status != 200)
-                return http_failure("config set", status, body);
+                return coordctl_http_failure("config set", status, body);
         if (g->output == OUTPUT_JSON) {
                 print_json(body);
                 return EXIT_OK;

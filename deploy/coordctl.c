@@ -18,7 +18,7 @@ static void help(void) {
                "  deploy SERVICE VERSION [...]   start a rolling deployment and follow it\n"
                "  status [DEPLOYMENT_ID]         one deployment, or the active ones\n"
                "  deployments [SERVICE]          deployment history\n"
-               "  pause|resume|cancel|revert ID  control a deployment\n"
+               "  pause|resume|cancel|revert ID  control a deployment (revert --follow: watch it)\n"
                "  instances [--service S]        the fleet, with state and version\n"
                "  config get SERVICE [--reveal]  advertised distributed-mode config\n"
                "  config set SERVICE FILE|-      store a new config version\n"
@@ -28,14 +28,16 @@ static void help(void) {
                "                                 run COMMAND under a fenced distributed lock\n"
                "\n"
                "Global flags:\n"
-               "  --url URL          coordinatord address (env COORD_URL, default http://127.0.0.1:8470)\n"
+               "  --url URL[,URL...] coordinatord address (env COORD_URL, default http://127.0.0.1:8470);\n"
+               "                     with several, each is tried in turn when one cannot be reached\n"
                "  --token TOKEN      bearer token (env COORD_TOKEN, or a file in COORD_TOKEN_FILE)\n"
                "  --output text|json output format (default text)\n"
                "  -h, --help         show this help\n"
                "  --version          show the version\n"
                "\n"
                "Exit codes: 0 ok, 1 failed, 2 usage, 3 dependency unreachable or auth refused,\n"
-               "4 validation failed, 5 timed out.\n"
+               "4 validation failed, 5 timed out, 130 interrupted (deploy stops following;\n"
+               "the deployment goes on).\n"
                "Run 'coordctl COMMAND --help' for a command's flags.\n");
 }
 

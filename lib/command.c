@@ -12,6 +12,17 @@
 #include "redis.h"
 #include "strutil.h"
 
+const char command_result_script[] =
+        "local n = 0\n"
+        "if redis.call('HEXISTS', KEYS[1], 'finished_at') == 0 then\n"
+        "  redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
+        "  redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+        "  redis.call('PUBLISH', ARGV[3], ARGV[2])\n"
+        "  n = 1\n"
+        "end\n"
+        "redis.call('LREM', KEYS[2], 1, ARGV[1])\n"
+        "return n\n";
+
 static const char *const type_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_DRAIN] = "drain",
         [COMMAND_UNDRAIN] = "undrain",

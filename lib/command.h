@@ -73,6 +73,15 @@ char *command_encode(const struct command *c);
  * with errbuf naming the field; *ret untouched on failure. */
 int command_decode(const char *json, size_t len, struct command **ret, char *errbuf, size_t errlen);
 
+/* The Lua script that writes a result exactly once: KEYS[1] the result hash,
+ * KEYS[2] the host's :inflight list; ARGV[1] the raw command as queued, ARGV[2]
+ * its id, ARGV[3] the command-results channel, ARGV[4] the hash's expiry (ms),
+ * ARGV[5..] field/value pairs.  Sets the fields only when "finished_at" is
+ * absent, publishes the id, and removes the command from :inflight; returns 1
+ * when it wrote, 0 when a result was there already. */
+extern const char command_result_script[];
+#define COMMAND_RESULT_EXPIRE_MS "604800000"
+
 /* Synchronous enqueue for tools and tests: LPUSH onto the host's queue, then
  * PUBLISH its wake channel.  0 or -errno with errbuf. */
 int command_enqueue(redisContext *c, const char *ns, const char *host, const struct command *cmd, char *errbuf,

@@ -65,6 +65,9 @@ char *key_deployment(const char *ns, const char *id) {
 char *key_deployment_events(const char *ns, const char *id) {
         return strdup_printf("coord:{%s}:deployment:%s:events", ns, id);
 }
+char *key_deployment_instances(const char *ns, const char *id) {
+        return strdup_printf("coord:{%s}:deployment:%s:instances", ns, id);
+}
 char *key_deployments(const char *ns) {
         return strdup_printf("coord:{%s}:deployments", ns);
 }

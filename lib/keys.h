@@ -70,6 +70,8 @@
  *                                        service state rev(N, +1 per write) seq(last event)
  *                                        requested(pause|resume|cancel|revert, set by the
  *                                        API, cleared by the leader when carried out)
+ *   coord:{NS}:deployment:ID:instances   HASH instance id -> that instance's JSON (same "_"
+ *                                        convention); a step rewrites only what it changed
  *   coord:{NS}:deployment:ID:events      STREAM, entry ids 0-SEQ (SEQ = 1, 2, ...), field
  *                                        "data" = the event JSON
  *   coord:{NS}:deployments               ZSET member ID, score created_at ms (all services)
@@ -107,6 +109,7 @@ char *key_config_changed(const char *ns);
 
 char *key_deployment(const char *ns, const char *id);
 char *key_deployment_events(const char *ns, const char *id);
+char *key_deployment_instances(const char *ns, const char *id);
 char *key_deployments(const char *ns);
 char *key_deployments_service(const char *ns, const char *service);
 char *key_deployments_active(const char *ns);

@@ -43,10 +43,31 @@ GET  /v1/config/web               401 401 200 200 200
 GET  /v1/config/web?reveal=true   401 401 403 403 200
 PUT  /v1/config/web               401 401 403 403 200 {"config":{"A":2}}
 GET  /v1/nothing                  404 404 404 404 404
-GET  /v1/deployments              404 404 404 404 404
-POST /v1/migrations               404 404 404 404 404
+GET  /v1/deployments              401 401 200 200 200
+GET  /v1/deployments?service=web  401 401 200 200 200
+GET  /v1/deployments/nope         401 401 404 404 404
+GET  /v1/deployments/nope/events  401 401 404 404 404
+POST /v1/deployments/nope/pause   401 401 403 404 404
+POST /v1/deployments/nope/revert  401 401 403 404 404
+POST /v1/deployments              401 401 403 422 422 {"service":"nosuch","version":"2.0"}
+GET  /v1/migrations/web           401 401 404 404 404
+POST /v1/migrations               401 401 403 400 400 {"service":"web","version":"2.0","phase":"middle"}
 TABLE
 echo "auth table ok"
+
+# Bad deployment requests name the culprit.
+for case in '{"service":"web"}|version: required' \
+            '{"service":"../x","version":"2.0"}|service: not a valid name' \
+            '{"service":"web","version":"2.0","strategy":{"max_parallel":0}}|strategy.max_parallel' \
+            '{"service":"web","version":"2.0","strategy":{"min_healthy_time":"soon"}}|strategy.min_healthy_time' \
+            '{"service":"web","version":"2.0","strategy":{"maxParallel":2}}|strategy.maxParallel: unknown field' \
+            '{"service":"web","version":"2.0","rollback":true}|rollback: unknown field' \
+            '{"service":"web","version":"2.0","migrate":"yes"}|migrate: expected true or false'; do
+        expect 400 POST /v1/deployments deploy -H 'Content-Type: application/json' -d "${case%%|*}"
+        jq -r .error.message "$BODY_FILE" | grep -qF "${case#*|}" || fail "400 for ${case%%|*} does not name '${case#*|}': $(body)"
+done
+expect 400 GET '/v1/deployments?limit=0' read
+expect 400 GET '/v1/deployments/nope/events' read -H 'Last-Event-ID: x'
 
 # 401 carries a Bearer challenge.
 curl -s -D "$COORD_TEST_DIR/h" -o /dev/null "$URL/v1/leader"

@@ -82,3 +82,18 @@ api GET "/v1/deployments?service=web" | jq -e --arg id "$id" '.deployments[0].id
 api GET /metrics | grep -q 'coordinatord_rollout_steps_total{type="deploy",result="ok"} 3' ||
         { api GET /metrics >/dev/null; true; }
 sampler_check 1
+
+# A migration step alone (POST /v1/migrations): sent to one healthy instance,
+# its outcome in GET /v1/migrations/web; nothing left to apply, so it succeeds.
+: >"$HOOKS_LOG"
+api POST /v1/migrations -H 'Content-Type: application/json' -d '{"service":"web","version":"2.0","phase":"post"}' \
+        >"$COORD_TEST_DIR/mig.json" || fail "POST /v1/migrations failed"
+jq -e '.migration.phase == "post" and .migration.state == "queued" and (.migration.instance | startswith("web-"))' \
+        "$COORD_TEST_DIR/mig.json" >/dev/null || fail "POST /v1/migrations: $(cat "$COORD_TEST_DIR/mig.json")"
+mig_done() { api GET /v1/migrations/web | jq -e '.state == "done"'; }
+harness_wait_for 15 mig_done ||
+        fail "the migration step did not finish: $(api GET /v1/migrations/web)"
+api GET /v1/migrations/web | jq -e '.phase == "post" and .exit_code == 0 and .deployment == null' >/dev/null ||
+        fail "GET /v1/migrations/web: $(api GET /v1/migrations/web)"
+[ "$(awk '$2 == "migrate" { print $5 }' "$HOOKS_LOG")" = post ] || fail "the migrate hook did not see COORD_MIGRATE_PHASE=post: $(cat "$HOOKS_LOG")"
+

@@ -10,6 +10,7 @@ rollout_init
 fleet_start 4
 for i in 1 2 3 4; do echo 0.5 >"$COORD_TEST_DIR/web-$i/deploy-sleep"; done
 coord_start coord-a
+sampler_start
 post() { api POST /v1/deployments -H 'Content-Type: application/json' "$@"; }
 status_of() {
         for u in $(echo "$URLS" | tr , ' '); do
@@ -104,3 +105,5 @@ printf '%s\n' "$d" | jq -e '.instances[] | select(.id == "web-2") | .lost and (.
 for i in 1 3 4; do
         [ "$(hook_count deploy "web-$i" 3.0)" = 1 ] || fail "web-$i not deployed once"
 done
+sampler_stop
+sampler_check 2

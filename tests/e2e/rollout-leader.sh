@@ -15,6 +15,7 @@ for i in 1 2 3 4; do echo 0.6 >"$COORD_TEST_DIR/web-$i/deploy-sleep"; done
 coord_start coord-a
 coord_start coord-b
 harness_wait_for 10 sh -c '[ "$(api GET /v1/leader | jq -r .leader)" != null ]' || fail "no leader"
+sampler_start
 
 leader_pid() {
         l=$(leader_name)
@@ -62,7 +63,9 @@ harness_wait_for 15 sh -c "l=\$(curl -s -m 1 -H 'Authorization: Bearer $TOKEN_DE
 # Let the new leader make progress, then wake the old one while the rollout is still running.
 lines=$(wc -l <"$HOOKS_LOG")
 harness_wait_for 20 sh -c "[ \$(wc -l <'$HOOKS_LOG') -gt $lines ]" || { kill -CONT "$spid"; fail "no progress under the new leader"; }
-[ "$(dep_state "$id")" != succeeded ] || { kill -CONT "$spid"; fail "the rollout finished before SIGCONT: the test proves nothing"; }
+# Ask the live coordinatord: a request to the stopped one would wait for its timeout.
+st=$(curl -s -m 2 -H "Authorization: Bearer $TOKEN_DEPLOY" "$other/v1/deployments/$id" | jq -r .state)
+[ "$st" != succeeded ] || { kill -CONT "$spid"; fail "the rollout finished before SIGCONT: the test proves nothing"; }
 kill -CONT "$spid"
 note "resumed $stopped"
 wait_dep "$id" succeeded 40
@@ -80,5 +83,7 @@ if grep "Deployment $id" "$COORD_TEST_DIR/$stopped.log" | grep -q -- "->"; then
         # Any transition it logged must come from before the stop (it never wrote after SIGCONT).
         note "transitions logged by $stopped: $(grep "Deployment $id" "$COORD_TEST_DIR/$stopped.log" | tr '\n' ';')"
 fi
+sampler_stop
+sampler_check 1
 fenced=$(grep -c "step not written: FENCED" "$COORD_TEST_DIR/$stopped.log" || true)
 note "writes refused by the fence on $stopped: $fenced"

@@ -21,12 +21,12 @@ DEMO="$top_builddir/deploy/demo/coord-demo-app"
 NS=r$$
 TOKEN_DEPLOY=deploy-token-0123456789abcdef
 URLS=""
-HOOKS_LOG="$COORD_TEST_DIR/hooks.log"
 
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 rollout_init() {
         harness_init
+        HOOKS_LOG="$COORD_TEST_DIR/hooks.log"
         harness_need redis-cli curl jq
         for b in "$COORDINATORD" "$COORD_AGENT" "$COORDCTL" "$DEMO"; do
                 [ -x "$b" ] || fail "not built: $b"
@@ -191,19 +191,20 @@ hook_count() {
 # The sampler: every 50 ms, how many instances of web are not serving (state
 # other than healthy); the maximum is checked against max_parallel.
 sampler_start() {
-        cat >"$COORD_TEST_DIR/bin/sampler" <<EOF
-#!/bin/sh
-while :; do
-        n=0
-        for id in \$(redis-cli -p $REDIS_PORT ZRANGE "coord:{$NS}:instances" 0 -1); do
-                st=\$(redis-cli -p $REDIS_PORT HGET "coord:{$NS}:instance:\$id" state)
-                alive=\$(redis-cli -p $REDIS_PORT EXISTS "coord:{$NS}:alive:\$id")
-                if [ "\$st" != healthy ] || [ "\$alive" != 1 ]; then n=\$((n + 1)); fi
-        done
-        echo "\$n" >>"$COORD_TEST_DIR/samples"
-        sleep 0.05
-done
-EOF
+        # One EVAL per sample counts the instances not serving, atomically.
+        script="local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local st = redis.call('HGET', ARGV[1] .. 'instance:' .. id, 'state')
+  if st ~= 'healthy' or redis.call('EXISTS', ARGV[1] .. 'alive:' .. id) == 0 then n = n + 1 end
+end
+return n"
+        {
+                echo '#!/bin/sh'
+                echo 'while :; do'
+                echo "        redis-cli -p $REDIS_PORT EVAL \"$script\" 1 'coord:{$NS}:instances' 'coord:{$NS}:' >>'$COORD_TEST_DIR/samples'"
+                echo '        sleep 0.02'
+                echo 'done'
+        } >"$COORD_TEST_DIR/bin/sampler"
         chmod +x "$COORD_TEST_DIR/bin/sampler"
         : >"$COORD_TEST_DIR/samples"
         harness_spawn sampler "$COORD_TEST_DIR/bin/sampler"

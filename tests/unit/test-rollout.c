@@ -416,6 +416,35 @@ START_TEST(test_no_resend) {
 }
 END_TEST
 
+/* A step reports exactly the instances it changed (they alone are rewritten). */
+START_TEST(test_dirty_instances) {
+        struct sim s;
+        struct rollout_output out;
+
+        sim_init(&s, 3, "1.0");
+        new_deployment(&s, "2.0", 1, 0, false);
+        sim_step(&s, &out); /* plan: every instance is new */
+        ck_assert(out.changed);
+        ck_assert_ptr_nonnull(out.dirty);
+        ck_assert(out.dirty[0] && out.dirty[1] && out.dirty[2]);
+        rollout_output_done(&out);
+        sim_step(&s, &out); /* web-1's drain finished: it goes on to updating; the others wait */
+        ck_assert(out.changed);
+        ck_assert(out.dirty[0]);
+        ck_assert(!out.dirty[1] && !out.dirty[2]);
+        rollout_output_done(&out);
+        for (int i = 0; i < 100 && !dep_state_is_terminal(s.d->state); i++) {
+                sim_step(&s, &out);
+                for (size_t k = 0; out.changed && k < s.d->n_instances; k++)
+                        if (s.d->instances[k].state == STEP_PENDING)
+                                ck_assert_msg(!out.dirty[k], "untouched instance %zu marked dirty", k);
+                rollout_output_done(&out);
+        }
+        ck_assert_int_eq(s.d->state, DEP_SUCCEEDED);
+        sim_done(&s);
+}
+END_TEST
+
 START_TEST(test_pause_resume_cancel) {
         struct sim s;
         struct rollout_output out;
@@ -652,6 +681,7 @@ int main(void) {
         tcase_add_test(tc, test_availability_counts_unhealthy);
         tcase_add_test(tc, test_availability_waits);
         tcase_add_test(tc, test_no_resend);
+        tcase_add_test(tc, test_dirty_instances);
         tcase_add_test(tc, test_pause_resume_cancel);
         tcase_add_test(tc, test_progress_deadline);
         tcase_add_test(tc, test_lost_instance_skipped);

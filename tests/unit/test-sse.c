@@ -1,0 +1,338 @@
+/* Unit tests for deploy/sse.c: the incremental Server-Sent Events parser. */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deploy/sse.h"
+#include "strutil.h"
+
+#define REC_MAX 32
+
+/* Each dispatched event as "type|id|data" ("-" for no id; NULs in data as "\\0"). */
+struct rec {
+        char *ev[REC_MAX];
+        size_t n;
+        size_t stop_after; /* return -ECANCELED from this event on (1-based); 0 never */
+};
+
+static int record(const struct sse_event *ev, void *userdata) {
+        struct rec *r = userdata;
+        char data[512];
+        size_t o = 0;
+
+        ck_assert_uint_lt(r->n, REC_MAX);
+        ck_assert_ptr_nonnull(ev->type);
+        ck_assert_uint_eq(ev->data[ev->data_len], '\0');
+        for (size_t i = 0; i < ev->data_len && o + 3 < sizeof data; i++) {
+                if (ev->data[i] == '\0') {
+                        data[o++] = '\\';
+                        data[o++] = '0';
+                } else
+                        data[o++] = ev->data[i];
+        }
+        data[o] = '\0';
+        r->ev[r->n] = strdup_printf("%s|%s|%s", ev->type, ev->id ? ev->id : "-", data);
+        ck_assert_ptr_nonnull(r->ev[r->n]);
+        r->n++;
+        if (r->stop_after && r->n >= r->stop_after)
+                return -ECANCELED;
+        return 0;
+}
+
+static void rec_clear(struct rec *r) {
+        for (size_t i = 0; i < r->n; i++)
+                free(r->ev[i]);
+        r->n = 0;
+}
+
+static void rec_expect(struct rec *r, const char *const *want, size_t n, const char *ctx) {
+        ck_assert_msg(r->n == n, "%s: got %zu events, want %zu", ctx, r->n, n);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_msg(strcmp(r->ev[i], want[i]) == 0, "%s: event %zu is '%s', want '%s'", ctx, i, r->ev[i],
+                              want[i]);
+}
+
+/* Everything at once: BOM, comments, LF, CRLF and lone CR line ends, multi-line
+ * data, the one optional space, an id without data, unknown fields, retry, a
+ * field without a colon, and a last event left without its blank line. */
+static const char stream[] =
+        "\xEF\xBB\xBF: hello\n"
+        "id: 1\n"
+        "event: state\n"
+        "data: {\"a\":1}\n"
+        "\n"
+        "id: 2\r\n"
+        "event: instance\r\n"
+        "data: line1\r\n"
+        "data:line2\r\n"
+        "data:  indented\r\n"
+        "\r\n"
+        ": keepalive\r"
+        "\r"
+        "id: 3\r"
+        "data: cr only\r"
+        "\r"
+        "id: 4\n"
+        "\n"
+        "data: after bare id\n"
+        "\n"
+        "event: custom\n"
+        "retry: 1500\n"
+        "unknown: field\n"
+        "data\n"
+        "\n"
+        "data: not finished";
+
+static const char *const stream_events[] = {
+        "state|1|{\"a\":1}",
+        "instance|2|line1\nline2\n indented",
+        "message|3|cr only",
+        "message|4|after bare id",
+        "custom|4|",
+};
+
+static void check_stream_state(struct sse_parser *p, const char *ctx) {
+        uint64_t retry = 0;
+
+        ck_assert_msg(sse_parser_last_id(p) && strcmp(sse_parser_last_id(p), "4") == 0, "%s: last id", ctx);
+        ck_assert_msg(sse_parser_retry(p, &retry) && retry == 1500, "%s: retry", ctx);
+        ck_assert_msg(sse_parser_comments(p) == 2, "%s: comments %u", ctx, sse_parser_comments(p));
+        ck_assert_uint_eq(sse_parser_dropped(p), 0);
+}
+
+START_TEST(test_whole) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(sse_parser_feed(p, stream, sizeof stream - 1), 0);
+        rec_expect(&r, stream_events, ELEMENTSOF(stream_events), "whole");
+        check_stream_state(p, "whole");
+        rec_clear(&r);
+}
+END_TEST
+
+/* Split in two at every byte, and into three at every pair of positions. */
+START_TEST(test_every_boundary) {
+        size_t len = sizeof stream - 1;
+        char ctx[64];
+
+        for (size_t i = 0; i <= len; i++)
+                for (size_t j = i; j <= len; j++) {
+                        struct rec r = {};
+                        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+
+                        ck_assert_ptr_nonnull(p);
+                        ck_assert_int_eq(sse_parser_feed(p, stream, i), 0);
+                        ck_assert_int_eq(sse_parser_feed(p, stream + i, j - i), 0);
+                        ck_assert_int_eq(sse_parser_feed(p, stream + j, len - j), 0);
+                        snprintf(ctx, sizeof ctx, "split at %zu,%zu", i, j);
+                        rec_expect(&r, stream_events, ELEMENTSOF(stream_events), ctx);
+                        check_stream_state(p, ctx);
+                        rec_clear(&r);
+                }
+}
+END_TEST
+
+START_TEST(test_byte_by_byte) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+
+        for (size_t i = 0; i < sizeof stream - 1; i++)
+                ck_assert_int_eq(sse_parser_feed(p, stream + i, 1), 0);
+        rec_expect(&r, stream_events, ELEMENTSOF(stream_events), "byte by byte");
+        check_stream_state(p, "byte by byte");
+        rec_clear(&r);
+}
+END_TEST
+
+/* A CR ending one chunk and the LF starting the next are one line end, not two
+ * (two would be a blank line and dispatch the event half-way). */
+START_TEST(test_crlf_across_chunks) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+        static const char *const want[] = { "message|-|a\nb" };
+
+        ck_assert_int_eq(sse_parser_feed(p, "data: a\r", 8), 0);
+        ck_assert_int_eq(sse_parser_feed(p, "\ndata: b\r", 9), 0);
+        ck_assert_uint_eq(r.n, 0);
+        ck_assert_int_eq(sse_parser_feed(p, "\n\r", 2), 0);
+        ck_assert_uint_eq(r.n, 1);
+        ck_assert_int_eq(sse_parser_feed(p, "\n", 1), 0); /* the LF of that CRLF: nothing more */
+        rec_expect(&r, want, 1, "crlf");
+        rec_clear(&r);
+}
+END_TEST
+
+START_TEST(test_id_without_data) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+        static const char *const want[] = { "message|8|x", "message|8|y", "message||z" };
+
+        ck_assert_ptr_null(sse_parser_last_id(p));
+        ck_assert_int_eq(sse_parser_feed(p, "id: 7\n\n", 7), 0);
+        ck_assert_uint_eq(r.n, 0);
+        ck_assert_str_eq(sse_parser_last_id(p), "7");
+        ck_assert_int_eq(sse_parser_feed(p, "event: state\nid: 8\n\n", 20), 0);
+        ck_assert_uint_eq(r.n, 0);
+        ck_assert_str_eq(sse_parser_last_id(p), "8");
+        /* The type of the event without data does not leak into the next one. */
+        ck_assert_int_eq(sse_parser_feed(p, "data: x\n\ndata: y\n\n", 18), 0);
+        /* An id with a NUL is ignored; an empty id resets it. */
+        ck_assert_int_eq(sse_parser_feed(p, "id: a\0b\n\n", 9), 0);
+        ck_assert_str_eq(sse_parser_last_id(p), "8");
+        ck_assert_int_eq(sse_parser_feed(p, "id\ndata: z\n\n", 12), 0);
+        ck_assert_str_eq(sse_parser_last_id(p), "");
+        rec_expect(&r, want, 3, "id without data");
+        rec_clear(&r);
+}
+END_TEST
+
+START_TEST(test_comments) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+        static const char in[] = ": keepalive\n\n:\n\n: data: not data\ndata: real\n: between\n\n";
+        static const char *const want[] = { "message|-|real" };
+
+        ck_assert_int_eq(sse_parser_feed(p, in, sizeof in - 1), 0);
+        rec_expect(&r, want, 1, "comments");
+        ck_assert_uint_eq(sse_parser_comments(p), 4);
+        rec_clear(&r);
+}
+END_TEST
+
+START_TEST(test_spaces_and_nul) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+        static const char in[] = "data:x\n\ndata: x\n\ndata:  x\n\ndata: a\0b\n\ndata: \n\n";
+        static const char *const want[] = { "message|-|x", "message|-|x", "message|-| x", "message|-|a\\0b",
+                                            "message|-|" };
+
+        ck_assert_int_eq(sse_parser_feed(p, in, sizeof in - 1), 0);
+        rec_expect(&r, want, ELEMENTSOF(want), "spaces");
+        rec_clear(&r);
+}
+END_TEST
+
+/* A line over max_line drops its event (never a truncated one), at any
+ * chunking; an over-long comment drops nothing. */
+START_TEST(test_oversize_line) {
+        static const char in[] =
+                "data: short\n\n"
+                "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n\n"
+                "id: 9\ndata: ok before\ndata: this line is far too long\ndata: ok after\n\n"
+                ": a comment that is also far too long\n"
+                "data: fine\n\n";
+        static const char *const want[] = { "message|-|short", "message|9|fine" };
+        size_t len = sizeof in - 1;
+
+        for (size_t i = 0; i <= len; i++) {
+                struct rec r = {};
+                _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(16, 4096, record, &r);
+                char ctx[32];
+
+                ck_assert_int_eq(sse_parser_feed(p, in, i), 0);
+                ck_assert_int_eq(sse_parser_feed(p, in + i, len - i), 0);
+                snprintf(ctx, sizeof ctx, "oversize line, split %zu", i);
+                rec_expect(&r, want, 2, ctx);
+                ck_assert_uint_eq(sse_parser_dropped(p), 2);
+                ck_assert_uint_eq(sse_parser_comments(p), 1);
+                ck_assert_str_eq(sse_parser_last_id(p), "9");
+                rec_clear(&r);
+        }
+}
+END_TEST
+
+START_TEST(test_line_at_limit) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(16, 4096, record, &r);
+        static const char *const want[] = { "message|-|0123456789" };
+
+        /* "data: 0123456789" is exactly 16 bytes: allowed. */
+        ck_assert_int_eq(sse_parser_feed(p, "data: 0123456789\r\n\r\n", 20), 0);
+        rec_expect(&r, want, 1, "at limit");
+        ck_assert_uint_eq(sse_parser_dropped(p), 0);
+        rec_clear(&r);
+}
+END_TEST
+
+START_TEST(test_oversize_event) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(64, 24, record, &r);
+        static const char in[] = "data: 0123456789\ndata: 0123456789\ndata: 0123456789\n\ndata: 0123456789\n\n";
+        static const char *const want[] = { "message|-|0123456789" };
+
+        ck_assert_int_eq(sse_parser_feed(p, in, sizeof in - 1), 0);
+        rec_expect(&r, want, 1, "oversize event");
+        ck_assert_uint_eq(sse_parser_dropped(p), 1);
+        rec_clear(&r);
+}
+END_TEST
+
+START_TEST(test_handler_stops) {
+        struct rec r = { .stop_after = 2 };
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+        static const char in[] = "id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: c\n\n";
+
+        ck_assert_int_eq(sse_parser_feed(p, in, sizeof in - 1), -ECANCELED);
+        ck_assert_uint_eq(r.n, 2);
+        ck_assert_str_eq(sse_parser_last_id(p), "2");
+        rec_clear(&r);
+}
+END_TEST
+
+/* A new connection drops the half-read event but remembers the last id. */
+START_TEST(test_reset) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+        static const char *const want[] = { "message|5|x" };
+
+        ck_assert_int_eq(sse_parser_feed(p, "id: 5\nevent: state\ndata: half\ndata: a line cut sh", 49), 0);
+        sse_parser_reset(p);
+        ck_assert_int_eq(sse_parser_feed(p, "ort\n\ndata: x\n\n", 14), 0);
+        rec_expect(&r, want, 1, "reset");
+        rec_clear(&r);
+}
+END_TEST
+
+START_TEST(test_bom_only_at_start) {
+        struct rec r = {};
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
+        static const char *const want[] = { "message|-|a" };
+
+        /* The second BOM is part of a field name, so that line is an unknown field. */
+        ck_assert_int_eq(sse_parser_feed(p, "\xEF\xBB", 2), 0);
+        ck_assert_int_eq(sse_parser_feed(p, "\xBF" "data: a\n\n\xEF\xBB\xBF" "data: b\n\n", 22), 0);
+        rec_expect(&r, want, 1, "bom");
+        rec_clear(&r);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("sse");
+        TCase *tc = tcase_create("core");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_whole);
+        tcase_add_test(tc, test_every_boundary);
+        tcase_add_test(tc, test_byte_by_byte);
+        tcase_add_test(tc, test_crlf_across_chunks);
+        tcase_add_test(tc, test_id_without_data);
+        tcase_add_test(tc, test_comments);
+        tcase_add_test(tc, test_spaces_and_nul);
+        tcase_add_test(tc, test_oversize_line);
+        tcase_add_test(tc, test_line_at_limit);
+        tcase_add_test(tc, test_oversize_event);
+        tcase_add_test(tc, test_handler_stops);
+        tcase_add_test(tc, test_reset);
+        tcase_add_test(tc, test_bom_only_at_start);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
