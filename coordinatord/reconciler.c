@@ -20,7 +20,7 @@
 #include "rollout.h"
 #include "strutil.h"
 
-#define RECONCILER_MIN_GAP_USEC (20 * 1000)
+#define RECONCILER_MIN_GAP_USEC (5 * 1000)
 
 /* KEYS[1] leader lock, KEYS[2] fence, KEYS[3] record, KEYS[4] events stream,
  * KEYS[5] active set, KEYS[6] active:SERVICE, KEYS[7] migration:SERVICE,

@@ -260,6 +260,8 @@ static void emit_instance(struct ctx *c, const struct rollout_instance *x, const
         if (x->rv != RV_NONE)
                 json_object_set_new(e, "revert", json_true());
         if (r) {
+                /* The command that just finished (x->cmd_type outlives x->cmd). */
+                json_object_set_new(e, "hook", json_string(command_type_to_string(x->cmd_type)));
                 json_object_set_new(e, "exit_code", json_integer((json_int_t) r->exit_code));
                 json_object_set_new(e, "output", json_string(r->output ? r->output : ""));
         }

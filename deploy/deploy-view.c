@@ -593,19 +593,31 @@ static void describe_instance(struct sbuf *b, json_t *ev, const struct glyphs *g
 
         sbuf_put_clean(b, jstr(ev, "instance") ? jstr(ev, "instance") : "?");
         sbuf_puts(b, " ");
+        bool revert = json_is_true(json_object_get(ev, "revert"));
+        const char *from = jstr(ev, revert ? "to" : "from"), *to = jstr(ev, revert ? "from" : "to");
+
         sbuf_put_clean(b, jstr(ev, "state") ? jstr(ev, "state") : "?");
-        if (jstr(ev, "from") || jstr(ev, "to")) {
+        if (from || to) {
                 sbuf_puts(b, " ");
-                sbuf_put_clean(b, jstr(ev, "from") ? jstr(ev, "from") : "?");
+                sbuf_put_clean(b, from ? from : "?");
                 sbuf_printf(b, " %s ", g->arrow);
-                sbuf_put_clean(b, jstr(ev, "to") ? jstr(ev, "to") : "?");
+                sbuf_put_clean(b, to ? to : "?");
         }
+        if (revert)
+                sbuf_puts(b, " (revert)");
         if (json_is_true(json_object_get(ev, "lost")))
                 sbuf_puts(b, " (lost)");
         if (json_is_true(json_object_get(ev, "skipped")))
                 sbuf_puts(b, " (skipped)");
-        if (jint(ev, "exit_code", &code) && code != 0)
-                sbuf_printf(b, " (exit %" PRId64 ")", code);
+        if (jint(ev, "exit_code", &code)) {
+                /* A hook finished: say which, so a step's two lines differ. */
+                if (jstr(ev, "hook")) {
+                        sbuf_puts(b, ", ");
+                        sbuf_put_clean(b, jstr(ev, "hook"));
+                        sbuf_printf(b, " hook exit %" PRId64, code);
+                } else if (code != 0)
+                        sbuf_printf(b, " (exit %" PRId64 ")", code);
+        }
         if (jtext(ev, "error")) {
                 sbuf_puts(b, ": ");
                 sbuf_put_clean(b, jtext(ev, "error"));

@@ -307,6 +307,12 @@ START_TEST(test_describe) {
                   "deployment reverting: web-2 failed, reverting; error: web-2: deploy hook exited 1" },
                 { "{\"type\":\"state\",\"state\":\"failed\",\"error\":{\"message\":\"progress deadline 10m passed\"}}",
                   "deployment failed: progress deadline 10m passed" },
+                { "{\"type\":\"instance\",\"instance\":\"web-1\",\"state\":\"draining\",\"from\":\"1.0\",\"to\":\"2.0\","
+                  "\"hook\":\"drain\",\"exit_code\":0}",
+                  "web-1 draining 1.0 -> 2.0, drain hook exit 0" },
+                { "{\"type\":\"instance\",\"instance\":\"web-1\",\"state\":\"updating\",\"from\":\"1.0\",\"to\":\"2.0\","
+                  "\"revert\":true}",
+                  "web-1 updating 2.0 -> 1.0 (revert)" },
                 { "{\"type\":\"hello\"}", "hello event" },
                 /* Server text cannot drive the terminal. */
                 { "{\"type\":\"instance\",\"instance\":\"web-1\",\"state\":\"failed\","
