@@ -13,8 +13,8 @@
 #include "rollout.h"
 #include "strutil.h"
 
-#define MAX_PARALLEL_MAX 10000
-#define CANARY_MAX 10000
+#define MAX_PARALLEL_MAX 100000
+#define CANARY_MAX 100000
 #define INSTANCES_MAX 100000
 
 static json_t *str_or_null(const char *s) {
