@@ -27,6 +27,14 @@ static uint64_t ttl_ms(const agent *a) {
         return t < 100 ? 100 : t;
 }
 
+/* What "health" is based on, so `coordctl doctor` can tell an instance with no
+ * health check (healthy the moment it starts) from one that passed its probe. */
+static const char *probe_kind(const instance *in) {
+        const struct agent_health_config *h = &in->cfg->health;
+
+        return h->http ? "http" : h->tcp ? "tcp" : h->exec ? "exec" : "none";
+}
+
 static void stop_finished(agent *a) {
         void (*done)(agent *) = a->stop_done;
 
@@ -113,6 +121,7 @@ static int send_registration(agent *a, instance *in, const char *prev_state, boo
                                        "version", in->version,
                                        "state", state,
                                        "health", health_state_to_string(in->health.state),
+                                       "probe", probe_kind(in),
                                        "config_version", cv,
                                        "last_seen", last_seen,
                                        "ttl_ms", ttl,

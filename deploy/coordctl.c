@@ -26,6 +26,8 @@ static void help(void) {
                "                                 the migration and seeding sequencer\n"
                "  lock NAME --redis REDIS [--lease D] [--wait-timeout D] -- COMMAND [ARG...]\n"
                "                                 run COMMAND under a fenced distributed lock\n"
+               "  doctor [--redis REDIS] [--namespace NS] [--config PATH]...\n"
+               "                                 check Redis, coordinatord, agents and config files\n"
                "\n"
                "Global flags:\n"
                "  --url URL[,URL...] coordinatord address (env COORD_URL, default http://127.0.0.1:8470);\n"
@@ -139,6 +141,8 @@ int main(int argc, char **argv) {
                 r = coordctl_instances_main(n, rest, &g);
         else if (strcmp(rest[0], "config") == 0)
                 r = coordctl_config_main(n, rest, &g);
+        else if (strcmp(rest[0], "doctor") == 0)
+                r = coordctl_doctor_main(n, rest, &g);
         else if (strcmp(rest[0], "deploy") == 0 || strcmp(rest[0], "status") == 0 ||
                  strcmp(rest[0], "deployments") == 0 || strcmp(rest[0], "pause") == 0 ||
                  strcmp(rest[0], "resume") == 0 || strcmp(rest[0], "cancel") == 0 ||

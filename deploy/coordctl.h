@@ -21,6 +21,8 @@ int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g);
 int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *g);
 int coordctl_instances_main(int argc, char **argv, const struct coordctl_globals *g);
 int coordctl_config_main(int argc, char **argv, const struct coordctl_globals *g);
+/* doctor: checks Redis, coordinatord and config files (coordctl-doctor.c). */
+int coordctl_doctor_main(int argc, char **argv, const struct coordctl_globals *g);
 /* deploy, status, deployments, pause, resume, cancel, revert (coordctl-deploy.c). */
 int coordctl_deploy_main(int argc, char **argv, const struct coordctl_globals *g);
 

@@ -22,6 +22,7 @@
  *                                        registered_at(ms) detail
  *                                        health(starting|healthy|unhealthy: the probe
  *                                        state, also while state is draining; agent)
+ *                                        probe(http|tcp|exec|none: the configured health check; agent)
  *   coord:{NS}:alive:ID                  STRING "1", PX ttl_ms (about 3 heartbeats):
  *                                        gone => the instance is "lost" (unless its state
  *                                        is "stopped": a graceful agent stop writes
