@@ -5,6 +5,8 @@
 #   raw       N CREATE TABLE commits over one libpq connection (bench/migrate-raw)
 #   coordctl  `coordctl migrate` applying N files V<i>__t.sql (CREATE TABLE each),
 #             with the Redis lock, and with the advisory-lock fallback
+#   pgbouncer the same Redis-lock run through PgBouncer in transaction pooling mode
+#             (when pgbouncer is installed), and its ratio to the direct run
 #   sqitch    `sqitch deploy` of SQITCH_N changes (default 200; it runs psql per
 #             change, so the figure is extrapolated per second and said so)
 #   status    `coordctl migrate status` with STATUS_N (10,000) applied rows: median
@@ -37,6 +39,37 @@ export COORD_LOG_LEVEL=warning
 T=$COORD_TEST_DIR
 BASE="postgresql://postgres@127.0.0.1:$PG_PORT"
 
+# PgBouncer (pool_mode = transaction, trust) on a free port in front of the same
+# PostgreSQL, as the postgres user when root; tracked, so the harness stops it.
+BOUNCER_PORT=""
+start_pgbouncer() {
+        B=$T/pgbouncer
+        mkdir -p "$B"
+        printf '"postgres" ""\n' >"$B/userlist.txt"
+        for _attempt in 1 2 3 4 5; do
+                port=$(harness_free_port)
+                printf '%s\n' "[databases]" "* = host=127.0.0.1 port=$PG_PORT" "[pgbouncer]" "listen_addr = 127.0.0.1" \
+                        "listen_port = $port" "unix_socket_dir =" "auth_type = trust" "auth_file = $B/userlist.txt" \
+                        "pool_mode = transaction" "default_pool_size = 5" "ignore_startup_parameters = extra_float_digits" \
+                        "logfile = $B/pgbouncer.log" "pidfile = $B/pgbouncer.pid" >"$B/pgbouncer.ini"
+                [ "$(id -u)" -ne 0 ] || chown -R postgres "$B"
+                harness_as_pg pgbouncer "$B/pgbouncer.ini" >>"$T/pgbouncer.out" 2>&1 &
+                harness_track $!
+                if harness_wait_for 10 test -s "$B/pgbouncer.pid" && harness_track "$(cat "$B/pgbouncer.pid")" &&
+                        harness_wait_for 10 psql -XAtq "postgresql://postgres@127.0.0.1:$port/postgres" -c "SELECT 1"; then
+                        BOUNCER_PORT=$port
+                        return 0
+                fi
+        done
+        fail "pgbouncer did not start (see $B/pgbouncer.log)"
+}
+if command -v pgbouncer >/dev/null 2>&1; then
+        start_pgbouncer
+        echo "# $(pgbouncer --version | head -1), pool_mode = transaction, on port $BOUNCER_PORT" >&2
+else
+        echo "# pgbouncer not installed (apt-get install pgbouncer): the PgBouncer run is skipped" >&2
+fi
+
 ms() { now_ms; }
 db() {
         harness_psql -c "CREATE DATABASE $1" >/dev/null
@@ -60,6 +93,7 @@ gen "$T/m" "$N" "CREATE TABLE t_%d (id int);"
 : >"$T/raw.times"
 : >"$T/coord.times"
 : >"$T/adv.times"
+: >"$T/pgb.times"
 round=1
 while [ "$round" -le "$ROUNDS" ]; do
         RAW_OUT=$("$RAW" "$(db bench_raw_$round)" "$N") || fail "migrate-raw failed"
@@ -73,6 +107,14 @@ while [ "$round" -le "$ROUNDS" ]; do
         t0=$(ms)
         "$COORDCTL" migrate --dir "$T/m" --database "$URL" >"$T/coord-adv.out" 2>&1 || { cat "$T/coord-adv.out"; fail "coordctl (advisory) failed"; }
         awk -v a="$t0" -v b="$(ms)" 'BEGIN { printf "%.3f\n", (b - a) / 1000 }' >>"$T/adv.times"
+        if [ -n "$BOUNCER_PORT" ]; then
+                db "bench_pgb_$round" >/dev/null
+                URL="postgresql://postgres@127.0.0.1:$BOUNCER_PORT/bench_pgb_$round"
+                t0=$(ms)
+                "$COORDCTL" migrate --dir "$T/m" --database "$URL" --redis "$REDIS_URL" >"$T/coord-pgb.out" 2>&1 || { cat "$T/coord-pgb.out"; fail "coordctl (PgBouncer) failed"; }
+                awk -v a="$t0" -v b="$(ms)" 'BEGIN { printf "%.3f\n", (b - a) / 1000 }' >>"$T/pgb.times"
+                [ "$(psql -XAtq "$BASE/bench_pgb_$round" -c "SELECT count(*) FROM coord_schema_history")" = "$N" ] || fail "coordctl (PgBouncer) did not apply $N"
+        fi
         round=$((round + 1))
 done
 median() { sort -n "$1" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
@@ -86,6 +128,13 @@ ADV_B=$(best "$T/adv.times")
 echo "# raw runs: $(sort -n "$T/raw.times" | tr '\n' ' ')" >&2
 echo "# coordctl (Redis) runs: $(sort -n "$T/coord.times" | tr '\n' ' ')" >&2
 echo "# coordctl (advisory) runs: $(sort -n "$T/adv.times" | tr '\n' ' ')" >&2
+PGB_S=""
+PGB_B=""
+if [ -s "$T/pgb.times" ]; then
+        PGB_S=$(median "$T/pgb.times")
+        PGB_B=$(best "$T/pgb.times")
+        echo "# coordctl (Redis, through PgBouncer) runs: $(sort -n "$T/pgb.times" | tr '\n' ' ')" >&2
+fi
 
 # 3. sqitch
 SQITCH_S=""
@@ -134,12 +183,16 @@ STATUS_MED=$(median "$T/status.times")
 STATUS_ALL=$(sort -n "$T/status.times" | tr '\n' ' ')
 
 awk -v n="$N" -v raw="$RAW_S" -v coord="$COORD_S" -v adv="$ADV_S" -v rawb="$RAW_B" -v coordb="$COORD_B" -v advb="$ADV_B" -v rounds="$ROUNDS" -v sn="$SQITCH_N" -v sq="$SQITCH_S" \
+    -v pgb="$PGB_S" -v pgbb="$PGB_B" \
     -v stn="$STATUS_N" -v sta="$STATUS_APPLY_S" -v med="$STATUS_MED" -v all="$STATUS_ALL" 'BEGIN {
         printf "medians (and best) of %d interleaved rounds\n", rounds
         printf "%-46s %7s %9s %10s  %s\n", "contender", "count", "seconds", "per second", "ratio"
         printf "%-46s %7d %9.3f %10.0f  %s (best %.3fs)\n", "raw libpq CREATE TABLE commits (the limit)", n, raw, n / raw, "1.00x raw", rawb
         printf "%-46s %7d %9.3f %10.0f  %.2fx raw; best %.3fs = %.2fx best raw (goal <= 2x)\n", "coordctl migrate (Redis lock)", n, coord, n / coord, coord / raw, coordb, coordb / rawb
         printf "%-46s %7d %9.3f %10.0f  %.2fx raw; best %.3fs = %.2fx best raw\n", "coordctl migrate (advisory-lock fallback)", n, adv, n / adv, adv / raw, advb, advb / rawb
+        if (pgb != "")
+                printf "%-46s %7d %9.3f %10.0f  %.2fx direct (median %.3fs through PgBouncer vs %.3fs direct); best %.3fs = %.2fx best direct\n",
+                       "coordctl migrate (Redis lock, PgBouncer txn)", n, pgb, n / pgb, pgb / coord, pgb, coord, pgbb, pgbb / coordb
         if (sq != "")
                 printf "%-46s %7d %9.3f %10.1f  coordctl is %.0fx faster per migration (goal >= 50x; sqitch ran %d, extrapolated per second)\n",
                        "sqitch deploy", sn, sq, sn / sq, (sq / sn) / (coord / n), sn

@@ -13,9 +13,12 @@
 #include "exitcode.h"
 #include "keys.h"
 #include "log.h"
+#include "migrations/flyway.h"
 #include "migrations/migrate.h"
 #include "redis_url.h"
 #include "strutil.h"
+
+extern char **environ;
 
 static void help(void) {
         printf("Usage: coordctl migrate [SUBCOMMAND] --dir DIR [--database PGURL] [--redis REDIS] [FLAGS]\n"
@@ -40,6 +43,12 @@ static void help(void) {
                "  --phase PHASE       pre: all but '-- coord:post-deploy' versions (before the\n"
                "                      rollout); post: only those (after it); all: everything in\n"
                "                      version order (default)\n"
+               "  --placeholder KEY=VALUE\n"
+               "                      replace ${KEY} in the files (repeatable; also from\n"
+               "                      $COORD_PLACEHOLDER_KEY and Flyway's $FLYWAY_PLACEHOLDERS_KEY)\n"
+               "\n"
+               "A schema managed by Flyway (flyway_schema_history, no coord history yet) is\n"
+               "taken over by the first apply: nothing Flyway applied runs again.\n"
                "\n"
                "Exit codes: 0 ok or up to date, 1 a migration failed, 2 bad usage or file name,\n"
                "3 PostgreSQL/Redis unreachable, 4 validation failed, 5 lock wait timed out.\n");
@@ -55,17 +64,25 @@ static void print_plan(const struct migrate_report *r, enum migrate_phase phase,
         for (size_t i = 0; i < r->n; i++) {
                 const struct migrate_entry *e = &r->v[i];
                 bool note = e->state == STATE_PARTIAL || e->state == STATE_CHANGED || e->deferred;
+                char nt[256] = "";
                 held += e->held;
                 if (!e->will_run)
                         continue;
-                printf("%3zu. %-*s %-*s %-*s %-*s%s%s\n", ++k, (int) wt, e->type, (int) wv, e->version ?: "", (int) wn,
-                       e->script, note ? 4 : 0, e->phase ?: "-", note ? "  # " : "", note ? (e->detail ?: "") : "");
+                if (e->no_transaction)
+                        snprintf(nt, sizeof(nt), "%sno transaction (%s)", note ? "; " : "", e->no_transaction);
+                printf("%3zu. %-*s %-*s %-*s %-*s%s%s%s\n", ++k, (int) wt, e->type, (int) wv, e->version ?: "",
+                       (int) wn, e->script, note || nt[0] ? 4 : 0, e->phase ?: "-", note || nt[0] ? "  # " : "",
+                       note ? (e->detail ?: "") : "", nt);
         }
         if (k == 0)
                 printf("Nothing to apply%s%s: the schema is up to date.\n", phase == MIGRATE_PHASE_ALL ? "" : " in phase ",
                        phase == MIGRATE_PHASE_ALL ? "" : migrate_phase_to_string(phase));
         else
                 printf("%zu to apply.\n", k);
+        if (r->history && r->history->adopting)
+                printf("First, %zu row%s of " FLYWAY_TABLE " will be taken over into coord_schema_history "
+                       "(what Flyway applied never runs again).\n",
+                       r->history->n, r->history->n == 1 ? "" : "s");
         if (held > 0) {
                 printf("Not in phase %s:\n", migrate_phase_to_string(phase));
                 for (size_t i = 0; i < r->n; i++)
@@ -76,7 +93,7 @@ static void print_plan(const struct migrate_report *r, enum migrate_phase phase,
 }
 
 static void print_text_table(const struct migrate_report *r, bool plan, enum migrate_phase phase) {
-        size_t wv = 7, wd = 11, ws = 5, wt = 4;
+        size_t wv = 7, wd = 11, ws = 5, wt = 4, adopted = 0;
         size_t counts[_STATE_MAX] = {};
 
         for (size_t i = 0; i < r->n; i++) {
@@ -106,6 +123,11 @@ static void print_text_table(const struct migrate_report *r, bool plan, enum mig
         for (int s = 0; s < _STATE_MAX; s++)
                 if (counts[s])
                         printf(" %zu %s", counts[s], migrate_state_to_string((enum migrate_state) s));
+        for (size_t i = 0; i < r->n; i++)
+                adopted += r->v[i].adopted;
+        if (adopted > 0)
+                printf(" (%zu %s " FLYWAY_TABLE ")", adopted,
+                       r->history && r->history->adopting ? "to take over from" : "adopted from");
         printf("\n");
 }
 
@@ -129,6 +151,8 @@ static json_t *entry_json(const struct migrate_entry *e) {
         json_object_set_new(o, "problem", json_boolean(e->problem));
         json_object_set_new(o, "deferred", json_boolean(e->deferred));
         json_object_set_new(o, "held", json_boolean(e->held));
+        json_object_set_new(o, "no_transaction", e->no_transaction ? json_string(e->no_transaction) : json_null());
+        json_object_set_new(o, "adopted", json_boolean(e->adopted));
         json_object_set_new(o, "detail", e->detail ? json_string(e->detail) : json_null());
         if (e->ran)
                 json_object_set_new(o, "run_ms", json_integer(e->run_ms));
@@ -168,8 +192,48 @@ static void print_json(const struct migrate_options *o, const struct migrate_rep
                 printf("%s\n", dump);
 }
 
+/* ${KEY} values: Flyway's FLYWAY_PLACEHOLDERS_KEY, then COORD_PLACEHOLDER_KEY, then each
+ * --placeholder KEY=VALUE (the last wins); none at all with Flyway's
+ * FLYWAY_PLACEHOLDER_REPLACEMENT=false.  0 or EXIT_USAGE (message printed). */
+static int placeholders_setup(struct flyway_placeholders *ph, char **assignments, size_t n, struct migrate_options *o) {
+        const char *off = getenv("FLYWAY_PLACEHOLDER_REPLACEMENT"), *bad = NULL;
+        bool replace = true;
+        int r;
+
+        if (!ph) {
+                fprintf(stderr, "coordctl migrate: out of memory\n");
+                return EXIT_FAILED;
+        }
+        if (off && *off && parse_bool(off, &replace) < 0) {
+                fprintf(stderr, "coordctl migrate: FLYWAY_PLACEHOLDER_REPLACEMENT: '%s' is not true or false\n", off);
+                return EXIT_USAGE;
+        }
+        r = flyway_placeholders_set_env(ph, environ, &bad);
+        if (r == -EINVAL) {
+                fprintf(stderr, "coordctl migrate: environment %.*s: not a placeholder name (no '{', '}', control "
+                        "characters, and no reserved 'flyway:' prefix)\n", (int) strcspn(bad, "="), bad);
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                r = flyway_placeholders_set_assignment(ph, assignments[i]);
+                if (r == -EINVAL) {
+                        fprintf(stderr, "coordctl migrate: --placeholder '%s': expected KEY=VALUE with a KEY "
+                                "without '{', '}' or control characters, not starting with 'flyway:'\n", assignments[i]);
+                        return EXIT_USAGE;
+                }
+        }
+        if (r < 0) {
+                fprintf(stderr, "coordctl migrate: out of memory\n");
+                return EXIT_FAILED;
+        }
+        o->placeholders = replace ? ph : NULL;
+        if (!replace && n > 0)
+                log_warning("--placeholder given, but FLYWAY_PLACEHOLDER_REPLACEMENT=false: files run as written");
+        return 0;
+}
+
 int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *g) {
-        enum { ARG_DIR = 0x100, ARG_DATABASE, ARG_REDIS, ARG_WAIT, ARG_LEASE, ARG_NO_SEED, ARG_PHASE };
+        enum { ARG_DIR = 0x100, ARG_DATABASE, ARG_REDIS, ARG_WAIT, ARG_LEASE, ARG_NO_SEED, ARG_PHASE, ARG_PLACEHOLDER };
         static const struct option options[] = {
                 { "dir", required_argument, NULL, ARG_DIR },
                 { "database", required_argument, NULL, ARG_DATABASE },
@@ -178,6 +242,7 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
                 { "lease", required_argument, NULL, ARG_LEASE },
                 { "no-seed", no_argument, NULL, ARG_NO_SEED },
                 { "phase", required_argument, NULL, ARG_PHASE },
+                { "placeholder", required_argument, NULL, ARG_PLACEHOLDER },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -187,6 +252,9 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
                 .wait_timeout_usec = 10 * 60 * USEC_PER_SEC,
         };
         struct redis_url *redis = NULL;
+        _cleanup_(flyway_placeholders_freep) struct flyway_placeholders *ph = flyway_placeholders_new();
+        _cleanup_free_ char **assignments = NULL;
+        size_t n_assignments = 0;
         struct migrate_report rep = {};
         const char *redis_s = NULL, *sub = NULL;
         char e[512];
@@ -248,6 +316,17 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
                                 return EXIT_USAGE;
                         }
                         break;
+                case ARG_PLACEHOLDER: {
+                        /* Applied after the environment's, which they override. */
+                        char **na = reallocarray(assignments, n_assignments + 1, sizeof(*na));
+                        if (!na) {
+                                fprintf(stderr, "coordctl migrate: out of memory\n");
+                                return EXIT_FAILED;
+                        }
+                        assignments = na;
+                        assignments[n_assignments++] = optarg;
+                        break;
+                }
                 default:
                         fprintf(stderr, "coordctl migrate: unknown or incomplete option '%s' (see --help)\n",
                                 argv[optind - 1]);
@@ -307,6 +386,11 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
         }
         o.redis = redis;
         o.ns = namespace_default();
+        r = placeholders_setup(ph, assignments, n_assignments, &o);
+        if (r != 0) {
+                redis_url_free(redis);
+                return r;
+        }
 
         r = migrate_run(&o, &rep);
         if (g->output == OUTPUT_JSON)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,23 +17,155 @@ const char fence_check_sql[] =
         "SELECT 1 / count(*)::int FROM (SELECT 1 FROM coord_schema_fence"
         " WHERE name = $1 AND token = $2::bigint FOR UPDATE) f";
 
-int fence_session_setup(PGconn *c, const char *lockid, uint64_t lease_usec, char *errbuf, size_t errlen) {
-        uint64_t idle_ms = MAX(lease_usec / 3 / USEC_PER_MSEC, 500);
-        char sql[512];
+/* "SELECT [pg_advisory_unlock_all(),] [set_config('application_name', ..., false),]
+ * set_config('idle_in_transaction_session_timeout', ..., local)[, client_connection_check_interval]" */
+static void settings_sql(char *buf, size_t len, const char *appname, uint64_t idle_ms, bool check, bool local,
+                         bool unlock) {
+        const char *l = local ? "true" : "false";
+        char app[128] = "", chk[96] = "";
 
-        snprintf(sql, sizeof(sql),
-                 "SET application_name = '" FENCE_APPNAME_RUN "%s'; SET idle_in_transaction_session_timeout = %" PRIu64
-                 "%s",
-                 lockid, idle_ms, PQserverVersion(c) >= 140000 ? "; SET client_connection_check_interval = 1000" : "");
-        return pg_exec(c, sql, errbuf, errlen);
+        if (appname)
+                snprintf(app, sizeof(app), "set_config('application_name', '%s', false), ", appname);
+        if (check)
+                snprintf(chk, sizeof(chk), ", set_config('client_connection_check_interval', '1000', %s)", l);
+        snprintf(buf, len, "SELECT %s%sset_config('idle_in_transaction_session_timeout', '%" PRIu64 "', %s)%s",
+                 unlock ? "pg_advisory_unlock_all(), " : "", app, idle_ms, l, chk);
 }
 
-static void terminate_superseded(PGconn *c, const char *lockid) {
-        _cleanup_pgresult_ PGresult *res = NULL;
-        char appname[64], e[512];
-        const char *p[] = { appname };
+int fence_session_setup(PGconn *c, const char *lockid, uint64_t lease_usec, struct fence_session *ret,
+                        char *errbuf, size_t errlen) {
+        struct fence_session s = {};
+        uint64_t idle_ms = MAX(lease_usec / 3 / USEC_PER_MSEC, 500);
+        bool check = PQserverVersion(c) >= 140000;
+        char setup[384];
+        int r;
 
-        snprintf(appname, sizeof(appname), FENCE_APPNAME_RUN "%s", lockid);
+        r = pg_detect_pooler(c, &s.pooled, &s.server_pid, errbuf, errlen);
+        if (r < 0)
+                return r;
+        snprintf(s.appname, sizeof(s.appname), FENCE_APPNAME_RUN "%s", lockid);
+        /* Behind a pooler a session setting would stay with a server session other clients get
+         * next (and ours would not follow us): coord's timeouts are set in each transaction. */
+        settings_sql(s.local_sql, sizeof(s.local_sql), NULL, idle_ms, check, true, false);
+        settings_sql(s.reset_sql, sizeof(s.reset_sql), s.appname, idle_ms, check, s.pooled, true);
+        settings_sql(setup, sizeof(setup), s.appname, idle_ms, check, s.pooled, false);
+        r = pg_exec(c, setup, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (s.pooled)
+                log_notice("Connected through a connection pooler (the server session pid %d is not the pid %d "
+                           "the connection reports, as with PgBouncer): assuming transaction pooling, so no "
+                           "session settings and no terminating of other sessions; the fence alone refuses a "
+                           "superseded runner",
+                           s.server_pid, PQbackendPID(c));
+        *ret = s;
+        return 0;
+}
+
+static const char *const reset_statements[] = {
+        "CLOSE ALL",
+        "SET SESSION AUTHORIZATION DEFAULT", /* and RESET ROLE */
+        "RESET ALL",
+        "DEALLOCATE ALL",
+        "UNLISTEN *",
+        "DISCARD SEQUENCES",
+        "DISCARD TEMP",
+};
+
+const char *fence_reset_statement(const struct fence_session *s, size_t k) {
+        for (size_t i = 0; i < ELEMENTSOF(reset_statements); i++) {
+                /* PgBouncer 1.21+ may keep prepared statements of its own on the server session. */
+                if (s->pooled && strcmp(reset_statements[i], "DEALLOCATE ALL") == 0)
+                        continue;
+                if (k == 0)
+                        return reset_statements[i];
+                k--;
+        }
+        return k == 0 ? s->reset_sql : NULL;
+}
+
+int fence_query(PGconn *c, const struct fence_session *s, const char *sql, int n, const char *const *params,
+                PGresult **ret, char *errbuf, size_t errlen) {
+        static const char *const guard[] = {
+                "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE",
+                "SET LOCAL SESSION AUTHORIZATION DEFAULT",
+                "SET LOCAL ROLE NONE",
+                /* A SET LOCAL of every setting the session changed, back to its value at connect time
+                 * (transaction_* cannot change once the transaction runs; client_encoding is libpq's). */
+                "SELECT count(pg_catalog.set_config(name, reset_val, true)) FROM pg_catalog.pg_settings"
+                " WHERE context IN ('user', 'superuser') AND setting IS DISTINCT FROM reset_val"
+                " AND name NOT IN ('role', 'session_authorization', 'client_encoding')"
+                " AND name NOT LIKE 'transaction\\_%'",
+        };
+        _cleanup_free_ char *q = pg_qualify(sql);
+        PGresult *out = NULL, *err = NULL;
+        int want = (int) ELEMENTSOF(guard) + 1, idx = 0;
+        bool sent, synced;
+
+        if (!q) {
+                snprintf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        if (!PQenterPipelineMode(c)) {
+                pg_format_error(NULL, c, errbuf, errlen);
+                return PQstatus(c) == CONNECTION_BAD ? -ECONNRESET : -EIO;
+        }
+        sent = true;
+        for (size_t i = 0; i < ELEMENTSOF(guard) && sent; i++)
+                sent = PQsendQueryParams(c, guard[i], 0, NULL, NULL, NULL, NULL, 0);
+        sent = sent && PQsendQueryParams(c, s->local_sql, 0, NULL, NULL, NULL, NULL, 0) &&
+               PQsendQueryParams(c, q, n, NULL, params, NULL, NULL, 0) &&
+               PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+        /* Sync even after a failed send, so that what was sent can be read and the pipeline left. */
+        synced = PQpipelineSync(c);
+        while (synced) {
+                PGresult *res = PQgetResult(c);
+                ExecStatusType st;
+
+                if (!res) {
+                        if (PQstatus(c) == CONNECTION_BAD)
+                                break;
+                        idx++;
+                        continue;
+                }
+                st = PQresultStatus(res);
+                if (st == PGRES_PIPELINE_SYNC) {
+                        PQclear(res);
+                        break;
+                }
+                if (st == PGRES_FATAL_ERROR && !err)
+                        err = res;
+                else if (idx == want && !out && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+                        out = res;
+                else
+                        PQclear(res);
+        }
+        if (!sent || !synced || PQstatus(c) == CONNECTION_BAD || err || !out) {
+                pg_format_error(err, c, errbuf, errlen);
+                PQclear(err);
+                PQclear(out);
+                if (PQstatus(c) == CONNECTION_BAD || !synced)
+                        return -ECONNRESET;
+                (void) PQexitPipelineMode(c);
+                {
+                        char e2[256];
+                        (void) pg_exec(c, "ROLLBACK", e2, sizeof(e2));
+                }
+                return -EIO;
+        }
+        (void) PQexitPipelineMode(c);
+        *ret = out;
+        return 0;
+}
+
+static void terminate_superseded(PGconn *c, const struct fence_session *s) {
+        _cleanup_pgresult_ PGresult *res = NULL;
+        char e[512];
+        const char *p[] = { s->appname };
+
+        /* A pooled server session named like us may by now serve another client. */
+        if (s->pooled)
+                return;
         if (pg_query(c,
                      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                      " WHERE application_name = $1 AND pid <> pg_backend_pid() AND datname = current_database()",
@@ -44,12 +177,17 @@ static void terminate_superseded(PGconn *c, const char *lockid) {
                 log_notice("Terminated %s session(s) of a superseded migration runner", PQgetvalue(res, 0, 0));
 }
 
-int fence_raise(PGconn *c, const char *lockid, const char *name, uint64_t redis_fence, uint64_t deadline_usec,
-                int64_t *ret_token, char *errbuf, size_t errlen) {
+int fence_raise(PGconn *c, const struct fence_session *s, const char *name, uint64_t redis_fence,
+                uint64_t deadline_usec, int64_t *ret_token, char *errbuf, size_t errlen) {
+        _cleanup_free_ char *begin = strdup_printf("BEGIN; SET LOCAL lock_timeout = '1s'; %s", s->local_sql);
         char rf[24], holder[320], host[256] = "", e2[256];
         const char *params[] = { name, rf, holder };
         int r;
 
+        if (!begin) {
+                snprintf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
         (void) gethostname(host, sizeof(host) - 1);
         snprintf(holder, sizeof(holder), "%s pid %d", host, (int) getpid());
         snprintf(rf, sizeof(rf), "%" PRIu64, redis_fence);
@@ -57,8 +195,8 @@ int fence_raise(PGconn *c, const char *lockid, const char *name, uint64_t redis_
                 _cleanup_pgresult_ PGresult *res = NULL;
                 int64_t token = 0;
 
-                terminate_superseded(c, lockid);
-                r = pg_exec(c, "BEGIN; SET LOCAL lock_timeout = '1s'", errbuf, errlen);
+                terminate_superseded(c, s);
+                r = pg_exec(c, begin, errbuf, errlen);
                 if (r == 0) {
                         r = pg_query(c,
                                      "WITH prev AS (SELECT redis_fence, holder FROM coord_schema_fence WHERE name = $1) "

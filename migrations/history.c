@@ -68,6 +68,9 @@ struct history *history_free(struct history *h) {
         free(h->rows);
         free(h->progress);
         free(h->times);
+        for (size_t i = 0; i < h->n_owned; i++)
+                free(h->owned[i]);
+        free(h->owned);
         PQclear(h->res);
         PQclear(h->pres);
         free(h);
@@ -162,6 +165,11 @@ int history_load(PGconn *c, struct history **ret, char *errbuf, size_t errlen) {
                         p->total = ival(h->pres, i, 3);
                         p->fencing_token = ival(h->pres, i, 4);
                         p->error = val(h->pres, i, 5);
+                        /* Recorded as reported ("V2__idx.sql: line 3: ..."): the script is said already
+                         * wherever the error is shown. */
+                        if (p->error && strncmp(p->error, p->script, strlen(p->script)) == 0 &&
+                            strncmp(p->error + strlen(p->script), ": ", 2) == 0)
+                                p->error += strlen(p->script) + 2;
                 }
                 h->n_progress = (size_t) n;
         }

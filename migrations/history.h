@@ -44,6 +44,11 @@ struct history {
         size_t n_progress;
         PGresult *res, *pres;
         char *times; /* the installed_at strings, 32 bytes each */
+        /* Rows taken over from flyway_schema_history (flyway.h) keep their strings in
+         * owned[] (freed here too); adopting: not written to coord_schema_history yet. */
+        bool adopting;
+        char **owned;
+        size_t n_owned;
 };
 
 /* Load all rows with one query (and the progress table with a second). */

@@ -12,6 +12,8 @@
 #include "redis_url.h"
 #include "source.h"
 
+struct flyway_placeholders;
+
 enum migrate_command {
         MIGRATE_APPLY,
         MIGRATE_STATUS,
@@ -46,6 +48,9 @@ struct migrate_options {
         bool no_seed;
         enum migrate_phase phase;      /* MIGRATE_APPLY, MIGRATE_PLAN (and will_run of the others) */
         const char *baseline_version;  /* MIGRATE_BASELINE */
+        /* ${key} values (flyway.h), borrowed: they must outlive migrate_run(); NULL: files are
+         * run as written, no placeholder replacement at all */
+        const struct flyway_placeholders *placeholders;
 };
 
 enum migrate_state {
@@ -84,7 +89,11 @@ struct migrate_entry {
         bool defer;    /* held by --phase pre and not yet deferred: apply records it as deferred
                         * together with the first higher version it applies */
         bool blocked;  /* --phase post: a pre-deploy version below it is pending; apply refuses */
+        bool adopted;  /* its history row was taken over from flyway_schema_history (flyway.h) */
         char *detail;  /* human explanation, or NULL */
+        const char *no_transaction; /* why a file runs statement by statement without a transaction
+                                     * ("-- coord:no-transaction", "detected: CREATE INDEX
+                                     * CONCURRENTLY at line 3"); NULL: in one transaction */
         /* apply: filled for what ran in this run */
         bool ran;
         int64_t run_ms;

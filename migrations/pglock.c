@@ -33,6 +33,51 @@ char *pglock_describe_holder(PGconn *c, int64_t key) {
                              PQgetvalue(res, 0, 3));
 }
 
+#define POOLER_HINT                                                                                      \
+        "the advisory-lock fallback needs a PostgreSQL session of its own, which a pooler in transaction "  \
+        "pooling mode (PgBouncer pool_mode = transaction) does not keep, so the lock would not hold: give "  \
+        "every runner --redis (or $COORD_REDIS), or a --database that connects to PostgreSQL directly"
+
+static int refuse_pooler(PGconn *c, char *errbuf, size_t errlen) {
+        bool pooled = false;
+        int pid = 0, r;
+
+        r = pg_detect_pooler(c, &pooled, &pid, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (pooled) {
+                snprintf(errbuf, errlen,
+                         "connected through a connection pooler (the server session pid %d is not the pid %d the "
+                         "connection reports, as with PgBouncer): " POOLER_HINT,
+                         pid, PQbackendPID(c));
+                return -EPROTONOSUPPORT;
+        }
+        return 0;
+}
+
+/* The lock was just granted: in another transaction, the server session that answers must
+ * be the one holding it (a pooler that passes the backend pid through would fail here). */
+static int verify_held(PGconn *c, const char *const *params, char *errbuf, size_t errlen) {
+        _cleanup_pgresult_ PGresult *res = NULL;
+        int r;
+
+        r = pg_query(c,
+                     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                     " AND pid = pg_backend_pid() AND objsubid = 1"
+                     " AND classid = (($1::bigint >> 32) & 4294967295)::oid"
+                     " AND objid = ($1::bigint & 4294967295)::oid)",
+                     1, params, &res, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+                snprintf(errbuf, errlen,
+                         "the advisory lock just taken is not held by the PostgreSQL session answering now (a "
+                         "connection pooler?): " POOLER_HINT);
+                return -EPROTONOSUPPORT;
+        }
+        return 0;
+}
+
 int pglock_acquire(const char *conninfo, const char *application_name, int64_t key, uint64_t wait_timeout_usec,
                    PGconn **ret, char *errbuf, size_t errlen) {
         _cleanup_pgconn_ PGconn *c = NULL;
@@ -55,6 +100,9 @@ int pglock_acquire(const char *conninfo, const char *application_name, int64_t k
                 if (r < 0)
                         return r;
         }
+        r = refuse_pooler(c, errbuf, errlen);
+        if (r < 0)
+                return r;
         snprintf(keybuf, sizeof(keybuf), "%" PRId64, key);
         deadline = wait_timeout_usec == UINT64_MAX ? UINT64_MAX : start + wait_timeout_usec;
         backoff_init(&b, 50 * USEC_PER_MSEC, 1 * USEC_PER_SEC);
@@ -66,6 +114,9 @@ int pglock_acquire(const char *conninfo, const char *application_name, int64_t k
                 if (r < 0)
                         return r;
                 if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+                        r = verify_held(c, params, errbuf, errlen);
+                        if (r < 0)
+                                return r;
                         *ret = c;
                         c = NULL;
                         return 0;

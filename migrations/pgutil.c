@@ -110,6 +110,22 @@ int pg_connect(const char *conninfo, const char *application_name, PGconn **ret,
         return 0;
 }
 
+int pg_detect_pooler(PGconn *c, bool *ret_pooled, int *ret_server_pid, char *errbuf, size_t errlen) {
+        _cleanup_pgresult_ PGresult *res = NULL;
+        int pid = 0, r;
+
+        r = pg_query(c, "SELECT pg_backend_pid()", 0, NULL, &res, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (parse_int(PQgetvalue(res, 0, 0), &pid) < 0) {
+                snprintf(errbuf, errlen, "unexpected reply to SELECT pg_backend_pid()");
+                return -EIO;
+        }
+        *ret_pooled = pid != PQbackendPID(c);
+        *ret_server_pid = pid;
+        return 0;
+}
+
 static char *schema_ident; /* quoted, e.g. "app" */
 
 int pg_set_schema(PGconn *c, const char *schema) {

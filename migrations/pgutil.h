@@ -2,6 +2,7 @@
 #pragma once
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -20,6 +21,15 @@ char *pg_describe(const char *conninfo);
 /* Connect with application_name.  -ECONNREFUSED (or -EACCES for an
  * authentication failure) with libpq's message in errbuf, secrets masked. */
 int pg_connect(const char *conninfo, const char *application_name, PGconn **ret, char *errbuf, size_t errlen);
+
+/* Whether c reaches PostgreSQL through a connection pooler such as PgBouncer: such a
+ * pooler answers the connection itself, so the backend pid libpq got at connect time
+ * (PQbackendPID, the pooler's own key) is not the pid of the server session that
+ * answers a query (pg_backend_pid()).  A pooler cannot be asked its pool mode, so the
+ * caller must assume transaction pooling: every transaction may run on another server
+ * session, and nothing set outside one lasts.  0 with *ret_pooled and *ret_server_pid;
+ * -EIO or -ECONNRESET with errbuf (outputs untouched). */
+int pg_detect_pooler(PGconn *c, bool *ret_pooled, int *ret_server_pid, char *errbuf, size_t errlen);
 
 /* Format a failed result as "SQLSTATE: message" (plus DETAIL/HINT) into buf. */
 void pg_format_error(const PGresult *res, PGconn *c, char *buf, size_t len);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flyway.h"
 #include "macro.h"
 #include "plan.h"
 #include "strutil.h"
@@ -176,6 +177,20 @@ static struct migrate_entry *add_entry(struct migrate_report *r, size_t *allocat
         return &r->v[r->n++];
 }
 
+/* Whether a versioned row's recorded checksum is the file's: its SHA-256 or, for a row
+ * taken over from Flyway with Flyway's checksum only (flyway.h), Flyway's CRC32 of it. */
+static bool checksum_matches(const char *recorded, const struct migration *m) {
+        size_t pl = strlen(FLYWAY_CHECKSUM_PREFIX);
+        int64_t crc;
+
+        if (!recorded)
+                return false;
+        if (strncmp(recorded, FLYWAY_CHECKSUM_PREFIX, pl) == 0)
+                return parse_int64(recorded + pl, &crc) == 0 && crc >= INT32_MIN && crc <= INT32_MAX &&
+                       flyway_checksum_matches(m->sql, m->sql_len, (int32_t) crc);
+        return strcmp(recorded, m->checksum) == 0;
+}
+
 static void set_applied(struct migrate_entry *e, const struct history_row *w) {
         e->applied_checksum = w->checksum;
         e->installed_at = w->installed_at;
@@ -281,6 +296,8 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                 e->description = m->description;
                 e->script = m->script;
                 e->phase = m->post_deploy ? "post" : "pre";
+                if (m->no_transaction)
+                        e->no_transaction = m->no_transaction_reason ?: "-- coord:no-transaction";
                 e->checksum = m->checksum;
                 if (m->type == MIGRATION_VERSIONED) {
                         const struct history_row *deferred = NULL;
@@ -308,7 +325,7 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                                                           p && p->error ? ")" : "");
                         } else if (w) {
                                 set_applied(e, w);
-                                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
+                                if (checksum_matches(w->checksum, m))
                                         e->state = STATE_APPLIED;
                                 else {
                                         e->state = STATE_CHANGED;

@@ -5,12 +5,13 @@
  * lock the runner
  *   1. terminates sessions of older runners of the same lock (recognised by
  *      application_name "coord-migrate run <lockid>") - a paused holder's open
- *      transaction is rolled back instead of blocking us;
+ *      transaction is rolled back instead of blocking us (behind a connection
+ *      pooler nothing is terminated: its idle timeout ends it, fence.h);
  *   2. raises the token in coord_schema_fence (to the Redis fence, or +1);
  *   3. only then reads the history.
- * Every migration transaction ends by inserting its history row only if the fence
- * row (locked FOR UPDATE by that insert) still holds our token; otherwise nothing
- * is inserted and the runner rolls back instead of committing, so a superseded
+ * Every migration transaction ends by locking the fence row FOR UPDATE and inserting
+ * its history row; unless the row still holds our token the runner rolls back
+ * instead of committing, so a superseded
  * runner cannot commit, and no new holder can raise the token between that check
  * and the COMMIT (which rides at the head of the next migration's pipeline).  Runner sessions also set idle_in_transaction_session_timeout
  * below the lease, so a paused client's transaction dies on the server by itself. */
@@ -28,6 +29,7 @@
 #include "duration.h"
 #include "exitcode.h"
 #include "fence.h"
+#include "flyway.h"
 #include "history.h"
 #include "lock.h"
 #include "log.h"
@@ -50,21 +52,27 @@ enum {
         TAG_PROGRESS = -6,
         TAG_PREV_COMMIT = -7,
         TAG_DEFERRED = -8,
+        TAG_FENCE = -9,
 };
 
-/* The history row of a migration, inserted only while our token is current: the
- * fence row is locked FOR UPDATE here, at the end of the migration's transaction,
- * so no new holder can raise the token between this check and our COMMIT, and a
- * superseded runner inserts nothing (0 rows: the commit is refused).  Prepared
- * once per connection. */
+/* The end of every migration's transaction, before its history rows: the fence row,
+ * locked FOR UPDATE until COMMIT, still holds our token (1 row), so no new holder can
+ * raise the token between this check and our COMMIT; 0 rows: superseded, and the
+ * runner rolls back what it sent ("commit refused").  $1 lock name, $2 token.
+ * These and the history insert are unnamed statements, never prepared ones: behind a
+ * transaction pooler the next transaction may run on another server session (and
+ * another client may get this one), and a migration's DEALLOCATE ALL cannot reach
+ * them.  Two simple statements plan faster than one INSERT ... SELECT ... FOR UPDATE. */
+static const char sql_fence_lock[] =
+        "SELECT 1 FROM coord_schema_fence WHERE name = $1 AND token = $2::bigint FOR UPDATE";
+/* $1..$9: version, description, type, script, checksum, installed_by, execution_ms
+ * (NULL: since the transaction began), success, fencing token. */
 static const char sql_history_insert[] =
         "INSERT INTO coord_schema_history (version, description, type, script, checksum, installed_by,"
         " execution_ms, success, fencing_token)"
-        " SELECT $1, $2, $3, $4, $5, $6,"
+        " VALUES ($1, $2, $3, $4, $5, $6,"
         " coalesce($7::integer, (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer),"
-        " $8::boolean, $9::bigint"
-        " FROM (SELECT 1 FROM coord_schema_fence WHERE name = $10 AND token = $9::bigint FOR UPDATE) f";
-#define PREPARED_HISTORY_INSERT "coord_history_insert"
+        " $8::boolean, $9::bigint)";
 
 struct runner {
         const struct migrate_options *o;
@@ -72,6 +80,7 @@ struct runner {
         struct migration_set *set;
         struct history *h;
         PGconn *conn;
+        struct fence_session session; /* pooled or not; coord's settings (fence.h) */
         _Atomic(PGcancel *) cancel; /* read by the keeper thread's on_lost */
         char *where; /* user@host:port/db */
         char lockid[25];
@@ -141,7 +150,10 @@ static int identify(struct runner *x) {
         res = PQexec(x->conn, "SELECT (SELECT system_identifier::text FROM pg_control_system()),"
                               " current_database(), current_schema()");
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                /* NULL: pg_query() leaves res alone when it fails too (a terminated session), and
+                 * the cleanup must not free it a second time. */
                 PQclear(res);
+                res = NULL;
                 r = pg_query(x->conn,
                              "SELECT 'oid' || (SELECT oid FROM pg_database WHERE datname = current_database()),"
                              " current_database(), current_schema()",
@@ -285,28 +297,20 @@ static int fence(struct runner *x) {
         char e[1024];
         int r;
 
-        r = fence_session_setup(x->conn, x->lockid, x->o->lease_usec, e, sizeof(e));
+        r = fence_session_setup(x->conn, x->lockid, x->o->lease_usec, &x->session, e, sizeof(e));
         if (r < 0)
                 return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
         r = history_ensure_tables(x->conn, e, sizeof(e));
         if (r < 0)
                 return fail(x, r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s: %s", x->where, e);
-        r = fence_raise(x->conn, x->lockid, x->lock_name, x->rlock ? lock_fence(x->rlock) : 0, deadline, &x->token, e,
-                        sizeof(e));
+        r = fence_raise(x->conn, &x->session, x->lock_name, x->rlock ? lock_fence(x->rlock) : 0, deadline,
+                        &x->token, e, sizeof(e));
         if (r == -ETIMEDOUT)
                 return fail(x, EXIT_TIMEOUT, "%s: timed out waiting for a superseded runner's transaction: %s",
                             x->where, e);
         if (r < 0)
                 return fail(x, r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s: cannot set the fencing token: %s",
                             x->where, e);
-        {
-                _cleanup_free_ char *q = pg_qualify(sql_history_insert);
-                _cleanup_pgresult_ PGresult *res = q ? PQprepare(x->conn, PREPARED_HISTORY_INSERT, q, 10, NULL) : NULL;
-                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                        pg_format_error(res, x->conn, e, sizeof(e));
-                        return fail(x, EXIT_UNAVAILABLE, "%s: preparing the history insert: %s", x->where, e);
-                }
-        }
         snprintf(x->token_str, sizeof(x->token_str), "%" PRId64, x->token);
         x->rep->fencing_token = x->token;
         log_info("Holding the migration lock (%s), fencing token %" PRId64, x->rep->lock, x->token);
@@ -323,7 +327,7 @@ struct batch {
         /* first error */
         PGresult *err;
         int err_tag;
-        int history_rows; /* rows the history insert wrote, -1 until it ran */
+        int history_rows; /* 1: the fence check found our token current; 0: superseded; -1 until it ran */
         bool prev_sent, prev_ok; /* the pending migration's COMMIT was queued / succeeded */
 };
 
@@ -369,8 +373,8 @@ static int sync_read(PGconn *c, struct batch *b) {
                         b->err_tag = idx < b->n ? b->tags[idx] : TAG_COMMIT;
                         continue;
                 }
-                if (st == PGRES_COMMAND_OK && idx < b->n && b->tags[idx] == TAG_HISTORY)
-                        b->history_rows = strcmp(PQcmdTuples(res), "1") == 0 ? 1 : 0;
+                if (st == PGRES_TUPLES_OK && idx < b->n && b->tags[idx] == TAG_FENCE)
+                        b->history_rows = PQntuples(res) == 1 ? 1 : 0;
                 if (st == PGRES_COMMAND_OK && idx < b->n && b->tags[idx] == TAG_PREV_COMMIT)
                         b->prev_ok = true;
                 PQclear(res);
@@ -393,6 +397,87 @@ static char *settings_sql(const char *scope, uint64_t usec, const char *name) {
         return strdup_printf("SET %s%s = %" PRIu64, scope, name, usec / USEC_PER_MSEC);
 }
 
+/* ---- COPY ... FROM STDIN ------------------------------------------------------------------------ */
+
+#define COPY_CHUNK_BYTES (64 * 1024)
+
+/* Run st, a COPY ... FROM STDIN, sending its data block from the script (sql) with the copy
+ * protocol; not in pipeline mode (libpq has no COPY there).  The final result (the caller
+ * clears it), or NULL when the connection failed or memory ran out. */
+static PGresult *copy_from_script(PGconn *c, const char *sql, const struct sql_stmt *st) {
+        _cleanup_free_ char *q = strndup(sql + st->offset, st->len);
+        PGresult *res, *extra;
+
+        if (!q || !PQsendQuery(c, q))
+                return NULL;
+        res = PQgetResult(c);
+        if (PQresultStatus(res) == PGRES_COPY_IN) {
+                const char *d = sql + st->data_offset;
+                size_t left = st->data_len;
+                int ok = 1;
+
+                PQclear(res);
+                while (left > 0 && ok == 1) {
+                        size_t n = MIN(left, (size_t) COPY_CHUNK_BYTES);
+                        ok = PQputCopyData(c, d, (int) n);
+                        d += n;
+                        left -= n;
+                }
+                (void) PQputCopyEnd(c, ok == 1 ? NULL : "coord: sending the COPY data failed");
+                res = PQgetResult(c);
+        }
+        while ((extra = PQgetResult(c)))
+                PQclear(extra);
+        return res;
+}
+
+/* The data row a COPY error's context names ("COPY t, line 3, column a: ..."), and that
+ * context line in *ret_ctx / *ret_len; 0 when there is none. */
+static unsigned long copy_error_row(const PGresult *res, const char **ret_ctx, int *ret_len) {
+        const char *ctx = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+
+        for (const char *l = ctx; l && *l;) {
+                const char *eol = strchrnul(l, '\n');
+                if (strncmp(l, "COPY ", 5) == 0)
+                        for (const char *p = strstr(l, ", line "); p && p < eol; p = strstr(p + 7, ", line ")) {
+                                const char *d = p + 7;
+                                unsigned long row = 0;
+                                while (d < eol && *d >= '0' && *d <= '9' && row < 100000000000UL)
+                                        row = row * 10 + (unsigned long) (*d++ - '0');
+                                if (d > p + 7 && (d == eol || *d == ',' || *d == ':')) {
+                                        *ret_ctx = l;
+                                        *ret_len = (int) MIN((size_t) (eol - l), (size_t) 200);
+                                        return row;
+                                }
+                        }
+                l = *eol ? eol + 1 : eol;
+        }
+        return 0;
+}
+
+/* Statement i of m, inside run_in_transaction(), is a COPY ... FROM STDIN: read what the
+ * pipeline holds so far, leave pipeline mode for the COPY, and come back.  0, with a failed
+ * result (of the COPY, or of a query before it) in b->err; -EIO when the connection failed. */
+static int copy_in_transaction(struct runner *x, const struct migration *m, size_t i, struct batch *b) {
+        PGresult *res;
+
+        if (b->n > 0 && sync_read(x->conn, b) < 0)
+                return -EIO;
+        if (b->err)
+                return 0;
+        if (!PQexitPipelineMode(x->conn))
+                return -EIO;
+        res = copy_from_script(x->conn, m->sql, &m->stmts[i]);
+        if (res && PQresultStatus(res) != PGRES_COMMAND_OK) {
+                b->err = res;
+                b->err_tag = (int) i;
+        } else
+                PQclear(res);
+        if (PQstatus(x->conn) != CONNECTION_OK || !PQenterPipelineMode(x->conn))
+                return -EIO;
+        return res ? 0 : -EIO;
+}
+
 /* Describe a failure of statement tag (or an internal query) of m into the report. */
 static int report_failure(struct runner *x, const struct migration *m, int tag, PGresult *res) {
         char e[2048];
@@ -403,7 +488,18 @@ static int report_failure(struct runner *x, const struct migration *m, int tag, 
                 if (pos)
                         (void) parse_uint64(pos, &p);
                 unsigned line = sqlsplit_line_of_position(m->sql, &m->stmts[tag], (unsigned long) p);
+                char copy_ctx[256] = "";
                 const char *why = "";
+                if (m->stmts[tag].data_line > 0) {
+                        /* A bad data row: its line in the file, and PostgreSQL's context (column). */
+                        const char *ctx = NULL;
+                        int cl = 0;
+                        unsigned long row = copy_error_row(res, &ctx, &cl);
+                        if (row > 0) {
+                                line = sqlsplit_copy_row_line(m->sql, &m->stmts[tag], row);
+                                snprintf(copy_ctx, sizeof(copy_ctx), " (%.*s)", cl, ctx);
+                        }
+                }
                 if (atomic_load(&interrupted))
                         why = " (interrupted by a signal: rolled back)";
                 else if (is_lost(x))
@@ -417,7 +513,7 @@ static int report_failure(struct runner *x, const struct migration *m, int tag, 
                                                   "back, commit refused)";
                 else if (strcmp(pg_sqlstate(res), "25001") == 0)
                         why = " (add '-- coord:no-transaction' at the top of the file to run it outside a transaction)";
-                return fail(x, EXIT_FAILED, "%s: line %u: %s%s", m->script, line, e, why);
+                return fail(x, EXIT_FAILED, "%s: line %u: %s%s%s", m->script, line, e, copy_ctx, why);
         }
         if (tag == TAG_COMMIT)
                 return fail(x, EXIT_FAILED, "%s: commit failed: %s%s", m->script, e,
@@ -495,16 +591,14 @@ static void settle_prev(struct runner *x, struct batch *b) {
 static int send_deferred(struct runner *x, struct batch *b) {
         for (size_t k = x->defer_lo; k < x->defer_hi; k++) {
                 struct migrate_entry *d = &x->rep->v[k];
-                const char *p[] = { d->version,  d->description, "deferred",   d->script,
-                                    d->checksum, x->installed_by, "0",         "true",
-                                    x->token_str, x->lock_name };
+                const char *p[] = { d->version,      d->description, "deferred", d->script, d->checksum,
+                                    x->installed_by, "0",            "true",     x->token_str };
 
                 if (!d->defer || d->deferred)
                         continue;
                 if (b->n >= (int) ELEMENTSOF(b->tags) - 4 ||
-                    !PQsendQueryPrepared(x->conn, PREPARED_HISTORY_INSERT, 10, p, NULL, NULL, 0))
+                    send_q(x->conn, b, TAG_DEFERRED, sql_history_insert, (int) ELEMENTSOF(p), p) < 0)
                         return -EIO;
-                b->tags[b->n++] = TAG_DEFERRED;
                 d->deferred = true;
                 log_info("Deferring %s (post-deploy) below %s: recorded for --phase post", d->script,
                          x->rep->v[x->defer_hi].script);
@@ -530,8 +624,9 @@ static int run_in_transaction(struct runner *x, const struct migration *m, struc
         struct batch b = { .history_rows = -1 };
         const char *hist[] = { m->version,   m->description, migration_type_to_string(m->type),
                                m->script,    m->checksum,    x->installed_by,
-                               exec_ms,      "true",         x->token_str,
-                               x->lock_name };
+                               exec_ms,      "true",         x->token_str };
+        const char *fence_params[] = { x->lock_name, x->token_str };
+        const char *rs;
         int r = 0;
 
         if (x->pending && pending_may_commit(x) != 0)
@@ -546,6 +641,9 @@ static int run_in_transaction(struct runner *x, const struct migration *m, struc
         }
         if (send_q(x->conn, &b, TAG_BEGIN, "BEGIN", 0, NULL) < 0)
                 goto io;
+        /* Behind a pooler coord's timeouts are no session settings: set them for this transaction. */
+        if (x->session.pooled && send_q(x->conn, &b, TAG_SETTING, x->session.local_sql, 0, NULL) < 0)
+                goto io;
         if (!no_tx_finish) {
                 if (m->statement_timeout_usec > 0) {
                         st = settings_sql("LOCAL ", m->statement_timeout_usec, "statement_timeout");
@@ -558,6 +656,14 @@ static int run_in_transaction(struct runner *x, const struct migration *m, struc
                                 goto io;
                 }
                 for (size_t i = 0; i < m->n_stmts; i++) {
+                        if (m->stmts[i].data_line > 0) {
+                                if (copy_in_transaction(x, m, i, &b) < 0)
+                                        goto io;
+                                settle_prev(x, &b);
+                                if (b.err)
+                                        goto failed;
+                                continue;
+                        }
                         _cleanup_free_ char *s = strndup(m->sql + m->stmts[i].offset, m->stmts[i].len);
                         if (!s) {
                                 r = -ENOMEM;
@@ -566,7 +672,10 @@ static int run_in_transaction(struct runner *x, const struct migration *m, struc
                         if (send_q(x->conn, &b, (int) i, s, 0, NULL) < 0)
                                 goto io;
                         if (b.n >= PIPELINE_CHUNK_STMTS || b.bytes >= PIPELINE_CHUNK_BYTES) {
-                                if (sync_read(x->conn, &b) < 0)
+                                /* The transaction idles while we read: under coord's timeout again,
+                                 * whatever the file set (a pg_dump header sets it to 0). */
+                                if (send_q(x->conn, &b, TAG_SETTING, x->session.local_sql, 0, NULL) < 0 ||
+                                    sync_read(x->conn, &b) < 0)
                                         goto io;
                                 settle_prev(x, &b);
                                 if (b.err)
@@ -574,15 +683,22 @@ static int run_in_transaction(struct runner *x, const struct migration *m, struc
                         }
                 }
         }
+        /* Back to the session of a new connection, and coord's settings, before coord's own writes
+         * (which then run as coord's role, whatever the file set): committed together, so the next
+         * file starts clean too; rolled back, the session is as clean as before. */
+        for (size_t k = 0; (rs = fence_reset_statement(&x->session, k)); k++)
+                if (send_q(x->conn, &b, TAG_SETTING, rs, 0, NULL) < 0)
+                        goto io;
+        if (send_q(x->conn, &b, TAG_FENCE, sql_fence_lock, (int) ELEMENTSOF(fence_params), fence_params) < 0)
+                goto io;
         r = send_deferred(x, &b);
         if (r == -EIO)
                 goto io;
         if (r < 0)
                 goto failed;
         if (b.n >= (int) ELEMENTSOF(b.tags) - 4 ||
-            !PQsendQueryPrepared(x->conn, PREPARED_HISTORY_INSERT, 10, hist, NULL, NULL, 0))
+            send_q(x->conn, &b, TAG_HISTORY, sql_history_insert, (int) ELEMENTSOF(hist), hist) < 0)
                 goto io;
-        b.tags[b.n++] = TAG_HISTORY;
         if (no_tx_finish) {
                 const char *p[] = { m->script };
                 if (send_q(x->conn, &b, TAG_PROGRESS, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p) <
@@ -688,7 +804,11 @@ static int run_no_transaction(struct runner *x, const struct migration *m, struc
         if (done > 0)
                 log_notice("%s: resuming after statement %" PRId64 " of %zu (completed by an earlier run)", m->script,
                            done, m->n_stmts);
-        if (m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) {
+        if ((m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) && x->session.pooled)
+                log_warning("%s: the timeout directives of a no-transaction file are session settings, which a "
+                            "connection pooler does not keep: not applied",
+                            m->script);
+        else if (m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) {
                 _cleanup_free_ char *s = NULL;
                 /* Session-wide while this file runs (reset below): each statement is its own transaction. */
                 if (m->statement_timeout_usec > 0 && m->lock_timeout_usec > 0)
@@ -719,7 +839,7 @@ static int run_no_transaction(struct runner *x, const struct migration *m, struc
                 s = strndup(m->sql + m->stmts[i].offset, m->stmts[i].len);
                 if (!s)
                         return fail(x, EXIT_FAILED, "out of memory");
-                res = PQexec(x->conn, s);
+                res = m->stmts[i].data_line > 0 ? copy_from_script(x->conn, m->sql, &m->stmts[i]) : PQexec(x->conn, s);
                 if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
                         const char *hp[] = { m->version,   m->description, migration_type_to_string(m->type),
                                              m->script,    m->checksum,    x->installed_by,
@@ -733,25 +853,27 @@ static int run_no_transaction(struct runner *x, const struct migration *m, struc
                                 return code;
                         snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
                         hp[10] = x->rep->message;
-                        /* Record the failure (history row, success = false) and the error, fenced. */
-                        if (pg_query(x->conn,
-                                     "WITH p AS (UPDATE coord_schema_progress SET error = $11, updated_at = now()"
-                                     " WHERE script = $4 AND fencing_token = $9::bigint RETURNING 1) "
-                                     "INSERT INTO coord_schema_history (version, description, type, script, checksum,"
-                                     " installed_by, execution_ms, success, fencing_token)"
-                                     " SELECT $1, $2, $3, $4, $5, $6, $7::integer, $8::boolean, $9::bigint"
-                                     " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $10"
-                                     " AND token = $9::bigint) AND EXISTS (SELECT 1 FROM p)",
-                                     11, hp, &h, e2, sizeof(e2)) < 0)
+                        /* Record the failure (history row, success = false) and the error, fenced,
+                         * as coord whatever the file's statements set (fence_query()). */
+                        if (fence_query(x->conn, &x->session,
+                                        "WITH p AS (UPDATE coord_schema_progress SET error = $11, updated_at = now()"
+                                        " WHERE script = $4 AND fencing_token = $9::bigint RETURNING 1) "
+                                        "INSERT INTO coord_schema_history (version, description, type, script,"
+                                        " checksum, installed_by, execution_ms, success, fencing_token)"
+                                        " SELECT $1, $2, $3, $4, $5, $6, $7::integer, $8::boolean, $9::bigint"
+                                        " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $10"
+                                        " AND token = $9::bigint) AND EXISTS (SELECT 1 FROM p)",
+                                        11, hp, &h, e2, sizeof(e2)) < 0)
                                 log_warning("%s: could not record the failure: %s", m->script, e2);
                         return code;
                 }
                 snprintf(di, sizeof(di), "%zu", i + 1);
-                r = pg_query(x->conn,
-                             "UPDATE coord_schema_progress SET done = $2::integer, updated_at = now()"
-                             " WHERE script = $1 AND fencing_token = $3::bigint"
-                             " AND EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $4 AND token = $3::bigint)",
-                             4, up_params, &up, e, sizeof(e));
+                /* The file's session state lasts until its next statement; this write is immune to it. */
+                r = fence_query(x->conn, &x->session,
+                                "UPDATE coord_schema_progress SET done = $2::integer, updated_at = now()"
+                                " WHERE script = $1 AND fencing_token = $3::bigint"
+                                " AND EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $4 AND token = $3::bigint)",
+                                4, up_params, &up, e, sizeof(e));
                 if (r < 0)
                         return fail(x, EXIT_FAILED, "%s: recording progress after statement %zu: %s%s", m->script,
                                     i + 1, e, is_lost(x) ? " (the lock was lost: stopped)" : "");
@@ -760,7 +882,7 @@ static int run_no_transaction(struct runner *x, const struct migration *m, struc
                                     "%s: stopped after statement %zu: fencing token %" PRId64 " is no longer current",
                                     m->script, i + 1, x->token);
         }
-        if (m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0)
+        if ((m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) && !x->session.pooled)
                 (void) pg_exec(x->conn, "RESET statement_timeout; RESET lock_timeout", e, sizeof(e));
         snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
         return run_in_transaction(x, m, ent, t0, true, ms);
@@ -786,8 +908,12 @@ static int check_problems(struct runner *x, const char *what) {
         for (size_t i = 0; i < r->n; i++)
                 if (r->v[i].problem) {
                         struct migrate_entry *e = &r->v[i];
-                        return fail(x, e->state == STATE_FAILED ? EXIT_FAILED : EXIT_VALIDATION, "%s: %s: %s (%s)",
-                                    e->script, migrate_state_to_string(e->state), e->detail ?: "", what);
+                        const char *st = migrate_state_to_string(e->state);
+                        /* Say the state once: a detail may start with it ("failed (line 3: ...)"). */
+                        bool said = e->detail && strncmp(e->detail, st, strlen(st)) == 0;
+                        return fail(x, e->state == STATE_FAILED ? EXIT_FAILED : EXIT_VALIDATION, "%s: %s%s%s (%s)",
+                                    e->script, said ? "" : st, said || !e->detail ? "" : ": ", e->detail ?: "",
+                                    what);
                 }
         for (size_t i = 0; i < r->n; i++)
                 if (r->v[i].blocked)
@@ -910,7 +1036,13 @@ static int repair(struct runner *x) {
         size_t fixed = 0;
         int rr;
 
-        rr = pg_exec(x->conn, "BEGIN", e, sizeof(e));
+        {
+                /* Behind a pooler coord's idle timeout is no session setting: this transaction's. */
+                _cleanup_free_ char *begin = strdup_printf("BEGIN; %s", x->session.local_sql);
+                rr = begin ? pg_exec(x->conn, begin, e, sizeof(e)) : -ENOMEM;
+                if (!begin)
+                        snprintf(e, sizeof(e), "out of memory");
+        }
         if (rr == 0) {
                 _cleanup_pgresult_ PGresult *res = NULL;
                 const char *p[] = { x->lock_name, x->token_str };
@@ -972,6 +1104,31 @@ static int repair(struct runner *x) {
         return 0;
 }
 
+/* A flyway.h error as the run's outcome: a file's placeholder is bad input (2), a lost
+ * connection is unreachable (3), anything else (a Flyway row, a failed query) failed (1). */
+static int flyway_fail(struct runner *x, int r, const char *e) {
+        return fail(x, r == -EINVAL ? EXIT_USAGE : r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s", e);
+}
+
+/* Take over flyway_schema_history (flyway.h), in its own fenced transaction, before apply
+ * or repair changes anything; apply only when it would not refuse to run. */
+static int adopt(struct runner *x) {
+        char e[2048];
+        int r, code;
+
+        if (!x->h || !x->h->adopting)
+                return 0;
+        if (x->o->command == MIGRATE_APPLY) {
+                code = check_problems(x, "nothing applied, nothing taken over from " FLYWAY_TABLE);
+                if (code != 0)
+                        return code;
+        }
+        r = flyway_adopt_write(x->conn, x->h, x->lock_name, x->token_str, e, sizeof(e));
+        if (r < 0)
+                return flyway_fail(x, r, e);
+        return 0;
+}
+
 struct loader {
         const char *dir;
         bool split;
@@ -988,6 +1145,7 @@ static void *loader_run(void *p) {
 
 int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         struct runner x = { .o = o, .rep = rep };
+        struct flyway_run fr = { .placeholders = o->placeholders };
         bool locked = o->command == MIGRATE_APPLY || o->command == MIGRATE_BASELINE || o->command == MIGRATE_REPAIR;
         char e[2048], host[256] = "";
         bool handlers = false;
@@ -1035,6 +1193,15 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         x.set = rep->set = ld.set;
         if (cr != 0)
                 goto finish;
+        /* Before PostgreSQL 12, files with ALTER TYPE ... ADD VALUE run without a transaction. */
+        if (source_set_server_version(x.set, PQserverVersion(x.conn), e, sizeof(e)) < 0) {
+                fail(&x, EXIT_USAGE, "%s", e);
+                goto finish;
+        }
+        if (strcmp(PQparameterStatus(x.conn, "standard_conforming_strings") ?: "on", "off") == 0)
+                log_warning("%s: standard_conforming_strings is off by default here; coord lexes each file as "
+                            "psql does with it on until a 'SET standard_conforming_strings = off' in the file",
+                            x.where);
         if (locked) {
                 /* Wait on Redis without holding a PostgreSQL session: nothing of ours can get in
                  * the way of CREATE INDEX CONCURRENTLY (or use up connection slots) while we wait. */
@@ -1062,9 +1229,23 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         snprintf(x.installed_by, sizeof(x.installed_by), "%s@%s", PQuser(x.conn), host);
 
         rep->history = x.h;
+        /* Placeholders of repeatables and seeds (their checksums cover the values), and the
+         * rows of a flyway_schema_history to take over on a schema without coord history. */
+        r = flyway_before_plan(&fr, x.conn, x.set, x.h, e, sizeof(e));
+        if (r < 0) {
+                flyway_fail(&x, r, e);
+                goto finish;
+        }
         r = plan_compute(x.set, x.h, o->no_seed, o->phase, rep);
         if (r < 0) {
                 fail(&x, EXIT_FAILED, "%s", strerror(-r));
+                goto finish;
+        }
+        /* Explain the adopted entries; replace the placeholders of the versions that will run. */
+        r = flyway_after_plan(&fr, x.conn, rep, o->command == MIGRATE_APPLY || o->command == MIGRATE_PLAN, e,
+                              sizeof(e));
+        if (r < 0) {
+                flyway_fail(&x, r, e);
                 goto finish;
         }
         log_debug("Computed %zu entries from %zu history rows", rep->n, x.h ? x.h->n : 0);
@@ -1087,13 +1268,20 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
                 break;
         }
         case MIGRATE_APPLY:
-                apply(&x);
+                if (adopt(&x) == 0)
+                        apply(&x);
                 break;
         case MIGRATE_BASELINE:
-                baseline(&x);
+                if (x.h && x.h->adopting)
+                        fail(&x, EXIT_FAILED,
+                             "baseline: the schema has a " FLYWAY_TABLE " and no coord history: run apply to take "
+                             "it over (its baseline and versions included)");
+                else
+                        baseline(&x);
                 break;
         case MIGRATE_REPAIR:
-                repair(&x);
+                if (adopt(&x) == 0)
+                        repair(&x);
                 break;
         }
 
@@ -1112,6 +1300,7 @@ finish:
                 PQfinish(x.conn);
         x.conn = NULL;
         drop_lock(&x);
+        flyway_run_done(&fr);
         free(x.where);
         return rep->exit_code;
 }

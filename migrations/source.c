@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "duration.h"
+#include "flyway.h"
 #include "macro.h"
 #include "source.h"
 #include "strutil.h"
@@ -93,6 +94,7 @@ static void migration_done(struct migration *m) {
         free(m->script);
         free(m->sql);
         free(m->stmts);
+        free(m->no_transaction_reason);
 }
 
 struct migration_set *source_free(struct migration_set *s) {
@@ -164,122 +166,251 @@ static int read_all(int dirfd, const char *name, char **ret, size_t *ret_len) {
         return 0;
 }
 
-/* Leading comment lines: "-- coord:NAME [ARG]".  Anything else ends the header. */
-static int parse_directives(struct migration *m, char *errbuf, size_t errlen) {
-        const char *p = m->sql, *end = m->sql + m->sql_len;
-        unsigned line = 0;
+/* One "coord:" comment found by the lexer: a directive in the leading comments, or an
+ * error naming its line.  first_line: the first statement's (0: none). */
+static int parse_directive(struct migration *m, const struct sql_directive *d, unsigned first_line, char *errbuf,
+                           size_t errlen) {
+        const char *q = m->sql + d->offset, *le = q + d->len;
+        const char *name = q + 6, *ne = name, *arg, *ae = le;
+        char argbuf[64];
+        size_t nl, al;
 
-        if (m->sql_len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-                p += 3; /* UTF-8 byte order mark */
-
-        while (p < end) {
-                const char *eol = memchr(p, '\n', (size_t) (end - p));
-                const char *q = p, *le = eol ? eol : end;
-                line++;
-                while (q < le && (*q == ' ' || *q == '\t' || *q == '\r'))
-                        q++;
-                if (q == le) {
-                        p = eol ? eol + 1 : end;
-                        continue;
-                }
-                if (le - q < 2 || q[0] != '-' || q[1] != '-')
-                        break;
-                q += 2;
-                while (q < le && (*q == ' ' || *q == '\t'))
-                        q++;
-                if (le - q >= 6 && memcmp(q, "coord:", 6) == 0) {
-                        const char *name = q + 6, *ne = name, *arg, *ae = le;
-                        char argbuf[64];
-                        size_t nl, al;
-
-                        while (ne < le && *ne != ' ' && *ne != '\t' && *ne != '\r')
-                                ne++;
-                        nl = (size_t) (ne - name);
-                        arg = ne;
-                        while (arg < le && (*arg == ' ' || *arg == '\t'))
-                                arg++;
-                        while (ae > arg && (ae[-1] == ' ' || ae[-1] == '\t' || ae[-1] == '\r'))
-                                ae--;
-                        al = (size_t) (ae - arg);
-                        if (nl == 14 && memcmp(name, "no-transaction", 14) == 0) {
-                                if (al > 0)
-                                        goto bad_arg;
-                                m->no_transaction = true;
-                        } else if (nl == 11 && memcmp(name, "post-deploy", 11) == 0) {
-                                if (al > 0)
-                                        goto bad_arg;
-                                if (m->type != MIGRATION_VERSIONED) {
-                                        /* Repeatables and seeds have no version to hold back below. */
-                                        snprintf(errbuf, errlen,
-                                                 "%s:%u: directive 'coord:post-deploy' is only valid in versioned "
-                                                 "migrations (V<version>__<description>.sql), not in %s scripts",
-                                                 m->script, line, migration_type_to_string(m->type));
-                                        return -EINVAL;
-                                }
-                                m->post_deploy = true;
-                        } else if ((nl == 17 && memcmp(name, "statement-timeout", 17) == 0) ||
-                                   (nl == 12 && memcmp(name, "lock-timeout", 12) == 0)) {
-                                uint64_t usec;
-                                if (al == 0 || al >= sizeof(argbuf))
-                                        goto bad_arg;
-                                memcpy(argbuf, arg, al);
-                                argbuf[al] = '\0';
-                                if (duration_parse(argbuf, &usec) < 0 || usec < USEC_PER_MSEC)
-                                        goto bad_arg;
-                                if (name[0] == 's')
-                                        m->statement_timeout_usec = usec;
-                                else
-                                        m->lock_timeout_usec = usec;
-                        } else {
-                                snprintf(errbuf, errlen,
-                                         "%s:%u: unknown directive 'coord:%.*s' (known: no-transaction, "
-                                         "statement-timeout, lock-timeout, post-deploy)",
-                                         m->script, line, (int) MIN(nl, (size_t) 64), name);
-                                return -EINVAL;
-                        }
-                        goto next;
-                bad_arg:
+        while (ne < le && *ne != ' ' && *ne != '\t' && *ne != '\r' && *ne != '\n')
+                ne++;
+        nl = (size_t) (ne - name);
+        if (d->block) {
+                snprintf(errbuf, errlen,
+                         "%s:%u: 'coord:%.*s' in a block comment: write directives as line comments "
+                         "(-- coord:NAME) among the leading comments",
+                         m->script, d->line, (int) MIN(nl, (size_t) 64), name);
+                return -EINVAL;
+        }
+        if (!d->leading) {
+                snprintf(errbuf, errlen,
+                         "%s:%u: directive 'coord:%.*s' after the first statement (line %u): directives go in "
+                         "the leading comments, before any SQL",
+                         m->script, d->line, (int) MIN(nl, (size_t) 64), name, first_line);
+                return -EINVAL;
+        }
+        arg = ne;
+        while (arg < le && (*arg == ' ' || *arg == '\t'))
+                arg++;
+        while (ae > arg && (ae[-1] == ' ' || ae[-1] == '\t' || ae[-1] == '\r'))
+                ae--;
+        al = (size_t) (ae - arg);
+        if (memcmp(q, "coord:", 6) != 0)
+                nl = 0; /* "Coord:": directives are lower case */
+        if (nl == 14 && memcmp(name, "no-transaction", 14) == 0) {
+                if (al > 0)
+                        goto bad_arg;
+                m->tx.directive_line = d->line;
+        } else if (nl == 11 && memcmp(name, "post-deploy", 11) == 0) {
+                if (al > 0)
+                        goto bad_arg;
+                if (m->type != MIGRATION_VERSIONED) {
+                        /* Repeatables and seeds have no version to hold back below. */
                         snprintf(errbuf, errlen,
-                                 "%s:%u: directive 'coord:%.*s' has a bad argument '%.*s' (expected: %s)",
-                                 m->script, line, (int) MIN(nl, (size_t) 64), name, (int) MIN(al, (size_t) 64),
-                                 arg, name[0] == 'n' || name[0] == 'p' ? "none" : "a duration like 30s, at least 1ms");
+                                 "%s:%u: directive 'coord:post-deploy' is only valid in versioned "
+                                 "migrations (V<version>__<description>.sql), not in %s scripts",
+                                 m->script, d->line, migration_type_to_string(m->type));
                         return -EINVAL;
                 }
-        next:
-                p = eol ? eol + 1 : end;
+                m->post_deploy = true;
+        } else if ((nl == 17 && memcmp(name, "statement-timeout", 17) == 0) ||
+                   (nl == 12 && memcmp(name, "lock-timeout", 12) == 0)) {
+                uint64_t usec;
+                if (al == 0 || al >= sizeof(argbuf))
+                        goto bad_arg;
+                memcpy(argbuf, arg, al);
+                argbuf[al] = '\0';
+                if (duration_parse(argbuf, &usec) < 0 || usec < USEC_PER_MSEC)
+                        goto bad_arg;
+                if (name[0] == 's')
+                        m->statement_timeout_usec = usec;
+                else
+                        m->lock_timeout_usec = usec;
+        } else {
+                snprintf(errbuf, errlen,
+                         "%s:%u: unknown directive '%.*s' (known: coord:no-transaction, "
+                         "coord:statement-timeout, coord:lock-timeout, coord:post-deploy)",
+                         m->script, d->line, (int) MIN((size_t) (ne - q), (size_t) 70), q);
+                return -EINVAL;
+        }
+        return 0;
+bad_arg:
+        snprintf(errbuf, errlen, "%s:%u: directive 'coord:%.*s' has a bad argument '%.*s' (expected: %s)", m->script,
+                 d->line, (int) MIN(nl, (size_t) 64), name, (int) MIN(al, (size_t) 64), arg,
+                 name[0] == 'n' || name[0] == 'p' ? "none" : "a duration like 30s, at least 1ms");
+        return -EINVAL;
+}
+
+/* The leading words of a statement, upper case, for messages: "CREATE TABLE", "CREATE OR
+ * REPLACE VIEW", "INSERT". */
+static void statement_label(const char *sql, const struct sql_stmt *st, char *buf, size_t len) {
+        static const char *const more[] = { "create", "alter", "drop", "or", "replace", "unique", "temp",
+                                            "temporary", "unlogged", "materialized", "global", "local",
+                                            "comment", "grant", "revoke", "security", "label" };
+        size_t o = 0;
+
+        buf[0] = '\0';
+        for (unsigned k = 0; k < 5; k++) {
+                size_t wl = 0;
+                const char *w = sqlsplit_word(sql, st, k, &wl);
+                bool go_on = false;
+
+                if (!w || o + wl + 2 > len)
+                        break;
+                if (o > 0)
+                        buf[o++] = ' ';
+                for (size_t j = 0; j < wl; j++)
+                        buf[o++] = (char) (w[j] >= 'a' && w[j] <= 'z' ? w[j] - 'a' + 'A' : w[j]);
+                buf[o] = '\0';
+                for (size_t j = 0; j < ELEMENTSOF(more); j++)
+                        go_on = go_on || (wl == strlen(more[j]) && strncasecmp(w, more[j], wl) == 0);
+                if (!go_on)
+                        break;
+        }
+        if (o == 0)
+                snprintf(buf, len, "a statement");
+}
+
+/* Whether m runs in a transaction, from m->tx and the server's version: the directive says
+ * no; else a statement PostgreSQL refuses in a transaction block makes it run without one,
+ * and one that belongs in a transaction next to it is an error (exit 2). */
+static int decide_transaction(struct migration *m, char *errbuf, size_t errlen) {
+        const struct migration_tx *t = &m->tx;
+        unsigned never = t->never_line, tx = t->tx_line;
+        const char *never_what = t->never_what, *tx_what = t->tx_what;
+
+        if (t->add_value_line > 0) {
+                /* ALTER TYPE ... ADD VALUE: refused in a transaction before 12, transactional since. */
+                if (m->server_before_12 && (never == 0 || t->add_value_line < never)) {
+                        never = t->add_value_line;
+                        never_what = "ALTER TYPE ... ADD VALUE (before PostgreSQL 12)";
+                } else if (!m->server_before_12 && (tx == 0 || t->add_value_line < tx)) {
+                        tx = t->add_value_line;
+                        tx_what = "ALTER TYPE ... ADD VALUE";
+                }
+        }
+        m->no_transaction_reason = mfree(m->no_transaction_reason);
+        m->no_transaction = false;
+        if (t->directive_line > 0) {
+                m->no_transaction = true;
+                m->no_transaction_reason = strdup("-- coord:no-transaction");
+        } else if (never > 0 && tx > 0) {
+                snprintf(errbuf, errlen,
+                         "%s:%u: %s cannot run inside a transaction, and line %u (%s) should not run outside "
+                         "one: move one of them to a migration of its own, or add '-- coord:no-transaction' to "
+                         "run the whole file statement by statement without a transaction",
+                         m->script, never, never_what, tx, tx_what);
+                return -EINVAL;
+        } else if (never > 0) {
+                m->no_transaction = true;
+                m->no_transaction_reason = strdup_printf("detected: %s at line %u", never_what, never);
+        } else
+                return 0;
+        return m->no_transaction_reason ? 0 : -ENOMEM;
+}
+
+/* The checks on one statement, and what it tells about where the file may run. */
+static int check_statement(struct migration *m, const struct sql_stmt *st, char *errbuf, size_t errlen) {
+        const char *what = NULL;
+
+        if (sqlsplit_copy_kind(m->sql, st) == SQL_COPY_TO_STDOUT) {
+                snprintf(errbuf, errlen,
+                         "%s:%u: COPY ... TO STDOUT prints data, which a migration cannot; COPY to a file on "
+                         "the server instead",
+                         m->script, st->line);
+                return -EINVAL;
+        }
+        if (sqlsplit_is_transaction_control(m->sql, st)) {
+                snprintf(errbuf, errlen,
+                         "%s:%u: transaction control statements are not allowed: coord runs each "
+                         "migration in its own transaction (or statement by statement with "
+                         "-- coord:no-transaction); split the file instead",
+                         m->script, st->line);
+                return -EINVAL;
+        }
+        switch (sqlsplit_transaction_kind(m->sql, st, &what)) {
+        case SQL_TX_NEVER:
+                if (m->tx.never_line == 0) {
+                        m->tx.never_line = st->line;
+                        m->tx.never_what = what;
+                }
+                break;
+        case SQL_TX_NEVER_BEFORE_12:
+                if (m->tx.add_value_line == 0)
+                        m->tx.add_value_line = st->line;
+                break;
+        case SQL_TX_ANY:
+                if (m->tx.tx_line == 0) {
+                        m->tx.tx_line = st->line;
+                        statement_label(m->sql, st, m->tx.tx_what, sizeof(m->tx.tx_what));
+                }
+                break;
+        case SQL_TX_SESSION:
+                break;
         }
         return 0;
 }
 
-int source_split(struct migration *m, char *errbuf, size_t errlen) {
+/* Lex m: its statements, directives, the checks on each statement, and whether it runs in
+ * a transaction.  keep: keep the statements in m->stmts (and set m->split). */
+static int migration_lex(struct migration *m, bool keep, char *errbuf, size_t errlen) {
+        struct sql_script sc = {};
         char e[256];
         int r;
 
-        if (m->split)
-                return 0;
-        r = sqlsplit(m->sql, m->sql_len, &m->stmts, &m->n_stmts, e, sizeof(e));
+        r = sqlsplit_script(m->sql, m->sql_len, &sc, e, sizeof(e));
         if (r < 0) {
                 snprintf(errbuf, errlen, "%s: %s", m->script, r == -EINVAL ? e : strerror(-r));
                 return r;
         }
-        for (size_t i = 0; i < m->n_stmts; i++) {
-                if (sqlsplit_is_copy_stdio(m->sql, &m->stmts[i])) {
-                        snprintf(errbuf, errlen,
-                                 "%s:%u: COPY ... FROM STDIN/TO STDOUT needs psql to stream the data; use INSERT, "
-                                 "or COPY from a file on the server",
-                                 m->script, m->stmts[i].line);
-                        return -EINVAL;
-                }
-                if (sqlsplit_is_transaction_control(m->sql, &m->stmts[i])) {
-                        snprintf(errbuf, errlen,
-                                 "%s:%u: transaction control statements are not allowed: coord runs each "
-                                 "migration in its own transaction (or statement by statement with "
-                                 "-- coord:no-transaction); split the file instead",
-                                 m->script, m->stmts[i].line);
-                        return -EINVAL;
+        /* Everything below is derived from the text: start afresh (a re-split after the text changed). */
+        m->tx = (struct migration_tx) {};
+        m->post_deploy = false;
+        m->statement_timeout_usec = m->lock_timeout_usec = 0;
+        for (size_t i = 0; i < sc.n_directives && r >= 0; i++)
+                r = parse_directive(m, &sc.directives[i], sc.n_stmts > 0 ? sc.stmts[0].line : 0, errbuf, errlen);
+        for (size_t i = 0; i < sc.n_stmts && r >= 0; i++)
+                r = check_statement(m, &sc.stmts[i], errbuf, errlen);
+        if (r >= 0)
+                r = decide_transaction(m, errbuf, errlen);
+        if (r >= 0) {
+                m->stmts = mfree(m->stmts);
+                m->n_stmts = 0;
+                m->split = keep;
+                if (keep) {
+                        m->stmts = TAKE_PTR(sc.stmts);
+                        m->n_stmts = sc.n_stmts;
                 }
         }
-        m->split = true;
+        sqlsplit_script_done(&sc);
+        return r;
+}
+
+int source_split(struct migration *m, char *errbuf, size_t errlen) {
+        if (m->split)
+                return 0;
+        return migration_lex(m, true, errbuf, errlen);
+}
+
+int source_set_server_version(struct migration_set *s, int server_version, char *errbuf, size_t errlen) {
+        bool before12 = server_version > 0 && server_version < 120000;
+
+        for (size_t i = 0; i < s->n; i++) {
+                struct migration *m = &s->v[i];
+                int r;
+
+                if (m->server_before_12 == before12)
+                        continue;
+                m->server_before_12 = before12;
+                if (m->tx.add_value_line == 0)
+                        continue;
+                r = decide_transaction(m, errbuf, errlen);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -318,6 +449,8 @@ static int parse_name(const char *name, struct migration *m, char *errbuf, size_
 bad:
         free(m->version);
         m->version = NULL;
+        if (flyway_explain_name(name, errbuf, errlen))
+                return -EINVAL; /* a Flyway file coord does not run: undo, callback, baseline migration */
         snprintf(errbuf, errlen,
                  "%s: not a migration file name (expected V<version>__<description>.sql with a version like "
                  "1, 1.1 or 2_1, R__<description>.sql or S__<description>.sql)",
@@ -348,7 +481,7 @@ struct reader {
         char err[1024];
 };
 
-/* Read, hash, parse directives (and split) of every step-th file from first. */
+/* Read, hash and lex every step-th file from first. */
 static void *reader_run(void *p) {
         struct reader *rd = p;
 
@@ -362,9 +495,9 @@ static void *reader_run(void *p) {
                         r = r == -EFBIG ? -EINVAL : r;
                 } else {
                         sha256_hex(m->sql, m->sql_len, m->checksum);
-                        r = parse_directives(m, rd->err, sizeof(rd->err));
-                        if (r >= 0 && rd->split)
-                                r = source_split(m, rd->err, sizeof(rd->err));
+                        /* Lexed even when the statements are not kept: status and validate must
+                         * refuse what apply would refuse. */
+                        r = migration_lex(m, rd->split, rd->err, sizeof(rd->err));
                 }
                 if (r < 0) {
                         rd->r = r;
@@ -436,8 +569,14 @@ int source_load(const char *dir, bool split, struct migration_set **ret, char *e
 
                 if (de->d_name[0] == '.')
                         continue;
-                if (nl < 4 || strcasecmp(de->d_name + nl - 4, ".sql") != 0)
+                if (nl < 4 || strcasecmp(de->d_name + nl - 4, ".sql") != 0) {
+                        /* Flyway's "V1__x.sql.conf" changes how its migration runs: never skip it silently. */
+                        if (flyway_explain_name(de->d_name, errbuf, errlen)) {
+                                r = -EINVAL;
+                                goto fail;
+                        }
                         continue; /* ".SQL" counts too: a file must never be skipped for its case */
+                }
                 /* d_type saves a stat per file; symlinks and unknown types are stat()ed. */
                 if (de->d_type != DT_REG) {
                         if (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN)

@@ -4,10 +4,14 @@
  *   R__<description>.sql            repeatable, re-applied when its checksum changes
  *   S__<description>.sql            seed, run after those when new or changed
  *
- * Leading comment lines may hold directives: "-- coord:no-transaction",
- * "-- coord:statement-timeout 30s", "-- coord:lock-timeout 5s" and, in versioned
- * files only, "-- coord:post-deploy" (a "contract" migration: run by
- * `--phase post`, held back by `--phase pre`).  Other files
+ * The leading comments (line or block comments before the first statement) may
+ * hold directives: "-- coord:no-transaction", "-- coord:statement-timeout 30s",
+ * "-- coord:lock-timeout 5s" and, in versioned files only, "-- coord:post-deploy"
+ * (a "contract" migration: run by `--phase post`, held back by `--phase pre`).  A
+ * comment starting with "coord:" anywhere else is an error.  A file whose statements
+ * PostgreSQL refuses inside a transaction block (CREATE INDEX CONCURRENTLY, ...) runs
+ * without one, as with the directive; mixed with statements that belong in a
+ * transaction it is an error unless the directive says so.  Other files
  * (hidden, not ending in ".sql", directories) are ignored; a ".sql" file whose
  * name does not parse is an error, so a typo never silently skips a change. */
 #pragma once
@@ -27,6 +31,17 @@ enum migration_type {
         MIGRATION_SEED,
 };
 
+/* Where a migration's statements may run, from lexing them (sqlsplit_transaction_kind()). */
+struct migration_tx {
+        unsigned directive_line; /* "-- coord:no-transaction"; 0: none */
+        unsigned never_line;     /* the first statement PostgreSQL refuses inside a transaction block; 0: none */
+        const char *never_what;  /* its name, static: "CREATE INDEX CONCURRENTLY" */
+        unsigned add_value_line; /* the first ALTER TYPE ... ADD VALUE (refused in one before PostgreSQL 12) */
+        unsigned tx_line;        /* the first statement that belongs in a transaction (neither of those
+                                  * nor a session statement: SET, RESET, SHOW); 0: none */
+        char tx_what[48];        /* its leading words: "CREATE TABLE" */
+};
+
 struct migration {
         enum migration_type type;
         char *version;     /* normalized ("2.1"), NULL for R/S */
@@ -35,7 +50,13 @@ struct migration {
         char checksum[65]; /* SHA-256 hex of the file's bytes */
         char *sql;
         size_t sql_len;
-        bool no_transaction;
+        bool no_transaction;             /* runs statement by statement, without a transaction: the
+                                          * directive, or detected (no_transaction_reason says which) */
+        char *no_transaction_reason;     /* "-- coord:no-transaction" or "detected: CREATE INDEX
+                                          * CONCURRENTLY at line 3"; NULL when in a transaction */
+        struct migration_tx tx;
+        bool server_before_12;           /* source_set_server_version(): ALTER TYPE ... ADD VALUE
+                                          * cannot run in a transaction */
         bool post_deploy;                /* "-- coord:post-deploy" (versioned only) */
         uint64_t statement_timeout_usec; /* 0: not set */
         uint64_t lock_timeout_usec;      /* 0: not set */
@@ -50,13 +71,21 @@ struct migration_set {
         size_t n_versioned, n_repeatable, n_seed;
 };
 
-/* Read every migration in dir.  -EINVAL for a bad file name, duplicate version
- * or unknown/invalid directive, with errbuf naming the file; -errno for I/O
- * errors (errbuf names the path).  split: also split each file into statements
- * (syntax errors then fail here, naming file and line). */
+/* Read every migration in dir.  Every file is lexed, whatever split says: -EINVAL for a
+ * bad file name, duplicate version, unknown/invalid/misplaced directive, syntax error
+ * (unterminated quote, comment or COPY data), transaction control, COPY ... TO STDOUT,
+ * or statements PostgreSQL refuses in a transaction mixed with ones that belong in one,
+ * with errbuf naming the file (and line); -errno for I/O errors (errbuf names the path).
+ * split: also keep each file's statements (m->stmts) for running it. */
 int source_load(const char *dir, bool split, struct migration_set **ret, char *errbuf, size_t errlen);
-/* Split one migration (idempotent).  -EINVAL with errbuf naming file and line. */
+/* Split one migration into m->stmts, re-reading its directives and where it runs
+ * (idempotent while m->split; after replacing m->sql, clear m->split to split it again).
+ * -EINVAL with errbuf naming file and line. */
 int source_split(struct migration *m, char *errbuf, size_t errlen);
+/* The server's version (PQserverVersion()): before PostgreSQL 12, a file with ALTER TYPE
+ * ... ADD VALUE runs without a transaction (-EINVAL with errbuf when it mixes that with
+ * statements that belong in one, unless "-- coord:no-transaction"). */
+int source_set_server_version(struct migration_set *s, int server_version, char *errbuf, size_t errlen);
 struct migration_set *source_free(struct migration_set *s);
 
 /* Normalize a version ("01_2" -> "1.2"); -EINVAL when not digits separated by

@@ -436,6 +436,49 @@ START_TEST(test_phase_deferred_without_file) {
 }
 END_TEST
 
+/* plan says which files run without a transaction, and why (every phase, every state). */
+START_TEST(test_no_transaction) {
+        struct migration f[] = {
+                file(MIGRATION_VERSIONED, "1", "V1__table.sql", "c1"),
+                file(MIGRATION_VERSIONED, "2", "V2__index.sql", "c2"),
+                file(MIGRATION_VERSIONED, "3", "V3__vacuum.sql", "c3"),
+                file(MIGRATION_REPEATABLE, NULL, "R__directive.sql", "cr"),
+        };
+        static const struct {
+                const char *script, *no_transaction;
+                bool will_run;
+        } want[] = {
+                { "V1__table.sql", NULL, false },
+                { "V2__index.sql", "detected: CREATE INDEX CONCURRENTLY at line 3", true },
+                { "V3__vacuum.sql", "detected: VACUUM at line 1", true },
+                { "R__directive.sql", "-- coord:no-transaction", true },
+        };
+        struct history_row rows[] = { row(1, "1", "versioned", "V1__table.sql", "c1", true) };
+        struct history h = { .exists = true, .rows = rows, .n = 1 };
+        struct migration_set s;
+        struct migrate_report r = {};
+
+        f[1].no_transaction = true;
+        f[1].no_transaction_reason = (char *) "detected: CREATE INDEX CONCURRENTLY at line 3";
+        f[2].no_transaction = true;
+        f[2].no_transaction_reason = (char *) "detected: VACUUM at line 1";
+        f[3].no_transaction = true; /* the directive (a reason-less hand-made entry reads as it) */
+        s = set_of(f, 4);
+        for (enum migrate_phase ph = MIGRATE_PHASE_ALL; ph <= MIGRATE_PHASE_PRE; ph++) {
+                ck_assert_int_eq(plan_compute(&s, &h, false, ph, &r), 0);
+                for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                        const struct migrate_entry *e = find(&r, want[i].script);
+                        ck_assert_msg(e->will_run == want[i].will_run, "%s: will_run %d", want[i].script, e->will_run);
+                        if (want[i].no_transaction)
+                                ck_assert_str_eq(e->no_transaction, want[i].no_transaction);
+                        else
+                                ck_assert_ptr_null(e->no_transaction);
+                }
+                report_free(&r);
+        }
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("plan");
         TCase *tc = tcase_create("core");
@@ -452,6 +495,7 @@ int main(void) {
         tcase_add_test(tc, test_phase_gaps);
         tcase_add_test(tc, test_phase_post_blocked_by_pending_pre);
         tcase_add_test(tc, test_phase_deferred_without_file);
+        tcase_add_test(tc, test_no_transaction);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -77,7 +77,7 @@ START_TEST(test_load_order_and_fields) {
 
         clear_dir();
         put("V10__ten.sql", "SELECT 10;");
-        put("V2__two_words.sql", "-- coord:no-transaction\n--   coord:statement-timeout 30s\n\n-- coord:lock-timeout 250ms\nSELECT 2;\n-- coord:bogus later lines are not directives\n");
+        put("V2__two_words.sql", "-- coord:no-transaction\n--   coord:statement-timeout 30s\n\n-- coord:lock-timeout 250ms\nSELECT 2;\n-- later comments are comments\n");
         put("V2_1__two_one.sql", "\xEF\xBB\xBF-- coord:lock-timeout 1s\nSELECT 21;");
         put("R__b_view.sql", "SELECT 'r';");
         put("R__a_view.sql", "SELECT 'r';");
@@ -145,7 +145,30 @@ START_TEST(test_errors) {
         expect_error("V2__arg.sql", "-- coord:no-transaction yes\nSELECT 1;", "V2__arg.sql:1");
         expect_error("V2__quote.sql", "SELECT 1;\nSELECT 'oops;\n", "V2__quote.sql: unterminated quoted string starting at line 2");
         expect_error("V2__tx.sql", "SELECT 1;\nCOMMIT;\n", "V2__tx.sql:2: transaction control");
-        expect_error("V2__copy.sql", "SELECT 1;\n\ncopy t (a, b) FROM stdin;\n", "V2__copy.sql:3: COPY ... FROM STDIN");
+        expect_error("V2__copy.sql", "SELECT 1;\n\ncopy t (a, b) FROM stdin;\n1\t2\n",
+                     "V2__copy.sql: line 4: the data of the COPY at line 3 has no end marker (a line \\.)");
+        expect_error("V2__copy_out.sql", "SELECT 1;\nCOPY t TO STDOUT;\n", "V2__copy_out.sql:2: COPY ... TO STDOUT");
+        /* A "coord:" comment that is not a directive in a valid place: an error naming its line. */
+        expect_error("V2__late.sql", "CREATE TABLE t (a int);\n-- coord:no-transactoin\nCREATE INDEX i ON t (a);\n",
+                     "V2__late.sql:2: directive 'coord:no-transactoin' after the first statement (line 1)");
+        expect_error("V2__late_valid.sql", "SELECT 1; -- coord:post-deploy\n",
+                     "V2__late_valid.sql:1: directive 'coord:post-deploy' after the first statement");
+        expect_error("V2__inside.sql", "CREATE TABLE t (\n  -- coord:no-transaction\n  a int);\n",
+                     "V2__inside.sql:2: directive 'coord:no-transaction' after the first statement (line 1)");
+        expect_error("V2__block.sql", "/* coord:no-transaction */\nSELECT 1;\n",
+                     "V2__block.sql:1: 'coord:no-transaction' in a block comment");
+        expect_error("V2__case.sql", "-- Coord:no-transaction\nSELECT 1;\n",
+                     "V2__case.sql:1: unknown directive 'Coord:no-transaction'");
+        /* Statements PostgreSQL refuses in a transaction, next to ones that belong in one. */
+        expect_error("V2__mixed.sql", "-- index and table\nCREATE TABLE t (a int);\nSET lock_timeout = '5s';\n"
+                                      "CREATE INDEX CONCURRENTLY i ON t (a);\n",
+                     "V2__mixed.sql:4: CREATE INDEX CONCURRENTLY cannot run inside a transaction, and line 2 "
+                     "(CREATE TABLE) should not run outside one");
+        expect_error("V2__mixed_copy.sql", "VACUUM t;\nCOPY t FROM stdin;\n1\n\\.\n",
+                     "V2__mixed_copy.sql:1: VACUUM cannot run inside a transaction, and line 2 (COPY)");
+        expect_error("V2__scs.sql", "SET standard_conforming_strings = off;\nINSERT INTO t VALUES ('it\\'s');\n"
+                                    "SET standard_conforming_strings = on;\nINSERT INTO t VALUES ('it\\'s');\n",
+                     "V2__scs.sql: unterminated quoted string starting at line 4");
         /* post-deploy holds a version back: only versioned files have one */
         expect_error("R__view.sql", "-- a view\n-- coord:post-deploy\nSELECT 1;",
                      "R__view.sql:2: directive 'coord:post-deploy' is only valid in versioned migrations");
@@ -164,7 +187,7 @@ START_TEST(test_post_deploy) {
         put("V1__t.sql", "CREATE TABLE t (a int, b int);");
         put("V2__drop_a.sql", "-- Contract: no release reads t.a any more.\n-- coord:post-deploy\n"
                               "-- coord:lock-timeout 5s\nALTER TABLE t DROP COLUMN a;\n");
-        put("V3__add_c.sql", "ALTER TABLE t ADD COLUMN c int;\n-- coord:post-deploy (not leading: a comment)\n");
+        put("V3__add_c.sql", "ALTER TABLE t ADD COLUMN c int DEFAULT length('-- coord:post-deploy');\n");
         put("R__v.sql", "CREATE OR REPLACE VIEW v AS SELECT b FROM t;");
         ck_assert_int_eq(source_load(dir, true, &s, e, sizeof(e)), 0);
         ck_assert_uint_eq(s->n, 4);
@@ -177,6 +200,118 @@ START_TEST(test_post_deploy) {
         source_free(s);
 }
 END_TEST
+END_TEST
+
+/* Where one file runs: its directive, or what its statements need. */
+START_TEST(test_transaction_detection) {
+        static const struct {
+                const char *content;
+                const char *reason; /* NULL: in a transaction */
+        } t[] = {
+                { "CREATE INDEX CONCURRENTLY i ON t (a);", "detected: CREATE INDEX CONCURRENTLY at line 1" },
+                { "-- no directive\nSET lock_timeout = '5s';\n\nCREATE INDEX CONCURRENTLY i ON t (a);\n"
+                  "DROP INDEX CONCURRENTLY j;\nRESET lock_timeout;\n",
+                  "detected: CREATE INDEX CONCURRENTLY at line 4" },
+                { "VACUUM ANALYZE t;", "detected: VACUUM at line 1" },
+                /* A directive after a licence block comment is a directive. */
+                { "/*\n * Licence: MIT\n */\n-- coord:no-transaction\nCREATE TABLE t (a int);\n"
+                  "CREATE INDEX CONCURRENTLY i ON t (a);\n",
+                  "-- coord:no-transaction" },
+                { "-- coord:no-transaction\nCREATE TABLE t (a int);", "-- coord:no-transaction" },
+                { "CREATE TABLE t (a int);\nCREATE INDEX i ON t (a);", NULL },
+                { "ALTER TYPE mood ADD VALUE 'meh';\nCREATE TABLE t (m mood);", NULL }, /* PostgreSQL 12 and later */
+                { "COPY t (a, b) FROM stdin;\n1\tO'Brien\n\\.\nSELECT 1;\n", NULL },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+                struct migration_set *s = NULL;
+                char e[512] = "";
+
+                clear_dir();
+                put("V1__one.sql", t[i].content);
+                ck_assert_msg(source_load(dir, true, &s, e, sizeof(e)) == 0, "case %zu: %s", i, e);
+                ck_assert_msg(s->v[0].no_transaction == !!t[i].reason, "case %zu: no_transaction %d", i,
+                              s->v[0].no_transaction);
+                if (t[i].reason)
+                        ck_assert_str_eq(s->v[0].no_transaction_reason, t[i].reason);
+                else
+                        ck_assert_ptr_null(s->v[0].no_transaction_reason);
+                source_free(s);
+        }
+}
+END_TEST
+
+START_TEST(test_add_value_before_12) {
+        struct migration_set *s = NULL;
+        char e[512] = "";
+
+        clear_dir();
+        put("V1__enum.sql", "-- values\nALTER TYPE mood ADD VALUE 'meh';\nSET lock_timeout = '1s';\n");
+        put("V2__enum_and_table.sql", "CREATE TABLE t (a int);\nALTER TYPE mood ADD VALUE 'bah';\n");
+        put("V3__directive.sql", "-- coord:no-transaction\nCREATE TABLE u (a int);\nALTER TYPE mood ADD VALUE 'x';\n");
+        ck_assert_int_eq(source_load(dir, false, &s, e, sizeof(e)), 0);
+        ck_assert(!s->v[0].no_transaction && !s->v[1].no_transaction && s->v[2].no_transaction);
+        ck_assert_int_eq(source_set_server_version(s, 150004, e, sizeof(e)), 0);
+        ck_assert(!s->v[0].no_transaction && !s->v[1].no_transaction);
+        /* PostgreSQL 11 refuses ADD VALUE in a transaction block: V1 runs without one, V2 mixes. */
+        ck_assert_int_eq(source_set_server_version(s, 110022, e, sizeof(e)), -EINVAL);
+        ck_assert_str_eq(s->v[0].no_transaction_reason,
+                         "detected: ALTER TYPE ... ADD VALUE (before PostgreSQL 12) at line 2");
+        ck_assert(strstr(e, "V2__enum_and_table.sql:2: ALTER TYPE ... ADD VALUE (before PostgreSQL 12) cannot run "
+                            "inside a transaction, and line 1 (CREATE TABLE) should not run outside one"));
+        ck_assert_str_eq(s->v[2].no_transaction_reason, "-- coord:no-transaction");
+        source_free(s);
+}
+END_TEST
+
+/* status and validate load without keeping the statements: they must refuse what apply refuses. */
+START_TEST(test_lexed_without_split) {
+        static const struct {
+                const char *content, *error;
+        } t[] = {
+                { "SELECT 1;\nSELECT 'oops;\n", "V1__bad.sql: unterminated quoted string starting at line 2" },
+                { "CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY i ON t (a);\n",
+                  "V1__bad.sql:2: CREATE INDEX CONCURRENTLY cannot run inside a transaction, and line 1" },
+                { "SELECT 1;\n-- coord:no-transaction\n", "V1__bad.sql:2: directive 'coord:no-transaction' after" },
+                { "SELECT 1;\nCOMMIT;\n", "V1__bad.sql:2: transaction control" },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+                struct migration_set *s = (struct migration_set *) 0x1;
+                char e[512] = "";
+
+                clear_dir();
+                put("V1__bad.sql", t[i].content);
+                ck_assert_int_eq(source_load(dir, false, &s, e, sizeof(e)), -EINVAL);
+                ck_assert_msg(strstr(e, t[i].error), "case %zu: '%s' lacks '%s'", i, e, t[i].error);
+                ck_assert_ptr_eq(s, (struct migration_set *) 0x1);
+        }
+}
+END_TEST
+
+/* A file whose text changed after loading (placeholders) is split again from scratch. */
+START_TEST(test_resplit) {
+        struct migration_set *s = NULL;
+        struct migration *m;
+        char e[512] = "";
+
+        clear_dir();
+        put("V1__x.sql", "-- coord:lock-timeout 1s\nSELECT 1;\nSELECT 2;\n");
+        ck_assert_int_eq(source_load(dir, true, &s, e, sizeof(e)), 0);
+        m = &s->v[0];
+        ck_assert_uint_eq(m->n_stmts, 2);
+        ck_assert_uint_eq(m->lock_timeout_usec, 1000000);
+        ck_assert_int_eq(source_split(m, e, sizeof(e)), 0); /* idempotent */
+        ck_assert_uint_eq(m->n_stmts, 2);
+        free(m->sql);
+        m->sql = strdup("CREATE INDEX CONCURRENTLY i ON t (a);\n");
+        m->sql_len = strlen(m->sql);
+        m->split = false;
+        ck_assert_int_eq(source_split(m, e, sizeof(e)), 0);
+        ck_assert_uint_eq(m->n_stmts, 1);
+        ck_assert_uint_eq(m->lock_timeout_usec, 0);
+        ck_assert(m->no_transaction);
+        ck_assert_str_eq(m->no_transaction_reason, "detected: CREATE INDEX CONCURRENTLY at line 1");
+        source_free(s);
+}
 END_TEST
 
 START_TEST(test_missing_dir) {
@@ -198,6 +333,10 @@ int main(void) {
         tcase_add_test(tc, test_load_order_and_fields);
         tcase_add_test(tc, test_errors);
         tcase_add_test(tc, test_post_deploy);
+        tcase_add_test(tc, test_transaction_detection);
+        tcase_add_test(tc, test_add_value_before_12);
+        tcase_add_test(tc, test_lexed_without_split);
+        tcase_add_test(tc, test_resplit);
         tcase_add_test(tc, test_missing_dir);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);

@@ -1,0 +1,3 @@
+GRANT USAGE ON SCHEMA ledger TO ledger_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA ledger TO ledger_reader;
+ALTER DEFAULT PRIVILEGES FOR ROLE ledger_owner IN SCHEMA ledger GRANT SELECT ON TABLES TO ledger_reader;
