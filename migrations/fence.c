@@ -66,22 +66,15 @@ static const char *const reset_statements[] = {
         "CLOSE ALL",
         "SET SESSION AUTHORIZATION DEFAULT", /* and RESET ROLE */
         "RESET ALL",
-        "DEALLOCATE ALL",
         "UNLISTEN *",
         "DISCARD SEQUENCES",
         "DISCARD TEMP",
 };
 
 const char *fence_reset_statement(const struct fence_session *s, size_t k) {
-        for (size_t i = 0; i < ELEMENTSOF(reset_statements); i++) {
-                /* PgBouncer 1.21+ may keep prepared statements of its own on the server session. */
-                if (s->pooled && strcmp(reset_statements[i], "DEALLOCATE ALL") == 0)
-                        continue;
-                if (k == 0)
-                        return reset_statements[i];
-                k--;
-        }
-        return k == 0 ? s->reset_sql : NULL;
+        if (k < ELEMENTSOF(reset_statements))
+                return reset_statements[k];
+        return k == ELEMENTSOF(reset_statements) ? s->reset_sql : NULL;
 }
 
 int fence_query(PGconn *c, const struct fence_session *s, const char *sql, int n, const char *const *params,

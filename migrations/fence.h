@@ -53,11 +53,12 @@ int fence_session_setup(PGconn *c, const char *lockid, uint64_t lease_usec, stru
 
 /* Statement k (from 0) of the reset that ends the transaction of every migration
  * before coord's own writes in it, or NULL after the last: CLOSE ALL, SET SESSION
- * AUTHORIZATION DEFAULT (which also resets the role), RESET ALL, DEALLOCATE ALL (not
- * behind a pooler, which may own prepared statements), UNLISTEN *, DISCARD
+ * AUTHORIZATION DEFAULT (which also resets the role), RESET ALL, UNLISTEN *, DISCARD
  * SEQUENCES, DISCARD TEMP, and s->reset_sql (which also releases session advisory
- * locks).  DISCARD ALL without what a transaction block forbids.  Static strings or
- * s's; no parameters. */
+ * locks): DISCARD ALL without what a transaction block forbids, and without
+ * DEALLOCATE ALL, which the runner adds (and prepares its own statements again) after
+ * a file that prepares or deallocates statements.  Static strings or s's; no
+ * parameters. */
 const char *fence_reset_statement(const struct fence_session *s, size_t k);
 
 /* One of coord's own writes (sql with n params, as pg_query()) between the statements

@@ -25,6 +25,7 @@ seen() {
 
 mig "$D" V1__search_path.sql "CREATE TABLE seen (file text, usr text, sess text, search_path text, idle text,
   replication_role text, statement_timeout text, temp_visible boolean);
+CREATE TABLE prepared_log (n int);
 CREATE SCHEMA other;
 GRANT USAGE, CREATE ON SCHEMA other TO app_owner;
 SET search_path = other;
@@ -74,8 +75,27 @@ mig "$D" V12__after_replica.sql "$(seen V12)"
 mig "$D" V12.1__chunks.sql "SET idle_in_transaction_session_timeout = 0;
 $(for _ in $(seq 1 80); do echo "SELECT 1;"; done)
 $(seen V12.1)"
+# Prepared statements do not outlive their file (the same name again works, as with psql),
+# and a file that deallocates everything (even DISCARD ALL) does not break coord's own.
+mig "$D" V12.2__prepare.sql "PREPARE ins (int) AS INSERT INTO prepared_log VALUES (\$1);
+EXECUTE ins(1);"
+mig "$D" V12.3__prepare_again.sql "PREPARE ins (int) AS INSERT INTO prepared_log VALUES (\$1 * 10);
+EXECUTE ins(2);"
+mig "$D" V12.4__deallocate.sql "DEALLOCATE ALL;
+INSERT INTO prepared_log VALUES (3);"
+mig "$D" V12.5__discard.sql "-- coord:no-transaction
+DISCARD ALL;
+INSERT INTO prepared_log VALUES (4);"
+mig "$D" V12.6__after_discard.sql "$(seen V12.6)"
+# Deallocated where coord cannot see it coming: that migration runs again, with unnamed statements.
+mig "$D" V12.7__dynamic_deallocate.sql "DO \$\$ BEGIN EXECUTE 'DEALLOCATE ALL'; END \$\$;
+INSERT INTO prepared_log VALUES (5);"
+mig "$D" V12.8__after_dynamic.sql "INSERT INTO prepared_log VALUES (6);"
 expect_rc 0 "$O" --dir "$D" --database "$DATABASE_URL"
-expect_in "$O" "applied 13 migrations"
+expect_in "$O" "applied 20 migrations"
+expect_in "$O" "V12.7__dynamic_deallocate.sql deallocated coord's prepared statements: running it again"
+[ "$(q "SELECT string_agg(n::text, ' ' ORDER BY n) FROM prepared_log")" = "1 3 4 5 6 20" ] ||
+        fail "prepared_log: $(q "SELECT string_agg(n::text, ' ') FROM prepared_log")"
 
 [ "$(q "SELECT string_agg(n.nspname || '.' || c.relname, ' ' ORDER BY c.relname) FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname IN ('t1', 't2', 't4', 't6', 't10')")" = \
@@ -87,12 +107,12 @@ bad=$(q "SELECT file || ': ' || concat_ws(', ', usr, sess, search_path, idle, re
         temp_visible) FROM seen WHERE usr <> 'postgres' OR sess <> 'postgres' OR search_path <> '\"\$user\", public'
         OR idle <> '5s' OR replication_role <> 'origin' OR statement_timeout <> '0' OR temp_visible")
 [ -z "$bad" ] || fail "session state leaked into: $bad"
-[ "$(q "SELECT count(*) FROM seen")" = 7 ] || fail "seen: $(q "SELECT count(*) FROM seen") rows"
+[ "$(q "SELECT count(*) FROM seen")" = 8 ] || fail "seen: $(q "SELECT count(*) FROM seen") rows"
 # Within the no-transaction file its SET ROLE and search_path held for its later statements.
 [ "$(q "SELECT n.nspname || ' ' || pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'notx_owned'")" = "other app_owner" ] ||
         fail "notx_owned: $(q "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'notx_owned'")"
 [ "$(q "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'owned'")" = app_owner ] || fail "owned not by app_owner"
-[ "$(q "SELECT count(*) FROM coord_schema_history WHERE success")" = 13 ] || fail "history rows"
+[ "$(q "SELECT count(*) FROM coord_schema_history WHERE success")" = 20 ] || fail "history rows"
 [ "$(q "SELECT count(*) FROM coord_schema_progress")" = 0 ] || fail "progress left behind"
 
 # session_replication_role = replica in one file does not disable foreign keys in the next:
