@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "command.h"
 #include "coordinatord.h"
+#include "depstore.h"
 #include "duration.h"
 #include "fleet.h"
 #include "keys.h"
@@ -132,60 +133,25 @@ static void redis_failed(struct request *req, const char *what, int r, const cha
                 http_reply_unavailable(req, what);
 }
 
-/* A record's header, pending request and instances, read atomically. */
-static const char read_script[] =
-        "return {redis.call('HGET', KEYS[1], 'doc'), redis.call('HGET', KEYS[1], 'requested'),"
-        " redis.call('HGETALL', KEYS[2])}\n";
-
 static int append_read(redisContext *c, const char *ns, const char *id) {
         _cleanup_free_ char *kd = key_deployment(ns, id), *ki = key_deployment_instances(ns, id);
 
         if (!kd || !ki)
                 return -ENOMEM;
-        const char *argv[] = { "EVAL", read_script, "2", kd, ki };
+        const char *argv[] = { "EVAL", depstore_read_script, "2", kd, ki };
         return redisAppendCommandArgv(c, (int) ELEMENTSOF(argv), argv, NULL) == REDIS_OK ? 0 : -ENOMEM;
 }
 
-/* The public JSON of read_script's reply, or NULL (-ENOENT in *ret_r when there is no record). */
+/* The public JSON of depstore_read_script's reply, or NULL with the error in *ret_r. */
 static json_t *record_to_public(redisReply *rep, int *ret_r) {
-        _cleanup_free_ const char **vals = NULL;
-        _cleanup_free_ size_t *lens = NULL;
-        redisReply *inst;
-        json_t *j;
-        size_t n = 0;
+        _cleanup_free_ char *requested = NULL;
+        json_t *j = NULL;
 
-        *ret_r = -EBADMSG;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[2]->type != REDIS_REPLY_ARRAY) {
-                if (rep->type == REDIS_REPLY_ERROR)
-                        *ret_r = -EPROTO;
+        *ret_r = depstore_parse_read(rep, &j, NULL, &requested);
+        if (*ret_r < 0)
                 return NULL;
-        }
-        if (rep->element[0]->type != REDIS_REPLY_STRING) {
-                *ret_r = -ENOENT;
-                return NULL;
-        }
-        j = json_loadb(rep->element[0]->str, rep->element[0]->len, 0, NULL);
-        inst = rep->element[2];
-        vals = calloc(inst->elements / 2 + 1, sizeof *vals);
-        lens = calloc(inst->elements / 2 + 1, sizeof *lens);
-        if (!json_is_object(j) || !vals || !lens) {
-                json_decref(j);
-                return NULL;
-        }
-        for (size_t i = 0; i + 1 < inst->elements; i += 2)
-                if (inst->element[i + 1]->type == REDIS_REPLY_STRING) {
-                        vals[n] = inst->element[i + 1]->str;
-                        lens[n++] = inst->element[i + 1]->len;
-                }
-        if (rollout_json_attach_instances(j, vals, lens, n) < 0) {
-                json_decref(j);
-                return NULL;
-        }
         rollout_json_strip_internal(j);
-        json_object_set_new(j, "requested",
-                            rep->element[1]->type == REDIS_REPLY_STRING ? json_string(rep->element[1]->str)
-                                                                        : json_null());
-        *ret_r = 0;
+        json_object_set_new(j, "requested", requested ? json_string(requested) : json_null());
         return j;
 }
 
@@ -250,31 +216,27 @@ static void reply_record(struct request *req, redisContext *c, unsigned status, 
         http_reply_json_headers(req, status, j, status == 201 && location ? hdr : NULL);
 }
 
-void api_deployments_create(struct request *req) {
-        struct server *s = req->s;
-        const char *service, *version;
+struct create_args {
+        const char *service, *version, *idem;
+        bool migrate;
+        struct rollout_strategy strategy;
+};
+
+/* The request body and headers of a new deployment; false (400 sent) when invalid. */
+static bool create_parse(struct request *req, struct create_args *ret) {
         json_t *migrate = json_object_get(req->json, "migrate");
         const char *idem = http_header(req, "Idempotency-Key");
-        _cleanup_(rollout_freep) struct rollout *d = NULL;
-        _cleanup_json_ json_t *doc = NULL;
-        _cleanup_free_ char *doc_s = NULL, *ev = NULL, *k_active = NULL, *k_rec = NULL, *k_ev = NULL, *k_all = NULL,
-                            *k_svc = NULL, *k_set = NULL, *k_idem = NULL, *idem_val = NULL, *created = NULL,
-                            *limit = NULL, *chan = NULL, *wake = NULL, *prefix = NULL;
-        _cleanup_reply_ redisReply *rep = NULL;
-        struct rollout_strategy st;
-        char id[21], err[512], hash[65];
-        redisContext *c;
-        int r;
+        char err[512];
 
-        if (!body_service_version(req, &service, &version))
-                return;
+        if (!body_service_version(req, &ret->service, &ret->version))
+                return false;
         if (migrate && !json_is_boolean(migrate)) {
                 http_reply_error(req, 400, "bad_request", "migrate: expected true or false");
-                return;
+                return false;
         }
-        if (rollout_strategy_from_json(json_object_get(req->json, "strategy"), &st, err, sizeof err) < 0) {
+        if (rollout_strategy_from_json(json_object_get(req->json, "strategy"), &ret->strategy, err, sizeof err) < 0) {
                 http_reply_error(req, 400, "bad_request", "%s", err);
-                return;
+                return false;
         }
         if (idem) {
                 size_t l = strlen(idem);
@@ -285,90 +247,112 @@ void api_deployments_create(struct request *req) {
                         http_reply_error(req, 400, "bad_request",
                                          "Idempotency-Key: 1-%d printable characters without spaces",
                                          IDEMPOTENCY_KEY_MAX);
-                        return;
+                        return false;
                 }
         }
+        ret->idem = idem;
+        ret->migrate = !migrate || json_is_true(migrate);
+        return true;
+}
+
+/* Run create_script for d; 0 with its reply, or -errno (answer sent). */
+static int create_send(struct request *req, redisContext *c, const struct create_args *a, const struct rollout *d,
+                       redisReply **ret) {
+        const char *ns = req->s->ns;
+        _cleanup_json_ json_t *doc = rollout_to_json(d, true);
+        _cleanup_free_ char *doc_s = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL,
+                            *ev = first_event(d, req->token_name), *k_active = key_active(ns, a->service),
+                            *k_rec = key_deployment(ns, d->id), *k_ev = key_deployment_events(ns, d->id),
+                            *k_all = key_deployments(ns), *k_svc = key_deployments_service(ns, a->service),
+                            *k_set = key_deployments_active(ns), *k_idem = NULL,
+                            *idem_val = strdup_printf("%s %s %s", d->id, a->service, a->version),
+                            *created = strdup_printf("%" PRId64, d->created_at),
+                            *limit = strdup_printf("%" PRId64, req->s->cfg.history_limit),
+                            *chan = key_deployment_events_channel(ns), *wake = key_deployment_wake(ns),
+                            *prefix = key_deployment(ns, "");
+        char err[512], hash[65];
+        int r;
+
+        sha256_hex(a->idem ? a->idem : "", a->idem ? strlen(a->idem) : 0, hash);
+        k_idem = key_idempotency(ns, hash);
+        if (!doc_s || !ev || !k_active || !k_rec || !k_ev || !k_all || !k_svc || !k_set || !k_idem || !idem_val ||
+            !created || !limit || !chan || !wake || !prefix) {
+                http_reply_error(req, 500, "internal", "out of memory");
+                return -ENOMEM;
+        }
+        const char *argv[] = { "EVAL", create_script, "7", k_active, k_rec, k_ev, k_all, k_svc, k_set, k_idem, d->id,
+                               doc_s, created, a->service, a->idem ? "1" : "0", idem_val, ev, limit, chan, wake,
+                               prefix };
+        r = redis_commandargv(c, ret, err, sizeof err, (int) ELEMENTSOF(argv), argv, NULL);
+        if (r < 0)
+                redis_failed(req, "deployments", r, err);
+        return r;
+}
+
+/* A retried request: "ID SERVICE VERSION" of the first one with this key. */
+static void create_idempotent(struct request *req, redisContext *c, const struct create_args *a,
+                              const char *first) {
+        char prev_id[NAME_MAX_LEN + 1] = "", prev_service[NAME_MAX_LEN + 1] = "";
+        const char *q = strchr(first, ' ');
+        const char *q2 = q ? strchr(q + 1, ' ') : NULL;
+
+        if (q && q2 && (size_t) (q - first) <= NAME_MAX_LEN && (size_t) (q2 - q - 1) <= NAME_MAX_LEN) {
+                memcpy(prev_id, first, (size_t) (q - first));
+                memcpy(prev_service, q + 1, (size_t) (q2 - q - 1));
+        }
+        if (!*prev_id || strcmp(prev_service, a->service) != 0 || strcmp(q2 + 1, a->version) != 0) {
+                http_reply_error(req, 422, "unprocessable", "Idempotency-Key was already used for another request (%s)",
+                                 *prev_id ? prev_id : "?");
+                return;
+        }
+        log_info("Deployment %s returned again for a retried request (Idempotency-Key)", prev_id);
+        reply_record(req, c, 201, prev_id);
+}
+
+void api_deployments_create(struct request *req) {
+        struct server *s = req->s;
+        _cleanup_(rollout_freep) struct rollout *d = NULL;
+        _cleanup_reply_ redisReply *rep = NULL;
+        struct create_args a;
+        char id[21];
+        redisContext *c;
+
+        if (!create_parse(req, &a))
+                return;
         if (!atomic_load(&s->redis_up) || !fleet_is_synced(s->fleet)) {
                 http_reply_unavailable(req, "deployments");
                 return;
         }
-        if (!service_has_instances(req, service)) {
-                http_reply_error(req, 422, "unprocessable", "service '%s' has no running instances", service);
+        if (!service_has_instances(req, a.service)) {
+                http_reply_error(req, 422, "unprocessable", "service '%s' has no running instances", a.service);
                 return;
         }
         if (random_hex(id, 10) < 0) {
                 http_reply_error(req, 500, "internal", "no randomness");
                 return;
         }
-        r = rollout_new(id, service, version, &st, !migrate || json_is_true(migrate), req->token_name,
-                        (int64_t) now_realtime_msec(), &d);
-        if (r < 0) {
+        if (rollout_new(id, a.service, a.version, &a.strategy, a.migrate, req->token_name,
+                        (int64_t) now_realtime_msec(), &d) < 0) {
                 http_reply_error(req, 500, "internal", "out of memory");
                 return;
         }
-        doc = rollout_to_json(d, true);
-        doc_s = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        ev = first_event(d, req->token_name);
-        sha256_hex(idem ? idem : "", idem ? strlen(idem) : 0, hash);
-        k_active = key_active(s->ns, service);
-        k_rec = key_deployment(s->ns, id);
-        k_ev = key_deployment_events(s->ns, id);
-        k_all = key_deployments(s->ns);
-        k_svc = key_deployments_service(s->ns, service);
-        k_set = key_deployments_active(s->ns);
-        k_idem = key_idempotency(s->ns, hash);
-        idem_val = strdup_printf("%s %s %s", id, service, version);
-        created = strdup_printf("%" PRId64, d->created_at);
-        limit = strdup_printf("%" PRId64, s->cfg.history_limit);
-        chan = key_deployment_events_channel(s->ns);
-        wake = key_deployment_wake(s->ns);
-        prefix = strdup_printf("coord:{%s}:deployment:", s->ns);
-        if (!doc_s || !ev || !k_active || !k_rec || !k_ev || !k_all || !k_svc || !k_set || !k_idem || !idem_val ||
-            !created || !limit || !chan || !wake || !prefix) {
-                http_reply_error(req, 500, "internal", "out of memory");
+        if (!redis_ready(req, "deployments", &c) || create_send(req, c, &a, d, &rep) < 0)
                 return;
-        }
-        if (!redis_ready(req, "deployments", &c))
-                return;
-        const char *argv[] = { "EVAL", create_script, "7", k_active, k_rec, k_ev, k_all, k_svc, k_set, k_idem, id,
-                               doc_s, created, service, idem ? "1" : "0", idem_val, ev, limit, chan, wake, prefix };
-        r = redis_commandargv(c, &rep, err, sizeof err, (int) ELEMENTSOF(argv), argv, NULL);
-        if (r < 0) {
-                redis_failed(req, "deployments", r, err);
-                return;
-        }
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
             rep->element[1]->type != REDIS_REPLY_STRING) {
                 http_reply_error(req, 500, "internal", "unexpected reply from Redis");
                 return;
         }
-        const char *what = rep->element[0]->str, *other = rep->element[1]->str;
-        if (strcmp(what, "conflict") == 0) {
-                http_reply_error(req, 409, "conflict", "service %s has an active deployment: %s", service, other);
-                return;
+        if (strcmp(rep->element[0]->str, "conflict") == 0)
+                http_reply_error(req, 409, "conflict", "service %s has an active deployment: %s", a.service,
+                                 rep->element[1]->str);
+        else if (strcmp(rep->element[0]->str, "idempotent") == 0)
+                create_idempotent(req, c, &a, rep->element[1]->str);
+        else {
+                log_info("Deployment %s created: %s to %s (token %s)", id, a.service, a.version,
+                         req->token_name ? req->token_name : "-");
+                reply_record(req, c, 201, id);
         }
-        if (strcmp(what, "idempotent") == 0) {
-                /* "ID SERVICE VERSION" of the first request with this key. */
-                char prev_id[NAME_MAX_LEN + 1] = "", prev_service[NAME_MAX_LEN + 1] = "";
-                const char *p = other, *q = strchr(p, ' ');
-                const char *q2 = q ? strchr(q + 1, ' ') : NULL;
-                if (q && q2 && (size_t) (q - p) <= NAME_MAX_LEN && (size_t) (q2 - q - 1) <= NAME_MAX_LEN) {
-                        memcpy(prev_id, p, (size_t) (q - p));
-                        memcpy(prev_service, q + 1, (size_t) (q2 - q - 1));
-                }
-                if (!*prev_id || strcmp(prev_service, service) != 0 || strcmp(q2 + 1, version) != 0) {
-                        http_reply_error(req, 422, "unprocessable",
-                                         "Idempotency-Key was already used for another request (%s)",
-                                         *prev_id ? prev_id : "?");
-                        return;
-                }
-                log_info("Deployment %s returned again for a retried request (Idempotency-Key)", prev_id);
-                reply_record(req, c, 201, prev_id);
-                return;
-        }
-        log_info("Deployment %s created: %s to %s (token %s)", id, service, version,
-                 req->token_name ? req->token_name : "-");
-        reply_record(req, c, 201, id);
 }
 
 void api_deployments_list(struct request *req) {
@@ -627,14 +611,6 @@ void api_migrations_run(struct request *req) {
                                   "state", "queued", "requested_at", when));
 }
 
-static const char *field(redisReply *r, const char *name) {
-        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
-                if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
-                    r->element[i + 1]->type == REDIS_REPLY_STRING)
-                        return r->element[i + 1]->str;
-        return NULL;
-}
-
 static json_t *ms_time(const char *ms) {
         uint64_t v;
         char ts[40];
@@ -644,13 +620,32 @@ static json_t *ms_time(const char *ms) {
         return json_string(format_rfc3339(v * USEC_PER_MSEC, ts, sizeof ts));
 }
 
+/* The last migration run: m is the migration:SERVICE hash, res the command's
+ * result hash (empty while queued). */
+static json_t *migration_to_json(const char *service, const char *cmd, const redisReply *m, const redisReply *res) {
+        const char *finished = redis_reply_field(res, "finished_at"), *state = redis_reply_field(res, "state");
+        const char *dep = redis_reply_field(m, "deployment"), *exit_code = redis_reply_field(res, "exit_code");
+        int64_t code;
+
+        if (!finished)
+                state = state ? "running" : "queued";
+        return json_pack("{s:s,s:s?,s:s?,s:o,s:s?,s:s,s:s?,s:o,s:s?,s:s?,s:o,s:o}", "service", service, "version",
+                         redis_reply_field(m, "version"), "phase", redis_reply_field(m, "phase"), "deployment",
+                         dep && *dep ? json_string(dep) : json_null(), "instance", redis_reply_field(m, "instance"),
+                         "command", cmd, "state", state, "exit_code",
+                         finished && exit_code && parse_int64(exit_code, &code) == 0 ? json_integer((json_int_t) code)
+                                                                                    : json_null(),
+                         "output", redis_reply_field(res, "output"), "error", redis_reply_field(res, "error"),
+                         "requested_at", ms_time(redis_reply_field(m, "requested_at")), "finished_at",
+                         ms_time(finished));
+}
+
 void api_migrations_get(struct request *req) {
         _cleanup_free_ char *k = key_migration(req->s->ns, req->param), *kc = NULL;
         _cleanup_reply_ redisReply *m = NULL, *res = NULL;
-        const char *cmd, *state, *dep, *exit_code;
+        const char *cmd;
         char err[256];
         redisContext *c;
-        int64_t code;
         int r;
 
         if (!k) {
@@ -664,7 +659,7 @@ void api_migrations_get(struct request *req) {
                 redis_failed(req, "migrations", r, err);
                 return;
         }
-        cmd = field(m, "command");
+        cmd = redis_reply_field(m, "command");
         if (!cmd || !name_is_valid(cmd)) {
                 http_reply_error(req, 404, "not_found", "no migration has run for service '%s'", req->param);
                 return;
@@ -679,17 +674,5 @@ void api_migrations_get(struct request *req) {
                 redis_failed(req, "migrations", r, err);
                 return;
         }
-        state = field(res, "finished_at") ? field(res, "state") : field(res, "state") ? "running" : "queued";
-        dep = field(m, "deployment");
-        exit_code = field(res, "exit_code");
-        json_t *j = json_pack("{s:s,s:s?,s:s?,s:o,s:s?,s:s,s:s?,s:o,s:s?,s:s?,s:o,s:o}", "service", req->param,
-                              "version", field(m, "version"), "phase", field(m, "phase"), "deployment",
-                              dep && *dep ? json_string(dep) : json_null(), "instance", field(m, "instance"),
-                              "command", cmd, "state", state, "exit_code",
-                              exit_code && parse_int64(exit_code, &code) == 0 && field(res, "finished_at")
-                                      ? json_integer((json_int_t) code)
-                                      : json_null(),
-                              "output", field(res, "output"), "error", field(res, "error"), "requested_at",
-                              ms_time(field(m, "requested_at")), "finished_at", ms_time(field(res, "finished_at")));
-        http_reply_json(req, 200, j);
+        http_reply_json(req, 200, migration_to_json(req->param, cmd, m, res));
 }

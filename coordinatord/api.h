@@ -8,8 +8,6 @@
 
 extern const struct route api_routes[];
 extern const size_t api_n_routes;
-/* Route labels for metrics, indexed like api_routes. */
-extern const char *const api_route_labels[];
 
 void api_health_live(struct request *req);
 void api_health_ready(struct request *req);

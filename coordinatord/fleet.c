@@ -11,6 +11,7 @@
 #include "keys.h"
 #include "leader.h"
 #include "log.h"
+#include "redis.h"
 #include "redis_client.h"
 #include "strutil.h"
 
@@ -396,16 +397,8 @@ static void inst_update_lost(struct fleet *f, struct fl_inst *x) {
                 x->lost_published = false;
 }
 
-static char *reply_field(redisReply *r, const char *name) {
-        for (size_t i = 0; i + 1 < r->elements; i += 2)
-                if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
-                    r->element[i + 1]->type == REDIS_REPLY_STRING)
-                        return r->element[i + 1]->str;
-        return NULL;
-}
-
 static char *dup_field(redisReply *r, const char *name) {
-        const char *v = reply_field(r, name);
+        const char *v = redis_reply_field(r, name);
         return v ? strndup(v, 256) : NULL;
 }
 
@@ -457,13 +450,13 @@ static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
         ni->version = dup_field(reply, "version");
         ni->state = dup_field(reply, "state");
         ni->health = dup_field(reply, "health");
-        const char *v = reply_field(reply, "config_version");
+        const char *v = redis_reply_field(reply, "config_version");
         if (!v || parse_int64(v, &ni->config_version) < 0)
                 ni->config_version = 0;
-        v = reply_field(reply, "ttl_ms");
+        v = redis_reply_field(reply, "ttl_ms");
         if (!v || parse_int64(v, &ni->ttl_ms) < 0 || ni->ttl_ms <= 0)
                 ni->ttl_ms = FLEET_DEFAULT_TTL_MS;
-        v = reply_field(reply, "last_seen");
+        v = redis_reply_field(reply, "last_seen");
         int64_t ls;
         if (v && parse_int64(v, &ls) == 0 && ls > x->last_seen_ms) {
                 x->last_seen_ms = ls;

@@ -29,6 +29,7 @@ typedef void (*route_handler)(struct request *req);
 struct route {
         const char *method;
         const char *pattern;        /* "/v1/instances/{}/drain": "{}" is one path parameter */
+        const char *label;          /* for metrics: "/v1/instances/{id}/drain" */
         enum role role;             /* ROLE_NONE: no token needed */
         route_handler handler;
         const char *const *query;   /* allowed query parameters (NULL-terminated), or NULL */

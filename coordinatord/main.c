@@ -213,7 +213,7 @@ int main(int argc, char **argv) {
                 goto finish;
         }
 
-        metrics_init(api_route_labels, api_n_routes);
+        metrics_init(api_routes, api_n_routes);
         rconn_setup(s.url);
         r = httpd_start(&s, api_routes, api_n_routes, &s.httpd);
         if (r < 0)

@@ -7,6 +7,7 @@
 
 #include "coordinatord.h"
 #include "fleet.h"
+#include "http.h"
 #include "leader.h"
 #include "macro.h"
 #include "metrics.h"
@@ -18,7 +19,7 @@ static const unsigned codes[] = { 200, 201, 202, 204, 400, 401, 403, 404, 405, 4
 static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
 #define N_BUCKETS ELEMENTSOF(buckets)
 
-static const char *const *route_names;
+static const struct route *routes;
 static size_t n_routes;
 static atomic_uint_fast64_t requests[METRICS_ROUTES_MAX + 1][ELEMENTSOF(codes) + 1];
 static atomic_uint_fast64_t hist[METRICS_ROUTES_MAX + 1][N_BUCKETS + 1];
@@ -36,8 +37,41 @@ static atomic_uint_fast64_t step_sum_ms[N_STEP_TYPES];
 static const char *const finished_states[] = { "succeeded", "failed", "reverted", "cancelled" };
 static atomic_uint_fast64_t deployments_finished[ELEMENTSOF(finished_states)];
 
-void metrics_init(const char *const *names, size_t n) {
-        route_names = names;
+/* The bucket of value among the upper bounds b[0..n-1]; n for +Inf. */
+static size_t bucket_of(const double *b, size_t n, double value) {
+        for (size_t i = 0; i < n; i++)
+                if (value <= b[i])
+                        return i;
+        return n;
+}
+
+/* One labelled series of a histogram: the cumulative buckets, +Inf, sum and
+ * count.  counts has n + 1 slots (the last is +Inf); sum is printed with
+ * sum_digits decimals. */
+static void render_histogram(FILE *f, const char *name, const char *label, const char *value, const double *b,
+                             size_t n, atomic_uint_fast64_t *counts, double sum, int sum_digits) {
+        uint64_t cum = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                cum += atomic_load_explicit(&counts[i], memory_order_relaxed);
+                fprintf(f, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value, b[i], (unsigned long long) cum);
+        }
+        cum += atomic_load_explicit(&counts[n], memory_order_relaxed);
+        fprintf(f, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value, (unsigned long long) cum);
+        fprintf(f, "%s_sum{%s=\"%s\"} %.*f\n", name, label, value, sum_digits, sum);
+        fprintf(f, "%s_count{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long) cum);
+}
+
+static uint64_t total_of(atomic_uint_fast64_t *counts, size_t n) {
+        uint64_t t = 0;
+
+        for (size_t i = 0; i <= n; i++)
+                t += atomic_load_explicit(&counts[i], memory_order_relaxed);
+        return t;
+}
+
+void metrics_init(const struct route *r, size_t n) {
+        routes = r;
         n_routes = n < METRICS_ROUTES_MAX ? n : METRICS_ROUTES_MAX;
 }
 
@@ -52,13 +86,8 @@ void metrics_http_observe(size_t route, unsigned code, uint64_t duration_usec) {
                         break;
                 }
         atomic_fetch_add_explicit(&requests[route][ci], 1, memory_order_relaxed);
-        size_t b = N_BUCKETS;
-        for (size_t i = 0; i < N_BUCKETS; i++)
-                if ((double) duration_usec / 1e6 <= buckets[i]) {
-                        b = i;
-                        break;
-                }
-        atomic_fetch_add_explicit(&hist[route][b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&hist[route][bucket_of(buckets, N_BUCKETS, (double) duration_usec / 1e6)], 1,
+                                  memory_order_relaxed);
         atomic_fetch_add_explicit(&hist_sum_usec[route], duration_usec, memory_order_relaxed);
 }
 
@@ -71,17 +100,12 @@ uint64_t metrics_lock_acquisitions(void) {
 }
 
 void metrics_rollout_step(const char *type, bool ok, uint64_t duration_ms) {
-        size_t t = N_STEP_TYPES - 1, b = N_STEP_BUCKETS;
+        size_t t = N_STEP_TYPES - 1, b = bucket_of(step_buckets, N_STEP_BUCKETS, (double) duration_ms / 1e3);
 
         for (size_t i = 0; type && i + 1 < N_STEP_TYPES; i++)
                 if (strcmp(step_types[i], type) == 0)
                         t = i;
         atomic_fetch_add_explicit(&steps_total[t][ok ? 1 : 0], 1, memory_order_relaxed);
-        for (size_t i = 0; i < N_STEP_BUCKETS; i++)
-                if ((double) duration_ms / 1e3 <= step_buckets[i]) {
-                        b = i;
-                        break;
-                }
         atomic_fetch_add_explicit(&step_hist[t][b], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&step_sum_ms[t], duration_ms, memory_order_relaxed);
 }
@@ -107,24 +131,13 @@ static void render_rollout(FILE *f) {
                                 (unsigned long long) atomic_load(&steps_total[t][ok]));
         fprintf(f, "# HELP coordinatord_rollout_step_duration_seconds Hook durations of deployment steps.\n"
                    "# TYPE coordinatord_rollout_step_duration_seconds histogram\n");
-        for (size_t t = 0; t < N_STEP_TYPES; t++) {
-                uint64_t cum = 0;
-                for (size_t b = 0; b < N_STEP_BUCKETS; b++) {
-                        cum += atomic_load(&step_hist[t][b]);
-                        fprintf(f, "coordinatord_rollout_step_duration_seconds_bucket{type=\"%s\",le=\"%g\"} %llu\n",
-                                step_types[t], step_buckets[b], (unsigned long long) cum);
-                }
-                cum += atomic_load(&step_hist[t][N_STEP_BUCKETS]);
-                fprintf(f, "coordinatord_rollout_step_duration_seconds_bucket{type=\"%s\",le=\"+Inf\"} %llu\n"
-                           "coordinatord_rollout_step_duration_seconds_sum{type=\"%s\"} %.3f\n"
-                           "coordinatord_rollout_step_duration_seconds_count{type=\"%s\"} %llu\n",
-                        step_types[t], (unsigned long long) cum, step_types[t],
-                        (double) atomic_load(&step_sum_ms[t]) / 1e3, step_types[t], (unsigned long long) cum);
-        }
+        for (size_t t = 0; t < N_STEP_TYPES; t++)
+                render_histogram(f, "coordinatord_rollout_step_duration_seconds", "type", step_types[t], step_buckets,
+                                 N_STEP_BUCKETS, step_hist[t], (double) atomic_load(&step_sum_ms[t]) / 1e3, 3);
 }
 
 static const char *route_label(size_t i) {
-        return i < n_routes ? route_names[i] : "unmatched";
+        return i < n_routes ? routes[i].label : "unmatched";
 }
 
 char *metrics_render(struct server *s) {
@@ -156,28 +169,10 @@ char *metrics_render(struct server *s) {
 
         fprintf(f, "# HELP coordinatord_http_request_duration_seconds HTTP request latency by route.\n"
                    "# TYPE coordinatord_http_request_duration_seconds histogram\n");
-        for (size_t r = 0; r <= n_routes; r++) {
-                uint64_t cum = 0, counts[N_BUCKETS + 1];
-                for (size_t b = 0; b <= N_BUCKETS; b++) {
-                        counts[b] = atomic_load_explicit(&hist[r][b], memory_order_relaxed);
-                        cum += counts[b];
-                }
-                if (cum == 0)
-                        continue;
-                cum = 0;
-                for (size_t b = 0; b < N_BUCKETS; b++) {
-                        cum += counts[b];
-                        fprintf(f, "coordinatord_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                                route_label(r), buckets[b], (unsigned long long) cum);
-                }
-                cum += counts[N_BUCKETS];
-                fprintf(f, "coordinatord_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-                        route_label(r), (unsigned long long) cum);
-                fprintf(f, "coordinatord_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_label(r),
-                        (double) atomic_load(&hist_sum_usec[r]) / 1e6);
-                fprintf(f, "coordinatord_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                        route_label(r), (unsigned long long) cum);
-        }
+        for (size_t r = 0; r <= n_routes; r++)
+                if (total_of(hist[r], N_BUCKETS) > 0)
+                        render_histogram(f, "coordinatord_http_request_duration_seconds", "route", route_label(r),
+                                         buckets, N_BUCKETS, hist[r], (double) atomic_load(&hist_sum_usec[r]) / 1e6, 6);
 
         fprintf(f, "# HELP coordinatord_instances Instances by service and state.\n"
                    "# TYPE coordinatord_instances gauge\n");

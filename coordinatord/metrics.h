@@ -13,9 +13,11 @@ struct server;
 
 #define METRICS_ROUTES_MAX 32
 
-/* Route labels by index (route index n_routes is "unmatched").  Call once
- * before the HTTP server starts; names must stay valid. */
-void metrics_init(const char *const *route_names, size_t n_routes);
+struct route;
+/* The routes whose labels the HTTP metrics use, by index (index n_routes is
+ * "unmatched").  Call once before the HTTP server starts; routes must stay
+ * valid. */
+void metrics_init(const struct route *routes, size_t n_routes);
 /* Record one finished request. */
 void metrics_http_observe(size_t route, unsigned code, uint64_t duration_usec);
 /* One more leadership acquisition. */

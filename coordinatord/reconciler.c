@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "command.h"
 #include "coordinatord.h"
+#include "depstore.h"
 #include "duration.h"
 #include "fleet.h"
 #include "keys.h"
@@ -244,43 +245,20 @@ static void take_members(struct reconciler *r, redisReply *reply) {
         r->set_ok = true;
 }
 
-/* The header, the revision and the instances, read in one atomic step. */
-static const char load_script[] =
-        "return {redis.call('HGET', KEYS[1], 'doc'), redis.call('HGET', KEYS[1], 'rev'), redis.call('HGETALL', KEYS[2])}\n";
-
 static void take_load(struct reconciler *r, struct rdep *x, redisReply *reply) {
         _cleanup_json_ json_t *j = NULL;
-        _cleanup_free_ const char **vals = NULL;
-        _cleanup_free_ size_t *lens = NULL;
         struct rollout *d = NULL;
-        redisReply *inst;
-        json_error_t jerr;
         char err[256];
         int64_t rev;
-        size_t n = 0;
+        int k;
 
         x->loading = false;
-        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-            reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_STRING ||
-            reply->element[2]->type != REDIS_REPLY_ARRAY || parse_int64(reply->element[1]->str, &rev) < 0)
-                return;
-        j = json_loadb(reply->element[0]->str, reply->element[0]->len, 0, &jerr);
-        if (!j) {
-                log_error("Deployment %s: unreadable record: %s", x->id, jerr.text);
-                return;
-        }
-        inst = reply->element[2];
-        vals = calloc(inst->elements / 2 + 1, sizeof *vals);
-        lens = calloc(inst->elements / 2 + 1, sizeof *lens);
-        if (!vals || !lens)
-                return;
-        for (size_t i = 0; i + 1 < inst->elements; i += 2)
-                if (inst->element[i + 1]->type == REDIS_REPLY_STRING) {
-                        vals[n] = inst->element[i + 1]->str;
-                        lens[n++] = inst->element[i + 1]->len;
-                }
-        if (rollout_json_attach_instances(j, vals, lens, n) < 0) {
-                log_error("Deployment %s: unreadable instance records", x->id);
+        if (!reply)
+                return; /* the connection dropped: the next pass loads it */
+        k = depstore_parse_read(reply, &j, &rev, NULL);
+        if (k < 0) {
+                if (k != -ENOENT)
+                        log_error("Deployment %s: unreadable record (%s)", x->id, strerror(-k));
                 return;
         }
         if (rollout_from_json(j, &d, err, sizeof err) < 0) {
@@ -507,107 +485,137 @@ static void argv_int(struct argv *a, int64_t v) {
         argv_own(a, strdup_printf("%" PRId64, v));
 }
 
-static int commit(struct reconciler *r, struct rdep *x, const struct leader_fence *fence,
-                  struct rollout_output *out, const char *consumed) {
-        struct server *s = r->s;
+/* KEYS and the fixed ARGV of commit_script. */
+static void commit_head(struct reconciler *r, struct rdep *x, const struct leader_fence *fence,
+                        const struct rollout_output *out, const char *consumed, json_t *doc, struct argv *a) {
+        const char *ns = r->s->ns;
         const struct rollout *d = x->d;
-        _cleanup_json_ json_t *doc = rollout_header_to_json(d, true);
-        struct argv a = {};
-        struct commit_op *o;
-        size_t nev = json_array_size(out->events), n_mig = 0;
+
+        argv_add(a, "EVAL");
+        argv_add(a, commit_script);
+        argv_own(a, strdup_printf("%zu", 8 + out->n_cmds));
+        argv_add(a, fence->lock_key);
+        argv_add(a, fence->fence_key);
+        argv_own(a, key_deployment(ns, d->id));
+        argv_own(a, key_deployment_events(ns, d->id));
+        argv_add(a, r->k_active);
+        argv_own(a, key_active(ns, d->service));
+        argv_own(a, key_migration(ns, d->service));
+        argv_own(a, key_deployment_instances(ns, d->id));
+        for (size_t i = 0; i < out->n_cmds; i++)
+                argv_own(a, key_agent_commands(ns, out->cmds[i].host));
+        argv_add(a, fence->token);
+        argv_own(a, strdup_printf("%" PRIu64, fence->term));
+        argv_int(a, x->rev);
+        argv_own(a, json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
+        argv_add(a, dep_state_to_string(d->state));
+        argv_add(a, dep_state_is_terminal(d->state) ? "1" : "0");
+        argv_add(a, d->id);
+        argv_add(a, r->k_events_channel);
+        argv_add(a, consumed ? consumed : "");
+}
+
+static void commit_events(const struct rollout_output *out, struct argv *a) {
         json_t *ev;
         size_t i;
-        int k;
 
-        if (!doc)
-                return -ENOMEM;
-        argv_add(&a, "EVAL");
-        argv_add(&a, commit_script);
-        argv_own(&a, strdup_printf("%zu", 8 + out->n_cmds));
-        argv_add(&a, fence->lock_key);
-        argv_add(&a, fence->fence_key);
-        argv_own(&a, key_deployment(s->ns, d->id));
-        argv_own(&a, key_deployment_events(s->ns, d->id));
-        argv_add(&a, r->k_active);
-        argv_own(&a, key_active(s->ns, d->service));
-        argv_own(&a, key_migration(s->ns, d->service));
-        argv_own(&a, key_deployment_instances(s->ns, d->id));
-        for (i = 0; i < out->n_cmds; i++)
-                argv_own(&a, key_agent_commands(s->ns, out->cmds[i].host ? out->cmds[i].host : "-"));
-        argv_add(&a, fence->token);
-        argv_own(&a, strdup_printf("%" PRIu64, fence->term));
-        argv_int(&a, x->rev);
-        argv_own(&a, json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER));
-        argv_add(&a, dep_state_to_string(d->state));
-        argv_add(&a, dep_state_is_terminal(d->state) ? "1" : "0");
-        argv_add(&a, d->id);
-        argv_add(&a, r->k_events_channel);
-        argv_add(&a, consumed ? consumed : "");
-        argv_int(&a, (int64_t) nev);
+        argv_int(a, (int64_t) json_array_size(out->events));
         json_array_foreach(out->events, i, ev)
-                argv_own(&a, json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER));
-        argv_int(&a, (int64_t) out->n_cmds);
-        for (i = 0; i < out->n_cmds; i++) {
+                argv_own(a, json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER));
+}
+
+/* Per command: its JSON, the host's wake channel, its id. */
+static void commit_commands(struct reconciler *r, const struct rollout *d, const struct rollout_output *out,
+                            struct argv *a) {
+        argv_int(a, (int64_t) out->n_cmds);
+        for (size_t i = 0; i < out->n_cmds && !a->err; i++) {
                 const struct rollout_cmd *c = &out->cmds[i];
                 _cleanup_(command_freep) struct command *cmd = NULL;
-                if (!c->host || !name_is_valid(c->host)) {
-                        argv_done(&a);
-                        log_error("Deployment %s: instance %s has no valid host; cannot send %s", d->id, c->instance,
-                                  command_type_to_string(c->type));
-                        return -EINVAL;
-                }
+
                 if (command_new(c->type, c->instance, c->version, d->id, &cmd) < 0 ||
                     command_set_id(cmd, c->id) < 0 || (c->phase && command_set_phase(cmd, c->phase) < 0)) {
-                        argv_done(&a);
-                        return -ENOMEM;
+                        a->err = -ENOMEM;
+                        return;
                 }
-                argv_own(&a, command_encode(cmd));
-                argv_own(&a, key_agent_wake(s->ns, c->host));
-                argv_add(&a, c->id);
+                argv_own(a, command_encode(cmd));
+                argv_own(a, key_agent_wake(r->s->ns, c->host));
+                argv_add(a, c->id);
         }
-        for (i = 0; i < out->n_cmds; i++)
+}
+
+/* The service's migration record, when this step sends a migrate command
+ * (at most one per step). */
+static void commit_migration(struct reconciler *r, const struct rollout *d, const struct rollout_output *out,
+                             struct argv *a) {
+        const struct rollout_cmd *c = NULL;
+
+        for (size_t i = 0; i < out->n_cmds; i++)
                 if (out->cmds[i].type == COMMAND_MIGRATE)
-                        n_mig = i + 1; /* at most one per step; remember which */
-        if (n_mig) {
-                const struct rollout_cmd *c = &out->cmds[n_mig - 1];
-                argv_int(&a, 7);
-                argv_add(&a, "command");
-                argv_add(&a, c->id);
-                argv_add(&a, "service");
-                argv_add(&a, d->service);
-                argv_add(&a, "version");
-                argv_add(&a, d->version);
-                argv_add(&a, "phase");
-                argv_add(&a, c->phase ? c->phase : "all");
-                argv_add(&a, "instance");
-                argv_add(&a, c->instance);
-                argv_add(&a, "deployment");
-                argv_add(&a, d->id);
-                argv_add(&a, "requested_at");
-                argv_int(&a, r->now_ms);
-        } else
-                argv_int(&a, 0);
-        size_t n_dirty = 0;
-        for (i = 0; out->dirty && i < d->n_instances; i++)
-                n_dirty += out->dirty[i];
-        argv_int(&a, (int64_t) n_dirty);
-        for (i = 0; out->dirty && i < d->n_instances; i++) {
+                        c = &out->cmds[i];
+        if (!c) {
+                argv_int(a, 0);
+                return;
+        }
+        argv_int(a, 7);
+        argv_add(a, "command");
+        argv_add(a, c->id);
+        argv_add(a, "service");
+        argv_add(a, d->service);
+        argv_add(a, "version");
+        argv_add(a, d->version);
+        argv_add(a, "phase");
+        argv_add(a, c->phase ? c->phase : "all");
+        argv_add(a, "instance");
+        argv_add(a, c->instance);
+        argv_add(a, "deployment");
+        argv_add(a, d->id);
+        argv_add(a, "requested_at");
+        argv_int(a, r->now_ms);
+}
+
+/* The instances the step changed: id, JSON. */
+static void commit_instances(const struct rollout *d, const struct rollout_output *out, struct argv *a) {
+        size_t n = 0;
+
+        for (size_t i = 0; out->dirty && i < d->n_instances; i++)
+                n += out->dirty[i];
+        argv_int(a, (int64_t) n);
+        for (size_t i = 0; n > 0 && i < d->n_instances; i++) {
                 _cleanup_json_ json_t *xj = NULL;
                 if (!out->dirty[i])
                         continue;
                 xj = rollout_instance_to_json(&d->instances[i], true);
-                argv_add(&a, d->instances[i].id);
-                argv_own(&a, xj ? json_dumps(xj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL);
+                argv_add(a, d->instances[i].id);
+                argv_own(a, xj ? json_dumps(xj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL);
         }
-        if (a.err) {
-                argv_done(&a);
-                return a.err;
-        }
+}
 
-        o = calloc(1, sizeof *o);
-        if (!o) {
-                argv_done(&a);
+static int commit(struct reconciler *r, struct rdep *x, const struct leader_fence *fence,
+                  struct rollout_output *out, const char *consumed) {
+        const struct rollout *d = x->d;
+        _cleanup_json_ json_t *doc = rollout_header_to_json(d, true);
+        struct argv a = {};
+        struct commit_op *o;
+        int k;
+
+        if (!doc)
                 return -ENOMEM;
+        for (size_t i = 0; i < out->n_cmds; i++)
+                if (!out->cmds[i].host || !name_is_valid(out->cmds[i].host)) {
+                        log_error("Deployment %s: instance %s has no valid host; cannot send %s", d->id,
+                                  out->cmds[i].instance, command_type_to_string(out->cmds[i].type));
+                        return -EINVAL;
+                }
+        commit_head(r, x, fence, out, consumed, doc, &a);
+        commit_events(out, &a);
+        commit_commands(r, d, out, &a);
+        commit_migration(r, d, out, &a);
+        commit_instances(d, out, &a);
+        o = a.err ? NULL : calloc(1, sizeof *o);
+        if (!o) {
+                k = a.err ? a.err : -ENOMEM;
+                argv_done(&a);
+                return k;
         }
         o->r = r;
         o->gen = r->gen;
@@ -619,7 +627,7 @@ static int commit(struct reconciler *r, struct rdep *x, const struct leader_fenc
         o->n_res = x->n_res;
         x->res = NULL;
         x->n_res = x->cap_res = 0;
-        k = redis_client_commandargv(s->redis, on_commit, o, (int) a.n, a.v, NULL);
+        k = redis_client_commandargv(r->s->redis, on_commit, o, (int) a.n, a.v, NULL);
         argv_done(&a);
         if (k < 0) {
                 commit_op_free(o);
@@ -795,7 +803,8 @@ static void pass_start(struct reconciler *r) {
                         continue;
                 if (!x->d) {
                         if (!x->loading && send_op(r, OP_LOAD, x->id, NULL, 5,
-                                                   (const char *[]) { "EVAL", load_script, "2", kd, ki }) == 0)
+                                                   (const char *[]) { "EVAL", depstore_read_script, "2", kd,
+                                                                      ki }) == 0)
                                 x->loading = true;
                         continue;
                 }

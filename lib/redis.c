@@ -603,3 +603,11 @@ int redis_connect(const struct redis_url *u, uint64_t command_timeout_usec, redi
         *ret = TAKE_PTR(c);
         return 0;
 }
+
+const char *redis_reply_field(const redisReply *reply, const char *name) {
+        for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2)
+                if (reply->element[i]->type == REDIS_REPLY_STRING && strcmp(reply->element[i]->str, name) == 0 &&
+                    reply->element[i + 1]->type == REDIS_REPLY_STRING)
+                        return reply->element[i + 1]->str;
+        return NULL;
+}

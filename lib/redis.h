@@ -35,3 +35,7 @@ int redis_resolve_master(const struct redis_url *u, char **ret_host, int *ret_po
 int redis_command(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, const char *fmt, ...);
 int redis_commandargv(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, int argc,
                       const char **argv, const size_t *argvlen);
+
+/* The value of field name in an HGETALL reply (a flat field/value array), or
+ * NULL when absent, not a string, or reply is not an array.  Borrowed. */
+const char *redis_reply_field(const redisReply *reply, const char *name);
