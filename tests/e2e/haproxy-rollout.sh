@@ -161,22 +161,8 @@ set -e
 for i in 1 2 3; do
         eval "port=\$APP_PORT_$i"
         hook="$BIN/app-hook"
-        cat >"$COORD_TEST_DIR/agent-$i.json" <<JSON
-{
-  "redis": "$REDIS_URL",
-  "namespace": "$NS",
-  "host": "host-$i",
-  "heartbeat_interval": "300ms",
-  "state_dir": "$COORD_TEST_DIR/web-$i",
-  "services": [{
-    "name": "web", "instance": "web-$i", "address": "127.0.0.1:$port", "version": "1.0",
-    "health": {"http": "http://127.0.0.1:$port/health/ready", "interval": "100ms", "timeout": "1s",
-               "rise": 1, "fall": 1},
-    "hooks": {"drain": "$hook drain $i $port", "deploy": "$hook deploy $i $port",
-              "undrain": "$hook undrain $i $port", "timeout": "30s"}
-  }]
-}
-JSON
+        write_agent_config "$i" "$port" "{\"drain\": \"$hook drain $i $port\", \"deploy\": \"$hook deploy $i $port\",
+              \"undrain\": \"$hook undrain $i $port\", \"timeout\": \"30s\"}"
         agent_spawn "$i"
 done
 harness_wait_for 20 fleet_healthy 3 || fail "the fleet did not turn healthy: $(instances_summary)"

@@ -85,25 +85,31 @@ fleet_start() {
                 done
                 eval "APP_PORT_$i=$port"
                 hook="$COORD_TEST_DIR/bin/hook"
-                cat >"$COORD_TEST_DIR/agent-$i.json" <<JSON
-{
-  "redis": "$REDIS_URL",
-  "namespace": "$NS",
-  "host": "host-$i",
-  "heartbeat_interval": "${AGENT_HEARTBEAT:-300ms}",
-  "state_dir": "$d",
-  "services": [{
-    "name": "web", "instance": "web-$i", "address": "127.0.0.1:$port", "version": "1.0",
-    "health": {"http": "http://127.0.0.1:$port/health/ready", "interval": "100ms", "timeout": "1s",
-               "rise": 1, "fall": 1},
-    "hooks": {"drain": "$hook drain $d", "deploy": "$hook deploy $d", "undrain": "$hook undrain $d",
-              "migrate": "$hook migrate $d", "timeout": "60s"}
-  }]
-}
-JSON
+                write_agent_config "$i" "$port" "{\"drain\": \"$hook drain $d\", \"deploy\": \"$hook deploy $d\",
+              \"undrain\": \"$hook undrain $d\", \"migrate\": \"$hook migrate $d\", \"timeout\": \"60s\"}"
                 agent_spawn "$i"
         done
         harness_wait_for 20 fleet_healthy "$n" || fail "the fleet did not turn healthy: $(instances_summary)"
+}
+
+# write_agent_config I PORT HOOKS_JSON: agent-I.json for instance web-I (host-I,
+# state in web-I) of an app on PORT, probed over HTTP every 100 ms.
+write_agent_config() {
+        cat >"$COORD_TEST_DIR/agent-$1.json" <<JSON
+{
+  "redis": "$REDIS_URL",
+  "namespace": "$NS",
+  "host": "host-$1",
+  "heartbeat_interval": "${AGENT_HEARTBEAT:-300ms}",
+  "state_dir": "$COORD_TEST_DIR/web-$1",
+  "services": [{
+    "name": "web", "instance": "web-$1", "address": "127.0.0.1:$2", "version": "1.0",
+    "health": {"http": "http://127.0.0.1:$2/health/ready", "interval": "100ms", "timeout": "1s",
+               "rise": 1, "fall": 1},
+    "hooks": $3
+  }]
+}
+JSON
 }
 
 agent_spawn() {
