@@ -18,6 +18,12 @@ run=$(ctl --output json deploy web 3.0 --no-migrate --min-healthy-time 100ms --d
 ctl pause "$run" >/dev/null
 wait_dep "$run" paused 10
 
+# The bound: 20 ms.  Under ASan + UBSan (tests/run --sanitize sets ASAN_OPTIONS)
+# every request costs several times more CPU, so the bound is 100 ms there; a
+# worker thread held by a stream would still stall requests for seconds.
+limit=20
+[ -z "${ASAN_OPTIONS:-}" ] || limit=100
+
 attempt() {
         python3 "$top_srcdir/tests/util/sse-load.py" --url "$URL_COORD_A" --token "$TOKEN_DEPLOY" \
                 --deployment "$run" --streams 200 --replay "$fin" --replays 100 --requests 500 \
@@ -30,14 +36,14 @@ for try in 1 2; do
         if attempt; then
                 worst=$(awk '/ p99=/ { sub("p99=", "", $4); if ($4 + 0 > w) w = $4 + 0 } END { print w + 0 }' "$COORD_TEST_DIR/load.out")
                 sed 's/^/  | /' "$COORD_TEST_DIR/load.out"
-                if awk -v w="$worst" 'BEGIN { exit !(w < 20) }'; then ok=yes; break; fi
+                if awk -v w="$worst" -v l="$limit" 'BEGIN { exit !(w < l) }'; then ok=yes; break; fi
                 note "p99 $worst ms (try $try)"
         else
                 cat "$COORD_TEST_DIR/load.out" >&2
                 fail "the stream load failed"
         fi
 done
-[ "$ok" = yes ] || fail "p99 latency $worst ms with 200 streams open (want < 20 ms)"
+[ "$ok" = yes ] || fail "p99 latency $worst ms with 200 streams open (want < $limit ms)"
 grep -q "streams-open 200" "$COORD_TEST_DIR/load.out" || fail "not every stream stayed open"
 api GET /metrics | grep -q '^coordinatord_event_streams ' || fail "no coordinatord_event_streams metric"
 
