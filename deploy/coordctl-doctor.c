@@ -31,7 +31,6 @@
 #include "strutil.h"
 
 /* redis_url.h has no cleanup helper (coordctl-lock.c defines the same). */
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct redis_url *, redis_url_free)
 
 /* ======================================================================
  * Decisions (pure)
@@ -412,6 +411,15 @@ static const struct doctor_ns *ns_find(const struct doctor_ns *ns, size_t n, con
 static const char fix_ns[] =
         "; set the same \"namespace\" in coordinatord.json and agent.json (or COORD_NAMESPACE for both)";
 
+/* "HERE namespace 'FOCUS' but THERE 'a', 'b'; set the same namespace...": FAIL. */
+static enum doctor_status say_split(char *msg, size_t len, const char *here, const char *focus, const char *there,
+                                    const struct names *l) {
+        say(DOCTOR_FAIL, msg, len, "%s namespace '%s' but %s ", here, focus, there);
+        names_append(msg, len, l);
+        msg_append(msg, len, "%s", fix_ns);
+        return DOCTOR_FAIL;
+}
+
 static enum doctor_status namespaces_focus(const struct doctor_ns *ns, size_t n, const char *focus, char *msg,
                                            size_t len) {
         const struct doctor_ns *f = ns_find(ns, n, focus);
@@ -430,26 +438,16 @@ static enum doctor_status namespaces_focus(const struct doctor_ns *ns, size_t n,
                 return say(DOCTOR_OK, msg, len, "namespace '%s': %zu live instance%s and a leading coordinatord",
                            focus, f->alive, f->alive == 1 ? "" : "s");
         if (agents) {
-                if (oc.n > 0) {
-                        say(DOCTOR_FAIL, msg, len, "agents register in namespace '%s' but coordinatord runs in ",
-                            focus);
-                        names_append(msg, len, &oc);
-                        msg_append(msg, len, "%s", fix_ns);
-                        return DOCTOR_FAIL;
-                }
+                if (oc.n > 0)
+                        return say_split(msg, len, "agents register in", focus, "coordinatord runs in", &oc);
                 return say(DOCTOR_FAIL, msg, len,
                            "agents register in namespace '%s' but no coordinatord leads there%s; start coordinatord "
                            "with namespace '%s' on this Redis and database",
                            focus, f->fence ? " now (one did before)" : " (none ever did)", focus);
         }
         if (cd) {
-                if (oa.n > 0) {
-                        say(DOCTOR_FAIL, msg, len, "coordinatord runs in namespace '%s' but agents register in ",
-                            focus);
-                        names_append(msg, len, &oa);
-                        msg_append(msg, len, "%s", fix_ns);
-                        return DOCTOR_FAIL;
-                }
+                if (oa.n > 0)
+                        return say_split(msg, len, "coordinatord runs in", focus, "agents register in", &oa);
                 return say(DOCTOR_WARN, msg, len,
                            "coordinatord leads namespace '%s' but no agent is alive there (%zu registered) nor in "
                            "any other namespace; start coord-agent with namespace '%s'",
@@ -545,28 +543,35 @@ enum doctor_status doctor_check_namespaces(const struct doctor_ns *ns, size_t n,
         return st;
 }
 
+/* The first two config files (in order) whose namespaces differ; with mixed,
+ * only an agent/coordinatord pair counts. */
+static bool config_ns_differ(const struct doctor_config_ns *c, size_t n, bool mixed, size_t *ret_i, size_t *ret_j) {
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++)
+                        if (strcmp(c[i].ns, c[j].ns) != 0 && (!mixed || c[i].agent != c[j].agent)) {
+                                *ret_i = i;
+                                *ret_j = j;
+                                return true;
+                        }
+        return false;
+}
+
 enum doctor_status doctor_check_config_namespaces(const struct doctor_config_ns *c, size_t n, char *msg,
                                                   size_t len) {
-        const struct doctor_config_ns *x = NULL, *y = NULL;
+        const struct doctor_config_ns *x, *y;
+        size_t i, j;
 
         if (n < 2)
                 return say(DOCTOR_SKIP, msg, len, "fewer than two config files to compare");
-        /* Prefer an agent/coordinatord pair that differ: that is the mistake that matters. */
-        for (size_t i = 0; i < n && !x; i++)
-                for (size_t j = i + 1; j < n; j++)
-                        if (strcmp(c[i].ns, c[j].ns) != 0 && c[i].agent != c[j].agent) {
-                                x = c[i].agent ? &c[i] : &c[j];
-                                y = c[i].agent ? &c[j] : &c[i];
-                                break;
-                        }
-        for (size_t i = 0; i < n && !x; i++)
-                for (size_t j = i + 1; j < n; j++)
-                        if (strcmp(c[i].ns, c[j].ns) != 0) {
-                                x = &c[i];
-                                y = &c[j];
-                                break;
-                        }
-        if (!x)
+        /* Prefer an agent/coordinatord pair that differ (the agent named first):
+         * that is the mistake that matters. */
+        if (config_ns_differ(c, n, true, &i, &j)) {
+                x = c[i].agent ? &c[i] : &c[j];
+                y = c[i].agent ? &c[j] : &c[i];
+        } else if (config_ns_differ(c, n, false, &i, &j)) {
+                x = &c[i];
+                y = &c[j];
+        } else
                 return say(DOCTOR_OK, msg, len, "all %zu config files use namespace '%s'", n, c[0].ns);
         return say(DOCTOR_FAIL, msg, len,
                    "%s uses namespace '%s' but %s uses '%s': agents and coordinatords of one fleet need the same "
@@ -603,7 +608,7 @@ static void skew_append(char *msg, size_t len, const char *host, int64_t skew, b
 
 enum doctor_status doctor_check_skew(const struct doctor_skew *s, size_t n, char *msg, size_t len) {
         char list[DOCTOR_MESSAGE_MAX] = "";
-        size_t hosts = 0, bad = 0, listed = 0;
+        size_t hosts = 0, bad = 0;
         int64_t worst = 0;
         const char *worst_host = NULL;
         enum doctor_status st = DOCTOR_OK;
@@ -628,20 +633,19 @@ enum doctor_status doctor_check_skew(const struct doctor_skew *s, size_t n, char
                 }
                 if (abs64(m) <= DOCTOR_SKEW_WARN_MS)
                         continue;
-                bad++;
                 if (abs64(m) > DOCTOR_SKEW_FAIL_MS)
                         st = DOCTOR_FAIL;
                 else if (st == DOCTOR_OK)
                         st = DOCTOR_WARN;
-                if (listed < NAMES_SHOWN)
-                        skew_append(list, sizeof list, s[i].host, m, listed++ == 0);
+                if (++bad <= NAMES_SHOWN)
+                        skew_append(list, sizeof list, s[i].host, m, bad == 1);
         }
         if (bad == 0)
                 return say(DOCTOR_OK, msg, len, "%zu host%s within %d ms of Redis' clock (largest: %s, %+lld ms)",
                            hosts, hosts == 1 ? "" : "s", DOCTOR_SKEW_WARN_MS, worst_host, (long long) worst);
         say(st, msg, len, "agent host clocks off from Redis' clock: %s", list);
-        if (bad > listed)
-                msg_append(msg, len, " and %zu more host%s", bad - listed, bad - listed == 1 ? "" : "s");
+        if (bad > NAMES_SHOWN)
+                msg_append(msg, len, " and %zu more host%s", bad - NAMES_SHOWN, bad - NAMES_SHOWN == 1 ? "" : "s");
         msg_append(msg, len,
                    " (warn > %d ms, FAIL > %d ms: a quarter of the default 5 s leader lease); run NTP (chrony or "
                    "systemd-timesyncd) on %s",
@@ -670,9 +674,9 @@ enum doctor_status doctor_check_local_clock(int64_t offset_usec, uint64_t rtt_us
 /* ---- 6. health checks ---- */
 
 enum doctor_status doctor_check_probes(const struct doctor_probe *p, size_t n, char *msg, size_t len) {
-        size_t none = 0, unknown = 0, http = 0, tcp = 0, exec = 0;
-        struct names list = {};
-        char what[DOCTOR_MESSAGE_MAX / 2], shown[NAMES_SHOWN][2 * 64 + 16];
+        size_t unknown = 0, http = 0, tcp = 0, exec = 0;
+        struct names none = {}; /* without a health check: "ID' on 'HOST" */
+        char shown[NAMES_SHOWN][2 * 64 + 16];
 
         if (n == 0)
                 return say(DOCTOR_SKIP, msg, len, "no live instance to examine");
@@ -686,23 +690,21 @@ enum doctor_status doctor_check_probes(const struct doctor_probe *p, size_t n, c
                         tcp++;
                 else if (strcmp(k, "exec") == 0)
                         exec++;
-                else {
-                        none++;
-                        if (list.n < NAMES_SHOWN) {
-                                snprintf(shown[list.n], sizeof shown[list.n], "%.64s' on '%.64s", p[i].id,
-                                         p[i].host ? p[i].host : "?");
-                                names_add(&list, shown[list.n]);
-                        } else
-                                names_add(&list, NULL);
-                }
+                else if (none.n < NAMES_SHOWN) {
+                        snprintf(shown[none.n], sizeof shown[none.n], "%.64s' on '%.64s", p[i].id,
+                                 p[i].host ? p[i].host : "?");
+                        names_add(&none, shown[none.n]);
+                } else
+                        names_add(&none, NULL); /* counted, not shown */
         }
-        if (none > 0) {
-                say(DOCTOR_WARN, msg, len, "%zu instance%s without a health check (", none, none == 1 ? "" : "s");
-                names_append(msg, len, &list);
+        if (none.n > 0) {
+                say(DOCTOR_WARN, msg, len, "%zu instance%s without a health check (", none.n,
+                    none.n == 1 ? "" : "s");
+                names_append(msg, len, &none);
                 msg_append(msg, len,
                            "): %s healthy as soon as %s, so a deployment cannot tell a broken version; add "
                            "\"health\": {\"http\": ...} (or tcp, exec) to the service in agent.json",
-                           none == 1 ? "it counts as" : "they count as", none == 1 ? "it starts" : "they start");
+                           none.n == 1 ? "it counts as" : "they count as", none.n == 1 ? "it starts" : "they start");
                 return DOCTOR_WARN;
         }
         if (unknown == n)
@@ -710,8 +712,8 @@ enum doctor_status doctor_check_probes(const struct doctor_probe *p, size_t n, c
                            "%zu live instance%s do%s not publish a \"probe\" field (agents older than this check, or "
                            "registered by something else)",
                            n, n == 1 ? "" : "s", n == 1 ? "es" : "");
-        snprintf(what, sizeof what, "http %zu, tcp %zu, exec %zu", http, tcp, exec);
-        say(DOCTOR_OK, msg, len, "every live instance has a health check (%s)", what);
+        say(DOCTOR_OK, msg, len, "every live instance has a health check (http %zu, tcp %zu, exec %zu)", http, tcp,
+            exec);
         if (unknown > 0)
                 msg_append(msg, len, "; %zu do%s not say (older agents)", unknown, unknown == 1 ? "es" : "");
         return DOCTOR_OK;
@@ -1064,8 +1066,7 @@ struct ns_fact {
 struct inst_fact {
         size_t ns; /* index into redis_facts.ns */
         char *id, *host, *probe;
-        int64_t last_seen, ttl_ms, pttl, now_ms;
-        bool has_last_seen;
+        int64_t last_seen, ttl_ms, pttl, now_ms; /* -1 where unknown */
 };
 
 struct redis_facts {
@@ -1268,32 +1269,37 @@ static const char *short_error(char *err) {
         return err;
 }
 
-/* TIME as microseconds; -errno. */
-static int redis_time_usec(redisContext *c, int64_t *ret) {
-        _cleanup_reply_ redisReply *rep = NULL;
-        char err[256];
+/* A reply to TIME as microseconds; -EPROTO when it is not one. */
+static int time_reply_usec(const redisReply *rep, int64_t *ret) {
         int64_t s, us;
 
-        if (redis_command(c, &rep, err, sizeof err, "TIME") < 0)
-                return -EIO;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
-            rep->element[1]->type != REDIS_REPLY_STRING || parse_int64(rep->element[0]->str, &s) < 0 ||
-            parse_int64(rep->element[1]->str, &us) < 0)
+        if (reply_is_error(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING ||
+            parse_int64(rep->element[0]->str, &s) < 0 || parse_int64(rep->element[1]->str, &us) < 0)
                 return -EPROTO;
         *ret = s * 1000000 + us;
         return 0;
 }
 
+/* TIME as microseconds; -errno. */
+static int redis_time_usec(redisContext *c, int64_t *ret) {
+        _cleanup_reply_ redisReply *rep = NULL;
+        char err[256];
+
+        if (redis_command(c, &rep, err, sizeof err, "TIME") < 0)
+                return -EIO;
+        return time_reply_usec(rep, ret);
+}
+
 /* ---- Redis: server ---- */
 
-static void check_redis_server(struct doctor_report *rep, redisContext *c, const char *where, const char *source) {
-        char err[512] = "", buf[128], msg[DOCTOR_MESSAGE_MAX];
-        _cleanup_free_ char *server = NULL;
+/* Round trip and role ("redis"). */
+static void check_redis_role(struct doctor_report *rep, redisContext *c, const char *where, const char *source) {
+        char err[512] = "", msg[DOCTOR_MESSAGE_MAX];
         _cleanup_reply_ redisReply *role = NULL;
         uint64_t best = UINT64_MAX;
         enum doctor_status st = DOCTOR_OK;
         const char *role_name = NULL;
-        int lmove = -1;
 
         for (int i = 0; i < 3; i++) {
                 _cleanup_reply_ redisReply *pong = NULL;
@@ -1315,11 +1321,16 @@ static void check_redis_server(struct doctor_report *rep, redisContext *c, const
                 msg_append(msg, sizeof msg, ": coord writes to a replica fail; give the master (or the Sentinels "
                                             "with serviceName=)");
         (void) doctor_report_add(rep, "redis", st, msg);
+}
 
-        server = redis_info(c, "server", err, sizeof err);
-        if (server && !info_field(server, "redis_version", buf, sizeof buf))
-                server = mfree(server);
-        if (!server) {
+/* "redis-version" from INFO server (server: its text, NULL when refused), else
+ * whether Redis knows LMOVE. */
+static void check_redis_version(struct doctor_report *rep, redisContext *c, const char *server) {
+        char buf[128], msg[DOCTOR_MESSAGE_MAX];
+        const char *version = server && info_field(server, "redis_version", buf, sizeof buf) ? buf : NULL;
+        int lmove = -1;
+
+        if (!version) {
                 /* LMOVE on a key that does not exist changes nothing; Redis < 6.2 does not know it. */
                 _cleanup_reply_ redisReply *lm = NULL;
                 char lerr[256] = "";
@@ -1327,15 +1338,15 @@ static void check_redis_server(struct doctor_report *rep, redisContext *c, const
                                       "LMOVE coord:{doctor}:lmove-probe coord:{doctor}:lmove-probe LEFT LEFT");
                 lmove = r == 0 ? 1 : strstr(lerr, "unknown command") ? 0 : -1;
         }
-        st = doctor_check_version(server ? buf : NULL, lmove, msg, sizeof msg);
-        (void) doctor_report_add(rep, "redis-version", st, msg);
+        (void) doctor_report_add(rep, "redis-version", doctor_check_version(version, lmove, msg, sizeof msg), msg);
 }
 
-static void check_persistence(struct doctor_report *rep, redisContext *c) {
+/* server: the INFO server text (for uptime_in_seconds), NULL when refused. */
+static void check_persistence(struct doctor_report *rep, redisContext *c, const char *server) {
         struct doctor_persistence p = { .aof_enabled = -1, .rdb_changes_since_last_save = -1,
                                         .rdb_last_save_time = -1, .rdb_saves = -1, .uptime_s = -1 };
         char aof[16], save[256], err[512] = "", msg[DOCTOR_MESSAGE_MAX];
-        _cleanup_free_ char *pers = NULL, *server = NULL;
+        _cleanup_free_ char *pers = NULL;
         int64_t now;
 
         if (redis_config_get(c, "appendonly", aof, sizeof aof, err, sizeof err) == 0 &&
@@ -1354,7 +1365,6 @@ static void check_persistence(struct doctor_report *rep, redisContext *c) {
                                                   p.config_error, short_error(ierr));
                         return;
                 }
-                server = redis_info(c, "server", ierr, sizeof ierr);
                 p.aof_enabled = (int) info_int(pers, "aof_enabled");
                 p.rdb_changes_since_last_save = info_int(pers, "rdb_changes_since_last_save");
                 p.rdb_last_save_time = info_int(pers, "rdb_last_save_time");
@@ -1403,12 +1413,12 @@ static struct ns_fact *ns_get(struct redis_facts *f, const char *name, bool crea
         return &f->ns[f->n_ns++];
 }
 
-/* SCAN for the keys that show a namespace is used, bounded in calls and time.
- * Returns false when SCAN is not permitted. */
-static bool scan_namespaces(struct redis_facts *f, redisContext *c) {
+/* SCAN for the keys that show a namespace is used, bounded in calls and time;
+ * f->scan_complete stays false when SCAN is refused or stops early. */
+static void scan_namespaces(struct redis_facts *f, redisContext *c) {
         char cursor[32] = "0", err[512] = "";
         uint64_t deadline = now_usec() + DOCTOR_SCAN_USEC;
-        size_t calls = 0, keys = 0;
+        size_t calls = 0;
         bool overflow = false;
 
         do {
@@ -1417,7 +1427,7 @@ static bool scan_namespaces(struct redis_facts *f, redisContext *c) {
                         snprintf(f->scan_note, sizeof f->scan_note, "SCAN not permitted (%s): looked only at the "
                                  "namespaces named by --namespace, --config, COORD_NAMESPACE and 'default'",
                                  short_error(err));
-                        return false;
+                        return;
                 }
                 if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
                     rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY)
@@ -1431,7 +1441,6 @@ static bool scan_namespaces(struct redis_facts *f, redisContext *c) {
 
                         if (k->type != REDIS_REPLY_STRING)
                                 continue;
-                        keys++;
                         kind = doctor_classify_key(k->str, name, sizeof name);
                         if (kind == 0)
                                 continue;
@@ -1453,17 +1462,16 @@ static bool scan_namespaces(struct redis_facts *f, redisContext *c) {
                 snprintf(f->scan_note, sizeof f->scan_note, "%s", overflow
                          ? "more than 64 namespaces: only the first 64 are judged"
                          : "the key scan stopped early (over a million keys or 3 s): namespaces may be missing");
-        return true;
 }
 
-/* Per namespace: the leader lock, its fence and holder, and the instance ids
- * (the most recent DOCTOR_NS_INSTANCES_MAX). */
-static int read_namespace(redisContext *c, struct ns_fact *n, char ***ret_ids, size_t *ret_n) {
+/* Per namespace: the leader lock, its fence and holder; into *ret_ids the
+ * ZRANGE reply of its instance ids (the most recent DOCTOR_NS_INSTANCES_MAX),
+ * NULL when they could not be read.  0 or -ENOMEM. */
+static int read_namespace(redisContext *c, struct ns_fact *n, redisReply **ret_ids) {
         _cleanup_free_ char *kl = key_lock(n->name, "leader"), *kf = key_lock_fence(n->name, "leader"),
                             *kh = key_lock_holder(n->name, "leader"), *ki = key_instances(n->name);
         _cleanup_reply_ redisReply *rl = NULL, *rf = NULL, *rh = NULL, *rz = NULL;
         char err[512];
-        char **ids;
 
         if (!kl || !kf || !kh || !ki)
                 return -ENOMEM;
@@ -1476,27 +1484,11 @@ static int read_namespace(redisContext *c, struct ns_fact *n, char ***ret_ids, s
                 n->holder = strndup(rh->str, MIN(rh->len, (size_t) 256));
         }
         /* ZRANGE with negative indexes: the newest, and +zrange is all the minimal ACL user has. */
-        if (redis_command(c, &rz, err, sizeof err, "ZRANGE %s -%d -1", ki, DOCTOR_NS_INSTANCES_MAX) < 0 ||
-            rz->type != REDIS_REPLY_ARRAY) {
+        if (redis_command(c, &rz, err, sizeof err, "ZRANGE %s -%d -1", ki, DOCTOR_NS_INSTANCES_MAX) == 0 &&
+            rz->type == REDIS_REPLY_ARRAY)
+                *ret_ids = TAKE_PTR(rz);
+        else
                 *ret_ids = NULL;
-                *ret_n = 0;
-                return 0;
-        }
-        ids = calloc(rz->elements + 1, sizeof(char *));
-        if (!ids)
-                return -ENOMEM;
-        size_t k = 0;
-        for (size_t i = 0; i < rz->elements; i++)
-                if (rz->element[i]->type == REDIS_REPLY_STRING && name_is_valid(rz->element[i]->str))
-                        if (!(ids[k++] = strdup(rz->element[i]->str))) {
-                                for (size_t j = 0; j < k - 1; j++)
-                                        free(ids[j]);
-                                free(ids);
-                                return -ENOMEM;
-                        }
-        n->instances = k;
-        *ret_ids = ids;
-        *ret_n = k;
         return 0;
 }
 
@@ -1517,10 +1509,11 @@ static int64_t reply_int_str(redisReply *r) {
 /* One pipelined batch: TIME, then per instance HMGET of its hash and PTTL of
  * its alive key.  TIME and the PTTLs run back to back on the server, so the
  * write time computed from a PTTL is on the same clock as that TIME. */
-static int read_instances_batch(struct redis_facts *f, redisContext *c, struct ns_fact *n, char **ids, size_t cnt) {
+static int read_instances_batch(struct redis_facts *f, redisContext *c, struct ns_fact *n, const char *const *ids,
+                                size_t cnt) {
         size_t sent = 0, total = 1 + 2 * cnt;
         redisReply **reps = calloc(total, sizeof *reps);
-        int64_t now_ms = -1;
+        int64_t now_ms = -1, now_us;
         int r = 0;
 
         if (!reps)
@@ -1547,11 +1540,8 @@ static int read_instances_batch(struct redis_facts *f, redisContext *c, struct n
                 }
                 reps[i] = p;
         }
-        if (r == 0 && !reply_is_error(reps[0]) && reps[0]->type == REDIS_REPLY_ARRAY && reps[0]->elements == 2) {
-                int64_t s = reply_int_str(reps[0]->element[0]), us = reply_int_str(reps[0]->element[1]);
-                if (s >= 0 && us >= 0)
-                        now_ms = s * 1000 + us / 1000;
-        }
+        if (r == 0 && time_reply_usec(reps[0], &now_us) == 0)
+                now_ms = now_us / 1000;
         for (size_t i = 0; r == 0 && i < cnt; i++) {
                 redisReply *h = reps[1 + 2 * i], *t = reps[2 + 2 * i];
                 struct inst_fact *x;
@@ -1575,7 +1565,6 @@ static int read_instances_batch(struct redis_facts *f, redisContext *c, struct n
                         .pttl = t->integer,
                         .now_ms = now_ms,
                 };
-                x->has_last_seen = x->last_seen > 0 && now_ms > 0;
                 f->n_inst++;
                 if (!x->id) {
                         r = -ENOMEM;
@@ -1589,9 +1578,32 @@ static int read_instances_batch(struct redis_facts *f, redisContext *c, struct n
         return r;
 }
 
+/* The instances named in ids (a ZRANGE reply; invalid names skipped), counted
+ * into n->instances and read DOCTOR_BATCH a round trip. */
+static int read_instances(struct redis_facts *f, redisContext *c, struct ns_fact *n, const redisReply *ids) {
+        const char *batch[DOCTOR_BATCH];
+        size_t k = 0;
+        int r = 0;
+
+        for (size_t i = 0; i < ids->elements && r == 0; i++) {
+                const redisReply *e = ids->element[i];
+
+                if (e->type != REDIS_REPLY_STRING || !name_is_valid(e->str))
+                        continue;
+                n->instances++;
+                batch[k++] = e->str;
+                if (k == DOCTOR_BATCH) {
+                        r = read_instances_batch(f, c, n, batch, k);
+                        k = 0;
+                }
+        }
+        if (r == 0 && k > 0)
+                r = read_instances_batch(f, c, n, batch, k);
+        return r;
+}
+
 static int collect_namespaces(struct redis_facts *f, redisContext *c, const struct doctor_args *a,
                               const struct loaded_config *cfgs, size_t n_cfgs) {
-        const char *env = getenv("COORD_NAMESPACE");
         int r;
 
         f->inst = calloc(DOCTOR_INSTANCES_MAX, sizeof *f->inst);
@@ -1603,24 +1615,16 @@ static int collect_namespaces(struct redis_facts *f, redisContext *c, const stru
                 (void) ns_get(f, a->ns, true);
         for (size_t i = 0; i < n_cfgs; i++)
                 (void) ns_get(f, cfgs[i].cfg.ns, true);
-        if (env && *env)
-                (void) ns_get(f, env, true);
+        (void) ns_get(f, namespace_default(), true); /* $COORD_NAMESPACE when valid */
         (void) ns_get(f, "default", true);
-        if (!scan_namespaces(f, c))
-                f->scan_complete = false;
+        scan_namespaces(f, c);
 
         for (size_t i = 0; i < f->n_ns; i++) {
-                char **ids = NULL;
-                size_t n_ids = 0;
+                _cleanup_reply_ redisReply *ids = NULL;
 
-                r = read_namespace(c, &f->ns[i], &ids, &n_ids);
-                if (r < 0)
-                        return r;
-                for (size_t k = 0; k < n_ids && r == 0; k += DOCTOR_BATCH)
-                        r = read_instances_batch(f, c, &f->ns[i], ids + k, MIN((size_t) DOCTOR_BATCH, n_ids - k));
-                for (size_t k = 0; k < n_ids; k++)
-                        free(ids[k]);
-                free(ids);
+                r = read_namespace(c, &f->ns[i], &ids);
+                if (r == 0 && ids)
+                        r = read_instances(f, c, &f->ns[i], ids);
                 if (r < 0)
                         return r;
         }
@@ -1659,7 +1663,7 @@ static int check_instances(struct doctor_report *rep, const struct redis_facts *
                         continue;
                 pr[np++] = (struct doctor_probe) { .id = safe_name(x->id), .host = safe_name(x->host),
                                                    .probe = x->probe };
-                if (x->has_last_seen)
+                if (x->last_seen > 0 && x->now_ms > 0)
                         sk[ns++] = (struct doctor_skew) {
                                 .host = safe_name(x->host),
                                 .skew_ms = doctor_skew_ms(x->last_seen, x->ttl_ms, x->pttl, x->now_ms),
@@ -1726,7 +1730,7 @@ static bool check_redis(struct doctor_report *rep, struct redis_facts *f, const 
                         const char *source, const struct doctor_args *a, const struct loaded_config *cfgs,
                         size_t n_cfgs) {
         _cleanup_(redisFreep) redisContext *c = NULL;
-        _cleanup_free_ char *where = u ? redis_url_to_string_masked(u) : NULL;
+        _cleanup_free_ char *where = u ? redis_url_to_string_masked(u) : NULL, *server = NULL;
         char err[512] = "";
         int r;
 
@@ -1746,8 +1750,11 @@ static bool check_redis(struct doctor_report *rep, struct redis_facts *f, const 
                 return false;
         }
         f->connected = true;
-        check_redis_server(rep, c, where ? where : "Redis", source);
-        check_persistence(rep, c);
+        check_redis_role(rep, c, where ? where : "Redis", source);
+        /* Asked once: the version and, when CONFIG GET is refused, the uptime. */
+        server = redis_info(c, "server", err, sizeof err);
+        check_redis_version(rep, c, server);
+        check_persistence(rep, c, server);
         check_eviction(rep, c);
 
         r = collect_namespaces(f, c, a, cfgs, n_cfgs);
@@ -1904,6 +1911,13 @@ static bool check_coordinatord(struct doctor_report *rep, const struct coordctl_
 
 /* ---- files ---- */
 
+/* A systemd credential: it exists only while its unit runs, owned by the unit's user. */
+static bool path_is_credential(const char *path) {
+        static const char dir[] = "/run/credentials/";
+
+        return strncmp(path, dir, sizeof dir - 1) == 0;
+}
+
 static void check_one_file(struct doctor_report *rep, const char *path, const char *what, bool group_ok,
                            uid_t expected_uid, bool any_owner) {
         char msg[DOCTOR_MESSAGE_MAX], owner[64];
@@ -1912,7 +1926,7 @@ static void check_one_file(struct doctor_report *rep, const char *path, const ch
         struct stat st;
 
         if (stat(path, &st) < 0) {
-                if (errno == ENOENT && strncmp(path, "/run/credentials/", 17) == 0)
+                if (errno == ENOENT && path_is_credential(path))
                         (void) doctor_report_addf(rep, "secret-file", DOCTOR_SKIP,
                                                   "%s (%s) does not exist here: systemd credentials exist only "
                                                   "while their unit runs (check the LoadCredential= source file)",
@@ -1941,6 +1955,25 @@ static void check_one_file(struct doctor_report *rep, const char *path, const ch
         (void) doctor_report_add(rep, "secret-file", doctor_check_file(&df, msg, sizeof msg), msg);
 }
 
+/* Secrets written into the config itself (named, never shown): WARN, FAIL when
+ * everyone can read the file. */
+static void report_inline_secrets(struct doctor_report *rep, const struct loaded_config *lc) {
+        const struct doctor_config *c = &lc->cfg;
+        bool everyone = lc->st.st_mode & S_IROTH;
+        char msg[DOCTOR_MESSAGE_MAX];
+
+        snprintf(msg, sizeof msg, "%s holds ", lc->path);
+        for (size_t k = 0; k < c->n_inline && k < NAMES_SHOWN; k++)
+                msg_append(msg, sizeof msg, "%s%s", k == 0 ? "" : ", ", c->inline_secrets[k]);
+        if (c->n_inline > NAMES_SHOWN)
+                msg_append(msg, sizeof msg, " and %zu more", c->n_inline - NAMES_SHOWN);
+        msg_append(msg, sizeof msg,
+                   " inline%s; move %s to a file named by the *_file key (or a systemd credential)%s",
+                   everyone ? " and is readable by everyone" : "", c->n_inline == 1 ? "it" : "them",
+                   everyone ? ", and chmod 0600 the config" : "");
+        (void) doctor_report_add(rep, "inline-secret", everyone ? DOCTOR_FAIL : DOCTOR_WARN, msg);
+}
+
 static void check_files(struct doctor_report *rep, const struct loaded_config *cfgs, size_t n) {
         const char *tf = getenv("COORD_TOKEN_FILE");
         char what[KEYPATH_MAX + 128], msg[DOCTOR_MESSAGE_MAX];
@@ -1960,23 +1993,10 @@ static void check_files(struct doctor_report *rep, const struct loaded_config *c
                 for (size_t k = 0; k < c->n_files; k++) {
                         snprintf(what, sizeof what, "%s in %s", c->file_keys[k], cfgs[i].path);
                         check_one_file(rep, c->file_paths[k], what, c->file_group_ok[k], cfgs[i].st.st_uid,
-                                       strncmp(c->file_paths[k], "/run/credentials/", 17) == 0);
+                                       path_is_credential(c->file_paths[k]));
                 }
-                if (c->n_inline > 0) {
-                        bool everyone = cfgs[i].st.st_mode & S_IROTH;
-                        snprintf(msg, sizeof msg, "%s holds ", cfgs[i].path);
-                        for (size_t k = 0; k < c->n_inline && k < NAMES_SHOWN; k++)
-                                msg_append(msg, sizeof msg, "%s%s", k == 0 ? "" : ", ", c->inline_secrets[k]);
-                        if (c->n_inline > NAMES_SHOWN)
-                                msg_append(msg, sizeof msg, " and %zu more", c->n_inline - NAMES_SHOWN);
-                        msg_append(msg, sizeof msg,
-                                   " inline%s; move %s to a file named by the *_file key (or a systemd "
-                                   "credential)%s",
-                                   everyone ? " and is readable by everyone" : "",
-                                   c->n_inline == 1 ? "it" : "them",
-                                   everyone ? ", and chmod 0600 the config" : "");
-                        (void) doctor_report_add(rep, "inline-secret", everyone ? DOCTOR_FAIL : DOCTOR_WARN, msg);
-                }
+                if (c->n_inline > 0)
+                        report_inline_secrets(rep, &cfgs[i]);
         }
         if (tf && *tf)
                 check_one_file(rep, tf, "COORD_TOKEN_FILE", false, getuid(), false);

@@ -398,7 +398,6 @@ static void guard_stop(pid_t g, int fd) {
         (void) waitpid(g, NULL, 0);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct redis_url *, redis_url_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(lock *, lock_free)
 
 int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g) {

@@ -66,7 +66,6 @@ struct redis_url *redis_url_free(struct redis_url *u) {
         free(u);
         return NULL;
 }
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct redis_url *, redis_url_free)
 
 static struct redis_url *redis_url_new(void) {
         struct redis_url *u = calloc(1, sizeof *u);

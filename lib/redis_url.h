@@ -6,6 +6,8 @@
  * With service_name set, the hosts are Redis Sentinels. */
 #pragma once
 
+#include "macro.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +41,7 @@ struct redis_url {
  * the bad part (never the password).  ret is untouched on failure. */
 int redis_url_parse(const char *s, struct redis_url **ret, char *errbuf, size_t errlen);
 struct redis_url *redis_url_free(struct redis_url *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct redis_url *, redis_url_free)
 /* Render for humans with the password as "*****", in redis:// form (or the
  * StackExchange form when service_name or several hosts are set); caller frees. */
 char *redis_url_to_string_masked(const struct redis_url *u);

@@ -13,6 +13,7 @@
 
 #include "deploy/coordctl-doctor.h"
 #include "exitcode.h"
+#include "keys.h"
 
 static char msg[DOCTOR_MESSAGE_MAX];
 
@@ -179,6 +180,18 @@ START_TEST(test_classify_key) {
                 ck_assert_msg(doctor_classify_key(t[i].key, ns, sizeof ns) == t[i].kind, "row %zu: %s", i, t[i].key);
                 if (t[i].ns)
                         ck_assert_str_eq(ns, t[i].ns);
+        }
+        /* The parser follows the layout the key builders write (lib/keys.c). */
+        char *built[] = { key_instances("prod"), key_lock("prod", "leader"), key_lock_fence("prod", "leader"),
+                          key_lock_holder("prod", "leader") };
+        static const int kind[] = { 1, 2, 3, 0 };
+        for (size_t i = 0; i < sizeof built / sizeof built[0]; i++) {
+                char ns[65] = "";
+                ck_assert_ptr_nonnull(built[i]);
+                ck_assert_msg(doctor_classify_key(built[i], ns, sizeof ns) == kind[i], "built %zu: %s", i, built[i]);
+                if (kind[i])
+                        ck_assert_str_eq(ns, "prod");
+                free(built[i]);
         }
 }
 END_TEST
