@@ -93,26 +93,63 @@ static void print_json_line(json_t *j) {
         fflush(stdout);
 }
 
-/* GET /v1/deployments/ID: 0 with the object, or an exit code (message printed). */
-static int get_deployment(const struct coordctl_globals *g, const char *what, const char *id, json_t **ret) {
-        _cleanup_free_ char *path = strdup_printf("/v1/deployments/%s", id), *body = NULL;
+/* An answer of coordinatord that is not what the API promises. */
+static int unexpected_answer(const char *what) {
+        fprintf(stderr, "coordctl %s: unexpected answer from coordinatord\n", what);
+        return EXIT_FAILED;
+}
+
+/* The string field k of o (fallback when there is none) as one harmless line.
+ * Caller frees; NULL on ENOMEM. */
+static char *clean_field(json_t *o, const char *k, const char *fallback) {
+        return deploy_clean_text(jstr(o, k) ? jstr(o, k) : fallback);
+}
+
+/* GET path, expecting 200: 0 with the parsed answer (NULL when it is not JSON),
+ * or an exit code (message printed). */
+static int get_json(const struct coordctl_globals *g, const char *what, const char *path, json_t **ret) {
+        _cleanup_free_ char *body = NULL;
         long status;
         int r;
 
-        if (!path)
-                return EXIT_FAILED;
         r = coordctl_http(g, "GET", path, NULL, NULL, &status, &body);
         if (r < 0)
                 return r == -ENOMEM ? EXIT_FAILED : EXIT_UNAVAILABLE;
         if (status != 200)
                 return coordctl_http_failure(what, status, body);
-        json_t *j = json_loads(body, 0, NULL);
-        if (!json_is_object(j) || !jstr(j, "id")) {
-                json_decref(j);
-                fprintf(stderr, "coordctl %s: unexpected answer from coordinatord\n", what);
+        *ret = json_loads(body, 0, NULL);
+        return 0;
+}
+
+/* GET /v1/deployments/ID: 0 with the object, or an exit code (message printed). */
+static int get_deployment(const struct coordctl_globals *g, const char *what, const char *id, json_t **ret) {
+        _cleanup_free_ char *path = strdup_printf("/v1/deployments/%s", id);
+        _cleanup_json_ json_t *j = NULL;
+        int r;
+
+        if (!path)
                 return EXIT_FAILED;
-        }
-        *ret = j;
+        r = get_json(g, what, path, &j);
+        if (r != 0)
+                return r;
+        if (!json_is_object(j) || !jstr(j, "id"))
+                return unexpected_answer(what);
+        *ret = TAKE_PTR(j);
+        return 0;
+}
+
+/* GET a list of deployments (path "/v1/deployments?..."): 0 with the answer,
+ * whose "deployments" is an array, or an exit code (message printed). */
+static int get_deployment_list(const struct coordctl_globals *g, const char *what, const char *path, json_t **ret) {
+        _cleanup_json_ json_t *j = NULL;
+        int r;
+
+        r = get_json(g, what, path, &j);
+        if (r != 0)
+                return r;
+        if (!json_is_array(json_object_get(j, "deployments")))
+                return unexpected_answer(what);
+        *ret = TAKE_PTR(j);
         return 0;
 }
 
@@ -137,6 +174,7 @@ struct follow {
         uint64_t last_seq;
         bool has_seq;
         char *final_state; /* of the terminal event */
+        json_t *record;    /* the deployment fetched once it ended, NULL until then */
 
         CURLM *multi;
         CURL *easy;
@@ -174,6 +212,7 @@ static void follow_done(struct follow *f) {
         curl_slist_free_all(f->headers);
         deploy_view_free(f->view);
         sse_parser_free(f->parser);
+        json_decref(f->record);
         free(f->id);
         free(f->final_state);
         free(f->base);
@@ -240,7 +279,7 @@ static void print_output_lines(const char *output) {
 }
 
 static void print_event_line(json_t *data) {
-        _cleanup_free_ char *ts = deploy_clean_text(jstr(data, "ts") ? jstr(data, "ts") : "-");
+        _cleanup_free_ char *ts = clean_field(data, "ts", "-");
         _cleanup_free_ char *d = deploy_event_describe(data, false);
         const char *state = jstr(data, "state"), *output = jstr(data, "output");
 
@@ -384,8 +423,7 @@ static int stream_start(struct follow *f) {
         f->type_checked = false;
         f->not_sse = false;
         f->handler_error = 0;
-        free(f->errbody);
-        f->errbody = NULL;
+        f->errbody = mfree(f->errbody);
         f->errbody_len = 0;
         if (curl_multi_add_handle(f->multi, f->easy) != CURLM_OK)
                 return -ENOMEM;
@@ -404,8 +442,7 @@ static void stream_stop(struct follow *f) {
 static void live_leave(struct follow *f) {
         if (f->mode != FOLLOW_LIVE)
                 return;
-        free(f->trouble);
-        f->trouble = NULL;
+        f->trouble = mfree(f->trouble);
         live_draw(f);
         f->drawn = 0;
 }
@@ -424,7 +461,8 @@ static void set_trouble(struct follow *f, const char *reason) {
         }
 }
 
-/* Did the deployment end without us seeing its last event?  Asks quietly. */
+/* Did the deployment end without us seeing its last event?  Asks quietly; the
+ * record it got serves follow_finish(). */
 static bool deployment_ended(struct follow *f) {
         _cleanup_free_ char *path = strdup_printf("/v1/deployments/%s", f->id), *body = NULL, *err = NULL;
         long status = 0;
@@ -435,10 +473,15 @@ static bool deployment_ended(struct follow *f) {
         _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
         if (!json_is_object(j) || !deploy_state_is_terminal(jstr(j, "state")))
                 return false;
-        (void) deploy_view_load(f->view, j, now_realtime_usec());
         free(f->final_state);
         f->final_state = strdup(jstr(j, "state"));
-        return f->final_state != NULL;
+        if (!f->final_state)
+                return false;
+        if (jstr(j, "id")) {
+                json_decref(f->record);
+                f->record = TAKE_PTR(j);
+        }
+        return true;
 }
 
 /* A transfer ended: the end, a fatal answer (its exit code), or FOLLOW_CONTINUE
@@ -491,13 +534,13 @@ static int follow_stop_message(struct follow *f, int code, const char *why) {
 }
 
 static int follow_finish(struct follow *f) {
-        _cleanup_json_ json_t *final = NULL;
         const char *state = f->final_state;
         bool ok;
 
-        /* The record, for its error and times; the stream's verdict stands if this fails. */
-        if (get_deployment(f->g, f->what, f->id, &final) == 0)
-                (void) deploy_view_load(f->view, final, now_realtime_usec());
+        /* The record, for its error and times (unless deployment_ended() has it
+         * already); the stream's verdict stands if this fails. */
+        if (f->record || get_deployment(f->g, f->what, f->id, &f->record) == 0)
+                (void) deploy_view_load(f->view, f->record, now_realtime_usec());
         if (!f->view->state || !deploy_state_is_terminal(f->view->state)) {
                 free(f->view->state);
                 f->view->state = strdup(state);
@@ -515,8 +558,8 @@ static int follow_finish(struct follow *f) {
                 printf("%s\n", summary ? summary : state);
                 break;
         case FOLLOW_JSON:
-                if (final)
-                        print_json_line(final);
+                if (f->record)
+                        print_json_line(f->record);
                 if (!ok)
                         fprintf(stderr, "%s\n", summary ? summary : state);
                 break;
@@ -525,24 +568,83 @@ static int follow_finish(struct follow *f) {
         return ok ? EXIT_OK : EXIT_FAILED;
 }
 
+/* Reasons to stop following before the end: Ctrl-C, --timeout, no
+ * coordinatord for too long.  FOLLOW_CONTINUE or the exit code. */
+static int follow_check_stop(struct follow *f, uint64_t now) {
+        if (stop_signal)
+                return follow_stop_message(f, EXIT_INTERRUPTED, NULL);
+        if (f->deadline && now >= f->deadline) {
+                _cleanup_free_ char *why = strdup_printf("--timeout %s elapsed", f->timeout_text);
+                return follow_stop_message(f, EXIT_TIMEOUT, why ? why : "--timeout elapsed");
+        }
+        if (!f->easy && f->failing_since && now - f->failing_since > UNREACHABLE_USEC) {
+                _cleanup_free_ char *why = strdup_printf("no coordinatord answered for %llus (%s)",
+                                                         (unsigned long long) (UNREACHABLE_USEC / USEC_PER_SEC),
+                                                         f->reason ? f->reason : "unreachable");
+                return follow_stop_message(f, EXIT_UNAVAILABLE, why ? why : "unreachable");
+        }
+        return FOLLOW_CONTINUE;
+}
+
+/* The running transfer got its 200: the trouble, if any, is over. */
+static void stream_check_connected(struct follow *f) {
+        long status = 0;
+
+        if (f->connected)
+                return;
+        curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 200)
+                return;
+        f->connected = true;
+        if (f->failing_since && f->mode != FOLLOW_LIVE)
+                fprintf(stderr, "coordctl %s: event stream resumed from %s\n", f->what, f->base);
+        f->failing_since = 0;
+        f->trouble_printed = 0;
+        f->trouble = mfree(f->trouble);
+        f->dirty = true;
+}
+
+/* Move the running transfer on: FOLLOW_CONTINUE, or the exit code once following is over. */
+static int stream_step(struct follow *f) {
+        CURLMsg *m;
+        int running, left, r;
+
+        curl_multi_perform(f->multi, &running);
+        stream_check_connected(f);
+        while ((m = curl_multi_info_read(f->multi, &left)))
+                if (m->msg == CURLMSG_DONE && m->easy_handle == f->easy) {
+                        r = stream_finished(f, m->data.result);
+                        return r == 0 ? follow_finish(f) : r;
+                }
+        return FOLLOW_CONTINUE;
+}
+
+/* Sleep until data, the next redraw, the next attempt or the deadline. */
+static void follow_wait(struct follow *f) {
+        uint64_t now = now_usec(), wake = now + LOOP_TICK_USEC;
+
+        if (f->mode == FOLLOW_LIVE)
+                wake = MIN(wake, f->last_draw + REDRAW_USEC);
+        if (!f->easy)
+                wake = MIN(wake, f->next_attempt);
+        if (f->deadline)
+                wake = MIN(wake, f->deadline);
+        int ms = wake > now ? (int) ((wake - now + 999) / 1000) : 0;
+        if (f->easy)
+                curl_multi_poll(f->multi, NULL, 0, ms, NULL);
+        else if (ms > 0)
+                (void) poll(NULL, 0, ms);
+}
+
 static int follow_loop(struct follow *f) {
-        int r, running;
+        int r;
 
         for (;;) {
-                uint64_t now = now_usec(), wake;
+                uint64_t now = now_usec();
 
-                if (stop_signal)
-                        return follow_stop_message(f, EXIT_INTERRUPTED, NULL);
-                if (f->deadline && now >= f->deadline) {
-                        _cleanup_free_ char *why = strdup_printf("--timeout %s elapsed", f->timeout_text);
-                        return follow_stop_message(f, EXIT_TIMEOUT, why ? why : "--timeout elapsed");
-                }
-                if (!f->easy && f->failing_since && now - f->failing_since > UNREACHABLE_USEC) {
-                        _cleanup_free_ char *why = strdup_printf("no coordinatord answered for %llus (%s)",
-                                                                 (unsigned long long) (UNREACHABLE_USEC / USEC_PER_SEC),
-                                                                 f->reason ? f->reason : "unreachable");
-                        return follow_stop_message(f, EXIT_UNAVAILABLE, why ? why : "unreachable");
-                }
+                r = follow_check_stop(f, now);
+                if (r != FOLLOW_CONTINUE)
+                        return r;
                 if (!f->easy && now >= f->next_attempt) {
                         r = stream_start(f);
                         if (r < 0) {
@@ -552,50 +654,13 @@ static int follow_loop(struct follow *f) {
                         }
                 }
                 if (f->easy) {
-                        CURLMsg *m;
-                        int left;
-
-                        curl_multi_perform(f->multi, &running);
-                        if (!f->connected) {
-                                long status = 0;
-                                curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
-                                if (status == 200) {
-                                        f->connected = true;
-                                        if (f->failing_since && f->mode != FOLLOW_LIVE)
-                                                fprintf(stderr, "coordctl %s: event stream resumed from %s\n",
-                                                        f->what, f->base);
-                                        f->failing_since = 0;
-                                        f->trouble_printed = 0;
-                                        free(f->trouble);
-                                        f->trouble = NULL;
-                                        f->dirty = true;
-                                }
-                        }
-                        while ((m = curl_multi_info_read(f->multi, &left)))
-                                if (m->msg == CURLMSG_DONE && m->easy_handle == f->easy) {
-                                        r = stream_finished(f, m->data.result);
-                                        if (r != FOLLOW_CONTINUE)
-                                                return r == 0 ? follow_finish(f) : r;
-                                        break;
-                                }
+                        r = stream_step(f);
+                        if (r != FOLLOW_CONTINUE)
+                                return r;
                 }
                 if (f->mode == FOLLOW_LIVE && (f->dirty || now_usec() - f->last_draw >= REDRAW_USEC))
                         live_draw(f);
-
-                /* Sleep until data, the next redraw, the next attempt or the deadline. */
-                now = now_usec();
-                wake = now + LOOP_TICK_USEC;
-                if (f->mode == FOLLOW_LIVE)
-                        wake = MIN(wake, f->last_draw + REDRAW_USEC);
-                if (!f->easy)
-                        wake = MIN(wake, f->next_attempt);
-                if (f->deadline)
-                        wake = MIN(wake, f->deadline);
-                int ms = wake > now ? (int) ((wake - now + 999) / 1000) : 0;
-                if (f->easy)
-                        curl_multi_poll(f->multi, NULL, 0, ms, NULL);
-                else if (ms > 0)
-                        (void) poll(NULL, 0, ms);
+                follow_wait(f);
         }
 }
 
@@ -637,10 +702,11 @@ static int follow_deployment(const struct coordctl_globals *g, const char *what,
         if (timeout_usec)
                 f.deadline = now_usec() + timeout_usec;
 
-        /* The instance list to start from; the events keep it current. */
-        (void) deploy_view_load(f.view, d, now_realtime_usec());
-        if (f.mode == FOLLOW_LIVE && get_deployment(g, what, f.id, &fresh) == 0)
-                (void) deploy_view_load(f.view, fresh, now_realtime_usec());
+        /* The instance list to start from (on a terminal, fresher than the
+         * answer that created or changed the deployment); the events keep it current. */
+        if (f.mode == FOLLOW_LIVE)
+                (void) get_deployment(g, what, f.id, &fresh);
+        (void) deploy_view_load(f.view, fresh ? fresh : d, now_realtime_usec());
 
         /* From here Ctrl-C stops following, not the deployment. */
         stop_signal = 0;
@@ -747,12 +813,12 @@ static int deploy_parse(int argc, char **argv, struct deploy_args *a) {
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", opts, &idx)) >= 0) {
-                const char *flag = c >= 0x100 ? opts[idx].name : NULL;
-                char key[32] = "";
+                char flag[40] = "", key[32] = "";
 
-                if (flag) {
-                        /* "max-parallel" → "max_parallel", the API's field name */
-                        snprintf(key, sizeof key, "%s", flag);
+                if (c >= 0x100) {
+                        /* "--max-parallel" for messages, "max_parallel" the API's field name */
+                        snprintf(flag, sizeof flag, "--%s", opts[idx].name);
+                        snprintf(key, sizeof key, "%s", opts[idx].name);
                         for (char *p = key; *p; p++)
                                 if (*p == '-')
                                         *p = '_';
@@ -760,8 +826,7 @@ static int deploy_parse(int argc, char **argv, struct deploy_args *a) {
                 switch (c) {
                 case ARG_MAX_PARALLEL:
                 case ARG_CANARY:
-                        if (parse_count_flag("deploy", c == ARG_CANARY ? "--canary" : "--max-parallel", optarg,
-                                             c == ARG_CANARY ? 0 : 1, &n) < 0)
+                        if (parse_count_flag("deploy", flag, optarg, c == ARG_CANARY ? 0 : 1, &n) < 0)
                                 return EXIT_USAGE;
                         if (json_object_set_new(a->strategy, key, json_integer((json_int_t) n)) < 0)
                                 return EXIT_FAILED;
@@ -769,15 +834,12 @@ static int deploy_parse(int argc, char **argv, struct deploy_args *a) {
                 case ARG_MIN_HEALTHY_TIME:
                 case ARG_HEALTHY_DEADLINE:
                 case ARG_PROGRESS_DEADLINE:
-                case ARG_DRAIN_DELAY: {
-                        char f2[40];
-                        snprintf(f2, sizeof f2, "--%s", flag);
-                        if (parse_duration_flag("deploy", f2, optarg, &usec) < 0)
+                case ARG_DRAIN_DELAY:
+                        if (parse_duration_flag("deploy", flag, optarg, &usec) < 0)
                                 return EXIT_USAGE;
                         if (json_object_set_new(a->strategy, key, json_string(optarg)) < 0)
                                 return EXIT_FAILED;
                         break;
-                }
                 case ARG_NO_AUTO_REVERT:
                         if (json_object_set_new(a->strategy, "auto_revert", json_false()) < 0)
                                 return EXIT_FAILED;
@@ -863,26 +925,22 @@ static int deploy_post(const struct coordctl_globals *g, const char *req, long *
 
 static void print_created(json_t *d, FILE *to) {
         _cleanup_deploy_view_ struct deploy_view *v = deploy_view_new();
-        struct deploy_view_render_opts o = { .now_usec = now_realtime_usec(), .width = 0, .height = 1,
-                                             .utf8 = locale_is_utf8() };
         _cleanup_free_ char *header = NULL;
-        size_t lines;
         int64_t n;
 
         /* The live view's header line, "Deployment ID: web 1.0 → 2.0", made harmless there. */
-        if (!v || deploy_view_load(v, d, o.now_usec) < 0 || deploy_view_render(v, &o, &header, &lines) < 0) {
+        if (!v || deploy_view_load(v, d, now_realtime_usec()) < 0 ||
+            !(header = deploy_view_render_header(v, locale_is_utf8()))) {
                 fprintf(to, "Deployment %s\n", jstr(d, "id"));
                 return;
         }
-        header[strcspn(header, "\n")] = '\0';
+        fputs(header, to);
         n = v->progress.total > 0 ? v->progress.total : (int64_t) v->n_instances;
         /* A new deployment is planned by the leader a moment later: no count yet. */
         if (n > 0)
-                fprintf(to, "%s, %lld instance%s (%s%s)\n", header, (long long) n, n == 1 ? "" : "s",
-                        v->strategy ? v->strategy : "default strategy", v->migrate ? ", migrate" : ", no migrate");
-        else
-                fprintf(to, "%s (%s%s)\n", header, v->strategy ? v->strategy : "default strategy",
-                        v->migrate ? ", migrate" : ", no migrate");
+                fprintf(to, ", %lld instance%s", (long long) n, n == 1 ? "" : "s");
+        fprintf(to, " (%s%s)\n", v->strategy ? v->strategy : "default strategy",
+                v->migrate ? ", migrate" : ", no migrate");
         fflush(to);
 }
 
@@ -912,10 +970,8 @@ static int deploy_cmd(int argc, char **argv, const struct coordctl_globals *g) {
         if (status != 201 && status != 200)
                 return coordctl_http_failure("deploy", status, body);
         d = json_loads(body, 0, NULL);
-        if (!json_is_object(d) || !name_is_valid(jstr(d, "id"))) {
-                fprintf(stderr, "coordctl deploy: unexpected answer from coordinatord\n");
-                return EXIT_FAILED;
-        }
+        if (!json_is_object(d) || !name_is_valid(jstr(d, "id")))
+                return unexpected_answer("deploy");
 
         if (a.detach) {
                 if (g->output == OUTPUT_JSON)
@@ -975,9 +1031,10 @@ static int status_cmd(int argc, char **argv, const struct coordctl_globals *g) {
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        _cleanup_free_ char *body = NULL;
+        _cleanup_json_ json_t *j = NULL, *active = NULL;
+        json_t *all, *d;
         const char *id;
-        long status;
+        size_t i;
         int c, r;
 
         optind = 1;
@@ -991,30 +1048,24 @@ static int status_cmd(int argc, char **argv, const struct coordctl_globals *g) {
                 return r;
 
         if (id) {
-                _cleanup_json_ json_t *d = NULL;
-                r = get_deployment(g, "status", id, &d);
+                r = get_deployment(g, "status", id, &j);
                 if (r != 0)
                         return r;
                 if (g->output == OUTPUT_JSON)
-                        print_json_pretty(d);
+                        print_json_pretty(j);
                 else
-                        print_status_text(d);
+                        print_status_text(j);
                 return EXIT_OK;
         }
 
-        r = coordctl_http(g, "GET", "/v1/deployments?limit=1000", NULL, NULL, &status, &body);
-        if (r < 0)
-                return r == -ENOMEM ? EXIT_FAILED : EXIT_UNAVAILABLE;
-        if (status != 200)
-                return coordctl_http_failure("status", status, body);
-        _cleanup_json_ json_t *j = json_loads(body, 0, NULL), *active = json_array();
-        json_t *arr = json_object_get(j, "deployments"), *d;
-        size_t i;
-        if (!json_is_array(arr) || !active) {
-                fprintf(stderr, "coordctl status: unexpected answer from coordinatord\n");
-                return EXIT_FAILED;
-        }
-        json_array_foreach(arr, i, d)
+        r = get_deployment_list(g, "status", "/v1/deployments?limit=1000", &j);
+        if (r != 0)
+                return r;
+        all = json_object_get(j, "deployments");
+        active = json_array();
+        if (!active)
+                return unexpected_answer("status");
+        json_array_foreach(all, i, d)
                 if (json_is_object(d) && !deploy_state_is_terminal(jstr(d, "state")) &&
                     json_array_append(active, d) < 0)
                         return EXIT_FAILED;
@@ -1050,10 +1101,12 @@ static int deployments_cmd(int argc, char **argv, const struct coordctl_globals 
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        _cleanup_free_ char *path = NULL, *body = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_json_ json_t *j = NULL;
+        json_t *arr, *d;
         const char *service = NULL;
         uint64_t limit = HISTORY_LIMIT_DEFAULT;
-        long status;
+        size_t i;
         int c, r;
 
         optind = 1;
@@ -1084,18 +1137,10 @@ static int deployments_cmd(int argc, char **argv, const struct coordctl_globals 
                              service ? "&service=" : "", service ? service : "");
         if (!path)
                 return EXIT_FAILED;
-        r = coordctl_http(g, "GET", path, NULL, NULL, &status, &body);
-        if (r < 0)
-                return r == -ENOMEM ? EXIT_FAILED : EXIT_UNAVAILABLE;
-        if (status != 200)
-                return coordctl_http_failure("deployments", status, body);
-        _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
-        json_t *arr = json_object_get(j, "deployments"), *d;
-        size_t i;
-        if (!json_is_array(arr)) {
-                fprintf(stderr, "coordctl deployments: unexpected answer from coordinatord\n");
-                return EXIT_FAILED;
-        }
+        r = get_deployment_list(g, "deployments", path, &j);
+        if (r != 0)
+                return r;
+        arr = json_object_get(j, "deployments");
         if (g->output == OUTPUT_JSON) {
                 print_json_pretty(j);
                 return EXIT_OK;
@@ -1108,12 +1153,10 @@ static int deployments_cmd(int argc, char **argv, const struct coordctl_globals 
                "CREATED", "PROGRESS");
         json_array_foreach(arr, i, d) {
                 json_t *p = json_object_get(d, "progress");
-                _cleanup_free_ char *cid = deploy_clean_text(jstr(d, "id") ? jstr(d, "id") : "-"),
-                                    *csvc = deploy_clean_text(jstr(d, "service") ? jstr(d, "service") : "-"),
-                                    *cver = deploy_clean_text(jstr(d, "version") ? jstr(d, "version") : "-"),
-                                    *cprev = deploy_clean_text(jstr(d, "previous_version") ? jstr(d, "previous_version") : "-"),
-                                    *cst = deploy_clean_text(jstr(d, "state") ? jstr(d, "state") : "-"),
-                                    *ccr = deploy_clean_text(jstr(d, "created_at") ? jstr(d, "created_at") : "-");
+                _cleanup_free_ char *cid = clean_field(d, "id", "-"), *csvc = clean_field(d, "service", "-"),
+                                    *cver = clean_field(d, "version", "-"),
+                                    *cprev = clean_field(d, "previous_version", "-"),
+                                    *cst = clean_field(d, "state", "-"), *ccr = clean_field(d, "created_at", "-");
                 if (!cid || !csvc || !cver || !cprev || !cst || !ccr)
                         return EXIT_FAILED;
                 printf("%-22s %-16s %-12s %-12s %-14s %-24s %lld/%lld\n", cid, csvc, cver, cprev, cst, ccr,
@@ -1191,6 +1234,61 @@ static void print_control_result(const struct coordctl_globals *g, json_t *d) {
         printf("\n");
 }
 
+/* revert --follow: where to follow from.  A finished deployment's stream
+ * holds its old terminal event, which would pass for the revert's end: follow
+ * after its last event so far.  0 (*ret_* set only for a finished deployment
+ * with events), or an exit code (message printed). */
+static int revert_follow_start(const struct coordctl_globals *g, const char *action, const char *id,
+                               bool *ret_has_seq, uint64_t *ret_seq) {
+        _cleanup_json_ json_t *d = NULL;
+        uint64_t seq;
+        int r;
+
+        r = get_deployment(g, action, id, &d);
+        if (r != 0)
+                return r;
+        if (!deploy_state_is_terminal(jstr(d, "state")))
+                return 0;
+        r = last_event_id(g, id, &seq);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                fprintf(stderr, "coordctl %s: cannot read the events of deployment %s so far (%s); "
+                        "nothing was requested (run without --follow to revert anyway)\n",
+                        action, id, r == -EHOSTUNREACH ? "coordinatord unreachable" : strerror(-r));
+                return r == -EHOSTUNREACH ? EXIT_UNAVAILABLE : EXIT_FAILED;
+        }
+        *ret_has_seq = true;
+        *ret_seq = seq;
+        return 0;
+}
+
+/* Wait for the leading coordinatord to take the request up (up to
+ * CONTROL_WAIT_USEC): 0 with *d replaced by the deployment as it is then, or
+ * an exit code (message printed). */
+static int control_wait(const struct coordctl_globals *g, const char *action, const char *id, json_t **d) {
+        uint64_t give_up = now_usec() + CONTROL_WAIT_USEC;
+        int r;
+
+        while (!json_is_null(json_object_get(*d, "requested")) && json_object_get(*d, "requested")) {
+                if (now_usec() >= give_up) {
+                        _cleanup_free_ char *st = clean_field(*d, "state", "?");
+                        fprintf(stderr,
+                                "coordctl %s: the leading coordinatord has not taken the request up within %llus "
+                                "(deployment %s is %s); it stays queued\n",
+                                action, (unsigned long long) (CONTROL_WAIT_USEC / USEC_PER_SEC), id, st ? st : "?");
+                        return EXIT_TIMEOUT;
+                }
+                sleep_usec(CONTROL_POLL_USEC);
+                json_decref(*d);
+                *d = NULL;
+                r = get_deployment(g, action, id, d);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int control_cmd(int argc, char **argv, const struct coordctl_globals *g) {
         static const struct option opts[] = {
                 { "follow", no_argument, NULL, ARG_FOLLOW },
@@ -1202,7 +1300,7 @@ static int control_cmd(int argc, char **argv, const struct coordctl_globals *g) 
         bool revert = strcmp(action, "revert") == 0, follow = false, has_seq = false;
         _cleanup_free_ char *path = NULL, *body = NULL;
         _cleanup_json_ json_t *d = NULL;
-        uint64_t timeout_usec = 0, seq = 0, give_up;
+        uint64_t timeout_usec = 0, seq = 0;
         long status;
         int c, r;
 
@@ -1234,24 +1332,10 @@ static int control_cmd(int argc, char **argv, const struct coordctl_globals *g) 
                 return EXIT_USAGE;
         }
 
-        /* To follow the revert alone, start after the events of the deployment so far. */
         if (follow) {
-                r = get_deployment(g, action, id, &d);
+                r = revert_follow_start(g, action, id, &has_seq, &seq);
                 if (r != 0)
                         return r;
-                if (deploy_state_is_terminal(jstr(d, "state"))) {
-                        /* Without it the old terminal event would pass for the revert's end. */
-                        r = last_event_id(g, id, &seq);
-                        if (r < 0 && r != -ENOENT) {
-                                fprintf(stderr, "coordctl %s: cannot read the events of deployment %s so far (%s); "
-                                        "nothing was requested (run without --follow to revert anyway)\n",
-                                        action, id, r == -EHOSTUNREACH ? "coordinatord unreachable" : strerror(-r));
-                                return r == -EHOSTUNREACH ? EXIT_UNAVAILABLE : EXIT_FAILED;
-                        }
-                        has_seq = r == 0;
-                }
-                json_decref(d);
-                d = NULL;
         }
 
         path = strdup_printf("/v1/deployments/%s/%s", id, action);
@@ -1263,31 +1347,14 @@ static int control_cmd(int argc, char **argv, const struct coordctl_globals *g) 
         if (status != 202 && status != 200)
                 return coordctl_http_failure(action, status, body);
         d = json_loads(body, 0, NULL);
-        if (!json_is_object(d) || !jstr(d, "id")) {
-                fprintf(stderr, "coordctl %s: unexpected answer from coordinatord\n", action);
-                return EXIT_FAILED;
-        }
+        if (!json_is_object(d) || !jstr(d, "id"))
+                return unexpected_answer(action);
         if (follow)
                 return follow_deployment(g, action, d, has_seq, seq, timeout_usec, timeout_text, true);
 
-        /* Wait for the leader to take the request up. */
-        give_up = now_usec() + CONTROL_WAIT_USEC;
-        while (!json_is_null(json_object_get(d, "requested")) && json_object_get(d, "requested")) {
-                if (now_usec() >= give_up) {
-                        _cleanup_free_ char *st = deploy_clean_text(jstr(d, "state") ? jstr(d, "state") : "?");
-                        fprintf(stderr,
-                                "coordctl %s: the leading coordinatord has not taken the request up within %llus "
-                                "(deployment %s is %s); it stays queued\n",
-                                action, (unsigned long long) (CONTROL_WAIT_USEC / USEC_PER_SEC), id, st ? st : "?");
-                        return EXIT_TIMEOUT;
-                }
-                sleep_usec(CONTROL_POLL_USEC);
-                json_decref(d);
-                d = NULL;
-                r = get_deployment(g, action, id, &d);
-                if (r != 0)
-                        return r;
-        }
+        r = control_wait(g, action, id, &d);
+        if (r != 0)
+                return r;
         print_control_result(g, d);
         return EXIT_OK;
 }

@@ -9,6 +9,7 @@
 #include "coordctl.h"
 #include "exitcode.h"
 #include "log.h"
+#include "macro.h"
 #include "strutil.h"
 
 static void help(void) {
@@ -41,6 +42,33 @@ static void help(void) {
                "4 validation failed, 5 timed out, 130 interrupted (deploy stops following;\n"
                "the deployment goes on).\n"
                "Run 'coordctl COMMAND --help' for a command's flags.\n");
+}
+
+/* Each command and the coordctl-*.c entry point that runs it. */
+static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv, const struct coordctl_globals *g);
+} commands[] = {
+        { "lock", coordctl_lock_main },
+        { "migrate", coordctl_migrate_main },
+        { "instances", coordctl_instances_main },
+        { "config", coordctl_config_main },
+        { "doctor", coordctl_doctor_main },
+        { "deploy", coordctl_deploy_main },
+        { "status", coordctl_deploy_main },
+        { "deployments", coordctl_deploy_main },
+        { "pause", coordctl_deploy_main },
+        { "resume", coordctl_deploy_main },
+        { "cancel", coordctl_deploy_main },
+        { "revert", coordctl_deploy_main },
+};
+
+static int run_command(int argc, char **argv, const struct coordctl_globals *g) {
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (strcmp(argv[0], commands[i].name) == 0)
+                        return commands[i].run(argc, argv, g);
+        fprintf(stderr, "coordctl: unknown command '%s' (see coordctl --help)\n", argv[0]);
+        return EXIT_USAGE;
 }
 
 /* Take a global flag's value from "--flag=v" or "--flag v"; NULL when absent. */
@@ -133,25 +161,7 @@ int main(int argc, char **argv) {
                 return EXIT_USAGE;
         }
 
-        if (strcmp(rest[0], "lock") == 0)
-                r = coordctl_lock_main(n, rest, &g);
-        else if (strcmp(rest[0], "migrate") == 0)
-                r = coordctl_migrate_main(n, rest, &g);
-        else if (strcmp(rest[0], "instances") == 0)
-                r = coordctl_instances_main(n, rest, &g);
-        else if (strcmp(rest[0], "config") == 0)
-                r = coordctl_config_main(n, rest, &g);
-        else if (strcmp(rest[0], "doctor") == 0)
-                r = coordctl_doctor_main(n, rest, &g);
-        else if (strcmp(rest[0], "deploy") == 0 || strcmp(rest[0], "status") == 0 ||
-                 strcmp(rest[0], "deployments") == 0 || strcmp(rest[0], "pause") == 0 ||
-                 strcmp(rest[0], "resume") == 0 || strcmp(rest[0], "cancel") == 0 ||
-                 strcmp(rest[0], "revert") == 0)
-                r = coordctl_deploy_main(n, rest, &g);
-        else {
-                fprintf(stderr, "coordctl: unknown command '%s' (see coordctl --help)\n", rest[0]);
-                r = EXIT_USAGE;
-        }
+        r = run_command(n, rest, &g);
 
         free(rest);
         free(g.token);

@@ -45,6 +45,15 @@ static void sbuf_puts(struct sbuf *b, const char *s) {
         sbuf_putn(b, s, strlen(s));
 }
 
+/* Hand out the string built (never NULL while no allocation failed); NULL and
+ * nothing kept when one did. */
+static char *sbuf_finish(struct sbuf *b) {
+        sbuf_putn(b, "", 0);
+        if (b->oom)
+                return mfree(b->p);
+        return b->p;
+}
+
 _printf_(2, 3) static void sbuf_printf(struct sbuf *b, const char *fmt, ...) {
         char small[256];
         va_list ap;
@@ -95,12 +104,7 @@ char *deploy_clean_text(const char *s) {
         struct sbuf b = {};
 
         sbuf_put_clean(&b, s);
-        sbuf_putn(&b, "", 0);
-        if (b.oom) {
-                free(b.p);
-                return NULL;
-        }
-        return b.p ? b.p : strdup("");
+        return sbuf_finish(&b);
 }
 
 /* Display columns of UTF-8 text: one per character (no wide characters here). */
@@ -401,11 +405,7 @@ static char *strategy_text(json_t *s) {
                 } else if (json_is_boolean(val))
                         sbuf_puts(&b, json_is_true(val) ? " true" : " false");
         }
-        if (b.oom) {
-                free(b.p);
-                return NULL;
-        }
-        return b.p ? b.p : strdup("");
+        return sbuf_finish(&b);
 }
 
 static int instance_load(struct deploy_view_instance *i, json_t *o) {
@@ -506,8 +506,7 @@ static int apply_state(struct deploy_view *v, json_t *ev, uint64_t ts) {
                 if (set_str(&v->state, state) < 0)
                         return -ENOMEM;
                 /* The leader acted: whatever was requested has been taken up. */
-                free(v->requested);
-                v->requested = NULL;
+                v->requested = mfree(v->requested);
                 v->finished_usec = deploy_state_is_terminal(state) ? ts : 0;
         }
         if (jtext(ev, "error") && set_str(&v->error, jtext(ev, "error")) < 0)
@@ -682,18 +681,11 @@ char *deploy_event_describe(json_t *ev, bool utf8) {
         struct sbuf b = {};
 
         describe(&b, ev, utf8);
-        sbuf_putn(&b, "", 0);
-        if (b.oom) {
-                free(b.p);
-                return NULL;
-        }
-        return b.p;
+        return sbuf_finish(&b);
 }
 
-static void put_header(struct sbuf *b, const struct deploy_view *v, const struct glyphs *g) {
-        sbuf_puts(b, "Deployment ");
-        sbuf_put_clean(b, v->id ? v->id : "?");
-        sbuf_puts(b, ": ");
+/* "web 1.0 -> 2.0" */
+static void put_versions(struct sbuf *b, const struct deploy_view *v, const struct glyphs *g) {
         sbuf_put_clean(b, v->service ? v->service : "?");
         if (v->previous_version) {
                 sbuf_puts(b, " ");
@@ -703,8 +695,23 @@ static void put_header(struct sbuf *b, const struct deploy_view *v, const struct
         sbuf_put_clean(b, v->version ? v->version : "?");
 }
 
-static void put_counts(struct sbuf *b, const struct deploy_view_progress *p) {
-        sbuf_printf(b, "%" PRId64 "/%" PRId64 " done", p->done, p->total);
+static void put_header(struct sbuf *b, const struct deploy_view *v, const struct glyphs *g) {
+        sbuf_puts(b, "Deployment ");
+        sbuf_put_clean(b, v->id ? v->id : "?");
+        sbuf_puts(b, ": ");
+        put_versions(b, v, g);
+}
+
+char *deploy_view_render_header(const struct deploy_view *v, bool utf8) {
+        struct sbuf b = {};
+
+        put_header(&b, v, glyphs(utf8));
+        return sbuf_finish(&b);
+}
+
+/* "1/3 done, 1 failed", with label ("done", "instances done") after the counts. */
+static void put_counts(struct sbuf *b, const struct deploy_view_progress *p, const char *label) {
+        sbuf_printf(b, "%" PRId64 "/%" PRId64 " %s", p->done, p->total, label);
         if (p->failed)
                 sbuf_printf(b, ", %" PRId64 " failed", p->failed);
         if (p->lost)
@@ -727,9 +734,15 @@ static void put_state(struct sbuf *b, const struct deploy_view *v) {
         }
 }
 
+/* The server's "now" for the view's clocks: a finished deployment's clocks
+ * stopped with it, steps left half-way included. */
+static uint64_t clock_end(const struct deploy_view *v, uint64_t now_usec) {
+        return v->finished_usec && deploy_state_is_terminal(v->state) ? v->finished_usec : server_now(v, now_usec);
+}
+
 /* Elapsed time of the deployment: to its end when it ended, else to now. */
 static bool deployment_elapsed(const struct deploy_view *v, uint64_t now_usec, uint64_t *ret) {
-        uint64_t end = v->finished_usec && deploy_state_is_terminal(v->state) ? v->finished_usec : server_now(v, now_usec);
+        uint64_t end = clock_end(v, now_usec);
 
         if (v->created_usec == 0)
                 return false;
@@ -749,7 +762,7 @@ static void put_progress(struct sbuf *b, const struct deploy_view *v, const stru
         for (unsigned i = 0; i < w; i++)
                 sbuf_puts(b, i < fill ? g->full : g->empty);
         sbuf_puts(b, "] ");
-        put_counts(b, &v->progress);
+        put_counts(b, &v->progress, "done");
         sbuf_puts(b, "  ");
         put_state(b, v);
         if (deployment_elapsed(v, o->now_usec, &e))
@@ -774,12 +787,9 @@ static void put_padded(struct sbuf *b, const char *s, size_t width) {
 static void put_instance(struct sbuf *b, const struct deploy_view *v, const struct deploy_view_instance *i,
                          size_t idw, const struct deploy_view_render_opts *o, const char *indent) {
         const struct glyphs *g = glyphs(o->utf8);
-        uint64_t now = server_now(v, o->now_usec), t = 0;
+        uint64_t now = clock_end(v, o->now_usec), t = 0;
         char el[16];
 
-        /* A finished deployment's clocks stopped with it, steps left half-way included. */
-        if (deploy_state_is_terminal(v->state) && v->finished_usec)
-                now = v->finished_usec;
         sbuf_puts(b, indent);
         put_padded(b, i->id, idw);
         sbuf_puts(b, "  ");
@@ -902,12 +912,10 @@ int deploy_view_render(const struct deploy_view *v, const struct deploy_view_ren
                 out.p[keep] = '\0';
                 n = o->height;
         }
-        sbuf_putn(&out, "", 0);
-        if (out.oom) {
-                free(out.p);
+        char *s = sbuf_finish(&out);
+        if (!s)
                 return -ENOMEM;
-        }
-        *ret = out.p;
+        *ret = s;
         *ret_lines = n;
         return 0;
 }
@@ -921,12 +929,10 @@ static void put_field(struct sbuf *out, struct sbuf *line, const struct deploy_v
 
 char *deploy_view_render_status(const struct deploy_view *v, const struct deploy_view_render_opts *o) {
         struct sbuf out = {}, line = {};
-        struct deploy_view_render_opts all = *o;
         size_t n = 0;
         char el[16];
         uint64_t e;
 
-        all.height = 0;
         put_header(&line, v, glyphs(o->utf8));
         emit_line(&out, &line, o, &n);
 
@@ -934,7 +940,7 @@ char *deploy_view_render_status(const struct deploy_view *v, const struct deploy
         put_state(&line, v);
         emit_line(&out, &line, o, &n);
         sbuf_printf(&line, "  %-11s ", "progress:");
-        put_counts(&line, &v->progress);
+        put_counts(&line, &v->progress, "done");
         emit_line(&out, &line, o, &n);
 
         sbuf_printf(&line, "  %-11s ", "created:");
@@ -964,19 +970,13 @@ char *deploy_view_render_status(const struct deploy_view *v, const struct deploy
         if (v->n_instances > 0) {
                 sbuf_puts(&line, "  instances:");
                 emit_line(&out, &line, o, &n);
-                put_instances(&out, &line, v, &all, SIZE_MAX, "    ", &n);
+                put_instances(&out, &line, v, o, SIZE_MAX, "    ", &n);
         }
         free(line.p);
-        sbuf_putn(&out, "", 0);
-        if (out.oom) {
-                free(out.p);
-                return NULL;
-        }
-        return out.p;
+        return sbuf_finish(&out);
 }
 
 char *deploy_view_summary(const struct deploy_view *v, const struct deploy_view_render_opts *o) {
-        const struct glyphs *g = glyphs(o->utf8);
         bool terminal = deploy_state_is_terminal(v->state);
         struct sbuf b = {};
         char el[16];
@@ -994,29 +994,12 @@ char *deploy_view_summary(const struct deploy_view *v, const struct deploy_view_
                         sbuf_printf(&b, " %s %s", strcmp(v->state, "succeeded") == 0 ? "in" : "after", el);
         }
         sbuf_puts(&b, ": ");
-        sbuf_put_clean(&b, v->service ? v->service : "?");
-        if (v->previous_version) {
-                sbuf_puts(&b, " ");
-                sbuf_put_clean(&b, v->previous_version);
-        }
-        sbuf_printf(&b, " %s ", g->arrow);
-        sbuf_put_clean(&b, v->version ? v->version : "?");
+        put_versions(&b, v, glyphs(o->utf8));
         sbuf_puts(&b, ", ");
-        sbuf_printf(&b, "%" PRId64 "/%" PRId64 " instances done", v->progress.done, v->progress.total);
-        if (v->progress.failed)
-                sbuf_printf(&b, ", %" PRId64 " failed", v->progress.failed);
-        if (v->progress.lost)
-                sbuf_printf(&b, ", %" PRId64 " lost", v->progress.lost);
-        if (v->progress.reverted)
-                sbuf_printf(&b, ", %" PRId64 " reverted", v->progress.reverted);
+        put_counts(&b, &v->progress, "instances done");
         if (v->error) {
                 sbuf_puts(&b, "; error: ");
                 sbuf_put_clean(&b, v->error);
         }
-        sbuf_putn(&b, "", 0);
-        if (b.oom) {
-                free(b.p);
-                return NULL;
-        }
-        return b.p;
+        return sbuf_finish(&b);
 }

@@ -87,6 +87,9 @@ struct deploy_view_render_opts {
  * their count.  Caller frees *ret.  0 or -ENOMEM. */
 int deploy_view_render(const struct deploy_view *v, const struct deploy_view_render_opts *o, char **ret,
                        size_t *ret_lines);
+/* The live view's first line, "Deployment ID: web 1.0 -> 2.0", without a line
+ * end.  Caller frees; NULL on ENOMEM. */
+char *deploy_view_render_header(const struct deploy_view *v, bool utf8);
 /* The "coordctl status" summary: header, state, times, strategy, migrations,
  * error, then the instance lines of the live view.  Caller frees; NULL on ENOMEM. */
 char *deploy_view_render_status(const struct deploy_view *v, const struct deploy_view_render_opts *o);

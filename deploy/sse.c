@@ -66,8 +66,7 @@ static void event_clear(struct sse_parser *p) {
         p->data.len = 0;
         if (p->data.p)
                 p->data.p[0] = '\0';
-        free(p->type);
-        p->type = NULL;
+        p->type = mfree(p->type);
         p->event_broken = false;
 }
 

@@ -93,9 +93,12 @@ static const char *const stream_events[] = {
         "custom|4|",
 };
 
-static void check_stream_state(struct sse_parser *p, const char *ctx) {
+/* After the whole stream, in chunks of any size: its events and the parser's state. */
+static void check_stream(struct sse_parser *p, struct rec *r, const char *ctx) {
         uint64_t retry = 0;
 
+        rec_expect(r, stream_events, ELEMENTSOF(stream_events), ctx);
+        rec_clear(r);
         ck_assert_msg(sse_parser_last_id(p) && strcmp(sse_parser_last_id(p), "4") == 0, "%s: last id", ctx);
         ck_assert_msg(sse_parser_retry(p, &retry) && retry == 1500, "%s: retry", ctx);
         ck_assert_msg(sse_parser_comments(p) == 2, "%s: comments %u", ctx, sse_parser_comments(p));
@@ -108,9 +111,7 @@ START_TEST(test_whole) {
 
         ck_assert_ptr_nonnull(p);
         ck_assert_int_eq(sse_parser_feed(p, stream, sizeof stream - 1), 0);
-        rec_expect(&r, stream_events, ELEMENTSOF(stream_events), "whole");
-        check_stream_state(p, "whole");
-        rec_clear(&r);
+        check_stream(p, &r, "whole");
 }
 END_TEST
 
@@ -129,9 +130,7 @@ START_TEST(test_every_boundary) {
                         ck_assert_int_eq(sse_parser_feed(p, stream + i, j - i), 0);
                         ck_assert_int_eq(sse_parser_feed(p, stream + j, len - j), 0);
                         snprintf(ctx, sizeof ctx, "split at %zu,%zu", i, j);
-                        rec_expect(&r, stream_events, ELEMENTSOF(stream_events), ctx);
-                        check_stream_state(p, ctx);
-                        rec_clear(&r);
+                        check_stream(p, &r, ctx);
                 }
 }
 END_TEST
@@ -142,9 +141,7 @@ START_TEST(test_byte_by_byte) {
 
         for (size_t i = 0; i < sizeof stream - 1; i++)
                 ck_assert_int_eq(sse_parser_feed(p, stream + i, 1), 0);
-        rec_expect(&r, stream_events, ELEMENTSOF(stream_events), "byte by byte");
-        check_stream_state(p, "byte by byte");
-        rec_clear(&r);
+        check_stream(p, &r, "byte by byte");
 }
 END_TEST
 
