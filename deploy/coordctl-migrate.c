@@ -159,13 +159,6 @@ static json_t *entry_json(const struct migrate_entry *e) {
         return o;
 }
 
-static const char *command_name(enum migrate_command c) {
-        static const char *const n[] = { [MIGRATE_APPLY] = "apply",       [MIGRATE_STATUS] = "status",
-                                         [MIGRATE_PLAN] = "plan",         [MIGRATE_VALIDATE] = "validate",
-                                         [MIGRATE_BASELINE] = "baseline", [MIGRATE_REPAIR] = "repair" };
-        return n[c];
-}
-
 static void print_json(const struct migrate_options *o, const struct migrate_report *r) {
         _cleanup_json_ json_t *doc = json_object(), *arr = json_array();
         _cleanup_free_ char *msg = log_mask_secrets(r->message), *dump = NULL;
@@ -177,7 +170,7 @@ static void print_json(const struct migrate_options *o, const struct migrate_rep
                         continue;
                 json_array_append_new(arr, entry_json(&r->v[i]));
         }
-        json_object_set_new(doc, "command", json_string(command_name(o->command)));
+        json_object_set_new(doc, "command", json_string(migrate_command_to_string(o->command)));
         json_object_set_new(doc, "phase", json_string(migrate_phase_to_string(o->phase)));
         json_object_set_new(doc, "exit_code", json_integer(r->exit_code));
         json_object_set_new(doc, "ok", json_boolean(r->exit_code == 0));
@@ -190,6 +183,94 @@ static void print_json(const struct migrate_options *o, const struct migrate_rep
         dump = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (dump)
                 printf("%s\n", dump);
+}
+
+/* The outcome of a run as text (the error itself is logged by the caller). */
+static void print_text(const struct migrate_options *o, const struct migrate_report *rep) {
+        switch (o->command) {
+        case MIGRATE_STATUS:
+                print_text_table(rep, false, o->phase);
+                break;
+        case MIGRATE_PLAN:
+                if (rep->exit_code == 0)
+                        print_text_table(rep, true, o->phase);
+                break;
+        case MIGRATE_VALIDATE:
+                for (size_t i = 0; i < rep->n; i++)
+                        if (rep->v[i].problem)
+                                printf("%s: %s: %s\n", rep->v[i].script, migrate_state_to_string(rep->v[i].state),
+                                       rep->v[i].detail ?: "");
+                break;
+        case MIGRATE_APPLY:
+                for (size_t i = 0; i < rep->n; i++)
+                        if (rep->v[i].ran)
+                                printf("applied %s (%" PRId64 " ms)\n", rep->v[i].script, rep->v[i].run_ms);
+                break;
+        case MIGRATE_REPAIR:
+                for (size_t i = 0; i < rep->n; i++)
+                        if (rep->v[i].detail &&
+                            (rep->v[i].state == STATE_CHANGED || rep->v[i].state == STATE_MISSING ||
+                             rep->v[i].state == STATE_PARTIAL || rep->v[i].state == STATE_FAILED))
+                                printf("%s: %s\n", rep->v[i].script, rep->v[i].detail);
+                break;
+        case MIGRATE_BASELINE:
+        case _MIGRATE_COMMAND_MAX:
+                break;
+        }
+        if (rep->exit_code == 0 && rep->message[0] && o->command != MIGRATE_STATUS && o->command != MIGRATE_PLAN)
+                printf("%s\n", rep->message);
+}
+
+/* The command of sub (NULL: apply) into o, which holds baseline's VERSION if any.  0, or
+ * EXIT_USAGE (message printed). */
+static int parse_subcommand(const char *sub, struct migrate_options *o) {
+        if (sub) {
+                int k = migrate_command_from_string(sub);
+                if (k < 0) {
+                        fprintf(stderr,
+                                "coordctl migrate: unknown subcommand '%s' (status, plan, apply, validate, "
+                                "baseline VERSION, repair)\n",
+                                sub);
+                        return EXIT_USAGE;
+                }
+                o->command = (enum migrate_command) k;
+        }
+        if (o->command == MIGRATE_BASELINE && !o->baseline_version) {
+                fprintf(stderr, "coordctl migrate baseline: needs a VERSION\n");
+                return EXIT_USAGE;
+        }
+        return 0;
+}
+
+/* The database (--database, else $DATABASE_URL) and Redis (redis_s from --redis, else
+ * $COORD_REDIS; none: the advisory-lock fallback, *ret_redis stays NULL) of o.  0, or
+ * EXIT_USAGE (message printed). */
+static int resolve_targets(struct migrate_options *o, const char *redis_s, struct redis_url **ret_redis) {
+        char e[512];
+
+        if (!o->database) {
+                o->database = getenv("DATABASE_URL");
+                if (!o->database || !*o->database) {
+                        fprintf(stderr, "coordctl migrate: no database: pass --database PGURL or set DATABASE_URL\n");
+                        return EXIT_USAGE;
+                }
+        }
+        if (!redis_s) {
+                redis_s = getenv("COORD_REDIS");
+                if (redis_s && !*redis_s)
+                        redis_s = NULL;
+        }
+        if (redis_s) {
+                if (redis_url_parse(redis_s, ret_redis, e, sizeof(e)) < 0) {
+                        fprintf(stderr, "coordctl migrate: --redis: %s\n", e);
+                        return EXIT_USAGE;
+                }
+                if ((*ret_redis)->password)
+                        log_add_secret((*ret_redis)->password);
+        }
+        o->redis = *ret_redis;
+        o->ns = namespace_default();
+        return 0;
 }
 
 /* ${KEY} values: Flyway's FLYWAY_PLACEHOLDERS_KEY, then COORD_PLACEHOLDER_KEY, then each
@@ -257,7 +338,6 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
         size_t n_assignments = 0;
         struct migrate_report rep = {};
         const char *redis_s = NULL, *sub = NULL;
-        char e[512];
         int c, r;
 
         optind = 0;
@@ -334,58 +414,16 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
                 }
         }
 
-        if (sub) {
-                if (strcmp(sub, "apply") == 0)
-                        o.command = MIGRATE_APPLY;
-                else if (strcmp(sub, "status") == 0)
-                        o.command = MIGRATE_STATUS;
-                else if (strcmp(sub, "plan") == 0)
-                        o.command = MIGRATE_PLAN;
-                else if (strcmp(sub, "validate") == 0)
-                        o.command = MIGRATE_VALIDATE;
-                else if (strcmp(sub, "baseline") == 0)
-                        o.command = MIGRATE_BASELINE;
-                else if (strcmp(sub, "repair") == 0)
-                        o.command = MIGRATE_REPAIR;
-                else {
-                        fprintf(stderr,
-                                "coordctl migrate: unknown subcommand '%s' (status, plan, apply, validate, "
-                                "baseline VERSION, repair)\n",
-                                sub);
-                        return EXIT_USAGE;
-                }
-        }
-        if (o.command == MIGRATE_BASELINE && !o.baseline_version) {
-                fprintf(stderr, "coordctl migrate baseline: needs a VERSION\n");
-                return EXIT_USAGE;
-        }
+        r = parse_subcommand(sub, &o);
+        if (r != 0)
+                return r;
         if (!o.dir) {
                 fprintf(stderr, "coordctl migrate: --dir DIR is required\n");
                 return EXIT_USAGE;
         }
-        if (!o.database) {
-                o.database = getenv("DATABASE_URL");
-                if (!o.database || !*o.database) {
-                        fprintf(stderr, "coordctl migrate: no database: pass --database PGURL or set DATABASE_URL\n");
-                        return EXIT_USAGE;
-                }
-        }
-        if (!redis_s) {
-                redis_s = getenv("COORD_REDIS");
-                if (redis_s && !*redis_s)
-                        redis_s = NULL;
-        }
-        if (redis_s) {
-                r = redis_url_parse(redis_s, &redis, e, sizeof(e));
-                if (r < 0) {
-                        fprintf(stderr, "coordctl migrate: --redis: %s\n", e);
-                        return EXIT_USAGE;
-                }
-                if (redis->password)
-                        log_add_secret(redis->password);
-        }
-        o.redis = redis;
-        o.ns = namespace_default();
+        r = resolve_targets(&o, redis_s, &redis);
+        if (r != 0)
+                return r;
         r = placeholders_setup(ph, assignments, n_assignments, &o);
         if (r != 0) {
                 redis_url_free(redis);
@@ -395,39 +433,8 @@ int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *
         r = migrate_run(&o, &rep);
         if (g->output == OUTPUT_JSON)
                 print_json(&o, &rep);
-        else {
-                switch (o.command) {
-                case MIGRATE_STATUS:
-                        print_text_table(&rep, false, o.phase);
-                        break;
-                case MIGRATE_PLAN:
-                        if (r == 0)
-                                print_text_table(&rep, true, o.phase);
-                        break;
-                case MIGRATE_VALIDATE:
-                        for (size_t i = 0; i < rep.n; i++)
-                                if (rep.v[i].problem)
-                                        printf("%s: %s: %s\n", rep.v[i].script, migrate_state_to_string(rep.v[i].state),
-                                               rep.v[i].detail ?: "");
-                        break;
-                case MIGRATE_APPLY:
-                        for (size_t i = 0; i < rep.n; i++)
-                                if (rep.v[i].ran)
-                                        printf("applied %s (%" PRId64 " ms)\n", rep.v[i].script, rep.v[i].run_ms);
-                        break;
-                case MIGRATE_REPAIR:
-                        for (size_t i = 0; i < rep.n; i++)
-                                if (rep.v[i].detail && (rep.v[i].state == STATE_CHANGED ||
-                                                        rep.v[i].state == STATE_MISSING || rep.v[i].state == STATE_PARTIAL ||
-                                                        rep.v[i].state == STATE_FAILED))
-                                        printf("%s: %s\n", rep.v[i].script, rep.v[i].detail);
-                        break;
-                case MIGRATE_BASELINE:
-                        break;
-                }
-                if (r == 0 && rep.message[0] && o.command != MIGRATE_STATUS && o.command != MIGRATE_PLAN)
-                        printf("%s\n", rep.message);
-        }
+        else
+                print_text(&o, &rep);
         if (r != 0)
                 log_error("%s", rep.message);
         log_debug("Output written");

@@ -32,6 +32,10 @@ static void settings_sql(char *buf, size_t len, const char *appname, uint64_t id
                  unlock ? "pg_advisory_unlock_all(), " : "", app, idle_ms, l, chk);
 }
 
+char *fence_begin_sql(const struct fence_session *s) {
+        return strdup_printf("BEGIN; %s", s->local_sql);
+}
+
 int fence_session_setup(PGconn *c, const char *lockid, uint64_t lease_usec, struct fence_session *ret,
                         char *errbuf, size_t errlen) {
         struct fence_session s = {};
@@ -173,6 +177,7 @@ static void terminate_superseded(PGconn *c, const struct fence_session *s) {
 int fence_raise(PGconn *c, const struct fence_session *s, const char *name, uint64_t redis_fence,
                 uint64_t deadline_usec, int64_t *ret_token, char *errbuf, size_t errlen) {
         _cleanup_free_ char *begin = strdup_printf("BEGIN; SET LOCAL lock_timeout = '1s'; %s", s->local_sql);
+        /* (fence_begin_sql() plus the lock timeout this raise needs.) */
         char rf[24], holder[320], host[256] = "", e2[256];
         const char *params[] = { name, rf, holder };
         int r;

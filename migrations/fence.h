@@ -43,6 +43,11 @@ struct fence_session {
  * transaction ends); otherwise ERROR 22012, which aborts a pipeline. */
 extern const char fence_check_sql[];
 
+/* "BEGIN; " and coord's settings for this transaction (s->local_sql): how every
+ * transaction coord writes in starts, so a pooled one has coord's timeouts
+ * too.  Caller frees; NULL on OOM. */
+char *fence_begin_sql(const struct fence_session *s);
+
 /* Tell whether c is behind a pooler, name the session a runner of lockid and bound
  * its idle transactions to lease/3 (min 500ms); on PostgreSQL 14+ also notice a
  * vanished client within 1s.  Directly connected these are session settings; behind

@@ -36,23 +36,14 @@ struct flyway_placeholders {
         size_t n, allocated;
 };
 
-static char ascii_lower(char c) {
-        return c >= 'A' && c <= 'Z' ? (char) (c - 'A' + 'a') : c;
-}
-
-/* Flyway lower-cases keys (Java's toLowerCase): compare ignoring ASCII case. */
+/* Flyway lower-cases keys (Java's toLowerCase): compare ignoring case. */
 static bool key_eq(const char *a, size_t al, const char *b, size_t bl) {
-        if (al != bl)
-                return false;
-        for (size_t i = 0; i < al; i++)
-                if (ascii_lower(a[i]) != ascii_lower(b[i]))
-                        return false;
-        return true;
+        return al == bl && strncasecmp(a, b, al) == 0;
 }
 
 static bool has_prefix_nocase(const char *s, size_t len, const char *prefix) {
         size_t pl = strlen(prefix);
-        return len >= pl && key_eq(s, pl, prefix, pl);
+        return len >= pl && strncasecmp(s, prefix, pl) == 0;
 }
 
 struct flyway_placeholders *flyway_placeholders_new(void) {
@@ -398,14 +389,6 @@ bool flyway_checksum_matches(const char *data, size_t len, int32_t recorded) {
         return flyway_checksum_latin1(data, len) == recorded;
 }
 
-static int parse_int32(const char *s, int32_t *ret) {
-        int64_t v;
-        if (!s || parse_int64(s, &v) < 0 || v < INT32_MIN || v > INT32_MAX)
-                return -EINVAL;
-        *ret = (int32_t) v;
-        return 0;
-}
-
 /* ---- file names ------------------------------------------------------------------------------- */
 
 /* Flyway's callback events (org.flywaydb.core.api.callback.Event): "<event>.sql" or
@@ -477,50 +460,33 @@ bool flyway_explain_name(const char *name, char *buf, size_t len) {
 
 /* ---- adoption --------------------------------------------------------------------------------- */
 
-/* Indexed like the set; valid[i] false: compare with the migration's text. */
+/* Indexed like the set; v[i].valid false: compare with the migration's text. */
 struct flyway_sums {
         size_t n;
-        bool *valid;
-        bool *utf8_ok;
-        int32_t *utf8, *latin1;
+        struct {
+                bool valid, utf8_ok;
+                int32_t utf8, latin1;
+        } v[];
 };
 
-static struct flyway_sums *flyway_sums_free(struct flyway_sums *s) {
-        if (!s)
-                return NULL;
-        free(s->valid);
-        free(s->utf8_ok);
-        free(s->utf8);
-        free(s->latin1);
-        free(s);
-        return NULL;
-}
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct flyway_sums *, flyway_sums_free)
-
 static struct flyway_sums *sums_new(size_t n) {
-        _cleanup_(flyway_sums_freep) struct flyway_sums *s = calloc(1, sizeof(*s));
-        if (!s)
-                return NULL;
-        s->n = n;
-        s->valid = calloc(MAX(n, (size_t) 1), sizeof(bool));
-        s->utf8_ok = calloc(MAX(n, (size_t) 1), sizeof(bool));
-        s->utf8 = calloc(MAX(n, (size_t) 1), sizeof(int32_t));
-        s->latin1 = calloc(MAX(n, (size_t) 1), sizeof(int32_t));
-        if (!s->valid || !s->utf8_ok || !s->utf8 || !s->latin1)
-                return NULL;
-        return TAKE_PTR(s);
+        struct flyway_sums *s = calloc(1, sizeof(*s) + n * sizeof(s->v[0]));
+        if (s)
+                s->n = n;
+        return s;
 }
 
 static void sums_take(struct flyway_sums *s, size_t i, const struct migration *m) {
-        s->utf8_ok[i] = flyway_checksum(m->sql, m->sql_len, &s->utf8[i]) == 0;
-        s->latin1[i] = flyway_checksum_latin1(m->sql, m->sql_len);
-        s->valid[i] = true;
+        s->v[i].utf8_ok = flyway_checksum(m->sql, m->sql_len, &s->v[i].utf8) == 0;
+        s->v[i].latin1 = flyway_checksum_latin1(m->sql, m->sql_len);
+        s->v[i].valid = true;
 }
 
 /* Whether Flyway's recorded checksum fits file i of set as it is now or, for a
  * repeatable whose placeholders were replaced, as it was written. */
 static bool sums_match(const struct flyway_sums *s, const struct migration_set *set, size_t i, int32_t recorded) {
-        if (s && i < s->n && s->valid[i] && ((s->utf8_ok[i] && s->utf8[i] == recorded) || s->latin1[i] == recorded))
+        if (s && i < s->n && s->v[i].valid &&
+            ((s->v[i].utf8_ok && s->v[i].utf8 == recorded) || s->v[i].latin1 == recorded))
                 return true;
         return flyway_checksum_matches(set->v[i].sql, set->v[i].sql_len, recorded);
 }
@@ -601,7 +567,7 @@ static int adopt_row(const struct flyway_row *f, const struct migration_set *set
         _cleanup_free_ char *version = NULL;
         size_t file = SIZE_MAX;
         char at[32];
-        int32_t recorded = 0;
+        int recorded = 0;
         bool has_sum = false;
 
         if (kind == KIND_UNKNOWN) {
@@ -622,7 +588,7 @@ static int adopt_row(const struct flyway_row *f, const struct migration_set *set
                          f->installed_rank, f->type);
                 return -EBADMSG;
         }
-        if (f->checksum && parse_int32(f->checksum, &recorded) == 0)
+        if (f->checksum && parse_int(f->checksum, &recorded) == 0)
                 has_sum = true;
         if (kind != KIND_BASELINE)
                 file = find_file(set, version, f->script ?: "");
@@ -762,17 +728,11 @@ static int replace_one(struct flyway_run *f, PGconn *c, struct migration *m, boo
                 return r;
         if (rehash)
                 sha256_hex(text, len, m->checksum);
-        free(m->sql);
-        m->sql = TAKE_PTR(text);
-        m->sql_len = len;
-        if (m->split) {
-                /* Split again (source.h): the statements, directives and where it runs come
-                 * from the replaced text, as Flyway parses the replaced text. */
-                m->split = false;
-                r = source_split(m, errbuf, errlen);
-                if (r < 0)
-                        return r;
-        }
+        /* The statements, directives and where it runs come from the replaced text, as Flyway
+         * parses the replaced text. */
+        r = source_set_sql(m, TAKE_PTR(text), len, errbuf, errlen);
+        if (r < 0)
+                return r;
         log_debug("%s: replaced %zu placeholder%s", m->script, n, n == 1 ? "" : "s");
         return 0;
 }
@@ -843,7 +803,7 @@ int flyway_before_plan(struct flyway_run *f, PGconn *c, struct migration_set *se
                        char *errbuf, size_t errlen) {
         _cleanup_pgresult_ PGresult *res = NULL;
         _cleanup_free_ struct flyway_row *rows = NULL;
-        _cleanup_(flyway_sums_freep) struct flyway_sums *sums = NULL;
+        _cleanup_free_ struct flyway_sums *sums = NULL;
         size_t n = 0;
         int r;
 
@@ -875,66 +835,52 @@ int flyway_before_plan(struct flyway_run *f, PGconn *c, struct migration_set *se
         return 0;
 }
 
-static void detail_set(struct migrate_entry *e, char *d, bool append) {
-        if (!d)
-                return;
-        if (append && e->detail) {
-                char *j = strdup_printf("%s; %s", e->detail, d);
-                free(d);
-                if (!j)
-                        return;
-                d = j;
+/* Make d (owned; NULL: out of memory, nothing changes) e's whole explanation. */
+static void detail_replace(struct migrate_entry *e, char *d) {
+        if (d) {
+                free(e->detail);
+                e->detail = d;
         }
-        free(e->detail);
-        e->detail = d;
 }
 
-static void annotate(struct migrate_entry *e, const struct migration_set *set, bool adopting) {
+static void annotate(struct migrate_entry *e, bool adopting) {
         const char *from = adopting ? "in " FLYWAY_TABLE ": taken over by the next apply"
                                     : "adopted from " FLYWAY_TABLE;
+        _cleanup_free_ char *d = NULL;
 
         e->adopted = true;
         switch (e->state) {
         case STATE_FAILED:
-                detail_set(e,
-                           strdup("failed in Flyway (" FLYWAY_TABLE "): fix the schema by hand and remove the failed "
-                                  "row with 'flyway repair' first, then run coordctl migrate again"),
-                           false);
-                break;
+                detail_replace(e, strdup("failed in Flyway (" FLYWAY_TABLE "): fix the schema by hand and remove the "
+                                         "failed row with 'flyway repair' first, then run coordctl migrate again"));
+                return;
         case STATE_CHANGED:
                 if (e->applied_checksum &&
-                    strncmp(e->applied_checksum, FLYWAY_CHECKSUM_PREFIX,
-                            strlen(FLYWAY_CHECKSUM_PREFIX)) == 0) {
+                    strncmp(e->applied_checksum, FLYWAY_CHECKSUM_PREFIX, strlen(FLYWAY_CHECKSUM_PREFIX)) == 0) {
                         int32_t now = 0;
-                        for (size_t i = 0; i < set->n; i++)
-                                if (set->v[i].script == e->script &&
-                                    flyway_checksum(set->v[i].sql, set->v[i].sql_len, &now) < 0)
-                                        now = flyway_checksum_latin1(set->v[i].sql, set->v[i].sql_len);
-                        detail_set(e,
-                                   strdup_printf("changed since Flyway applied it (Flyway recorded checksum %s, the "
-                                                 "file's is %" PRId32 "); restore it, or run 'coordctl migrate "
-                                                 "repair' to accept the file as it is",
-                                                 e->applied_checksum + strlen(FLYWAY_CHECKSUM_PREFIX), now),
-                                   false);
-                } else
-                        detail_set(e, strdup(from), true);
-                break;
+                        if (e->file && flyway_checksum(e->file->sql, e->file->sql_len, &now) < 0)
+                                now = flyway_checksum_latin1(e->file->sql, e->file->sql_len);
+                        detail_replace(e, strdup_printf("changed since Flyway applied it (Flyway recorded checksum "
+                                                        "%s, the file's is %" PRId32 "); restore it, or run "
+                                                        "'coordctl migrate repair' to accept the file as it is",
+                                                        e->applied_checksum + strlen(FLYWAY_CHECKSUM_PREFIX), now));
+                        return;
+                }
+                migrate_entry_add_detail(e, from);
+                return;
         case STATE_MISSING:
-                detail_set(e,
-                           strdup_printf("%s (coord reads only the .sql files directly in --dir, not "
-                                         "subdirectories)", from),
-                           true);
+                d = strdup_printf("%s (coord reads only the .sql files directly in --dir, not subdirectories)", from);
                 break;
         case STATE_DELETED:
-                detail_set(e,
-                           strdup_printf("%s; no SQL file (a Java-based migration, or one Flyway marked deleted or "
-                                         "undid): never run", from),
-                           true);
+                d = strdup_printf("%s; no SQL file (a Java-based migration, or one Flyway marked deleted or undid): "
+                                  "never run", from);
                 break;
         default:
-                detail_set(e, strdup(from), true);
-                break;
+                migrate_entry_add_detail(e, from);
+                return;
         }
+        if (d)
+                migrate_entry_add_detail(e, d);
 }
 
 int flyway_after_plan(struct flyway_run *f, PGconn *c, struct migrate_report *r, bool replace, char *errbuf,
@@ -945,29 +891,25 @@ int flyway_after_plan(struct flyway_run *f, PGconn *c, struct migrate_report *r,
         for (size_t i = 0; i < r->n; i++) {
                 struct migrate_entry *e = &r->v[i];
                 if (e->installed_by && strncmp(e->installed_by, FLYWAY_INSTALLED_BY_PREFIX, pl) == 0)
-                        annotate(e, r->set, adopting);
+                        annotate(e, adopting);
         }
         if (!replace || !f->placeholders || !r->set)
                 return 0;
-        for (size_t j = 0; j < r->set->n_versioned; j++) {
-                struct migration *m = &r->set->v[j];
-                struct migrate_entry *e = NULL;
+        /* The versioned files that will run, ascending (their entries are in the set's order). */
+        for (size_t i = 0; i < r->n; i++) {
+                struct migrate_entry *e = &r->v[i];
+                struct migration *m;
                 int k;
 
-                if (!memmem(m->sql, m->sql_len, "${", 2))
+                if (!e->will_run || !e->file || e->file->type != MIGRATION_VERSIONED)
                         continue;
-                for (size_t i = 0; i < r->n && !e; i++)
-                        if (r->v[i].script == m->script && r->v[i].will_run)
-                                e = &r->v[i];
-                if (!e)
-                        continue;
+                m = &r->set->v[e->file - r->set->v]; /* the set's own, to change */
                 /* The checksum of a versioned file stays the file's, as in Flyway. */
                 k = replace_one(f, c, m, false, errbuf, errlen);
                 if (k < 0)
                         return k;
-                /* Split again: whether it runs in a transaction is the replaced text's (and the
-                 * old reason string is gone). */
-                e->no_transaction = m->no_transaction ? m->no_transaction_reason ?: "-- coord:no-transaction" : NULL;
+                /* Split again when replaced: whether it runs in a transaction is the replaced text's. */
+                e->no_transaction = migration_no_transaction(m);
         }
         return 0;
 }
@@ -1004,8 +946,8 @@ static const char adopt_insert_sql[] =
         " checksum text, installed_by text, installed_at timestamptz, execution_ms integer, success boolean)"
         " WHERE NOT EXISTS (SELECT 1 FROM coord_schema_history) ORDER BY t.n";
 
-int flyway_adopt_write(PGconn *c, struct history *h, const char *lock_name, const char *token, char *errbuf,
-                       size_t errlen) {
+int flyway_adopt_write(PGconn *c, const char *begin, struct history *h, const char *lock_name, const char *token,
+                       char *errbuf, size_t errlen) {
         _cleanup_json_ json_t *arr = NULL;
         _cleanup_free_ char *doc = NULL;
         char e[1024], want[24];
@@ -1032,7 +974,7 @@ int flyway_adopt_write(PGconn *c, struct history *h, const char *lock_name, cons
                 return -ENOMEM;
         snprintf(want, sizeof(want), "%zu", h->n);
 
-        r = pg_exec(c, "BEGIN", e, sizeof(e));
+        r = pg_exec(c, begin, e, sizeof(e));
         if (r == 0) {
                 _cleanup_pgresult_ PGresult *res = NULL;
                 const char *p[] = { lock_name, token };

@@ -153,9 +153,10 @@ int flyway_before_plan(struct flyway_run *f, PGconn *c, struct migration_set *se
  * placeholders of the versioned files that will run (-EINVAL, errbuf). */
 int flyway_after_plan(struct flyway_run *f, PGconn *c, struct migrate_report *r, bool replace, char *errbuf,
                       size_t errlen);
-/* When h->adopting: insert its rows into coord_schema_history in one transaction, only
+/* When h->adopting: insert its rows into coord_schema_history in one transaction
+ * (opened with begin: fence_begin_sql()), only
  * while the fence row of lock_name holds token and the table is still empty; then
  * h->adopting is cleared.  0 (also when not adopting); -ESTALE (superseded, or the table
  * is no longer empty), -ECONNRESET, -EIO with errbuf. */
-int flyway_adopt_write(PGconn *c, struct history *h, const char *lock_name, const char *token, char *errbuf,
-                       size_t errlen);
+int flyway_adopt_write(PGconn *c, const char *begin, struct history *h, const char *lock_name, const char *token,
+                       char *errbuf, size_t errlen);

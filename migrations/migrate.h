@@ -21,7 +21,11 @@ enum migrate_command {
         MIGRATE_VALIDATE,
         MIGRATE_BASELINE,
         MIGRATE_REPAIR,
+        _MIGRATE_COMMAND_MAX,
 };
+/* "apply", "status", "plan", "validate", "baseline", "repair" (DEFINE_STRING_TABLE_LOOKUP). */
+const char *migrate_command_to_string(enum migrate_command c);
+int migrate_command_from_string(const char *s);
 
 /* Which migrations apply (and plan) run.  A versioned file with "-- coord:post-deploy" is
  * in phase post ("contract": after every instance runs the new release); every other
@@ -70,6 +74,7 @@ enum migrate_state {
 const char *migrate_state_to_string(enum migrate_state s);
 
 struct migrate_entry {
+        const struct migration *file; /* the file (in migrate_report.set), NULL for a history row without one */
         const char *type;        /* versioned repeatable seed baseline */
         const char *version;     /* NULL for repeatable/seed */
         const char *description;
@@ -93,7 +98,8 @@ struct migrate_entry {
         char *detail;  /* human explanation, or NULL */
         const char *no_transaction; /* why a file runs statement by statement without a transaction
                                      * ("-- coord:no-transaction", "detected: CREATE INDEX
-                                     * CONCURRENTLY at line 3"); NULL: in one transaction */
+                                     * CONCURRENTLY at line 3"): migration_no_transaction(file);
+                                     * NULL: in one transaction */
         /* apply: filled for what ran in this run */
         bool ran;
         int64_t run_ms;
@@ -116,3 +122,5 @@ struct migrate_report {
 /* Run one command.  Returns the process exit code (also in r->exit_code). */
 int migrate_run(const struct migrate_options *o, struct migrate_report *r);
 void migrate_report_done(struct migrate_report *r);
+/* Add what to e's explanation ("detail; what"), or make it the explanation (a copy). */
+void migrate_entry_add_detail(struct migrate_entry *e, const char *what);

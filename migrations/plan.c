@@ -19,6 +19,12 @@ const char *migrate_state_to_string(enum migrate_state s) {
         return s < _STATE_MAX ? t[s] : "unknown";
 }
 
+static const char *const migrate_command_table[_MIGRATE_COMMAND_MAX] = {
+        [MIGRATE_APPLY] = "apply",       [MIGRATE_STATUS] = "status", [MIGRATE_PLAN] = "plan",
+        [MIGRATE_VALIDATE] = "validate", [MIGRATE_BASELINE] = "baseline", [MIGRATE_REPAIR] = "repair",
+};
+DEFINE_STRING_TABLE_LOOKUP(migrate_command, enum migrate_command, _MIGRATE_COMMAND_MAX)
+
 static const char *const phase_table[_MIGRATE_PHASE_MAX] = {
         [MIGRATE_PHASE_ALL] = "all",
         [MIGRATE_PHASE_PRE] = "pre",
@@ -181,13 +187,12 @@ static struct migrate_entry *add_entry(struct migrate_report *r, size_t *allocat
  * taken over from Flyway with Flyway's checksum only (flyway.h), Flyway's CRC32 of it. */
 static bool checksum_matches(const char *recorded, const struct migration *m) {
         size_t pl = strlen(FLYWAY_CHECKSUM_PREFIX);
-        int64_t crc;
+        int crc;
 
         if (!recorded)
                 return false;
         if (strncmp(recorded, FLYWAY_CHECKSUM_PREFIX, pl) == 0)
-                return parse_int64(recorded + pl, &crc) == 0 && crc >= INT32_MIN && crc <= INT32_MAX &&
-                       flyway_checksum_matches(m->sql, m->sql_len, (int32_t) crc);
+                return parse_int(recorded + pl, &crc) == 0 && flyway_checksum_matches(m->sql, m->sql_len, crc);
         return strcmp(recorded, m->checksum) == 0;
 }
 
@@ -218,8 +223,7 @@ static int entry_cmp(const void *a, const void *b) {
         return strcmp(x->script, y->script);
 }
 
-/* Add to an entry's explanation (the entry keeps the first one, if any). */
-static void detail_add(struct migrate_entry *e, const char *what) {
+void migrate_entry_add_detail(struct migrate_entry *e, const char *what) {
         char *d = e->detail ? strdup_printf("%s; %s", e->detail, what) : strdup(what);
         if (d) {
                 free(e->detail);
@@ -247,16 +251,18 @@ static void plan_phase(const struct migration_set *set, enum migrate_phase phase
                         e->held = true;
                         /* Recorded only once something above it is applied: until then it is no gap. */
                         e->defer = !e->deferred;
-                        detail_add(e, "post-deploy: held back by --phase pre (runs with --phase post or all)");
+                        migrate_entry_add_detail(e, "post-deploy: held back by --phase pre (runs with --phase post or "
+                                                    "all)");
                 } else if (!m->post_deploy) {
                         if (m->type == MIGRATION_VERSIONED && !pre_pending)
                                 pre_pending = e;
                         e->will_run = false;
                         e->held = true;
-                        detail_add(e, m->type == MIGRATION_VERSIONED
-                                              ? "pre-deploy: not run by --phase post (runs with --phase pre or all)"
-                                              : "not run by --phase post (repeatables and seeds run with --phase pre "
-                                                "or all)");
+                        migrate_entry_add_detail(e, m->type == MIGRATION_VERSIONED
+                                                            ? "pre-deploy: not run by --phase post (runs with --phase "
+                                                              "pre or all)"
+                                                            : "not run by --phase post (repeatables and seeds run "
+                                                              "with --phase pre or all)");
                 } else if (pre_pending) {
                         /* Applying it would leave that version pending below an applied one: a gap. */
                         _cleanup_free_ char *d = strdup_printf("post-deploy, but the pre-deploy %s below it is "
@@ -265,154 +271,132 @@ static void plan_phase(const struct migration_set *set, enum migrate_phase phase
                         e->will_run = false;
                         e->blocked = true;
                         if (d)
-                                detail_add(e, d);
+                                migrate_entry_add_detail(e, d);
                 }
         }
 }
 
-int plan_compute(const struct migration_set *set, const struct history *h, bool no_seed, enum migrate_phase phase,
-                 struct migrate_report *r) {
-        _cleanup_(index_free) struct index ix = {};
-        const char *max_dir = NULL;
-        size_t allocated = 0;
-        int k;
+/* The state of versioned file m (its entry e) from its latest history row and progress p. */
+static void plan_versioned(const struct index *ix, const struct migration *m, const struct progress_row *p,
+                           struct migrate_entry *e) {
+        const struct history_row *w = find_version(ix, m->version), *deferred = NULL;
 
-        k = index_build(h, &ix);
-        if (k < 0)
-                return k;
-        if (set->n_versioned > 0)
-                max_dir = set->v[set->n_versioned - 1].version;
+        if (w && strcmp(w->type, "deleted") == 0)
+                w = NULL;
+        if (w && strcmp(w->type, "deferred") == 0) {
+                /* Held back by a --phase pre run that applied a higher version: not applied. */
+                deferred = w;
+                w = NULL;
+                e->deferred = true;
+        }
+        if (w && strcmp(w->type, "baseline") == 0) {
+                e->state = STATE_IGNORED;
+                set_applied(e, w);
+                e->detail = strdup("the baseline version: not run");
+        } else if (w && !w->success) {
+                e->state = STATE_FAILED;
+                set_applied(e, w);
+                e->problem = true;
+                e->detail = strdup_printf("failed%s%s%s; fix the schema by hand, then run "
+                                          "'coordctl migrate repair'",
+                                          p && p->error ? " (" : "", p && p->error ? p->error : "",
+                                          p && p->error ? ")" : "");
+        } else if (w) {
+                set_applied(e, w);
+                if (checksum_matches(w->checksum, m))
+                        e->state = STATE_APPLIED;
+                else {
+                        e->state = STATE_CHANGED;
+                        e->problem = true;
+                        e->detail = strdup("file changed after it was applied (checksum differs); "
+                                           "restore it, or run 'coordctl migrate repair' to accept");
+                }
+        } else if (ix->baseline && version_compare(m->version, ix->baseline) <= 0) {
+                e->state = STATE_IGNORED;
+                e->detail = strdup_printf("at or below the baseline %s: not run", ix->baseline);
+        } else if (p) {
+                e->state = STATE_PARTIAL;
+                e->will_run = true;
+                if (strcmp(p->checksum, m->checksum) != 0) {
+                        e->problem = true;
+                        e->will_run = false;
+                        e->detail = strdup_printf("%" PRId64 " of %" PRId64 " statements ran, then the "
+                                                  "file changed; fix the schema, then run "
+                                                  "'coordctl migrate repair'",
+                                                  p->done, p->total);
+                } else
+                        e->detail = strdup_printf("%" PRId64 " of %" PRId64
+                                                  " statements ran; apply resumes after them",
+                                                  p->done, p->total);
+        } else if (ix->max_applied && version_compare(m->version, ix->max_applied) < 0 && !deferred) {
+                e->state = STATE_PENDING;
+                e->problem = true;
+                e->detail = strdup_printf("version %s is lower than the applied %s: added out of "
+                                          "order; give it a version above %s",
+                                          m->version, ix->max_applied, ix->max_applied);
+        } else {
+                e->state = STATE_PENDING;
+                e->will_run = true;
+                if (deferred)
+                        e->detail = strdup_printf("deferred at %s by a --phase pre run that applied "
+                                                  "a higher version; runs with --phase post or all",
+                                                  deferred->installed_at);
+        }
+}
 
-        for (size_t i = 0; i < set->n; i++) {
-                struct migration *m = &set->v[i];
-                struct migrate_entry *e = add_entry(r, &allocated);
-                const struct history_row *w;
-                const struct progress_row *p = history_find_progress(h, m->script);
+/* The state of repeatable or seed m (its entry e) from its latest history row and progress p. */
+static void plan_script(const struct index *ix, const struct migration *m, const struct progress_row *p,
+                        bool no_seed, struct migrate_entry *e) {
+        const struct history_row *w = find_script(ix, e->type, m->script);
 
-                if (!e)
-                        return -ENOMEM;
-                e->type = migration_type_to_string(m->type);
-                e->version = m->version;
-                e->description = m->description;
-                e->script = m->script;
-                e->phase = m->post_deploy ? "post" : "pre";
-                if (m->no_transaction)
-                        e->no_transaction = m->no_transaction_reason ?: "-- coord:no-transaction";
-                e->checksum = m->checksum;
-                if (m->type == MIGRATION_VERSIONED) {
-                        const struct history_row *deferred = NULL;
-
-                        w = find_version(&ix, m->version);
-                        if (w && strcmp(w->type, "deleted") == 0)
-                                w = NULL;
-                        if (w && strcmp(w->type, "deferred") == 0) {
-                                /* Held back by a --phase pre run that applied a higher version: not applied. */
-                                deferred = w;
-                                w = NULL;
-                                e->deferred = true;
-                        }
-                        if (w && strcmp(w->type, "baseline") == 0) {
-                                e->state = STATE_IGNORED;
-                                set_applied(e, w);
-                                e->detail = strdup("the baseline version: not run");
-                        } else if (w && !w->success) {
-                                e->state = STATE_FAILED;
-                                set_applied(e, w);
-                                e->problem = true;
-                                e->detail = strdup_printf("failed%s%s%s; fix the schema by hand, then run "
-                                                          "'coordctl migrate repair'",
-                                                          p && p->error ? " (" : "", p && p->error ? p->error : "",
-                                                          p && p->error ? ")" : "");
-                        } else if (w) {
-                                set_applied(e, w);
-                                if (checksum_matches(w->checksum, m))
-                                        e->state = STATE_APPLIED;
-                                else {
-                                        e->state = STATE_CHANGED;
-                                        e->problem = true;
-                                        e->detail = strdup("file changed after it was applied (checksum differs); "
-                                                           "restore it, or run 'coordctl migrate repair' to accept");
-                                }
-                        } else if (ix.baseline && version_compare(m->version, ix.baseline) <= 0) {
-                                e->state = STATE_IGNORED;
-                                e->detail = strdup_printf("at or below the baseline %s: not run", ix.baseline);
-                        } else if (p) {
-                                e->state = STATE_PARTIAL;
-                                e->will_run = true;
-                                if (strcmp(p->checksum, m->checksum) != 0) {
-                                        e->problem = true;
-                                        e->will_run = false;
-                                        e->detail = strdup_printf("%" PRId64 " of %" PRId64 " statements ran, then the "
-                                                                  "file changed; fix the schema, then run "
-                                                                  "'coordctl migrate repair'",
-                                                                  p->done, p->total);
-                                } else
-                                        e->detail = strdup_printf("%" PRId64 " of %" PRId64
-                                                                  " statements ran; apply resumes after them",
-                                                                  p->done, p->total);
-                        } else if (ix.max_applied && version_compare(m->version, ix.max_applied) < 0 &&
-                                   !deferred) {
-                                e->state = STATE_PENDING;
-                                e->problem = true;
-                                e->detail = strdup_printf("version %s is lower than the applied %s: added out of "
-                                                          "order; give it a version above %s",
-                                                          m->version, ix.max_applied, ix.max_applied);
-                        } else {
-                                e->state = STATE_PENDING;
-                                e->will_run = true;
-                                if (deferred)
-                                        e->detail = strdup_printf("deferred at %s by a --phase pre run that applied "
-                                                                  "a higher version; runs with --phase post or all",
-                                                                  deferred->installed_at);
-                        }
-                } else {
-                        w = find_script(&ix, e->type, m->script);
-                        if (w && strcmp(w->type, "deleted") == 0)
-                                w = NULL;
-                        if (p && !(w && !w->success)) {
-                                /* A no-transaction run stopped midway: resume it, unless the file changed. */
-                                if (w)
-                                        set_applied(e, w);
-                                e->state = STATE_PARTIAL;
-                                e->will_run = strcmp(p->checksum, m->checksum) == 0;
-                                e->problem = !e->will_run;
-                                e->detail = e->will_run ? strdup_printf("%" PRId64 " of %" PRId64 " statements ran; "
-                                                                        "apply resumes after them", p->done, p->total)
-                                                        : strdup_printf("%" PRId64 " of %" PRId64 " statements ran, "
-                                                                        "then the file changed; fix the schema, then "
-                                                                        "run 'coordctl migrate repair'",
-                                                                        p->done, p->total);
-                        } else if (!w) {
-                                e->state = STATE_PENDING;
-                                e->will_run = true;
-                        } else if (!w->success) {
-                                e->state = STATE_FAILED;
-                                set_applied(e, w);
-                                e->problem = true;
-                                e->detail = strdup("failed; fix the schema by hand, then run 'coordctl migrate repair'");
-                        } else {
-                                set_applied(e, w);
-                                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
-                                        e->state = STATE_APPLIED;
-                                else {
-                                        e->state = STATE_CHANGED;
-                                        e->will_run = true;
-                                        e->detail = strdup("changed since it last ran: apply re-runs it");
-                                }
-                        }
-                        if (m->type == MIGRATION_SEED && no_seed && e->will_run) {
-                                e->will_run = false;
-                                free(e->detail);
-                                e->detail = strdup("seed: skipped with --no-seed");
-                        }
+        if (w && strcmp(w->type, "deleted") == 0)
+                w = NULL;
+        if (p && !(w && !w->success)) {
+                /* A no-transaction run stopped midway: resume it, unless the file changed. */
+                if (w)
+                        set_applied(e, w);
+                e->state = STATE_PARTIAL;
+                e->will_run = strcmp(p->checksum, m->checksum) == 0;
+                e->problem = !e->will_run;
+                e->detail = e->will_run ? strdup_printf("%" PRId64 " of %" PRId64 " statements ran; "
+                                                        "apply resumes after them", p->done, p->total)
+                                        : strdup_printf("%" PRId64 " of %" PRId64 " statements ran, "
+                                                        "then the file changed; fix the schema, then "
+                                                        "run 'coordctl migrate repair'",
+                                                        p->done, p->total);
+        } else if (!w) {
+                e->state = STATE_PENDING;
+                e->will_run = true;
+        } else if (!w->success) {
+                e->state = STATE_FAILED;
+                set_applied(e, w);
+                e->problem = true;
+                e->detail = strdup("failed; fix the schema by hand, then run 'coordctl migrate repair'");
+        } else {
+                set_applied(e, w);
+                if (w->checksum && strcmp(w->checksum, m->checksum) == 0)
+                        e->state = STATE_APPLIED;
+                else {
+                        e->state = STATE_CHANGED;
+                        e->will_run = true;
+                        e->detail = strdup("changed since it last ran: apply re-runs it");
                 }
         }
+        if (m->type == MIGRATION_SEED && no_seed && e->will_run) {
+                e->will_run = false;
+                free(e->detail);
+                e->detail = strdup("seed: skipped with --no-seed");
+        }
+}
 
-        plan_phase(set, phase, r);
+/* Entries for the versioned history rows without a file: baseline, deleted, future (above
+ * max_dir, the directory's highest version) or missing.  0 or -ENOMEM. */
+static int plan_versioned_rows(const struct index *ix, const struct migration_set *set, struct migrate_report *r,
+                               size_t *allocated) {
+        const char *max_dir = set->n_versioned > 0 ? set->v[set->n_versioned - 1].version : NULL;
 
-        /* History rows without a file. */
-        for (size_t i = 0; i < ix.nv; i++) {
-                const struct history_row *w = ix.v[i];
+        for (size_t i = 0; i < ix->nv; i++) {
+                const struct history_row *w = ix->v[i];
                 struct migrate_entry *e;
                 bool have = false;
 
@@ -434,7 +418,7 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                 }
                 if (have)
                         continue;
-                e = add_entry(r, &allocated);
+                e = add_entry(r, allocated);
                 if (!e)
                         return -ENOMEM;
                 e->type = strcmp(w->type, "baseline") == 0 ? "baseline" : "versioned";
@@ -456,8 +440,15 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                                            "repair' to mark it deleted");
                 }
         }
-        for (size_t i = 0; i < ix.ns; i++) {
-                const struct history_row *w = ix.s[i];
+        return 0;
+}
+
+/* Entries for the repeatable and seed history rows without a file: missing, or deleted.
+ * 0 or -ENOMEM. */
+static int plan_script_rows(const struct index *ix, const struct migration_set *set, struct migrate_report *r,
+                            size_t *allocated) {
+        for (size_t i = 0; i < ix->ns; i++) {
+                const struct history_row *w = ix->s[i];
                 struct migrate_entry *e;
                 bool have = false;
 
@@ -468,7 +459,7 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                                strcmp(migration_type_to_string(set->v[j].type), w->type) == 0;
                 if (have)
                         continue;
-                e = add_entry(r, &allocated);
+                e = add_entry(r, allocated);
                 if (!e)
                         return -ENOMEM;
                 e->type = w->type;
@@ -477,9 +468,9 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                 set_applied(e, w);
                 /* Marked deleted later than this row? */
                 e->state = STATE_MISSING;
-                for (size_t j = 0; j < ix.ns; j++)
-                        if (strcmp(ix.s[j]->type, "deleted") == 0 && strcmp(ix.s[j]->script, w->script) == 0 &&
-                            ix.s[j]->rank > w->rank)
+                for (size_t j = 0; j < ix->ns; j++)
+                        if (strcmp(ix->s[j]->type, "deleted") == 0 && strcmp(ix->s[j]->script, w->script) == 0 &&
+                            ix->s[j]->rank > w->rank)
                                 e->state = STATE_DELETED;
                 if (e->state == STATE_MISSING) {
                         e->problem = true;
@@ -487,9 +478,46 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
                                            "repair' to mark it deleted");
                 }
         }
+        return 0;
+}
+
+int plan_compute(const struct migration_set *set, const struct history *h, bool no_seed, enum migrate_phase phase,
+                 struct migrate_report *r) {
+        _cleanup_(index_free) struct index ix = {};
+        size_t allocated = 0;
+        int k;
+
+        k = index_build(h, &ix);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < set->n; i++) {
+                const struct migration *m = &set->v[i];
+                struct migrate_entry *e = add_entry(r, &allocated);
+                const struct progress_row *p = history_find_progress(h, m->script);
+
+                if (!e)
+                        return -ENOMEM;
+                e->file = m;
+                e->type = migration_type_to_string(m->type);
+                e->version = m->version;
+                e->description = m->description;
+                e->script = m->script;
+                e->phase = m->post_deploy ? "post" : "pre";
+                e->no_transaction = migration_no_transaction(m);
+                e->checksum = m->checksum;
+                if (m->type == MIGRATION_VERSIONED)
+                        plan_versioned(&ix, m, p, e);
+                else
+                        plan_script(&ix, m, p, no_seed, e);
+        }
+        plan_phase(set, phase, r);
+        k = plan_versioned_rows(&ix, set, r, &allocated);
+        if (k >= 0)
+                k = plan_script_rows(&ix, set, r, &allocated);
+        if (k < 0)
+                return k;
         /* Entries of files come out sorted already; only rows without a file need merging in. */
         if (r->n > set->n)
                 qsort(r->v, r->n, sizeof(*r->v), entry_cmp);
         return 0;
 }
-

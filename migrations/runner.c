@@ -11,10 +11,12 @@
  *   3. only then reads the history.
  * Every migration transaction ends by locking the fence row FOR UPDATE and inserting
  * its history row; unless the row still holds our token the runner rolls back
- * instead of committing, so a superseded
- * runner cannot commit, and no new holder can raise the token between that check
- * and the COMMIT (which rides at the head of the next migration's pipeline).  Runner sessions also set idle_in_transaction_session_timeout
- * below the lease, so a paused client's transaction dies on the server by itself. */
+ * instead of committing, so a superseded runner cannot commit, and no new holder
+ * can raise the token between that check and the COMMIT (which rides at the head
+ * of the next migration's pipeline).  Runner sessions also set
+ * idle_in_transaction_session_timeout below the lease, so a paused client's
+ * transaction dies on the server by itself. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -103,6 +105,7 @@ struct runner {
         char token_str[24];
         atomic_bool lost;
         bool keeper;
+        bool signals; /* SIGINT/SIGTERM handlers installed (signals_install()) */
         /* A migration whose checks passed and whose COMMIT rides at the head of the next
          * migration's pipeline (or is sent alone by commit_pending()). */
         const struct migration *pending;
@@ -153,25 +156,20 @@ static int fail(struct runner *x, int code, const char *fmt, ...) {
 static int identify(struct runner *x) {
         _cleanup_pgresult_ PGresult *res = NULL;
         _cleanup_free_ char *ident = NULL;
-        char e[512], hex[65];
-        int r;
+        char e[512], hex[65], key[17];
 
         /* system_identifier needs pg_monitor-ish rights on some setups: fall back to the database oid
-         * (a collision only serialises two databases, never lets two runners in). */
-        res = PQexec(x->conn, "SELECT (SELECT system_identifier::text FROM pg_control_system()),"
-                              " current_database(), current_schema()");
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                /* NULL: pg_query() leaves res alone when it fails too (a terminated session), and
-                 * the cleanup must not free it a second time. */
-                PQclear(res);
-                res = NULL;
-                r = pg_query(x->conn,
-                             "SELECT 'oid' || (SELECT oid FROM pg_database WHERE datname = current_database()),"
-                             " current_database(), current_schema()",
-                             0, NULL, &res, e, sizeof(e));
-                if (r < 0)
-                        return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
-        }
+         * (a collision only serialises two databases, never lets two runners in).  Only the
+         * fallback's error is said. */
+        if (pg_query(x->conn,
+                     "SELECT (SELECT system_identifier::text FROM pg_control_system()),"
+                     " current_database(), current_schema()",
+                     0, NULL, &res, e, sizeof(e)) < 0 &&
+            pg_query(x->conn,
+                     "SELECT 'oid' || (SELECT oid FROM pg_database WHERE datname = current_database()),"
+                     " current_database(), current_schema()",
+                     0, NULL, &res, e, sizeof(e)) < 0)
+                return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
         if (PQgetisnull(res, 0, 2))
                 return fail(x, EXIT_USAGE,
                             "%s: no current schema (search_path names no existing schema): the history "
@@ -187,15 +185,10 @@ static int identify(struct runner *x) {
         memcpy(x->lockid, hex, 24);
         x->lockid[24] = '\0';
         snprintf(x->lock_name, sizeof(x->lock_name), "migrate-%s", x->lockid);
-        {
-                char k[17];
-                uint64_t u = 0;
-                memcpy(k, hex, 16);
-                k[16] = '\0';
-                for (int i = 0; i < 16; i++)
-                        u = (u << 4) | (uint64_t) (k[i] <= '9' ? k[i] - '0' : k[i] - 'a' + 10);
-                x->advisory_key = (int64_t) u;
-        }
+        /* The advisory lock's key: the first 64 bits of the same hash. */
+        memcpy(key, hex, 16);
+        key[16] = '\0';
+        x->advisory_key = (int64_t) strtoull(key, NULL, 16);
         log_debug("Migration lock %s for %s", x->lock_name, ident);
         return 0;
 }
@@ -610,15 +603,15 @@ static void pending_done(struct runner *x) {
         x->pending_e = NULL;
 }
 
-/* Whether the pending migration may still commit; if not, fail (its transaction is rolled
+/* Whether m, whose checks passed, may still commit; if not, fail (its transaction is rolled
  * back by the caller).  Checked right before its COMMIT is sent, wherever that happens. */
-static int pending_may_commit(struct runner *x) {
+static int may_commit(struct runner *x, const struct migration *m) {
         if (atomic_load(&interrupted))
-                return fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back", x->pending->script);
+                return fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back", m->script);
         if (is_lost(x))
                 return fail(x, EXIT_FAILED,
                             "%s: commit refused: the lock was lost (fencing token %" PRId64 " superseded); rolled back",
-                            x->pending->script, x->token);
+                            m->script, x->token);
         return 0;
 }
 
@@ -630,7 +623,7 @@ static int commit_pending(struct runner *x) {
 
         if (!m)
                 return 0;
-        code = pending_may_commit(x);
+        code = may_commit(x, m);
         if (!PQenterPipelineMode(x->conn)) {
                 x->pending = NULL;
                 return code ?: fail(x, EXIT_UNAVAILABLE, "%s: %s: cannot enter pipeline mode", m->script, x->where);
@@ -696,136 +689,130 @@ static int send_deferred(struct runner *x, struct batch *b) {
         return 0;
 }
 
-/* One transaction: BEGIN, settings, the statements, the fenced history row.  The COMMIT
- * is deferred: sent at the head of the next migration's pipeline (one round trip per
- * migration) or by commit_pending().  The previous migration's COMMIT, if pending, heads
- * this pipeline.  no_tx_finish: record completion of a no-transaction script. */
-static int run_in_transaction(struct runner *x, const struct migration *m, struct migrate_entry *ent, uint64_t t0,
-                              bool no_tx_finish, const char *exec_ms) {
+/* Queue the head of a transaction: the pending migration's COMMIT, BEGIN and, behind a pooler,
+ * coord's timeouts (no session settings there).  0 or -EIO. */
+static int send_begin(struct runner *x, struct batch *b) {
+        if (x->pending) {
+                if (send_q(x->conn, b, TAG_PREV_COMMIT, "COMMIT", 0, NULL) < 0)
+                        return -EIO;
+                b->prev_sent = true;
+        }
+        if (send_q(x->conn, b, TAG_BEGIN, "BEGIN", 0, NULL) < 0)
+                return -EIO;
+        if (x->session.pooled && send_q(x->conn, b, TAG_SETTING, x->session.local_sql, 0, NULL) < 0)
+                return -EIO;
+        return 0;
+}
+
+/* Queue m's own part of its transaction: its timeouts, then its statements, a COPY ... FROM
+ * STDIN with its data (out of pipeline mode for a moment), and a read every PIPELINE_CHUNK_*.
+ * 0; -EIO or -ENOMEM when a query could not be sent or the connection failed; -EBADMSG when
+ * a result read on the way failed (b->err). */
+static int send_statements(struct runner *x, const struct migration *m, struct batch *b) {
         _cleanup_free_ char *st = NULL, *lt = NULL;
-        struct batch b = { .history_rows = -1 };
+
+        if (m->statement_timeout_usec > 0) {
+                st = settings_sql("LOCAL ", m->statement_timeout_usec, "statement_timeout");
+                if (!st || send_q(x->conn, b, TAG_SETTING, st, 0, NULL) < 0)
+                        return -EIO;
+        }
+        if (m->lock_timeout_usec > 0) {
+                lt = settings_sql("LOCAL ", m->lock_timeout_usec, "lock_timeout");
+                if (!lt || send_q(x->conn, b, TAG_SETTING, lt, 0, NULL) < 0)
+                        return -EIO;
+        }
+        for (size_t i = 0; i < m->n_stmts; i++) {
+                if (m->stmts[i].data_line > 0) {
+                        if (copy_in_transaction(x, m, i, b) < 0)
+                                return -EIO;
+                        settle_prev(x, b);
+                        if (b->err)
+                                return -EBADMSG;
+                        continue;
+                }
+                _cleanup_free_ char *q = strndup(m->sql + m->stmts[i].offset, m->stmts[i].len);
+                if (!q)
+                        return -ENOMEM;
+                if (send_q(x->conn, b, (int) i, q, 0, NULL) < 0)
+                        return -EIO;
+                if (b->n >= PIPELINE_CHUNK_STMTS || b->bytes >= PIPELINE_CHUNK_BYTES) {
+                        /* The transaction idles while we read: under coord's timeout again,
+                         * whatever the file set (a pg_dump header sets it to 0). */
+                        if (send_q(x->conn, b, TAG_SETTING, x->session.local_sql, 0, NULL) < 0 ||
+                            sync_read(x->conn, b) < 0)
+                                return -EIO;
+                        settle_prev(x, b);
+                        if (b->err)
+                                return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
+/* Queue the end of m's transaction, after its statements: back to the session of a new
+ * connection (and coord's prepared statements again after a file that touches them), the
+ * fence check, deferred rows, the history row and, finishing a no-transaction file, the
+ * removal of its progress.  Returns as send_statements(). */
+static int send_epilogue(struct runner *x, const struct migration *m, bool no_tx_finish, const char *exec_ms,
+                         struct batch *b) {
         const char *hist[] = { m->version,   m->description, migration_type_to_string(m->type),
                                m->script,    m->checksum,    x->installed_by,
                                exec_ms,      "true",         x->token_str };
         const char *fence_params[] = { x->lock_name, x->token_str };
         const char *rs;
-        size_t defer_lo = x->defer_lo;
-        bool again = false;
-        int r = 0;
+        int r;
 
-        if (x->pending && pending_may_commit(x) != 0)
-                return commit_pending(x); /* rolls the pending one back, keeps its message */
-        if (!PQenterPipelineMode(x->conn))
-                return fail(x, EXIT_UNAVAILABLE, "%s: cannot enter pipeline mode: %s", x->where,
-                            PQerrorMessage(x->conn));
-        if (x->pending) {
-                if (send_q(x->conn, &b, TAG_PREV_COMMIT, "COMMIT", 0, NULL) < 0)
-                        goto io;
-                b.prev_sent = true;
-        }
-        if (send_q(x->conn, &b, TAG_BEGIN, "BEGIN", 0, NULL) < 0)
-                goto io;
-        /* Behind a pooler coord's timeouts are no session settings: set them for this transaction. */
-        if (x->session.pooled && send_q(x->conn, &b, TAG_SETTING, x->session.local_sql, 0, NULL) < 0)
-                goto io;
-        if (!no_tx_finish) {
-                if (m->statement_timeout_usec > 0) {
-                        st = settings_sql("LOCAL ", m->statement_timeout_usec, "statement_timeout");
-                        if (!st || send_q(x->conn, &b, TAG_SETTING, st, 0, NULL) < 0)
-                                goto io;
-                }
-                if (m->lock_timeout_usec > 0) {
-                        lt = settings_sql("LOCAL ", m->lock_timeout_usec, "lock_timeout");
-                        if (!lt || send_q(x->conn, &b, TAG_SETTING, lt, 0, NULL) < 0)
-                                goto io;
-                }
-                for (size_t i = 0; i < m->n_stmts; i++) {
-                        if (m->stmts[i].data_line > 0) {
-                                if (copy_in_transaction(x, m, i, &b) < 0)
-                                        goto io;
-                                settle_prev(x, &b);
-                                if (b.err)
-                                        goto failed;
-                                continue;
-                        }
-                        _cleanup_free_ char *s = strndup(m->sql + m->stmts[i].offset, m->stmts[i].len);
-                        if (!s) {
-                                r = -ENOMEM;
-                                goto io;
-                        }
-                        if (send_q(x->conn, &b, (int) i, s, 0, NULL) < 0)
-                                goto io;
-                        if (b.n >= PIPELINE_CHUNK_STMTS || b.bytes >= PIPELINE_CHUNK_BYTES) {
-                                /* The transaction idles while we read: under coord's timeout again,
-                                 * whatever the file set (a pg_dump header sets it to 0). */
-                                if (send_q(x->conn, &b, TAG_SETTING, x->session.local_sql, 0, NULL) < 0 ||
-                                    sync_read(x->conn, &b) < 0)
-                                        goto io;
-                                settle_prev(x, &b);
-                                if (b.err)
-                                        goto failed;
-                        }
-                }
-        }
         /* Back to the session of a new connection, and coord's settings, before coord's own writes
          * (which then run as coord's role, whatever the file set): committed together, so the next
          * file starts clean too; rolled back, the session is as clean as before. */
         for (size_t k = 0; (rs = fence_reset_statement(&x->session, k)); k++)
-                if (send_q(x->conn, &b, TAG_SETTING, rs, 0, NULL) < 0)
-                        goto io;
-        if (x->prepared && touches_prepared(m) && send_reprepare(x, &b) < 0)
-                goto io;
-        if (send_own(x, &b, TAG_FENCE, PREPARED_FENCE_LOCK, sql_fence_lock, (int) ELEMENTSOF(fence_params),
+                if (send_q(x->conn, b, TAG_SETTING, rs, 0, NULL) < 0)
+                        return -EIO;
+        if (x->prepared && touches_prepared(m) && send_reprepare(x, b) < 0)
+                return -EIO;
+        if (send_own(x, b, TAG_FENCE, PREPARED_FENCE_LOCK, sql_fence_lock, (int) ELEMENTSOF(fence_params),
                      fence_params) < 0)
-                goto io;
-        r = send_deferred(x, &b);
-        if (r == -EIO)
-                goto io;
+                return -EIO;
+        r = send_deferred(x, b);
         if (r < 0)
-                goto failed;
-        if (b.n >= (int) ELEMENTSOF(b.tags) - 4 ||
-            send_own(x, &b, TAG_HISTORY, PREPARED_HISTORY_INSERT, sql_history_insert, (int) ELEMENTSOF(hist), hist) <
+                return r;
+        if (b->n >= (int) ELEMENTSOF(b->tags) - 4 ||
+            send_own(x, b, TAG_HISTORY, PREPARED_HISTORY_INSERT, sql_history_insert, (int) ELEMENTSOF(hist), hist) <
                     0)
-                goto io;
+                return -EIO;
         if (no_tx_finish) {
                 const char *p[] = { m->script };
-                if (send_q(x->conn, &b, TAG_PROGRESS, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p) <
+                if (send_q(x->conn, b, TAG_PROGRESS, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p) <
                     0)
-                        goto io;
+                        return -EIO;
         }
-        if (sync_read(x->conn, &b) < 0)
-                goto io;
-        settle_prev(x, &b);
-        if (b.err)
-                goto failed;
-        if (b.history_rows != 1) {
-                fail(x, EXIT_FAILED,
-                     "%s: commit refused: fencing token %" PRId64
-                     " is no longer current (the lock was lost and another runner took over); rolled back",
-                     m->script, x->token);
-                goto rollback;
-        }
-        if (atomic_load(&interrupted)) {
-                fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back", m->script);
-                goto rollback;
-        }
-        if (is_lost(x)) {
-                fail(x, EXIT_FAILED, "%s: commit refused: the lock was lost (fencing token %" PRId64
-                     " superseded); rolled back", m->script, x->token);
-                goto rollback;
-        }
-        /* Checks passed: the COMMIT goes out with the next migration (or commit_pending()). */
-        (void) PQexitPipelineMode(x->conn);
-        x->pending = m;
-        x->pending_e = ent;
-        x->pending_t0 = t0;
         return 0;
+}
 
-failed:
-        if (x->prepared && lost_own_statements(&b)) {
-                /* Something the migration ran (a function) deallocated coord's prepared statements
-                 * (a PREPARE, DEALLOCATE or DISCARD statement of the file itself is seen in advance):
-                 * unnamed ones from now on, and this migration again from its start (rolled back). */
+/* The whole transaction of m but its COMMIT, sent and read.  Returns as send_statements(). */
+static int send_transaction(struct runner *x, const struct migration *m, bool no_tx_finish, const char *exec_ms,
+                            struct batch *b) {
+        int r = send_begin(x, b);
+
+        if (r == 0 && !no_tx_finish)
+                r = send_statements(x, m, b);
+        if (r == 0)
+                r = send_epilogue(x, m, no_tx_finish, exec_ms, b);
+        if (r < 0)
+                return r;
+        if (sync_read(x->conn, b) < 0)
+                return -EIO;
+        settle_prev(x, b);
+        return b->err ? -EBADMSG : 0;
+}
+
+/* A result of m's transaction failed (b->err): report it, once.  True instead when m is to run
+ * again from its start, with unnamed statements from now on: something it ran (a function)
+ * deallocated coord's prepared statements (a PREPARE, DEALLOCATE or DISCARD statement of the
+ * file itself is seen in advance). */
+static bool transaction_failed(struct runner *x, const struct migration *m, const struct batch *b,
+                               size_t defer_lo) {
+        if (x->prepared && lost_own_statements(b)) {
                 log_notice("%s deallocated coord's prepared statements: running it again, with unnamed ones",
                            m->script);
                 x->prepared = false;
@@ -833,46 +820,144 @@ failed:
                         if (x->rep->v[k].defer)
                                 x->rep->v[k].deferred = false;
                 x->defer_lo = defer_lo;
-                again = true;
-                goto rollback;
+                return true;
         }
-        if (b.err_tag == TAG_PREV_COMMIT && x->pending) {
+        if (b->err_tag == TAG_PREV_COMMIT && x->pending) {
                 /* The previous migration's COMMIT failed (a deferred constraint, a lost session):
                  * it is rolled back, and this one never started. */
-                report_failure(x, x->pending, TAG_COMMIT, b.err);
+                report_failure(x, x->pending, TAG_COMMIT, b->err);
                 x->pending = NULL;
         } else
-                report_failure(x, m, b.err_tag, b.err);
-rollback:
-        batch_clear(&b);
-        if (PQstatus(x->conn) == CONNECTION_OK && send_q(x->conn, &b, TAG_COMMIT, "ROLLBACK", 0, NULL) == 0)
-                (void) sync_read(x->conn, &b);
-        batch_clear(&b);
+                report_failure(x, m, b->err_tag, b->err);
+        return false;
+}
+
+/* Roll back the transaction in the pipeline, and leave pipeline mode. */
+static void transaction_rollback(struct runner *x, struct batch *b) {
+        batch_clear(b);
+        if (PQstatus(x->conn) == CONNECTION_OK && send_q(x->conn, b, TAG_COMMIT, "ROLLBACK", 0, NULL) == 0)
+                (void) sync_read(x->conn, b);
+        batch_clear(b);
         (void) PQexitPipelineMode(x->conn);
-        return again ? run_in_transaction(x, m, ent, t0, no_tx_finish, exec_ms) : x->rep->exit_code;
-io:
-        if (b.err)
-                goto failed;
-        if (x->pending && b.prev_sent) {
+}
+
+/* m's transaction could not be sent, or the connection failed, without a failed result to say
+ * why (r: -EIO, or -ENOMEM).  The failure, reported. */
+static int transaction_broken(struct runner *x, const struct migration *m, struct batch *b, int r) {
+        char e[1024];
+
+        if (x->pending && b->prev_sent) {
                 /* Whether the previous COMMIT got through is unknown: the next run reads the history. */
                 fail(x, EXIT_FAILED, "%s: connection lost while committing%s; the history tells whether it committed",
                      x->pending->script, is_lost(x) ? " (the lock was lost)" : "");
                 x->pending = NULL;
-                batch_clear(&b);
+                batch_clear(b);
                 if (PQstatus(x->conn) == CONNECTION_OK)
                         (void) PQexitPipelineMode(x->conn);
                 return x->rep->exit_code;
         }
-        {
-                char e[1024];
-                pg_format_error(NULL, x->conn, e, sizeof(e));
-                batch_clear(&b);
-                if (PQstatus(x->conn) != CONNECTION_OK)
-                        return fail(x, EXIT_FAILED, "%s: %s: connection lost%s: %s", m->script, x->where,
-                                    is_lost(x) ? " (the lock was lost: commit refused)" : "", e);
-                (void) PQexitPipelineMode(x->conn);
-                return fail(x, EXIT_FAILED, "%s: %s", m->script, r == -ENOMEM ? "out of memory" : e);
+        pg_format_error(NULL, x->conn, e, sizeof(e));
+        batch_clear(b);
+        if (PQstatus(x->conn) != CONNECTION_OK)
+                return fail(x, EXIT_FAILED, "%s: %s: connection lost%s: %s", m->script, x->where,
+                            is_lost(x) ? " (the lock was lost: commit refused)" : "", e);
+        (void) PQexitPipelineMode(x->conn);
+        return fail(x, EXIT_FAILED, "%s: %s", m->script, r == -ENOMEM ? "out of memory" : e);
+}
+
+/* One transaction: BEGIN, settings, the statements, the fenced history row.  The COMMIT
+ * is deferred: sent at the head of the next migration's pipeline (one round trip per
+ * migration) or by commit_pending().  The previous migration's COMMIT, if pending, heads
+ * this pipeline.  no_tx_finish: record completion of a no-transaction script. */
+static int run_in_transaction(struct runner *x, const struct migration *m, struct migrate_entry *ent, uint64_t t0,
+                              bool no_tx_finish, const char *exec_ms) {
+        struct batch b = { .history_rows = -1 };
+        size_t defer_lo = x->defer_lo;
+        bool again = false;
+        int r, code = 0;
+
+        if (x->pending && may_commit(x, x->pending) != 0)
+                return commit_pending(x); /* rolls the pending one back, keeps its message */
+        if (!PQenterPipelineMode(x->conn))
+                return fail(x, EXIT_UNAVAILABLE, "%s: cannot enter pipeline mode: %s", x->where,
+                            PQerrorMessage(x->conn));
+        r = send_transaction(x, m, no_tx_finish, exec_ms, &b);
+        if (r < 0 && !b.err)
+                return transaction_broken(x, m, &b, r);
+        if (r < 0)
+                again = transaction_failed(x, m, &b, defer_lo);
+        else if (b.history_rows != 1)
+                code = fail(x, EXIT_FAILED,
+                            "%s: commit refused: fencing token %" PRId64
+                            " is no longer current (the lock was lost and another runner took over); rolled back",
+                            m->script, x->token);
+        else
+                code = may_commit(x, m);
+        if (r < 0 || code != 0) {
+                transaction_rollback(x, &b);
+                return again ? run_in_transaction(x, m, ent, t0, no_tx_finish, exec_ms) : x->rep->exit_code;
         }
+        /* Checks passed: the COMMIT goes out with the next migration (or commit_pending()). */
+        (void) PQexitPipelineMode(x->conn);
+        x->pending = m;
+        x->pending_e = ent;
+        x->pending_t0 = t0;
+        return 0;
+}
+
+/* A no-transaction file's timeout directives, set for the session while it runs (each of its
+ * statements is a transaction of its own; reset after it): not behind a pooler, which does
+ * not keep them.  0, or the failure. */
+static int no_tx_timeouts(struct runner *x, const struct migration *m) {
+        _cleanup_free_ char *s = NULL;
+        char e[2048];
+
+        if (m->statement_timeout_usec == 0 && m->lock_timeout_usec == 0)
+                return 0;
+        if (x->session.pooled) {
+                log_warning("%s: the timeout directives of a no-transaction file are session settings, which a "
+                            "connection pooler does not keep: not applied",
+                            m->script);
+                return 0;
+        }
+        if (m->statement_timeout_usec > 0 && m->lock_timeout_usec > 0)
+                s = strdup_printf("SET statement_timeout = %" PRIu64 "; SET lock_timeout = %" PRIu64,
+                                  m->statement_timeout_usec / USEC_PER_MSEC, m->lock_timeout_usec / USEC_PER_MSEC);
+        else if (m->statement_timeout_usec > 0)
+                s = settings_sql("", m->statement_timeout_usec, "statement_timeout");
+        else
+                s = settings_sql("", m->lock_timeout_usec, "lock_timeout");
+        if (!s || pg_exec(x->conn, s, e, sizeof(e)) < 0)
+                return fail(x, EXIT_FAILED, "%s: %s", m->script, s ? e : "out of memory");
+        return 0;
+}
+
+/* Statement i of the no-transaction file m failed (res): report it, and record the failure (a
+ * history row with success = false, the error in its progress row), fenced, as coord
+ * whatever the file's statements set (fence_query()).  The exit code. */
+static int no_tx_failed(struct runner *x, const struct migration *m, size_t i, PGresult *res, uint64_t t0) {
+        _cleanup_pgresult_ PGresult *h = NULL;
+        char ms[24], e[512];
+        const char *hp[] = { m->version,   m->description, migration_type_to_string(m->type),
+                             m->script,    m->checksum,    x->installed_by,
+                             ms,           "false",        x->token_str,
+                             x->lock_name, x->rep->message };
+        int code = report_failure(x, m, (int) i, res);
+
+        if (PQstatus(x->conn) != CONNECTION_OK)
+                return code;
+        snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
+        if (fence_query(x->conn, &x->session,
+                        "WITH p AS (UPDATE coord_schema_progress SET error = $11, updated_at = now()"
+                        " WHERE script = $4 AND fencing_token = $9::bigint RETURNING 1) "
+                        "INSERT INTO coord_schema_history (version, description, type, script,"
+                        " checksum, installed_by, execution_ms, success, fencing_token)"
+                        " SELECT $1, $2, $3, $4, $5, $6, $7::integer, $8::boolean, $9::bigint"
+                        " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $10"
+                        " AND token = $9::bigint) AND EXISTS (SELECT 1 FROM p)",
+                        (int) ELEMENTSOF(hp), hp, &h, e, sizeof(e)) < 0)
+                log_warning("%s: could not record the failure: %s", m->script, e);
+        return code;
 }
 
 /* Statement by statement, recording progress after each; resumes after the last recorded one. */
@@ -906,24 +991,9 @@ static int run_no_transaction(struct runner *x, const struct migration *m, struc
         if (done > 0)
                 log_notice("%s: resuming after statement %" PRId64 " of %zu (completed by an earlier run)", m->script,
                            done, m->n_stmts);
-        if ((m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) && x->session.pooled)
-                log_warning("%s: the timeout directives of a no-transaction file are session settings, which a "
-                            "connection pooler does not keep: not applied",
-                            m->script);
-        else if (m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) {
-                _cleanup_free_ char *s = NULL;
-                /* Session-wide while this file runs (reset below): each statement is its own transaction. */
-                if (m->statement_timeout_usec > 0 && m->lock_timeout_usec > 0)
-                        s = strdup_printf("SET statement_timeout = %" PRIu64 "; SET lock_timeout = %" PRIu64,
-                                          m->statement_timeout_usec / USEC_PER_MSEC,
-                                          m->lock_timeout_usec / USEC_PER_MSEC);
-                else if (m->statement_timeout_usec > 0)
-                        s = settings_sql("", m->statement_timeout_usec, "statement_timeout");
-                else
-                        s = settings_sql("", m->lock_timeout_usec, "lock_timeout");
-                if (!s || pg_exec(x->conn, s, e, sizeof(e)) < 0)
-                        return fail(x, EXIT_FAILED, "%s: %s", m->script, s ? e : "out of memory");
-        }
+        r = no_tx_timeouts(x, m);
+        if (r != 0)
+                return r;
         for (size_t i = (size_t) done; i < m->n_stmts; i++) {
                 _cleanup_free_ char *s = NULL;
                 _cleanup_pgresult_ PGresult *res = NULL, *up = NULL;
@@ -942,33 +1012,8 @@ static int run_no_transaction(struct runner *x, const struct migration *m, struc
                 if (!s)
                         return fail(x, EXIT_FAILED, "out of memory");
                 res = m->stmts[i].data_line > 0 ? copy_from_script(x->conn, m->sql, &m->stmts[i]) : PQexec(x->conn, s);
-                if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-                        const char *hp[] = { m->version,   m->description, migration_type_to_string(m->type),
-                                             m->script,    m->checksum,    x->installed_by,
-                                             ms,           "false",        x->token_str,
-                                             x->lock_name, NULL };
-                        _cleanup_pgresult_ PGresult *h = NULL;
-                        char e2[512];
-                        int code = report_failure(x, m, (int) i, res);
-
-                        if (PQstatus(x->conn) != CONNECTION_OK)
-                                return code;
-                        snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
-                        hp[10] = x->rep->message;
-                        /* Record the failure (history row, success = false) and the error, fenced,
-                         * as coord whatever the file's statements set (fence_query()). */
-                        if (fence_query(x->conn, &x->session,
-                                        "WITH p AS (UPDATE coord_schema_progress SET error = $11, updated_at = now()"
-                                        " WHERE script = $4 AND fencing_token = $9::bigint RETURNING 1) "
-                                        "INSERT INTO coord_schema_history (version, description, type, script,"
-                                        " checksum, installed_by, execution_ms, success, fencing_token)"
-                                        " SELECT $1, $2, $3, $4, $5, $6, $7::integer, $8::boolean, $9::bigint"
-                                        " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $10"
-                                        " AND token = $9::bigint) AND EXISTS (SELECT 1 FROM p)",
-                                        11, hp, &h, e2, sizeof(e2)) < 0)
-                                log_warning("%s: could not record the failure: %s", m->script, e2);
-                        return code;
-                }
+                if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+                        return no_tx_failed(x, m, i, res, t0);
                 snprintf(di, sizeof(di), "%zu", i + 1);
                 /* The file's session state lasts until its next statement; this write is immune to it. */
                 r = fence_query(x->conn, &x->session,
@@ -990,14 +1035,10 @@ static int run_no_transaction(struct runner *x, const struct migration *m, struc
         return run_in_transaction(x, m, ent, t0, true, ms);
 }
 
-static int run_one(struct runner *x, struct migration *m, struct migrate_entry *e) {
-        char err[1024];
+static int run_one(struct runner *x, const struct migration *m, struct migrate_entry *e) {
         uint64_t t0 = now_usec();
-        int r;
 
-        r = source_split(m, err, sizeof(err));
-        if (r < 0)
-                return fail(x, EXIT_USAGE, "%s", err);
+        assert(m->split); /* apply loads the directory with its statements (migrate_run()) */
         log_info("Applying %s%s", m->script, m->no_transaction ? " (no transaction: statement by statement)" : "");
         /* On success m is pending: its COMMIT follows (e->ran is set once it succeeded). */
         return m->no_transaction ? run_no_transaction(x, m, e) : run_in_transaction(x, m, e, t0, false, NULL);
@@ -1049,16 +1090,10 @@ static int apply(struct runner *x) {
                 return code;
         for (size_t i = 0; i < r->n; i++)
                 held += r->v[i].held;
-        for (size_t i = 0, j = 0; i < r->n && code == 0; i++) {
+        for (size_t i = 0; i < r->n && code == 0; i++) {
                 struct migrate_entry *e = &r->v[i];
-                struct migration *m = NULL;
-                if (!e->will_run)
-                        continue;
-                /* Entries of files are in the directory's order: a forward cursor finds each. */
-                for (; j < x->set->n && !m; j++)
-                        if (x->set->v[j].script == e->script)
-                                m = &x->set->v[j];
-                if (!m)
+                const struct migration *m = e->file;
+                if (!e->will_run || !m)
                         continue;
                 if (atomic_load(&interrupted)) {
                         code = x->pending ? fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back",
@@ -1140,7 +1175,7 @@ static int repair(struct runner *x) {
 
         {
                 /* Behind a pooler coord's idle timeout is no session setting: this transaction's. */
-                _cleanup_free_ char *begin = strdup_printf("BEGIN; %s", x->session.local_sql);
+                _cleanup_free_ char *begin = fence_begin_sql(&x->session);
                 rr = begin ? pg_exec(x->conn, begin, e, sizeof(e)) : -ENOMEM;
                 if (!begin)
                         snprintf(e, sizeof(e), "out of memory");
@@ -1164,11 +1199,10 @@ static int repair(struct runner *x) {
                 const struct progress_row *pr = history_find_progress(x->h, ent->script);
 
                 if (pr && (pr->error || !ent->checksum || strcmp(pr->checksum, ent->checksum) != 0)) {
+                        _cleanup_pgresult_ PGresult *del = NULL;
                         const char *p[] = { ent->script };
-                        rr = pg_query(x->conn, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p, &res, e,
+                        rr = pg_query(x->conn, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p, &del, e,
                                       sizeof(e));
-                        PQclear(res);
-                        res = NULL;
                         ent->detail = (free(ent->detail), strdup("progress record removed: runs again from the start"));
                         fixed++;
                 }
@@ -1215,6 +1249,7 @@ static int flyway_fail(struct runner *x, int r, const char *e) {
 /* Take over flyway_schema_history (flyway.h), in its own fenced transaction, before apply
  * or repair changes anything; apply only when it would not refuse to run. */
 static int adopt(struct runner *x) {
+        _cleanup_free_ char *begin = NULL;
         char e[2048];
         int r, code;
 
@@ -1225,7 +1260,10 @@ static int adopt(struct runner *x) {
                 if (code != 0)
                         return code;
         }
-        r = flyway_adopt_write(x->conn, x->h, x->lock_name, x->token_str, e, sizeof(e));
+        begin = fence_begin_sql(&x->session);
+        if (!begin)
+                return flyway_fail(x, -ENOMEM, "out of memory");
+        r = flyway_adopt_write(x->conn, begin, x->h, x->lock_name, x->token_str, e, sizeof(e));
         if (r < 0)
                 return flyway_fail(x, r, e);
         return 0;
@@ -1245,163 +1283,185 @@ static void *loader_run(void *p) {
         return NULL;
 }
 
-int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
-        struct runner x = { .o = o, .rep = rep };
-        struct flyway_run fr = { .placeholders = o->placeholders };
-        bool locked = o->command == MIGRATE_APPLY || o->command == MIGRATE_BASELINE || o->command == MIGRATE_REPAIR;
-        char e[2048], host[256] = "";
-        bool handlers = false;
-        int r;
+/* The history, once per run (the report owns it from here).  0, or the failure. */
+static int read_history(struct runner *x) {
+        char e[2048];
 
-        *rep = (struct migrate_report) {};
-        log_debug("Starting %s", o->dir);
-        r = pg_register_secrets(o->database, e, sizeof(e));
-        if (r < 0)
-                return fail(&x, EXIT_USAGE, "%s", e);
-        x.where = pg_describe(o->database);
-        if (o->redis && o->redis->password)
-                log_add_secret(o->redis->password);
+        if (history_load(x->conn, &x->h, e, sizeof(e)) < 0)
+                return fail(x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x->where, e);
+        x->rep->history = x->h;
+        return 0;
+}
 
-        /* Read the directory in a thread while the connection (and, for the read-only
-         * commands, the history query) is under way: both take tens of milliseconds with
-         * thousands of files.  Bad files still win: they exit 2 whatever the database says. */
-        struct loader ld = { .dir = o->dir, .split = o->command != MIGRATE_STATUS && o->command != MIGRATE_VALIDATE };
+/* Read the directory in a thread while the connection (and, for the read-only commands, the
+ * history query) is under way: both take tens of milliseconds with thousands of files.  Bad
+ * files still win: they exit 2 whatever the database says.  0, or the failure. */
+static int open_run(struct runner *x, bool locked) {
+        struct loader ld = { .dir = x->o->dir,
+                             .split = x->o->command != MIGRATE_STATUS && x->o->command != MIGRATE_VALIDATE };
         pthread_t th;
         bool threaded = pthread_create(&th, NULL, loader_run, &ld) == 0;
+        char e[2048];
+        int cr, r;
+
         if (!threaded)
                 loader_run(&ld);
-        int cr = connect_main(&x, "coord-migrate");
+        cr = connect_main(x, "coord-migrate");
         if (cr == 0 && locked)
-                cr = identify(&x);
+                cr = identify(x);
         if (cr == 0 && !locked) {
                 _cleanup_pgresult_ PGresult *res = NULL;
-                r = pg_query(x.conn, "SELECT current_schema()", 0, NULL, &res, e, sizeof(e));
+                r = pg_query(x->conn, "SELECT current_schema()", 0, NULL, &res, e, sizeof(e));
                 if (r == 0)
-                        r = pg_set_schema(x.conn, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
-                if (r == 0)
-                        r = history_load(x.conn, &x.h, e, sizeof(e));
-                if (r < 0)
-                        cr = fail(&x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x.where, e);
-                rep->history = x.h;
+                        r = pg_set_schema(x->conn, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
+                cr = r < 0 ? fail(x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x->where, e) : read_history(x);
         }
         log_debug("Connected%s", !locked ? " and read the history" : "");
         if (threaded)
                 pthread_join(th, NULL);
         log_debug("Read %zu migration files", ld.set ? ld.set->n : 0);
-        if (ld.r < 0) {
-                fail(&x, EXIT_USAGE, "%s", ld.err);
-                goto finish;
-        }
-        x.set = rep->set = ld.set;
+        if (ld.r < 0)
+                return fail(x, EXIT_USAGE, "%s", ld.err);
+        x->set = x->rep->set = ld.set;
         if (cr != 0)
-                goto finish;
+                return cr;
         /* Before PostgreSQL 12, files with ALTER TYPE ... ADD VALUE run without a transaction. */
-        if (source_set_server_version(x.set, PQserverVersion(x.conn), e, sizeof(e)) < 0) {
-                fail(&x, EXIT_USAGE, "%s", e);
-                goto finish;
-        }
-        if (strcmp(PQparameterStatus(x.conn, "standard_conforming_strings") ?: "on", "off") == 0)
+        if (source_set_server_version(x->set, PQserverVersion(x->conn), e, sizeof(e)) < 0)
+                return fail(x, EXIT_USAGE, "%s", e);
+        if (strcmp(PQparameterStatus(x->conn, "standard_conforming_strings") ?: "on", "off") == 0)
                 log_warning("%s: standard_conforming_strings is off by default here; coord lexes each file as "
                             "psql does with it on until a 'SET standard_conforming_strings = off' in the file",
-                            x.where);
-        if (locked) {
-                /* Wait on Redis without holding a PostgreSQL session: nothing of ours can get in
-                 * the way of CREATE INDEX CONCURRENTLY (or use up connection slots) while we wait. */
-                if (o->redis) {
-                        PQfinish(x.conn);
-                        x.conn = NULL;
-                }
-                if (take_lock(&x) != 0)
-                        goto finish;
-                if (!x.conn && connect_main(&x, "coord-migrate") != 0)
-                        goto finish;
-                if (fence(&x) != 0)
-                        goto finish;
-                signals_install(&x, true);
-                handlers = true;
-                /* The history, once, and only now that the lock is ours. */
-                r = history_load(x.conn, &x.h, e, sizeof(e));
-                if (r < 0) {
-                        fail(&x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x.where, e);
-                        goto finish;
-                }
-                rep->history = x.h;
-        }
-        (void) gethostname(host, sizeof(host) - 1);
-        snprintf(x.installed_by, sizeof(x.installed_by), "%s@%s", PQuser(x.conn), host);
+                            x->where);
+        return 0;
+}
 
-        rep->history = x.h;
+/* Wait for the lock, then fence, catch signals and, only now that the lock is ours, read the
+ * history.  0, or the failure. */
+static int hold_lock(struct runner *x) {
+        int code;
+
+        /* Wait on Redis without holding a PostgreSQL session: nothing of ours can get in the way
+         * of CREATE INDEX CONCURRENTLY (or use up connection slots) while we wait. */
+        if (x->o->redis) {
+                PQfinish(x->conn);
+                x->conn = NULL;
+        }
+        code = take_lock(x);
+        if (code == 0 && !x->conn)
+                code = connect_main(x, "coord-migrate");
+        if (code == 0)
+                code = fence(x);
+        if (code != 0)
+                return code;
+        signals_install(x, true);
+        x->signals = true;
+        return read_history(x);
+}
+
+/* What the command works from: placeholders replaced, a flyway_schema_history to take over,
+ * the plan.  0, or the failure. */
+static int plan_run(struct runner *x, struct flyway_run *fr) {
+        const struct migrate_options *o = x->o;
+        char e[2048], host[256] = "";
+        int r;
+
+        (void) gethostname(host, sizeof(host) - 1);
+        snprintf(x->installed_by, sizeof(x->installed_by), "%s@%s", PQuser(x->conn), host);
         /* Placeholders of repeatables and seeds (their checksums cover the values), and the
          * rows of a flyway_schema_history to take over on a schema without coord history. */
-        r = flyway_before_plan(&fr, x.conn, x.set, x.h, e, sizeof(e));
-        if (r < 0) {
-                flyway_fail(&x, r, e);
-                goto finish;
-        }
-        r = plan_compute(x.set, x.h, o->no_seed, o->phase, rep);
-        if (r < 0) {
-                fail(&x, EXIT_FAILED, "%s", strerror(-r));
-                goto finish;
-        }
+        r = flyway_before_plan(fr, x->conn, x->set, x->h, e, sizeof(e));
+        if (r < 0)
+                return flyway_fail(x, r, e);
+        r = plan_compute(x->set, x->h, o->no_seed, o->phase, x->rep);
+        if (r < 0)
+                return fail(x, EXIT_FAILED, "%s", strerror(-r));
         /* Explain the adopted entries; replace the placeholders of the versions that will run. */
-        r = flyway_after_plan(&fr, x.conn, rep, o->command == MIGRATE_APPLY || o->command == MIGRATE_PLAN, e,
+        r = flyway_after_plan(fr, x->conn, x->rep, o->command == MIGRATE_APPLY || o->command == MIGRATE_PLAN, e,
                               sizeof(e));
-        if (r < 0) {
-                flyway_fail(&x, r, e);
-                goto finish;
-        }
-        log_debug("Computed %zu entries from %zu history rows", rep->n, x.h ? x.h->n : 0);
+        if (r < 0)
+                return flyway_fail(x, r, e);
+        log_debug("Computed %zu entries from %zu history rows", x->rep->n, x->h ? x->h->n : 0);
+        return 0;
+}
 
-        switch (o->command) {
+static void run_command(struct runner *x) {
+        struct migrate_report *rep = x->rep;
+
+        switch (x->o->command) {
         case MIGRATE_STATUS:
                 break;
         case MIGRATE_PLAN:
-                (void) check_problems(&x, "apply would refuse to run");
+                (void) check_problems(x, "apply would refuse to run");
                 break;
         case MIGRATE_VALIDATE: {
                 size_t problems = 0;
                 for (size_t i = 0; i < rep->n; i++)
                         problems += rep->v[i].problem;
                 if (problems > 0)
-                        fail(&x, EXIT_VALIDATION, "validation failed: %zu problem%s", problems,
+                        fail(x, EXIT_VALIDATION, "validation failed: %zu problem%s", problems,
                              problems == 1 ? "" : "s");
                 else
                         snprintf(rep->message, sizeof(rep->message), "validation passed");
                 break;
         }
         case MIGRATE_APPLY:
-                if (adopt(&x) == 0)
-                        apply(&x);
+                if (adopt(x) == 0)
+                        apply(x);
                 break;
         case MIGRATE_BASELINE:
-                if (x.h && x.h->adopting)
-                        fail(&x, EXIT_FAILED,
+                if (x->h && x->h->adopting)
+                        fail(x, EXIT_FAILED,
                              "baseline: the schema has a " FLYWAY_TABLE " and no coord history: run apply to take "
                              "it over (its baseline and versions included)");
                 else
-                        baseline(&x);
+                        baseline(x);
                 break;
         case MIGRATE_REPAIR:
-                if (adopt(&x) == 0)
-                        repair(&x);
+                if (adopt(x) == 0)
+                        repair(x);
                 break;
+        case _MIGRATE_COMMAND_MAX:
+                assert(false);
         }
+}
 
-finish:
-        if (handlers)
-                signals_install(&x, false);
+/* Stop catching signals and the keeper, close our session, release the lock. */
+static void runner_close(struct runner *x) {
+        if (x->signals)
+                signals_install(x, false);
+        x->signals = false;
         /* The keeper may call on_lost (and PQcancel) until it is stopped. */
-        if (x.rlock && x.keeper)
-                lock_keeper_stop(x.rlock);
-        x.keeper = false;
-        if (atomic_load(&x.cancel))
-                PQfreeCancel(atomic_load(&x.cancel));
-        atomic_store(&x.cancel, NULL);
+        if (x->rlock && x->keeper)
+                lock_keeper_stop(x->rlock);
+        x->keeper = false;
+        if (atomic_load(&x->cancel))
+                PQfreeCancel(atomic_load(&x->cancel));
+        atomic_store(&x->cancel, NULL);
         /* Close our session before releasing, so the next holder finds nothing to terminate. */
-        if (x.conn)
-                PQfinish(x.conn);
-        x.conn = NULL;
-        drop_lock(&x);
+        if (x->conn)
+                PQfinish(x->conn);
+        x->conn = NULL;
+        drop_lock(x);
+}
+
+int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
+        struct runner x = { .o = o, .rep = rep };
+        struct flyway_run fr = { .placeholders = o->placeholders };
+        bool locked = o->command == MIGRATE_APPLY || o->command == MIGRATE_BASELINE || o->command == MIGRATE_REPAIR;
+        char e[2048];
+
+        *rep = (struct migrate_report) {};
+        log_debug("Starting %s", o->dir);
+        if (pg_register_secrets(o->database, e, sizeof(e)) < 0)
+                return fail(&x, EXIT_USAGE, "%s", e);
+        x.where = pg_describe(o->database);
+        if (o->redis && o->redis->password)
+                log_add_secret(o->redis->password);
+
+        if (open_run(&x, locked) == 0 && (!locked || hold_lock(&x) == 0) && plan_run(&x, &fr) == 0)
+                run_command(&x);
+
+        runner_close(&x);
         flyway_run_done(&fr);
         free(x.where);
         return rep->exit_code;

@@ -395,6 +395,19 @@ int source_split(struct migration *m, char *errbuf, size_t errlen) {
         return migration_lex(m, true, errbuf, errlen);
 }
 
+int source_set_sql(struct migration *m, char *sql, size_t len, char *errbuf, size_t errlen) {
+        free(m->sql);
+        m->sql = sql;
+        m->sql_len = len;
+        return m->split ? migration_lex(m, true, errbuf, errlen) : 0;
+}
+
+const char *migration_no_transaction(const struct migration *m) {
+        if (!m->no_transaction)
+                return NULL;
+        return m->no_transaction_reason ?: "-- coord:no-transaction";
+}
+
 int source_set_server_version(struct migration_set *s, int server_version, char *errbuf, size_t errlen) {
         bool before12 = server_version > 0 && server_version < 120000;
 

@@ -79,9 +79,18 @@ struct migration_set {
  * split: also keep each file's statements (m->stmts) for running it. */
 int source_load(const char *dir, bool split, struct migration_set **ret, char *errbuf, size_t errlen);
 /* Split one migration into m->stmts, re-reading its directives and where it runs
- * (idempotent while m->split; after replacing m->sql, clear m->split to split it again).
+ * (idempotent while m->split; source_set_sql() splits a changed text again).
  * -EINVAL with errbuf naming file and line. */
 int source_split(struct migration *m, char *errbuf, size_t errlen);
+/* Replace m's text with sql[0..len) (NUL-terminated; ownership taken, also on failure), as
+ * placeholder replacement does.  When m->split (the statements are kept for running it),
+ * its statements, directives and where it runs are derived from the new text again;
+ * otherwise they stay those of the text loaded (status and validate run nothing).  The
+ * checksum is the caller's to update.  -EINVAL with errbuf naming file and line; -ENOMEM. */
+int source_set_sql(struct migration *m, char *sql, size_t len, char *errbuf, size_t errlen);
+/* Why m runs statement by statement without a transaction (its no_transaction_reason, or
+ * "-- coord:no-transaction" when a hand-made migration has none), or NULL: in one. */
+const char *migration_no_transaction(const struct migration *m);
 /* The server's version (PQserverVersion()): before PostgreSQL 12, a file with ALTER TYPE
  * ... ADD VALUE runs without a transaction (-EINVAL with errbuf when it mixes that with
  * statements that belong in one, unless "-- coord:no-transaction"). */

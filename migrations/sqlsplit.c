@@ -447,14 +447,44 @@ static int meta_command(struct splitter *s, const char *sql, size_t len, size_t 
                            (int) (e - b), sql + b);
 }
 
+/* psql's heuristic for the body of a SQL-standard function: inside CREATE [OR REPLACE]
+ * FUNCTION|PROCEDURE, BEGIN (and CASE within it) counts against END, outside parentheses;
+ * a ';' ends the statement only at depth 0. */
+struct begin_atomic {
+        unsigned n_words;
+        char first[4]; /* the first letters of the statement's first words among these, lower case */
+        int depth;
+};
+
+static void begin_atomic_word(struct begin_atomic *ba, const char *w, size_t wl, int paren) {
+#define WORD(x) (wl == strlen(x) && strncasecmp(w, x, wl) == 0)
+        if (ba->n_words < sizeof(ba->first) &&
+            (WORD("create") || WORD("function") || WORD("procedure") || WORD("or") || WORD("replace")))
+                ba->first[ba->n_words] = (char) (w[0] | 0x20);
+        ba->n_words++;
+        if (ba->first[0] != 'c' || paren != 0 ||
+            !(ba->first[1] == 'f' || ba->first[1] == 'p' ||
+              (ba->first[1] == 'o' && ba->first[2] == 'r' && (ba->first[3] == 'f' || ba->first[3] == 'p'))))
+                return;
+        if (WORD("begin"))
+                ba->depth++;
+        else if (WORD("case")) {
+                if (ba->depth >= 1)
+                        ba->depth++;
+        } else if (WORD("end")) {
+                if (ba->depth > 0)
+                        ba->depth--;
+        }
+#undef WORD
+}
+
 int sqlsplit_script(const char *sql, size_t len, struct sql_script *ret, char *errbuf, size_t errlen) {
         struct splitter s = { .errbuf = errbuf, .errlen = errlen };
+        struct begin_atomic ba = {};
         size_t i = 0, start = 0, pushed = 0;
         unsigned line = 1, stmt_line = 1;
         bool have_token = false;
-        int paren = 0, begin_depth = 0, r = 0;
-        unsigned ident_count = 0;
-        char idents[4] = {};
+        int paren = 0, r = 0;
 
 #define TOKEN()                                         \
         do {                                            \
@@ -513,33 +543,11 @@ int sqlsplit_script(const char *sql, size_t len, struct sql_script *ret, char *e
                         if (!skip_dollar(sql, len, &i, &line, dollar_delim(sql, len, i)))
                                 FAIL("dollar-quoted string", at);
                 } else if (ident_start(c)) {
-                        size_t b = i, wl;
+                        size_t b = i;
                         TOKEN();
                         while (i < len && ident_cont((unsigned char) sql[i]))
                                 i++;
-                        wl = i - b;
-                        /* psql's heuristic: inside CREATE [OR REPLACE] FUNCTION|PROCEDURE, count
-                         * BEGIN (and CASE within it) against END, outside parentheses. */
-#define WORD(w) (wl == strlen(w) && strncasecmp(sql + b, w, wl) == 0)
-                        if (ident_count < sizeof(idents) &&
-                            (WORD("create") || WORD("function") || WORD("procedure") || WORD("or") || WORD("replace")))
-                                idents[ident_count] = (char) (sql[b] | 0x20);
-                        ident_count++;
-                        if (idents[0] == 'c' &&
-                            (idents[1] == 'f' || idents[1] == 'p' ||
-                             (idents[1] == 'o' && idents[2] == 'r' && (idents[3] == 'f' || idents[3] == 'p'))) &&
-                            paren == 0) {
-                                if (WORD("begin"))
-                                        begin_depth++;
-                                else if (WORD("case")) {
-                                        if (begin_depth >= 1)
-                                                begin_depth++;
-                                } else if (WORD("end")) {
-                                        if (begin_depth > 0)
-                                                begin_depth--;
-                                }
-                        }
-#undef WORD
+                        begin_atomic_word(&ba, sql + b, i - b, paren);
                 } else if (c >= '0' && c <= '9') {
                         /* Numbers (and $1 parameters below) never start a quote. */
                         TOKEN();
@@ -549,7 +557,7 @@ int sqlsplit_script(const char *sql, size_t len, struct sql_script *ret, char *e
                         r = meta_command(&s, sql, len, &i, line, have_token);
                         if (r < 0)
                                 goto fail;
-                } else if (c == ';' && paren == 0 && begin_depth == 0) {
+                } else if (c == ';' && paren == 0 && ba.depth == 0) {
                         i++;
                         if (have_token) {
                                 r = push(&s, start, i - 1, stmt_line, sql);
@@ -557,8 +565,7 @@ int sqlsplit_script(const char *sql, size_t len, struct sql_script *ret, char *e
                                         goto fail;
                         }
                         have_token = false;
-                        ident_count = 0;
-                        memset(idents, 0, sizeof(idents));
+                        ba = (struct begin_atomic) {}; /* its depth is 0 here */
                         if (s.out.n_stmts > pushed) {
                                 pushed = s.out.n_stmts;
                                 r = after_statement(&s, sql, len, &i, &line, false);
@@ -637,7 +644,6 @@ unsigned sqlsplit_line_of_position(const char *sql, const struct sql_stmt *s, un
         return s->line;
 }
 
-
 unsigned sqlsplit_copy_row_line(const char *sql, const struct sql_stmt *s, unsigned long row) {
         struct lexer lx = lexer_of(sql, s);
         struct tok t;
@@ -672,58 +678,27 @@ unsigned sqlsplit_copy_row_line(const char *sql, const struct sql_stmt *s, unsig
 }
 
 const char *sqlsplit_word(const char *sql, const struct sql_stmt *s, unsigned nth, size_t *ret_len) {
-        const char *p = sql + s->offset, *end = p + s->len;
-        unsigned k = 0;
+        struct lexer lx = lexer_of(sql, s);
+        struct tok t;
 
-        while (p < end) {
-                if (*p == '-' && p + 1 < end && p[1] == '-') {
-                        while (p < end && *p != '\n')
-                                p++;
-                } else if (*p == '/' && p + 1 < end && p[1] == '*') {
-                        unsigned depth = 1;
-                        p += 2;
-                        while (p < end && depth > 0) {
-                                if (*p == '/' && p + 1 < end && p[1] == '*')
-                                        depth++, p += 2;
-                                else if (*p == '*' && p + 1 < end && p[1] == '/')
-                                        depth--, p += 2;
-                                else
-                                        p++;
-                        }
-                } else if (ident_start((unsigned char) *p)) {
-                        const char *b = p;
-                        while (p < end && ident_cont((unsigned char) *p))
-                                p++;
-                        if (k++ == nth) {
-                                *ret_len = (size_t) (p - b);
-                                return b;
-                        }
-                } else if (is_space(*p)) {
-                        p++;
-                } else
-                        return NULL; /* the statement's leading words end at anything else */
-        }
+        /* The statement's leading words end at its first token that is no word. */
+        for (unsigned k = 0; lex_next(&lx, &t) && t.kind == 'w'; k++)
+                if (k == nth) {
+                        *ret_len = t.len;
+                        return t.p;
+                }
         return NULL;
 }
 
 bool sqlsplit_is_transaction_control(const char *sql, const struct sql_stmt *s) {
         static const char *const single[] = { "begin", "commit", "end", "rollback", "abort" };
-        size_t l1 = 0, l2 = 0;
-        const char *w1 = sqlsplit_word(sql, s, 0, &l1), *w2;
+        struct tok t[2];
+        size_t n = lex_tokens(sql, s, t, ELEMENTSOF(t));
 
-        if (!w1)
-                return false;
-        for (size_t i = 0; i < ELEMENTSOF(single); i++)
-                if (l1 == strlen(single[i]) && strncasecmp(w1, single[i], l1) == 0)
+        for (size_t i = 0; n >= 1 && i < ELEMENTSOF(single); i++)
+                if (tok_is(&t[0], single[i]))
                         return true;
-        w2 = sqlsplit_word(sql, s, 1, &l2);
-        if (!w2)
-                return false;
-        if (l1 == 5 && strncasecmp(w1, "start", 5) == 0 && l2 == 11 && strncasecmp(w2, "transaction", 11) == 0)
-                return true;
-        if (l1 == 7 && strncasecmp(w1, "prepare", 7) == 0 && l2 == 11 && strncasecmp(w2, "transaction", 11) == 0)
-                return true;
-        return false;
+        return n >= 2 && (tok_is(&t[0], "start") || tok_is(&t[0], "prepare")) && tok_is(&t[1], "transaction");
 }
 
 enum sql_copy sqlsplit_copy_kind(const char *sql, const struct sql_stmt *s) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "migrate-fixtures.h"
 #include "migrations/flyway.h"
 #include "migrations/plan.h"
 #include "strutil.h"
@@ -187,43 +188,6 @@ static struct flyway_row frow(int64_t rank, const char *version, const char *typ
                                      .script = script, .checksum = checksum, .installed_by = "postgres",
                                      .installed_on_usec = 1767225600000000u, .execution_time = 12,
                                      .success = success };
-}
-
-static struct migration_set set_of(struct migration *v, size_t n) {
-        struct migration_set s = { .v = v, .n = n };
-        for (size_t i = 0; i < n; i++) {
-                if (v[i].type == MIGRATION_VERSIONED)
-                        s.n_versioned++;
-                else if (v[i].type == MIGRATION_REPEATABLE)
-                        s.n_repeatable++;
-                else
-                        s.n_seed++;
-        }
-        return s;
-}
-
-static const struct migrate_entry *find(const struct migrate_report *r, const char *script) {
-        for (size_t i = 0; i < r->n; i++)
-                if (strcmp(r->v[i].script, script) == 0)
-                        return &r->v[i];
-        ck_abort_msg("no entry for %s", script);
-        return NULL;
-}
-
-static void expect(const struct migrate_report *r, const char *script, enum migrate_state st, bool will_run,
-                   bool problem) {
-        const struct migrate_entry *e = find(r, script);
-        ck_assert_msg(e->state == st, "%s: state %s, want %s (%s)", script, migrate_state_to_string(e->state),
-                      migrate_state_to_string(st), e->detail ?: "");
-        ck_assert_msg(e->will_run == will_run, "%s: will_run %d", script, e->will_run);
-        ck_assert_msg(e->problem == problem, "%s: problem %d", script, e->problem);
-}
-
-static void report_free(struct migrate_report *r) {
-        for (size_t i = 0; i < r->n; i++)
-                free(r->v[i].detail);
-        free(r->v);
-        *r = (struct migrate_report) {};
 }
 
 static void history_clear(struct history *h) {

@@ -200,7 +200,6 @@ START_TEST(test_post_deploy) {
         source_free(s);
 }
 END_TEST
-END_TEST
 
 /* Where one file runs: its directive, or what its statements need. */
 START_TEST(test_transaction_detection) {
