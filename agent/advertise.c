@@ -24,6 +24,7 @@
 #include "fileio.h"
 #include "keys.h"
 #include "log.h"
+#include "state.h"
 #include "strutil.h"
 
 #define CONFIG_DOC_MAX (1024 * 1024)
@@ -74,9 +75,11 @@ static void add_secret(const char *s, void *userdata) {
 static void refresh_secrets(agent *a) {
         json_t *redis = json_string(a->config->redis);
 
+        const struct redis_url *u = a->redis ? redis_client_url(a->redis) : a->url;
+
         log_clear_secrets();
-        if (a->url)
-                log_add_secret(a->url->password);
+        if (u)
+                log_add_secret(u->password);
         if (redis)
                 advertise_walk_secrets(redis, add_secret, NULL);
         json_decref(redis);
@@ -102,12 +105,59 @@ static void apply_failed(instance *in, int64_t version, const char *why) {
         registry_register(in->agent, in, NULL);
 }
 
+/* Keep the applied config in state_dir: after a restart its secrets are
+ * registered before any hook or probe runs (advertise_restore()). */
+static void save_applied(instance *in, int64_t version) {
+        int r;
+
+        if (!in->applied_config)
+                return;
+        r = state_save_config(in->agent->config->state_dir, in->id, version, in->applied_config);
+        if (r < 0)
+                instance_log(LOG_WARNING, in, "Failed to record the applied config of %s in %s: %s", in->id,
+                             in->agent->config->state_dir, strerror(-r));
+}
+
+void advertise_restore(instance *in) {
+        json_t *config = NULL;
+        int r;
+
+        if (!in->cfg->config_file || in->config_version <= 0)
+                return;
+        r = state_load_config(in->agent->config->state_dir, in->id, &config);
+        if (r < 0) {
+                if (r != -ENOENT)
+                        instance_log(LOG_WARNING, in, "Ignoring the unreadable applied config of %s: %s", in->id,
+                                     strerror(-r));
+                return;
+        }
+        json_decref(in->applied_config);
+        in->applied_config = config;
+        advertise_walk_secrets(config, add_secret, NULL);
+}
+
+/* The applied version is current but its document was not kept (state_dir
+ * from an older agent): take it from Redis for its secrets. */
+static void adopt_applied(instance *in, int64_t version, const char *doc, size_t len) {
+        json_t *config;
+
+        if (in->applied_config)
+                return;
+        config = json_loadb(doc, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!config)
+                return;
+        in->applied_config = config;
+        refresh_secrets(in->agent);
+        save_applied(in, version);
+}
+
 static void apply_succeeded(instance *in, int64_t version) {
         (void) fileio_drop_prev(in->cfg->config_file);
         if (in->pending_config) {
                 json_decref(in->applied_config);
                 in->applied_config = in->pending_config;
                 in->pending_config = NULL;
+                save_applied(in, version);
         }
         in->config_version = version;
         in->config_failed_version = 0;
@@ -200,7 +250,7 @@ static void apply(instance *in, int64_t version, const char *doc, size_t len) {
                        in->cfg->config_file);
                 r = env ? hook_start(in->agent->event, &spec, on_reload_done, in, &in->reload_hook) : -ENOMEM;
         }
-        strv_free(env);
+        hook_env_free(env);
         if (r < 0) {
                 snprintf(err, sizeof err, "cannot start reload: %s", strerror(-r));
                 apply_failed(in, version, err);
@@ -249,6 +299,8 @@ static void on_fetched(redis_client *rc, redisReply *reply, void *userdata) {
                 return;
         }
         if (version == in->config_version && stat(in->cfg->config_file, &st) == 0) {
+                if (reply->element[1]->len <= CONFIG_DOC_MAX)
+                        adopt_applied(in, version, reply->element[1]->str, reply->element[1]->len);
                 done(in, explicit_request);
                 return;
         }

@@ -7,7 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "config.h"
+#include "tls.h"
 
 struct agent_health_config {
         char *http;           /* URL; 2xx is healthy */
@@ -27,6 +30,11 @@ struct agent_hooks_config {
         char *migrate;
         char *restart;        /* extension: run by the "restart" command */
         uint64_t timeout;
+        json_t *env_json;     /* "env": {"NAME": "value"} as loaded */
+        json_t *pass_env_json;/* "pass_env": ["NAME", ...] as loaded */
+        /* Derived from the two above by agent_config_load(), NULL-terminated, owned: */
+        char **env;           /* "NAME=value" set for hooks, exec probes and reload */
+        char **pass_env;      /* names passed through from the agent's environment */
 };
 
 struct agent_service_config {
@@ -43,6 +51,7 @@ struct agent_service_config {
 
 struct agent_config {
         char *redis;          /* connection string (secret: password masked) */
+        struct tls_options tls; /* tls_* keys (or COORD_TLS_*, or the tls_key credential), checked */
         char *namespace;
         char *host;           /* defaults to the host name */
         uint64_t heartbeat_interval;

@@ -18,12 +18,6 @@
 #include "state.h"
 #include "strutil.h"
 
-void strv_free(char **l) {
-        for (char **p = l; p && *p; p++)
-                free(*p);
-        free(l);
-}
-
 instance *agent_find_instance(agent *a, const char *id) {
         for (size_t i = 0; i < a->n_instances; i++)
                 if (strcmp(a->instances[i]->id, id) == 0)
@@ -35,9 +29,58 @@ const char *instance_state(const instance *in) {
         return instance_state_name(in->health.state, in->draining, in->stopped);
 }
 
-char **instance_env(const instance *in, const char *target_version, const char *deployment,
-                    const char *migrate_phase) {
-        char **l = calloc(10, sizeof *l);
+extern char **environ;
+
+/* Free the first n entries of l, and l: hook_env_free() would stop at a hole. */
+static char **strv_free_n(char **l, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(l[i]);
+        return mfree(l);
+}
+
+static bool names_tls(const char *const *env) {
+        for (size_t i = 0; env && env[i]; i++)
+                if (strncmp(env[i], "COORD_TLS_", 10) == 0)
+                        return true;
+        return false;
+}
+
+/* What hooks.env sets, after the agent's TLS files for coordctl: paths only
+ * (a key from the tls_key credential by its path, readable by the agent's
+ * user, which hooks run as).  A hooks.env naming any COORD_TLS_* (a hook
+ * talking to another Redis) gets none of the agent's: never a certificate
+ * from one place and its key from another.  NULL-terminated, or NULL. */
+static char **instance_set_vars(const instance *in) {
+        const struct tls_options *tls = &in->agent->config->tls;
+        const char *const *env = (const char *const *) in->cfg->hooks.env;
+        size_t n = 0, m = 0;
+        char **l;
+
+        while (env && env[m])
+                m++;
+        l = calloc(m + 4, sizeof *l);
+        if (!l)
+                return NULL;
+        if (!names_tls(env)) {
+                if (tls->ca_file)
+                        l[n++] = strdup_printf("COORD_TLS_CA_FILE=%s", tls->ca_file);
+                if (tls->cert_file)
+                        l[n++] = strdup_printf("COORD_TLS_CERT_FILE=%s", tls->cert_file);
+                if (tls->key_file)
+                        l[n++] = strdup_printf("COORD_TLS_KEY_FILE=%s", tls->key_file);
+        }
+        for (size_t i = 0; i < m; i++)
+                l[n++] = strdup(env[i]);
+        for (size_t i = 0; i < n; i++)
+                if (!l[i])
+                        return strv_free_n(l, n);
+        return l;
+}
+
+/* The COORD_* variables of CONTRACT.md for in, NULL-terminated (hook_env_free()). */
+static char **instance_coord_vars(const instance *in, const char *target_version, const char *deployment,
+                                  const char *migrate_phase) {
+        char **l = calloc(9, sizeof *l);
         size_t n = 0;
 
         if (!l)
@@ -54,11 +97,22 @@ char **instance_env(const instance *in, const char *target_version, const char *
         if (migrate_phase)
                 l[n++] = strdup_printf("COORD_MIGRATE_PHASE=%s", migrate_phase);
         for (size_t i = 0; i < n; i++)
-                if (!l[i]) {
-                        strv_free(l);
-                        return NULL;
-                }
+                if (!l[i])
+                        return strv_free_n(l, n);
         return l;
+}
+
+char **instance_env(const instance *in, const char *target_version, const char *deployment,
+                    const char *migrate_phase) {
+        _cleanup_(hook_env_freep) char **coord = instance_coord_vars(in, target_version, deployment, migrate_phase);
+        _cleanup_(hook_env_freep) char **set = instance_set_vars(in);
+        char **env = NULL;
+
+        if (!coord || !set ||
+            hook_env_build((const char *const *) environ, (const char *const *) in->cfg->hooks.pass_env,
+                           (const char *const *) set, (const char *const *) coord, &env) < 0)
+                return NULL;
+        return env;
 }
 
 void instance_set_detail(instance *in, const char *detail) {
@@ -78,7 +132,7 @@ void instance_save_state(instance *in) {
 
 void agent_update_status(agent *a) {
         unsigned healthy = 0, unhealthy = 0, starting = 0, draining = 0;
-        char buf[256];
+        char buf[sizeof a->last_status];
 
         for (size_t i = 0; i < a->n_instances; i++) {
                 const char *s = instance_state(a->instances[i]);
@@ -91,9 +145,10 @@ void agent_update_status(agent *a) {
                 else
                         starting++;
         }
-        snprintf(buf, sizeof buf, "STATUS=%zu instance%s: %u healthy, %u unhealthy, %u starting, %u draining; redis %s",
+        snprintf(buf, sizeof buf, "STATUS=%zu instance%s: %u healthy, %u unhealthy, %u starting, %u draining; redis %s%s%s",
                  a->n_instances, a->n_instances == 1 ? "" : "s", healthy, unhealthy, starting, draining,
-                 a->redis && redis_client_is_connected(a->redis) ? "connected" : "disconnected");
+                 a->redis && redis_client_is_connected(a->redis) ? "connected" : "disconnected",
+                 a->reload_error[0] ? "; last reload failed: " : "", a->reload_error);
         if (strcmp(buf, a->last_status) == 0)
                 return;
         snprintf(a->last_status, sizeof a->last_status, "%s", buf);
@@ -186,8 +241,9 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 env = instance_env(in, NULL, NULL, NULL);
                 spec.env = (const char *const *) env;
         }
-        r = prober_start(in->agent->prober, &spec, on_probe_done, in, &in->probe);
-        strv_free(env);
+        r = spec.kind == PROBE_EXEC && !env ? -ENOMEM
+                                            : prober_start(in->agent->prober, &spec, on_probe_done, in, &in->probe);
+        hook_env_free(env);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the health probe of %s: %m", in->id);
                 in->probe = NULL;
@@ -289,6 +345,8 @@ static int instance_new(agent *a, const struct agent_service_config *cfg, instan
                         return -ENOMEM;
                 }
         }
+        /* Its secrets are masked before any hook or probe can print them. */
+        advertise_restore(in);
         health_init(&in->health, (unsigned) cfg->health.rise, (unsigned) cfg->health.fall, cfg->health.grace,
                     now_usec());
         instance_apply_health_config(in);
@@ -376,25 +434,74 @@ static bool str_eq(const char *x, const char *y) {
         return (!x && !y) || (x && y && strcmp(x, y) == 0);
 }
 
-#define SWAP(x, y) do { typeof(x) _t = (x); (x) = (y); (y) = _t; } while (0)
+/* Remember why a reload changed nothing, "" when it worked (masked: STATUS=
+ * is no log line). */
+static void set_reload_error(agent *a, const char *fmt, ...) _printf_(2, 3);
+static void set_reload_error(agent *a, const char *fmt, ...) {
+        va_list ap;
 
-static void agent_apply_reload(agent *a, struct agent_config *n) {
-        struct agent_config *old = a->config;
-        instance **list, **removed;
-        size_t n_removed = 0;
+        va_start(ap, fmt);
+        log_format_masked(a->reload_error, sizeof a->reload_error, fmt, ap);
+        va_end(ap);
+        a->last_status[0] = '\0';
+        agent_update_status(a);
+}
 
-        if (!str_eq(old->redis, n->redis))
-                log_warning("redis changed: restart coord-agent to apply it; keeping the current connection");
+static void on_redis_swapped(redis_client *c, int error, const char *reason, void *userdata) {
+        agent *a = userdata;
+
+        if (error == -ECANCELED) /* a newer reload took over */
+                return;
+        if (error < 0) {
+                log_error("New Redis credentials or TLS settings do not work, keeping the working connection: %s",
+                          reason);
+                set_reload_error(a, "new Redis credentials: %s", reason);
+                return;
+        }
+        log_info("Redis credentials and TLS settings reloaded; the connection uses them now");
+        set_reload_error(a, "%s", "");
+}
+
+/* redis and tls_* take effect at once, make before break: a second
+ * connection tries them and replaces the working one only when it is up
+ * (redis_client_reload()); after a failure, the same settings are tried
+ * again. */
+static void agent_reload_redis(agent *a, const struct agent_config *old, const struct agent_config *n, bool retry) {
+        char err[512] = "";
+        int r;
+
+        r = redis_client_reload(a->redis, &(struct redis_client_settings) { old->redis, &old->tls },
+                                &(struct redis_client_settings) { n->redis, &n->tls }, retry, on_redis_swapped, a, err,
+                                sizeof err);
+        if (r < 0) {
+                log_error("New Redis settings refused, keeping the working connection: %s", err[0] ? err : strerror(-r));
+                set_reload_error(a, "new Redis settings: %s", err[0] ? err : strerror(-r));
+        } else if (r > 0)
+                log_info("Trying the new Redis credentials and TLS settings on a second connection");
+}
+
+/* namespace, host and state_dir need a restart: n keeps the running ones. */
+static void agent_keep_fixed(struct agent_config *old, struct agent_config *n) {
         if (!str_eq(old->namespace, n->namespace))
                 log_warning("namespace changed: restart coord-agent to apply it; keeping '%s'", old->namespace);
         if (!str_eq(old->host, n->host))
                 log_warning("host changed: restart coord-agent to apply it; keeping '%s'", old->host);
         if (!str_eq(old->state_dir, n->state_dir))
                 log_warning("state_dir changed: restart coord-agent to apply it; keeping '%s'", old->state_dir);
-        SWAP(old->redis, n->redis);
         SWAP(old->namespace, n->namespace);
         SWAP(old->host, n->host);
         SWAP(old->state_dir, n->state_dir);
+}
+
+static void agent_apply_reload(agent *a, struct agent_config *n) {
+        struct agent_config *old = a->config;
+        instance **list, **removed;
+        size_t n_removed = 0;
+        bool retry = a->reload_error[0] != '\0';
+
+        a->reload_error[0] = '\0';
+        agent_reload_redis(a, old, n, retry);
+        agent_keep_fixed(old, n);
 
         list = calloc(n->n_services, sizeof *list);
         removed = calloc(a->n_instances + 1, sizeof *removed);
@@ -481,8 +588,7 @@ static void agent_reload(agent *a) {
         if (r < 0) {
                 log_error("Reload refused, keeping the running configuration: %s", err[0] ? err : strerror(-r));
                 (void) sd_notify(0, "READY=1");
-                a->last_status[0] = '\0';
-                agent_update_status(a);
+                set_reload_error(a, "%s", err[0] ? err : strerror(-r));
                 return;
         }
         agent_apply_reload(a, n);
@@ -520,8 +626,10 @@ int agent_new(sd_event *e, const char *config_path, struct agent_config *config,
         int r;
 
         a = calloc(1, sizeof *a);
-        if (!a)
+        if (!a) {
+                agent_config_free(config);
                 return -ENOMEM;
+        }
         a->event = sd_event_ref(e);
         a->config = config;
         a->config_path = strdup(config_path);
@@ -534,6 +642,13 @@ int agent_new(sd_event *e, const char *config_path, struct agent_config *config,
                 log_error("redis: %s", err);
                 agent_free(a);
                 return r;
+        }
+        /* Before the first connection: the tls_* keys, not the lazy COORD_TLS_* default. */
+        r = a->url->ssl ? tls_set_options(&config->tls, err, sizeof err) : 0;
+        if (r < 0) {
+                log_error("%s: %s", config_path, err);
+                agent_free(a);
+                return -EINVAL;
         }
         r = prober_new(e, &a->prober);
         if (r < 0) {

@@ -64,7 +64,7 @@ struct agent {
         sd_event *event;
         char *config_path;
         struct agent_config *config;
-        struct redis_url *url;
+        struct redis_url *url; /* redis as configured at start; in use: redis_client_url() */
         redis_client *redis;
         prober *prober;
         instance **instances;
@@ -75,7 +75,10 @@ struct agent {
         bool ready_sent;
         bool stopping;
         bool reload_pending;
-        char last_status[256];
+        char last_status[512];
+        /* Why the last SIGHUP changed nothing ("" when it worked): a refused
+         * file, or new Redis credentials that did not work.  In STATUS=. */
+        char reload_error[256];
 
         /* registry.c: the final "stopped" round */
         unsigned stop_pending;
@@ -86,7 +89,9 @@ struct agent {
         struct commands *commands;
 };
 
-/* main.c entry points */
+/* main.c entry points.  agent_new() takes ownership of config, also on
+ * failure (it is freed then); e is referenced, config_path copied.  *ret is
+ * written only on success. */
 int agent_new(sd_event *e, const char *config_path, struct agent_config *config, agent **ret);
 agent *agent_free(agent *a);
 int agent_start(agent *a);
@@ -103,11 +108,16 @@ void instance_save_state(instance *in);
 void instance_set_detail(instance *in, const char *detail);
 /* Health back to starting (after deploy or restart). */
 void instance_restart_health(instance *in);
-/* Environment for hooks and exec probes: "K=V" strings, NULL-terminated, freed with strv_free().
- * migrate_phase (the migrate hook's COORD_MIGRATE_PHASE) may be NULL. */
+/* The whole environment of in's hooks, exec probe and reload command (hook_env_build():
+ * the allow-listed and hooks.pass_env variables of the agent's environment,
+ * the agent's TLS files as COORD_TLS_CA_FILE, COORD_TLS_CERT_FILE and
+ * COORD_TLS_KEY_FILE unless hooks.env names any COORD_TLS_*, hooks.env, then
+ * the COORD_* variables of CONTRACT.md): "K=V" strings,
+ * NULL-terminated, freed with hook_env_free(); NULL when out of memory.
+ * target_version NULL: no COORD_PREVIOUS_VERSION/COORD_DEPLOYMENT, COORD_VERSION
+ * is the installed one.  migrate_phase (COORD_MIGRATE_PHASE) may be NULL. */
 char **instance_env(const instance *in, const char *target_version, const char *deployment,
                     const char *migrate_phase);
-void strv_free(char **l);
 void agent_update_status(agent *a);
 /* Run a reload deferred while a command was running. */
 void agent_reload_if_pending(agent *a);
@@ -133,3 +143,6 @@ void commands_stop(struct commands *c);
 void advertise_reconcile(instance *in, bool explicit_request);
 void advertise_on_changed(agent *a, const char *service);
 void advertise_cancel(instance *in);
+/* At start: load in's applied config recorded in state_dir (when config_version
+ * says one was applied) and register its secrets with the logger. */
+void advertise_restore(instance *in);

@@ -10,7 +10,9 @@
  *   no record               -> not started yet: run it (unless Redis already has a result)
  *   {"state":"started"}     -> the agent died while it ran: report it failed, never rerun
  *   {"state":"finished",..} -> write the stored result (the script makes this idempotent)
- * On every (re)connect :inflight is examined first, oldest first. */
+ * On every (re)connect :inflight is examined first, oldest first.  After an
+ * error reply (an ACL refusal, say) the queue is looked at again at the next
+ * poll, not at once, so a misconfigured agent does not spin. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,6 +59,8 @@ struct commands {
         bool fetching;        /* an LRANGE or LMOVE is in flight */
         bool check_inflight;  /* examine :inflight before taking new work */
         bool again;           /* a kick arrived while fetching */
+        bool held;            /* Redis refused something (an ACL, say): no retry before
+                               * the poll timer or a reconnect, rather than a hot loop */
         sd_event_source *poll_timer;
 };
 
@@ -146,6 +150,17 @@ static void run_done(run *r) {
         commands_kick(c, false);
 }
 
+/* The result hash: under this agent's host (keys.h), so an ACL user per host suffices. */
+static char *result_key(run *r) {
+        return key_agent_result(ns(r->c), r->c->a->config->host, r->cmd_id);
+}
+
+/* An error reply: look again at the next poll, not at once. */
+static void hold(struct commands *c) {
+        c->check_inflight = true;
+        c->held = true;
+}
+
 static void lrem_raw(run *r) {
         _cleanup_free_ char *kinflight = key_agent_inflight(ns(r->c), r->c->a->config->host);
 
@@ -162,9 +177,10 @@ static void on_result_written(redis_client *rc, redisReply *reply, void *userdat
 
         if (!reply || reply->type == REDIS_REPLY_ERROR) {
                 /* Kept locally; the next reconcile of :inflight writes it. */
-                if (reply)
+                if (reply) {
                         log_run(LOG_ERR, r, "Failed to write the result of command %s: %s", r->cmd_id, reply->str);
-                else
+                        hold(r->c);
+                } else
                         log_run(LOG_WARNING, r, "Result of command %s not written yet: Redis disconnected", r->cmd_id);
                 r->c->check_inflight = true;
                 run_done(r);
@@ -178,7 +194,7 @@ static void on_result_written(redis_client *rc, redisReply *reply, void *userdat
 
 static void write_result(run *r, json_t *result) {
         struct commands *c = r->c;
-        _cleanup_free_ char *khash = key_command(ns(c), r->cmd_id);
+        _cleanup_free_ char *khash = result_key(r);
         _cleanup_free_ char *kinflight = key_agent_inflight(ns(c), c->a->config->host);
         _cleanup_free_ char *kresults = key_command_results(ns(c));
         const char *argv[64];
@@ -320,14 +336,14 @@ static void run_hook(run *r, const char *which, const char *command, const char 
         }
         if (!command) {
                 log_run(LOG_INFO, r, "No %s hook configured for %s: nothing to do", which, in->id);
-                strv_free(env);
+                hook_env_free(env);
                 /* Behave as a successful hook. */
                 on_hook_done(NULL, &(struct hook_result) { .output = "" }, r);
                 return;
         }
         log_run(LOG_INFO, r, "Running the %s hook for %s", which, in->id);
         k = hook_start(r->c->a->event, &spec, on_hook_done, r, &r->hook);
-        strv_free(env);
+        hook_env_free(env);
         if (k < 0) {
                 char err[128];
                 snprintf(err, sizeof err, "cannot start the %s hook: %s", which, strerror(-k));
@@ -369,7 +385,7 @@ static void execute(run *r) {
                 finish(r, false, -1, 0, "", "the agent cannot write its state_dir");
                 return;
         }
-        khash = key_command(ns(c), r->cmd_id);
+        khash = result_key(r);
         snprintf(started, sizeof started, "%llu", (unsigned long long) r->started_ms);
         if (khash)
                 (void) redis_client_command(c->a->redis, NULL, NULL,
@@ -450,6 +466,10 @@ static void on_result_checked(redis_client *rc, redisReply *reply, void *userdat
         run *r = userdata;
 
         if (!reply || reply->type == REDIS_REPLY_ERROR || r->c->a->stopping) {
+                if (reply && reply->type == REDIS_REPLY_ERROR) {
+                        log_run(LOG_ERR, r, "Failed to look up the result of command %s: %s", r->cmd_id, reply->str);
+                        hold(r->c);
+                }
                 r->c->check_inflight = true;
                 run_done(r);
                 return;
@@ -524,7 +544,7 @@ static void process(run *r) {
                 finish(r, false, -1, 0, "", "interrupted: the agent stopped while the command ran; not retried");
                 return;
         }
-        khash = key_command(ns(c), r->cmd_id);
+        khash = result_key(r);
         if (!khash || redis_client_command(c->a->redis, on_result_checked, r, "HGET %s finished_at", khash) < 0) {
                 c->check_inflight = true;
                 run_done(r);
@@ -607,8 +627,12 @@ void commands_kick(struct commands *c, bool reconnected) {
 
         if (!c)
                 return;
-        if (reconnected)
+        if (reconnected) {
                 c->check_inflight = true;
+                c->held = false;
+        }
+        if (c->held)
+                return;
         if (c->fetching) {
                 c->again = true;
                 return;
@@ -655,7 +679,9 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
 
         (void) sd_event_source_set_time(s, usec + POLL_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
-        /* Safety net for a lost wake-up message, and for duplicates left in :inflight. */
+        /* Safety net for a lost wake-up message, for duplicates left in :inflight,
+         * and the retry after an error reply. */
+        c->held = false;
         if (!c->runs)
                 c->check_inflight = true;
         commands_kick(c, false);

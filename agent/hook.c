@@ -362,39 +362,147 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         return 0;
 }
 
-static bool env_overridden(const char *entry, const struct hook_spec *spec) {
-        static const char *const drop[] = { "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=",
-                                            "LISTEN_PID=", "LISTEN_FDNAMES=" };
-        for (size_t i = 0; i < ELEMENTSOF(drop); i++)
-                if (strncmp(entry, drop[i], strlen(drop[i])) == 0)
+/* ---- the environment of children ---- */
+
+/* Harmless variables a hook may expect: the search path, who and where it is,
+ * its locale (LC_* too) and time zone. */
+static const char *const env_allowed[] = { "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR" };
+/* What the agent sets itself (agent.c instance_coord_vars()).  Not the TLS
+ * files: hooks.env may name others (agent.c instance_env()). */
+static const char *const env_coord[] = { "COORD_SERVICE", "COORD_INSTANCE", "COORD_VERSION", "COORD_PREVIOUS_VERSION",
+                                         "COORD_DEPLOYMENT", "COORD_NAMESPACE", "COORD_HOST", "COORD_MIGRATE_PHASE" };
+
+static bool name_in(const char *name, const char *const *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(name, list[i]) == 0)
                         return true;
-        for (size_t i = 0; spec->env && spec->env[i]; i++) {
-                const char *eq = strchr(spec->env[i], '=');
-                size_t kl = eq ? (size_t) (eq - spec->env[i]) + 1 : strlen(spec->env[i]);
-                if (strncmp(entry, spec->env[i], kl) == 0)
-                        return true;
-        }
         return false;
 }
 
-static char **build_env(const struct hook_spec *spec) {
-        size_t n = 0, k = 0, extra = 0;
-        char **envp;
+bool hook_env_name_is_valid(const char *name) {
+        size_t n = name ? strlen(name) : 0;
 
-        while (environ && environ[n])
-                n++;
-        while (spec->env && spec->env[extra])
-                extra++;
-        envp = calloc(n + extra + 1, sizeof *envp);
-        if (!envp)
-                return NULL;
+        if (n == 0 || n > HOOK_ENV_NAME_MAX || (name[0] >= '0' && name[0] <= '9'))
+                return false;
         for (size_t i = 0; i < n; i++)
-                if (!env_overridden(environ[i], spec))
-                        envp[k++] = environ[i];
-        for (size_t i = 0; i < extra; i++)
-                envp[k++] = (char *) spec->env[i];
-        envp[k] = NULL;
-        return envp;
+                if (!(name[i] == '_' || (name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= 'a' && name[i] <= 'z') ||
+                      (name[i] >= '0' && name[i] <= '9')))
+                        return false;
+        return true;
+}
+
+bool hook_env_name_is_private(const char *name) {
+        return strncmp(name, "COORD_", 6) == 0 || strcmp(name, "CREDENTIALS_DIRECTORY") == 0;
+}
+
+bool hook_env_name_is_reserved(const char *name) {
+        return name_in(name, env_coord, ELEMENTSOF(env_coord)) || strcmp(name, "CREDENTIALS_DIRECTORY") == 0;
+}
+
+char **hook_env_free(char **env) {
+        for (char **p = env; p && *p; p++)
+                free(*p);
+        free(env);
+        return NULL;
+}
+
+/* Length of the name of "NAME=value" (all of it when there is no '='). */
+static size_t entry_name_len(const char *entry) {
+        return strcspn(entry, "=");
+}
+
+/* The entries being built: add() replaces one of the same name. */
+struct envlist {
+        char **v;
+        size_t n, cap;
+};
+
+static int envlist_add(struct envlist *l, const char *entry) {
+        size_t nl = entry_name_len(entry);
+        char *c = strdup(entry);
+
+        if (!c)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n; i++)
+                if (entry_name_len(l->v[i]) == nl && strncmp(l->v[i], entry, nl) == 0) {
+                        free(l->v[i]);
+                        l->v[i] = c;
+                        return 0;
+                }
+        if (l->n + 1 >= l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 32;
+                char **v = reallocarray(l->v, cap, sizeof *v);
+                if (!v) {
+                        free(c);
+                        return -ENOMEM;
+                }
+                l->v = v;
+                l->cap = cap;
+        }
+        l->v[l->n++] = c;
+        l->v[l->n] = NULL;
+        return 0;
+}
+
+static int envlist_add_all(struct envlist *l, const char *const *entries) {
+        for (size_t i = 0; entries && entries[i]; i++) {
+                int r = envlist_add(l, entries[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Whether base's entry may be inherited: allow-listed or in pass, never private. */
+static bool env_inherits(const char *entry, const char *const *pass) {
+        size_t nl = entry_name_len(entry);
+        char name[HOOK_ENV_NAME_MAX + 1];
+
+        if (entry[nl] != '=' || nl > HOOK_ENV_NAME_MAX)
+                return false;
+        memcpy(name, entry, nl);
+        name[nl] = '\0';
+        if (hook_env_name_is_private(name))
+                return false;
+        if (strncmp(name, "LC_", 3) == 0 || name_in(name, env_allowed, ELEMENTSOF(env_allowed)))
+                return true;
+        for (size_t i = 0; pass && pass[i]; i++)
+                if (strcmp(name, pass[i]) == 0)
+                        return true;
+        return false;
+}
+
+static int envlist_inherit(struct envlist *l, const char *const *base, const char *const *pass) {
+        bool has_path = false;
+        int r;
+
+        for (size_t i = 0; base && base[i]; i++) {
+                if (!env_inherits(base[i], pass))
+                        continue;
+                has_path = has_path || strncmp(base[i], "PATH=", 5) == 0;
+                r = envlist_add(l, base[i]);
+                if (r < 0)
+                        return r;
+        }
+        return has_path ? 0 : envlist_add(l, "PATH=" HOOK_DEFAULT_PATH);
+}
+
+int hook_env_build(const char *const *base, const char *const *pass, const char *const *set,
+                   const char *const *coord, char ***ret) {
+        struct envlist l = {};
+        int r;
+
+        r = envlist_inherit(&l, base, pass);
+        if (r >= 0)
+                r = envlist_add_all(&l, set);
+        if (r >= 0)
+                r = envlist_add_all(&l, coord);
+        if (r < 0) {
+                hook_env_free(l.v);
+                return r;
+        }
+        *ret = l.v;
+        return 0;
 }
 
 _noreturn_ static void child_exec(int nullfd, int wfd, char *const *argv, char *const *envp) {
@@ -418,7 +526,7 @@ _noreturn_ static void child_exec(int nullfd, int wfd, char *const *argv, char *
 
 int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void *userdata, hook **ret) {
         _cleanup_close_ int nullfd = -1, rfd = -1, wfd = -1;
-        _cleanup_free_ char **envp = NULL;
+        _cleanup_(hook_env_freep) char **envp = NULL;
         char *argv[] = { (char *) "sh", (char *) "-c", (char *) spec->command, NULL };
         int pipefd[2];
         hook *h;
@@ -436,9 +544,12 @@ int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void 
         wfd = pipefd[1];
         if (fcntl(rfd, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
-        envp = build_env(spec);
-        if (!envp)
-                return -ENOMEM;
+        /* Never the agent's own environment: the caller's, or the allow-listed part of it. */
+        if (!spec->env) {
+                r = hook_env_build((const char *const *) environ, NULL, NULL, NULL, &envp);
+                if (r < 0)
+                        return r;
+        }
 
         h = calloc(1, sizeof *h);
         if (!h)
@@ -461,7 +572,7 @@ int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void 
                 return r;
         }
         if (pid == 0)
-                child_exec(nullfd, wfd, argv, envp);
+                child_exec(nullfd, wfd, argv, envp ? envp : (char *const *) spec->env);
 
         /* Both sides set the group, whichever runs first. */
         (void) setpgid(pid, pid);

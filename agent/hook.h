@@ -16,12 +16,15 @@
 
 #include <systemd/sd-event.h>
 
+#include "macro.h"
+
 typedef struct hook hook;
 
 struct hook_spec {
         const char *name;       /* "deploy", "probe", "reload": for logs and errors */
         const char *command;    /* /bin/sh -c command line */
-        const char *const *env; /* extra "KEY=value" entries (NULL-terminated), or NULL */
+        const char *const *env; /* the child's whole environment ("KEY=value", NULL-terminated) from
+                                 * hook_env_build(); NULL: hook_env_build(environ, NULL, NULL, NULL) */
         uint64_t timeout_usec;  /* 0: none */
         const char *service;    /* log fields */
         const char *instance;
@@ -49,6 +52,36 @@ bool hook_is_running(const hook *h);
 /* Free the readers of background children's output (at exit). */
 void hook_sinks_free(void);
 pid_t hook_pid(const hook *h);
+
+/* The environment of every child the agent starts (hooks, exec probes, reload
+ * commands): never the agent's own environment wholesale, which may hold its
+ * configuration (COORD_REDIS with a password) or $CREDENTIALS_DIRECTORY.
+ * In order, later entries replacing earlier ones of the same name:
+ *   1. from base (the agent's environ) the allow-listed names (PATH, HOME,
+ *      USER, LOGNAME, LANG, LANGUAGE, LC_*, TZ, TMPDIR) and the names in pass,
+ *      but never a private one (hook_env_name_is_private());
+ *   2. PATH=HOOK_DEFAULT_PATH when base has no PATH;
+ *   3. set ("NAME=value": the service's hooks.env);
+ *   4. coord ("NAME=value": the COORD_* variables of CONTRACT.md).
+ * (The agent passes its TLS files, COORD_TLS_*, at the head of set.)
+ * pass, set and coord may be NULL.  Returns 0 and *ret (NULL-terminated, owned
+ * by the caller: hook_env_free()), or -ENOMEM. */
+int hook_env_build(const char *const *base, const char *const *pass, const char *const *set,
+                   const char *const *coord, char ***ret);
+/* Frees a NULL-terminated string list (NULL is fine).  Returns NULL. */
+char **hook_env_free(char **env);
+/* A shell variable name: [A-Za-z_][A-Za-z0-9_]*, at most HOOK_ENV_NAME_MAX bytes. */
+bool hook_env_name_is_valid(const char *name);
+/* COORD_* (the agent's configuration and the variables it sets itself) or
+ * CREDENTIALS_DIRECTORY: never taken from the agent's environment. */
+bool hook_env_name_is_private(const char *name);
+/* A variable the agent sets itself (hook_env_build()'s coord), or
+ * CREDENTIALS_DIRECTORY: hooks.env may not set it. */
+bool hook_env_name_is_reserved(const char *name);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, hook_env_free)
+
+#define HOOK_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define HOOK_ENV_NAME_MAX 128
 
 /* Size of the output tail kept for results. */
 #define HOOK_TAIL_LINES 20

@@ -27,8 +27,13 @@ static void help(void) {
                "  -h, --help       show this help\n"
                "  --version        show the version\n"
                "\n"
-               "Environment: COORD_REDIS, COORD_NAMESPACE override the file; COORD_LOG_LEVEL\n"
-               "(error, warning, notice, info, debug); $CREDENTIALS_DIRECTORY/redis.\n"
+               "Environment: COORD_REDIS, COORD_NAMESPACE override the file; COORD_TLS_CA_FILE,\n"
+               "COORD_TLS_CERT_FILE, COORD_TLS_KEY_FILE when it sets no tls_* key; COORD_LOG_LEVEL\n"
+               "(error, warning, notice, info, debug); $CREDENTIALS_DIRECTORY/redis and /tls_key.\n"
+               "Hooks, exec probes and reload commands get none of these: only PATH, HOME, USER,\n"
+               "LOGNAME, LANG, LANGUAGE, LC_*, TZ, TMPDIR, hooks.pass_env, hooks.env, COORD_SERVICE\n"
+               "etc. and the agent's TLS files as COORD_TLS_*.\n"
+               "SIGHUP re-reads the file; redis and tls_* apply without a restart (credential rotation).\n"
                "Exit codes: 0 stopped cleanly, 1 failed at runtime, 2 bad flag or config.\n");
 }
 
@@ -107,9 +112,8 @@ int main(int argc, char **argv) {
                 agent_config_free(config);
                 return EXIT_FAILED;
         }
-        r = agent_new(e, config_path, config, &a);
+        r = agent_new(e, config_path, TAKE_PTR(config), &a);
         if (r < 0) {
-                agent_config_free(config);
                 sd_event_unref(e);
                 return r == -EINVAL ? EXIT_USAGE : EXIT_FAILED;
         }

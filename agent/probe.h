@@ -18,7 +18,7 @@ struct probe_spec {
         enum probe_kind kind;
         const char *target;     /* URL, host:port or command */
         uint64_t timeout_usec;
-        const char *const *env; /* exec: extra environment */
+        const char *const *env; /* exec: the whole environment (hook_spec.env: built by hook_env_build()) */
         const char *service, *instance;
 };
 

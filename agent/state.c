@@ -36,6 +36,8 @@ static int read_json(const char *path, json_t **ret) {
         if (r < 0)
                 return r;
         j = json_loads(s, 0, NULL);
+        /* Applied configs hold secrets: no copy left in freed memory. */
+        explicit_bzero(s, strlen(s));
         if (!j || !json_is_object(j)) {
                 json_decref(j);
                 return -EBADMSG;
@@ -44,12 +46,15 @@ static int read_json(const char *path, json_t **ret) {
         return 0;
 }
 
-static int write_json(const char *path, json_t *j) {
+static int write_json(const char *path, json_t *j, mode_t mode) {
         _cleanup_free_ char *s = json_dumps(j, JSON_COMPACT);
+        int r;
 
         if (!s)
                 return -ENOMEM;
-        return fileio_write_atomic(path, s, strlen(s), 0640, false);
+        r = fileio_write_atomic(path, s, strlen(s), mode, false);
+        explicit_bzero(s, strlen(s));
+        return r;
 }
 
 int state_load_instance(const char *state_dir, const char *id, char **ret_version, int64_t *ret_config_version) {
@@ -82,7 +87,34 @@ int state_save_instance(const char *state_dir, const char *id, const char *versi
 
         if (!path || !j)
                 return -ENOMEM;
-        return write_json(path, j);
+        return write_json(path, j, 0640);
+}
+
+int state_load_config(const char *state_dir, const char *id, json_t **ret) {
+        _cleanup_free_ char *path = strdup_printf("%s/instances/%s.config.json", state_dir, id);
+        _cleanup_json_ json_t *j = NULL;
+        json_t *config;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_json(path, &j);
+        if (r < 0)
+                return r;
+        config = json_object_get(j, "config");
+        if (!config)
+                return -EBADMSG;
+        *ret = json_incref(config);
+        return 0;
+}
+
+int state_save_config(const char *state_dir, const char *id, int64_t version, json_t *config) {
+        _cleanup_free_ char *path = strdup_printf("%s/instances/%s.config.json", state_dir, id);
+        _cleanup_json_ json_t *j = json_pack("{s:I, s:O}", "version", (json_int_t) version, "config", config);
+
+        if (!path || !j)
+                return -ENOMEM;
+        return write_json(path, j, 0600);
 }
 
 int state_command_get(const char *state_dir, const char *cmd_id, json_t **ret) {
@@ -98,7 +130,7 @@ int state_command_put(const char *state_dir, const char *cmd_id, json_t *record)
 
         if (!path)
                 return -ENOMEM;
-        return write_json(path, record);
+        return write_json(path, record, 0640);
 }
 
 int state_command_remove(const char *state_dir, const char *cmd_id) {

@@ -14,7 +14,7 @@
  *   commands                  PSUBSCRIBE coord:{NS}:agent:*:wake (one
  *                             subscription instead of N); a wake for host H:
  *                             LMOVE :commands -> :inflight RIGHT LEFT until the
- *                             queue is empty; HGET command:ID finished_at (a
+ *                             queue is empty; HGET :result:ID finished_at (a
  *                             finished command is only LREM'd); HSET state running
  *                             ...; run; the result written by the agent's own Lua
  *                             script (HSET unless finished_at exists, PEXPIRE,
@@ -295,7 +295,7 @@ static void finish(struct run *r, bool ok, const char *error) {
         else
                 count_failed++;
         {
-                _cleanup_free_ char *khash = xstr(key_command(arg_ns, r->cmd_id));
+                _cleanup_free_ char *khash = xstr(key_agent_result(arg_ns, r->in->host, r->cmd_id));
                 const char *argv[] = { "EVAL", command_result_script, "2", khash, r->in->k_inflight, r->raw, r->cmd_id,
                                        k_results, RESULT_EXPIRE_MS,
                                        "state", ok ? "done" : "failed",
@@ -381,7 +381,7 @@ static void execute(struct run *r) {
         }
         snprintf(started, sizeof started, "%" PRIu64, r->started_ms);
         {
-                _cleanup_free_ char *khash = xstr(key_command(arg_ns, r->cmd_id));
+                _cleanup_free_ char *khash = xstr(key_agent_result(arg_ns, r->in->host, r->cmd_id));
                 const char *argv[] = { "HSET", khash, "state", "running", "type", command_type_to_string(r->cmd->type),
                                        "instance", in->id, "started_at", started };
                 send_argv(NULL, NULL, (int) (sizeof argv / sizeof *argv), argv);
@@ -450,7 +450,7 @@ static void on_popped(redisAsyncContext *c, void *rep, void *privdata) {
                 r->cmd_id = xstr(strdup(r->cmd->id));
                 if (r->cmd->created_at_ms && n_pickup < SAMPLES_MAX)
                         pickup[n_pickup++] = (int64_t) now_realtime_msec() - (int64_t) r->cmd->created_at_ms;
-                _cleanup_free_ char *khash = xstr(key_command(arg_ns, r->cmd_id));
+                _cleanup_free_ char *khash = xstr(key_agent_result(arg_ns, r->in->host, r->cmd_id));
                 const char *argv[] = { "HGET", khash, "finished_at" };
                 send_argv(on_checked, r, 3, argv);
         }

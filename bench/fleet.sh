@@ -4,13 +4,22 @@
 # coordinatord's CPU and RSS and the time from a host going silent to "lost"
 # (median, p99).  Goals: < half a core, < 200 MB, p99 < TTL + 1 s.
 #
-#   cd BUILD_DIR && make bench coordinatord/coordinatord && SRC_DIR/bench/fleet.sh [--streams N] [fleet-load flags]
+#   cd BUILD_DIR && make bench coordinatord/coordinatord && SRC_DIR/bench/fleet.sh [--tls] [--streams N] [fleet-load flags]
+#
+# --tls: coordinatord talks to Redis over TLS (rediss://, COORD_TLS_CA_FILE;
+# certificates made on the fly); the simulated agents stay on the same
+# server's plain port, so the figures compare with a plain run directly.
 #
 # --streams N also holds N deployment event streams (SSE) open on a running
 # deployment for the whole run (tests/util/sse-load.py), to show that open
 # streams cost the fleet view nothing: compare the figures with and without.
 set -eu
 streams=0
+tls=0
+if [ "${1:-}" = --tls ]; then
+        tls=1
+        shift
+fi
 if [ "${1:-}" = --streams ]; then
         streams=${2:?--streams needs a number}
         shift 2
@@ -26,8 +35,18 @@ COORD_HARNESS="$srcdir/tests/harness.sh"
 harness_init
 harness_need curl redis-cli
 export COORD_LOG_LEVEL=warning
-harness_start_redis
 d=$COORD_TEST_DIR
+if [ "$tls" = 1 ]; then
+        . "$srcdir/tests/e2e/tls-lib.sh"
+        tls_make_certs
+        tls_start_redis
+        export COORD_TLS_CA_FILE="$TLS_DIR/ca.crt"
+        cd_redis="rediss://127.0.0.1:$TLS_PORT/0"
+        echo "# coordinatord -> Redis over TLS ($cd_redis); agents on the plain port"
+else
+        harness_start_redis
+        cd_redis=$REDIS_URL
+fi
 TOKEN=bench-read-token-0123456789
 DTOKEN=bench-deploy-token-0123456789
 sha=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
@@ -35,7 +54,7 @@ dsha=$(printf '%s' "$DTOKEN" | sha256sum | cut -d' ' -f1)
 for _try in 1 2 3; do
         cport=$(harness_free_port)
         cat >"$d/cd.json" <<JSON
-{"listen":"127.0.0.1:$cport","redis":"$REDIS_URL","namespace":"bench","deregister_after":"1h",
+{"listen":"127.0.0.1:$cport","redis":"$cd_redis","namespace":"bench","deregister_after":"1h",
  "tokens":[{"name":"bench","role":"read","sha256":"$sha"},{"name":"bench-deploy","role":"deploy","sha256":"$dsha"}]}
 JSON
         harness_spawn coordinatord "$COORDINATORD" --config "$d/cd.json"

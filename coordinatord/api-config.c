@@ -144,7 +144,7 @@ static int parse_if_match(const char *h, char *buf, size_t size) {
 void api_config_put(struct request *req) {
         json_t *cfg = json_object_get(req->json, "config");
         const char *im = http_header(req, "If-Match");
-        char ifm[32] = "", err[256];
+        char ifm[32] = "", err[512];
         int64_t version = 0, current = 0;
         redisContext *c;
         int r;

@@ -596,8 +596,9 @@ void api_migrations_run(struct request *req) {
         }
         ts = strdup_printf("%" PRIu64, cmd->created_at_ms);
         r = redis_command(c, &rep, err, sizeof err,
-                          "HSET %s command %s service %s version %s phase %s instance %s deployment %s requested_at %s",
-                          k_mig, cmd->id, service, version, phase, instance, "", ts ? ts : "0");
+                          "HSET %s command %s service %s version %s phase %s instance %s host %s deployment %s "
+                          "requested_at %s",
+                          k_mig, cmd->id, service, version, phase, instance, host, "", ts ? ts : "0");
         if (r < 0) {
                 redis_failed(req, "migrations", r, err);
                 return;
@@ -640,8 +641,40 @@ static json_t *migration_to_json(const char *service, const char *cmd, const red
                          ms_time(finished));
 }
 
+/* The host whose agent ran the migration of record m: its "host" field, or
+ * (a record of coord 0.1) where the fleet has its instance now; caller frees. */
+static char *migration_host(struct request *req, const redisReply *m) {
+        const char *host = redis_reply_field(m, "host"), *instance = redis_reply_field(m, "instance");
+        struct fleet_snapshot *snap;
+        const struct fleet_entry *e;
+        char *ret = NULL;
+
+        if (host && name_is_valid(host))
+                return strdup(host);
+        if (!instance || !name_is_valid(instance))
+                return NULL;
+        snap = fleet_snapshot_get(req->s->fleet);
+        e = fleet_snapshot_find(snap, instance);
+        if (e && e->info->host && name_is_valid(e->info->host))
+                ret = strdup(e->info->host);
+        fleet_snapshot_unref(snap);
+        return ret;
+}
+
+/* The migrate command's result hash (HGETALL form; empty while queued). */
+static int migration_result(struct request *req, redisContext *c, const redisReply *m, const char *cmd,
+                            redisReply **ret, char *err, size_t errlen) {
+        _cleanup_free_ char *host = migration_host(req, m), *kl = key_command_legacy(req->s->ns, cmd), *kc = NULL;
+
+        kc = host ? key_agent_result(req->s->ns, host, cmd) : NULL;
+        if (!kl || (host && !kc))
+                return -ENOMEM;
+        return redis_commandargv(c, ret, err, errlen, 5,
+                                 (const char *[]) { "EVAL", command_result_read_script, "2", kc ? kc : kl, kl }, NULL);
+}
+
 void api_migrations_get(struct request *req) {
-        _cleanup_free_ char *k = key_migration(req->s->ns, req->param), *kc = NULL;
+        _cleanup_free_ char *k = key_migration(req->s->ns, req->param);
         _cleanup_reply_ redisReply *m = NULL, *res = NULL;
         const char *cmd;
         char err[256];
@@ -664,12 +697,11 @@ void api_migrations_get(struct request *req) {
                 http_reply_error(req, 404, "not_found", "no migration has run for service '%s'", req->param);
                 return;
         }
-        kc = key_command(req->s->ns, cmd);
-        if (!kc) {
+        r = migration_result(req, c, m, cmd, &res, err, sizeof err);
+        if (r == -ENOMEM) {
                 http_reply_error(req, 500, "internal", "out of memory");
                 return;
         }
-        r = redis_command(c, &res, err, sizeof err, "HGETALL %s", kc);
         if (r < 0) {
                 redis_failed(req, "migrations", r, err);
                 return;

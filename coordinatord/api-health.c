@@ -1,16 +1,37 @@
 /* /health/live, /health/ready, /metrics, /v1/leader. */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "coordinatord.h"
+#include "duration.h"
 #include "fleet.h"
 #include "leader.h"
 #include "metrics.h"
 
 void api_health_live(struct request *req) {
         http_reply_static(req, 200, "{\"status\":\"ok\"}\n");
+}
+
+/* After a SIGHUP whose new Redis credentials or TLS files did not work, the
+ * daemon still serves on the connection it has: readiness is unchanged (a
+ * load balancer has no reason to drop it), but the check says so until a
+ * reload works: "credentials":{"status":"stale","error","since"}. */
+static void add_credentials(struct server *s, json_t *redis) {
+        char error[sizeof s->reload_error], since[64] = "";
+        uint64_t at;
+
+        pthread_mutex_lock(&s->reload_lock);
+        snprintf(error, sizeof error, "%s", s->reload_error);
+        at = s->reload_error_usec;
+        pthread_mutex_unlock(&s->reload_lock);
+        if (!redis || !error[0])
+                return;
+        (void) format_rfc3339(at, since, sizeof since);
+        (void) json_object_set_new(redis, "credentials",
+                                   json_pack("{s:s,s:s,s:s}", "status", "stale", "error", error, "since", since));
 }
 
 void api_health_ready(struct request *req) {
@@ -22,6 +43,8 @@ void api_health_ready(struct request *req) {
         json_t *redis = redis_up ? json_pack("{s:s}", "status", "up")
                                  : json_pack("{s:s,s:s}", "status", "down", "error", "not connected (reconnecting)");
         json_t *fleet = json_pack("{s:s}", "status", synced ? "up" : "down");
+
+        add_credentials(s, redis);
 
         http_reply_json(req, ready ? 200 : 503,
                         json_pack("{s:s,s:{s:o,s:o}}", "status",

@@ -23,6 +23,7 @@ const struct config_field cd_config_fields[] = {
           .def = "127.0.0.1:8470", .env = "COORD_LISTEN" },
         { .key = "redis", .type = CONFIG_REDIS_URL, .offset = offsetof(struct cd_config, redis),
           .def = "redis://127.0.0.1:6379/0", .credential = "redis", .env = "COORD_REDIS" },
+        CONFIG_TLS_FIELDS(struct cd_config, tls),
         { .key = "namespace", .type = CONFIG_STRING, .offset = offsetof(struct cd_config, namespace),
           .def = "default", .env = "COORD_NAMESPACE" },
         { .key = "id", .type = CONFIG_STRING, .offset = offsetof(struct cd_config, id) },
@@ -42,6 +43,10 @@ const struct config_field cd_config_fields[] = {
           .offset = offsetof(struct cd_config, connection_timeout), .def = "30s" },
         { .key = "http_threads", .type = CONFIG_INT, .offset = offsetof(struct cd_config, http_threads),
           .def = "4", .min = 1, .max = 64 },
+        { .key = "max_connections_per_client", .type = CONFIG_INT,
+          .offset = offsetof(struct cd_config, max_connections_per_client), .def = "256", .min = 1, .max = 65536 },
+        { .key = "request_head_timeout", .type = CONFIG_DURATION,
+          .offset = offsetof(struct cd_config, request_head_timeout), .def = "5s" },
         {}
 };
 
@@ -143,6 +148,8 @@ int cd_config_load(const char *path, struct cd_config *ret, char *errbuf, size_t
                 BAD("%s: deregister_after: must be at least 1s", path);
         if (c.connection_timeout < USEC_PER_SEC)
                 BAD("%s: connection_timeout: must be at least 1s", path);
+        if (c.request_head_timeout < USEC_PER_SEC || c.request_head_timeout > 300 * USEC_PER_SEC)
+                BAD("%s: request_head_timeout: must be between 1s and 5m", path);
         for (size_t i = 0; i < c.n_tokens; i++) {
                 struct cd_token *t = &c.tokens[i];
                 if (strcmp(t->role, "read") != 0 && strcmp(t->role, "deploy") != 0 && strcmp(t->role, "admin") != 0)
@@ -161,6 +168,11 @@ int cd_config_load(const char *path, struct cd_config *ret, char *errbuf, size_t
                 BAD("%s: insecure_no_auth: only allowed when listen is a loopback address (listen is %s)", path,
                     c.listen);
 #undef BAD
+        r = config_tls_check(path, &c.tls, errbuf, errlen);
+        if (r < 0) {
+                config_free(cd_config_fields, &c);
+                return r;
+        }
         *ret = c;
         return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "tls.h"
 
 struct cd_token {
         char *name;
@@ -18,6 +19,7 @@ struct cd_token {
 struct cd_config {
         char *listen;              /* "127.0.0.1:8470" */
         char *redis;               /* connection string (secret: password masked) */
+        struct tls_options tls;    /* tls_* keys (or COORD_TLS_*, or the tls_key credential), checked */
         char *namespace;           /* "default" */
         char *id;                  /* NULL: host name + pid */
         uint64_t leader_lease;     /* usec */
@@ -29,6 +31,8 @@ struct cd_config {
         int64_t max_connections;     /* concurrent HTTP connections */
         uint64_t connection_timeout; /* idle HTTP connection timeout, usec */
         int64_t http_threads;        /* libmicrohttpd worker threads */
+        int64_t max_connections_per_client; /* per client address (IPv6: per /64) */
+        uint64_t request_head_timeout;      /* a request head must arrive within this, usec */
 };
 
 extern const struct config_field cd_config_fields[];

@@ -4,15 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cleanup.h"
 #include "configadv.h"
 #include "duration.h"
 #include "keys.h"
+#include "secret.h"
 #include "strutil.h"
-
-#define MASK "*****"
 
 static const char put_script[] =
         "local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0') or 0\n"
@@ -26,138 +24,9 @@ static const char put_script[] =
         "redis.call('PUBLISH', KEYS[2], ARGV[4])\n"
         "return {v, cur}\n";
 
-bool configadv_key_is_secret(const char *key) {
-        static const char *const words[] = { "password", "passwd", "pass", "pwd", "secret", "token", "apikey",
-                                             "api_key", "privatekey", "private_key", "credential", NULL };
-        size_t n = strlen(key);
-
-        for (size_t w = 0; words[w]; w++) {
-                size_t wl = strlen(words[w]);
-                for (size_t i = 0; i + wl <= n; i++)
-                        if (strncasecmp(key + i, words[w], wl) == 0)
-                                return true;
-        }
-        return false;
-}
-
-/* Append s[0..n) to the growing buffer. */
-struct sbuf {
-        char *p;
-        size_t len, cap;
-        bool oom;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n) {
-        if (b->oom)
-                return;
-        if (b->len + n + 1 > b->cap) {
-                size_t nc = (b->len + n + 1) * 2;
-                char *np = realloc(b->p, nc);
-                if (!np) {
-                        b->oom = true;
-                        return;
-                }
-                b->p = np;
-                b->cap = nc;
-        }
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = '\0';
-}
-
-/* Does p start a new item of a StackExchange-style list: "name=" or "host:port"? */
-static bool starts_item(const char *p) {
-        size_t k = 0;
-
-        while (p[k] == ' ')
-                k++;
-        if (isalpha((unsigned char) p[k])) {
-                size_t j = k;
-                while (isalnum((unsigned char) p[j]) || p[j] == '_')
-                        j++;
-                if (p[j] == '=')
-                        return true;
-        }
-        for (size_t j = k; p[j] && p[j] != ','; j++)
-                if (p[j] == ':') {
-                        size_t d = j + 1;
-                        while (isdigit((unsigned char) p[d]))
-                                d++;
-                        return d > j + 1 && (p[d] == ',' || p[d] == '\0');
-                }
-        return false;
-}
-
-char *configadv_mask_string(const char *s) {
-        struct sbuf b = {};
-        size_t n = strlen(s), i = 0;
-
-        sb_add(&b, "", 0);
-        while (i < n) {
-                /* "scheme://[user:]pass@host": mask the password, everything up to the
-                 * last '@' of the authority (which ends at '/', a space or ';'; RFC 3986
-                 * allows ',' in a userinfo), with or without a user part. */
-                if (strncmp(s + i, "://", 3) == 0) {
-                        size_t start = i + 3, j = start, colon = 0, at = 0;
-                        while (j < n && s[j] != '/' && s[j] != ' ' && s[j] != ';') {
-                                if (s[j] == '@')
-                                        at = j;
-                                j++;
-                        }
-                        if (at) {
-                                for (size_t c = start; c < at; c++)
-                                        if (s[c] == ':') {
-                                                colon = c;
-                                                break;
-                                        }
-                                size_t keep = colon ? colon + 1 : start;
-                                sb_add(&b, s + i, keep - i);
-                                sb_add(&b, MASK, strlen(MASK));
-                                i = at;
-                                continue;
-                        }
-                }
-                /* "password=..." / "pwd=..." at the start or after , ; or a space. */
-                if (i == 0 || s[i - 1] == ',' || s[i - 1] == ';' || s[i - 1] == ' ') {
-                        size_t kl = 0;
-                        while (i + kl < n && s[i + kl] == ' ')
-                                kl++;
-                        const char *k = s + i + kl;
-                        size_t m = 0;
-                        if (strncasecmp(k, "password", 8) == 0)
-                                m = 8;
-                        else if (strncasecmp(k, "pwd", 3) == 0)
-                                m = 3;
-                        if (m) {
-                                size_t e = m;
-                                while (k[e] == ' ')
-                                        e++;
-                                if (k[e] == '=') {
-                                        size_t v = i + kl + e + 1, end = v;
-                                        /* As the StackExchange parser reads it: a ',' ends the
-                                         * value only before "option=" or "host:port". */
-                                        while (end < n && s[end] != ';' && !(s[end] == ',' && starts_item(s + end + 1)))
-                                                end++;
-                                        sb_add(&b, s + i, v - i);
-                                        sb_add(&b, MASK, strlen(MASK));
-                                        i = end;
-                                        continue;
-                                }
-                        }
-                }
-                sb_add(&b, s + i, 1);
-                i++;
-        }
-        if (b.oom) {
-                free(b.p);
-                return NULL;
-        }
-        return b.p;
-}
-
 static json_t *mask_rec(const json_t *v, int depth) {
         if (depth > CONFIG_MAX_DEPTH + 2)
-                return json_string(MASK);
+                return json_string(SECRET_MASK);
         if (json_is_object(v)) {
                 json_t *o = json_object();
                 const char *k;
@@ -165,8 +34,8 @@ static json_t *mask_rec(const json_t *v, int depth) {
                 if (!o)
                         return NULL;
                 json_object_foreach((json_t *) v, k, x) {
-                        json_t *m = configadv_key_is_secret(k) && !json_is_null(x) ? json_string(MASK)
-                                                                                      : mask_rec(x, depth + 1);
+                        json_t *m = secret_key_is_secret(k) && !json_is_null(x) ? json_string(SECRET_MASK)
+                                                                                : mask_rec(x, depth + 1);
                         if (!m || json_object_set_new(o, k, m) < 0) {
                                 json_decref(o);
                                 return NULL;
@@ -190,7 +59,7 @@ static json_t *mask_rec(const json_t *v, int depth) {
                 return a;
         }
         if (json_is_string(v)) {
-                _cleanup_free_ char *m = configadv_mask_string(json_string_value(v));
+                _cleanup_free_ char *m = secret_mask_string(json_string_value(v));
                 return m ? json_string(m) : NULL;
         }
         return json_deep_copy(v);
@@ -200,68 +69,155 @@ json_t *configadv_mask(const json_t *v) {
         return mask_rec(v, 0);
 }
 
+/* A key the agents cannot render: named escaped and shortened, since it may
+ * hold control characters. */
+static int bad_key(const char *path, const char *k, char *errbuf, size_t errlen) {
+        size_t kl = strlen(k), o = 0;
+        char shown[4 * 40 + 4];
+
+        for (size_t i = 0; i < kl && i < 40; i++) {
+                unsigned char ch = (unsigned char) k[i];
+                if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+                        o += (size_t) snprintf(shown + o, sizeof shown - o, "\\x%02x", ch);
+                else
+                        shown[o++] = (char) ch;
+        }
+        shown[o] = '\0';
+        snprintf(errbuf, errlen,
+                 "%s: key \"%s%s\" cannot be advertised (keys are 1-128 bytes without '=' or control characters)",
+                 *path ? path : "config", shown, kl > 40 ? "..." : "");
+        return -EINVAL;
+}
+
+static bool key_renderable(const char *k) {
+        size_t kl = strlen(k);
+
+        if (kl == 0 || kl > 128)
+                return false;
+        for (size_t i = 0; i < kl; i++)
+                if ((unsigned char) k[i] < 0x20 || k[i] == 0x7f || k[i] == '=')
+                        return false;
+        return true;
+}
+
 static int validate_rec(const json_t *v, int depth, char *path, size_t pathsize, char *errbuf, size_t errlen) {
         size_t pl = strlen(path);
+        const char *k;
+        json_t *x;
+        size_t i;
+        int r = 0;
 
         if (depth > CONFIG_MAX_DEPTH) {
                 snprintf(errbuf, errlen, "%s: nested deeper than %d levels", *path ? path : "config", CONFIG_MAX_DEPTH);
                 return -EINVAL;
         }
-        if (json_is_object(v)) {
-                const char *k;
-                json_t *x;
+        if (json_is_object(v))
                 json_object_foreach((json_t *) v, k, x) {
-                        size_t kl = strlen(k);
-                        bool bad = kl == 0 || kl > 128;
-                        for (size_t i = 0; i < kl && !bad; i++)
-                                if ((unsigned char) k[i] < 0x20 || k[i] == 0x7f || k[i] == '=')
-                                        bad = true;
-                        if (bad) {
-                                /* Name the key, escaped and shortened: it may hold control characters. */
-                                char shown[4 * 40 + 4];
-                                size_t o = 0;
-                                for (size_t i = 0; i < kl && i < 40; i++) {
-                                        unsigned char ch = (unsigned char) k[i];
-                                        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-                                                o += (size_t) snprintf(shown + o, sizeof shown - o, "\\x%02x", ch);
-                                        else
-                                                shown[o++] = (char) ch;
-                                }
-                                shown[o] = '\0';
-                                snprintf(errbuf, errlen,
-                                         "%s: key \"%s%s\" cannot be advertised (keys are 1-128 bytes without '=' or "
-                                         "control characters)",
-                                         *path ? path : "config", shown, kl > 40 ? "..." : "");
-                                return -EINVAL;
-                        }
+                        if (!key_renderable(k))
+                                return bad_key(path, k, errbuf, errlen);
                         snprintf(path + pl, pathsize - pl, "%s%s", pl ? "." : "", k);
-                        int r = validate_rec(x, depth + 1, path, pathsize, errbuf, errlen);
+                        r = validate_rec(x, depth + 1, path, pathsize, errbuf, errlen);
                         path[pl] = '\0';
                         if (r < 0)
                                 return r;
                 }
-        } else if (json_is_array(v)) {
-                size_t i;
-                json_t *x;
+        else if (json_is_array(v))
                 json_array_foreach(v, i, x) {
                         snprintf(path + pl, pathsize - pl, "[%zu]", i);
-                        int r = validate_rec(x, depth + 1, path, pathsize, errbuf, errlen);
+                        r = validate_rec(x, depth + 1, path, pathsize, errbuf, errlen);
                         path[pl] = '\0';
                         if (r < 0)
                                 return r;
                 }
-        }
+        return 0;
+}
+
+/* Collisions: every value is rendered under a name, in an env file its keys
+ * joined by "__" ("a__b"), for ASP.NET's JSON provider joined by ':' ("a:b");
+ * ASP.NET compares them ignoring case.  seen maps each folded name, prefixed
+ * by its kind, to [path, name] of the first value rendered under it. */
+struct names {
+        json_t *seen;
+        char *errbuf;
+        size_t errlen;
+};
+
+static int name_add(struct names *n, char kind, const char *name, const char *path) {
+        _cleanup_free_ char *folded = strdup_printf("%c%s", kind, name);
+        json_t *prev;
+
+        if (!folded)
+                return -ENOMEM;
+        for (char *c = folded; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        prev = json_object_get(n->seen, folded);
+        if (!prev)
+                return json_object_set_new(n->seen, folded, json_pack("[ss]", path, name)) < 0 ? -ENOMEM : 0;
+        const char *prev_name = json_string_value(json_array_get(prev, 1));
+        snprintf(n->errbuf, n->errlen, "keys '%s' and '%s' both %s %s%s",
+                 json_string_value(json_array_get(prev, 0)), path,
+                 kind == 'e' ? "render as the env name" : "name the ASP.NET configuration key", name,
+                 strcmp(prev_name, name) != 0 ? " (ASP.NET ignores case)" : "");
+        return -EINVAL;
+}
+
+static char *join(const char *a, const char *sep, const char *b) {
+        return *a ? strdup_printf("%s%s%s", a, sep, b) : strdup(b);
+}
+
+static int names_rec(struct names *n, const json_t *v, const char *env, const char *key, const char *path);
+
+/* The child named k (an object key or an array index) of the value at env/key/path. */
+static int names_child(struct names *n, const json_t *x, const char *env, const char *key, const char *path,
+                       const char *k, bool index) {
+        _cleanup_free_ char *e = join(env, "__", k), *c = join(key, ":", k);
+        _cleanup_free_ char *p = index ? strdup_printf("%s[%s]", path, k) : join(path, ".", k);
+
+        if (!e || !c || !p)
+                return -ENOMEM;
+        return names_rec(n, x, e, c, p);
+}
+
+static int names_rec(struct names *n, const json_t *v, const char *env, const char *key, const char *path) {
+        const char *k;
+        json_t *x;
+        size_t i;
+        int r;
+
+        if (json_is_object(v)) {
+                json_object_foreach((json_t *) v, k, x)
+                        if ((r = names_child(n, x, env, key, path, k, false)) < 0)
+                                return r;
+        } else if (json_is_array(v)) {
+                json_array_foreach(v, i, x) {
+                        char idx[24];
+                        snprintf(idx, sizeof idx, "%zu", i);
+                        if ((r = names_child(n, x, env, key, path, idx, true)) < 0)
+                                return r;
+                }
+        } else if ((r = name_add(n, 'e', env, path)) < 0 || (r = name_add(n, 'k', key, path)) < 0)
+                return r;
         return 0;
 }
 
 int configadv_validate(const json_t *config, char *errbuf, size_t errlen) {
+        _cleanup_json_ json_t *seen = json_object();
         char path[512] = "";
+        int r;
 
         if (!json_is_object(config)) {
                 snprintf(errbuf, errlen, "config: expected an object");
                 return -EINVAL;
         }
-        return validate_rec(config, 0, path, sizeof path, errbuf, errlen);
+        r = validate_rec(config, 0, path, sizeof path, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (!seen)
+                return -ENOMEM;
+        r = names_rec(&(struct names){ seen, errbuf, errlen }, config, "", "", "");
+        if (r == -ENOMEM)
+                snprintf(errbuf, errlen, "out of memory");
+        return r;
 }
 
 int configadv_get(redisContext *c, const char *ns, const char *service, int64_t *ret_version, json_t **ret_config,

@@ -11,19 +11,17 @@
 
 #define CONFIG_MAX_DEPTH 16
 
-/* A deep copy of v with every secret masked as "*****": values under keys
- * containing password, passwd, secret, token or apikey (case-insensitive),
- * and passwords inside connection strings ("password=..", "pwd=..",
- * "scheme://user:pass@").  NULL on OOM. */
+/* A deep copy of v with every secret masked as "*****": the whole value under
+ * a key secret_key_is_secret() names (null stays null), and the secrets
+ * secret_mask_string() finds in every other string.  NULL on OOM. */
 json_t *configadv_mask(const json_t *v);
-/* The masked form of one string (caller frees); NULL on OOM. */
-char *configadv_mask_string(const char *s);
-/* Whether key names a secret. */
-bool configadv_key_is_secret(const char *key);
 
 /* What the agents can render: object keys non-empty, at most 128 bytes,
- * without control characters or '='; nesting at most CONFIG_MAX_DEPTH.
- * 0, or -EINVAL with the path of the culprit in errbuf. */
+ * without control characters or '='; nesting at most CONFIG_MAX_DEPTH; no two
+ * values under one name, which ASP.NET would read as one key: "a__b" and
+ * {"a":{"b":..}} (both the env name a__b), "a:b" and {"a":{"b":..}} (both the
+ * key a:b), "Key" and "key".  0, or -EINVAL with errbuf naming the culprit
+ * ("keys 'a__b' and 'a.b' both render as the env name a__b"); -ENOMEM. */
 int configadv_validate(const json_t *config, char *errbuf, size_t errlen);
 
 /* Read the current version; -ENOENT when none, -EIO on Redis errors.

@@ -9,6 +9,7 @@
  * few endpoints that write. */
 #pragma once
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,8 +28,9 @@ struct sse_hub;
 typedef struct redis_client redis_client;
 
 struct server {
-        struct cd_config cfg;
-        struct redis_url *url;
+        const char *config_path;
+        struct cd_config cfg;  /* as last loaded (redis and tls_* too, even when they did not work) */
+        struct redis_url *url; /* redis as configured at start; in use: redis_client_url() */
         const char *ns;
         char *id;
         sd_event *event;
@@ -44,4 +46,12 @@ struct server {
         atomic_bool stopping;
         bool ready_sent;
         uint64_t started_usec;
+
+        /* SIGHUP: new Redis credentials and TLS files (main.c).  reload_error
+         * is why the last one changed nothing ("" when it worked), for
+         * /health/ready; HTTP threads read it under reload_lock. */
+        pthread_mutex_t reload_lock;
+        char reload_error[256];
+        uint64_t reload_error_usec; /* CLOCK_REALTIME */
 };
+

@@ -1,12 +1,19 @@
-/* The HTTP layer: libmicrohttpd glue, routing, authentication, input limits
- * and the error shape {"error":{"code","message"}}.
+/* The HTTP layer: libmicrohttpd glue, the connection edge, routing,
+ * authentication, input limits and the error shape {"error":{"code","message"}}.
  *
- * Every request goes through the same gate, in this order, before a handler
- * sees it: route (404, or 405 with Allow), bearer token (401, 403), path
- * parameter charset (400), declared body size (413, answered before the body
- * is read), content type (415), body size while reading (413), JSON syntax,
- * type and unknown fields (400).  Handlers run on libmicrohttpd's worker
- * threads. */
+ * Connections: accepted only within max_connections, max_connections_per_client
+ * and the reserve (http-guard.h); each request head must be complete within
+ * request_head_timeout of the connection opening or of the previous response
+ * (else 408 and close), whatever trickles in meanwhile.
+ *
+ * Every request then goes through the same gate, in this order, before a
+ * handler sees it: method syntax (400), head size (414, 431), framing (400:
+ * Content-Length with Transfer-Encoding, conflicting Content-Lengths), route
+ * (404, or 405 with Allow), bearer token (401, 403), path parameter charset
+ * (400), query parameters (400), declared body size (413, answered before the
+ * body is read), content type (415), a body where none is taken (400), body
+ * size while reading (413), JSON syntax, type and unknown fields (400).
+ * Handlers run on libmicrohttpd's worker threads. */
 #pragma once
 
 #include <stdbool.h>
@@ -47,6 +54,7 @@ struct request {
         const char *token_name;
         char *body;
         size_t body_len;
+        uint64_t content_length;    /* declared (0 when chunked) */
         bool chunked;
         json_t *json;               /* parsed body (object) or NULL */
         uint64_t start_usec;
@@ -62,6 +70,18 @@ int httpd_start(struct server *s, const struct route *routes, size_t n_routes, s
 struct httpd *httpd_stop(struct httpd *h);
 /* The bound port (for listen port 0). */
 unsigned httpd_port(const struct httpd *h);
+/* Open connections now (0 for NULL). */
+unsigned httpd_connections(struct httpd *h);
+
+/* The routing step of the gate, on its own (tests): the route of routes[] whose
+ * pattern and method match url (HEAD matches GET), its index in *ret_index and
+ * its path parameter (or "") in param; else NULL, with *ret_path_matched set
+ * and the methods that would match in allow ("GET, POST") when only the method
+ * differs (405), or clear (404).  *ret_path_matched and allow mean something
+ * only when NULL is returned.  NULL too for a bad pattern or on OOM. */
+const struct route *http_route_match(const struct route *routes, size_t n_routes, const char *method,
+                                     const char *url, size_t *ret_index, char *param, size_t param_size,
+                                     bool *ret_path_matched, char *allow, size_t allow_size);
 
 /* Queue a response.  body (malloc'd) is taken over; content_type NULL means
  * application/json.  headers: NULL or NULL-terminated name/value pairs. */
@@ -85,8 +105,10 @@ typedef ssize_t (*http_stream_read)(void *cls, uint64_t pos, char *buf, size_t m
 void http_reply_stream(struct request *req, unsigned status, const char *content_type, http_stream_read read,
                        void *cls, void (*free_cb)(void *cls));
 /* The error shape.  code: "bad_request", "unauthorized", "forbidden", "not_found",
- * "conflict", "payload_too_large", "unsupported_media_type", "unprocessable",
- * "unavailable", "internal". */
+ * "method_not_allowed", "conflict", "payload_too_large", "unsupported_media_type",
+ * "uri_too_long", "header_fields_too_large", "unprocessable", "unavailable",
+ * "internal" ("request_timeout" is written raw by the head deadline).  The
+ * message is cut to printable ASCII. */
 void http_reply_error(struct request *req, unsigned status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 /* Shorthand for 503 "Redis unavailable". */

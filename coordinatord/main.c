@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "cleanup.h"
 #include "cd-config.h"
 #include "coordinatord.h"
 #include "duration.h"
@@ -41,7 +43,8 @@ static void help(void) {
                "  --version        show the version\n"
                "\n"
                "Environment: COORD_REDIS, COORD_LISTEN, COORD_NAMESPACE override the file;\n"
-               "COORD_LOG_LEVEL sets the log level (error, warning, notice, info, debug).\n");
+               "COORD_LOG_LEVEL sets the log level (error, warning, notice, info, debug).\n"
+               "SIGHUP re-reads redis and tls_* (credential rotation, without losing leadership).\n");
 }
 
 static void on_redis_state(redis_client *c, bool connected, void *userdata) {
@@ -101,6 +104,121 @@ static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, voi
         return 0;
 }
 
+/* ---- SIGHUP: new Redis credentials and TLS files ---- */
+
+/* Why the last reload changed nothing, for /health/ready and STATUS=
+ * (masked: neither goes through the log); "" clears it. */
+static void set_reload_error(struct server *s, const char *fmt, ...) _printf_(2, 3);
+static void set_reload_error(struct server *s, const char *fmt, ...) {
+        char msg[sizeof s->reload_error];
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_format_masked(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        pthread_mutex_lock(&s->reload_lock);
+        snprintf(s->reload_error, sizeof s->reload_error, "%s", msg);
+        s->reload_error_usec = now_realtime_usec();
+        pthread_mutex_unlock(&s->reload_lock);
+        if (msg[0])
+                (void) sd_notifyf(0, "STATUS=Serving; last reload failed: %s", msg);
+}
+
+static void on_redis_swapped(redis_client *c, int error, const char *reason, void *userdata) {
+        struct server *s = userdata;
+
+        if (error == -ECANCELED) /* a newer reload took over */
+                return;
+        if (error < 0) {
+                log_error("New Redis credentials or TLS settings do not work, keeping the working connection: %s",
+                          reason);
+                set_reload_error(s, "new Redis credentials: %s", reason);
+                return;
+        }
+        /* cfg.redis is what was tried (server_reload() keeps it in step);
+         * the API threads follow lazily. */
+        if (rconn_set_url(s->cfg.redis) < 0)
+                log_error("Out of memory giving the API threads the new Redis settings");
+        set_reload_error(s, "%s", "");
+        (void) sd_notify(0, "STATUS=Serving; connected to Redis");
+        log_info("Redis credentials and TLS settings reloaded; every connection uses them now");
+}
+
+/* redis and tls_*, make before break (redis_client_reload()): the leader
+ * lock, the fleet view and every subscription live on while a second
+ * connection proves the new settings; after a failure the same settings are
+ * tried again. */
+static void reload_redis(struct server *s, const struct cd_config *n, bool retry) {
+        char err[512] = "";
+        int r;
+
+        r = redis_client_reload(s->redis, &(struct redis_client_settings) { s->cfg.redis, &s->cfg.tls },
+                                &(struct redis_client_settings) { n->redis, &n->tls }, retry, on_redis_swapped, s, err,
+                                sizeof err);
+        if (r < 0) {
+                log_error("New Redis settings refused, keeping the working connection: %s", err[0] ? err : strerror(-r));
+                set_reload_error(s, "new Redis settings: %s", err[0] ? err : strerror(-r));
+        } else if (r == 0)
+                log_info("Reload: redis and tls_* unchanged");
+        else
+                log_info("Trying the new Redis credentials and TLS settings on a second connection");
+}
+
+/* SIGHUP applies redis and tls_* only: say which other keys changed. */
+static void warn_unapplied(const struct server *s, const struct cd_config *n) {
+        static const char *const applied[] = { "redis", "tls_ca_file", "tls_cert_file", "tls_key_file",
+                                               "tls_insecure_skip_verify" };
+        _cleanup_json_ json_t *was = config_to_json_masked(cd_config_fields, &s->cfg);
+        _cleanup_json_ json_t *now = config_to_json_masked(cd_config_fields, n);
+        const char *key;
+        json_t *v;
+
+        if (!was || !now)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(applied); i++)
+                (void) json_object_del(now, applied[i]);
+        json_object_foreach(now, key, v)
+                if (!json_equal(v, json_object_get(was, key)))
+                        log_warning("%s changed: restart coordinatord to apply it (SIGHUP applies redis and tls_* only)",
+                                    key);
+}
+
+static void server_reload(struct server *s) {
+        struct cd_config n = {};
+        char err[1024] = "";
+        bool retry;
+        int r;
+
+        r = cd_config_load(s->config_path, &n, err, sizeof err);
+        if (r < 0) {
+                log_error("Reload refused, keeping the running configuration: %s", err);
+                set_reload_error(s, "%s", err);
+                return;
+        }
+        warn_unapplied(s, &n);
+        pthread_mutex_lock(&s->reload_lock);
+        retry = s->reload_error[0] != '\0';
+        pthread_mutex_unlock(&s->reload_lock);
+        set_reload_error(s, "%s", "");
+        reload_redis(s, &n, retry);
+        /* cfg holds what the file says (tried, or in use); redis_client_url() what is connected. */
+        SWAP(s->cfg.redis, n.redis);
+        SWAP(s->cfg.tls, n.tls);
+        cd_config_free(&n);
+}
+
+static int on_sighup(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
+        struct server *s = userdata;
+
+        if (atomic_load(&s->stopping))
+                return 0;
+        log_info("Received SIGHUP: reloading redis and tls_* from %s", s->config_path);
+        (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long) now_usec());
+        server_reload(s);
+        (void) sd_notify(0, "READY=1");
+        return 0;
+}
+
 static char *default_id(void) {
         char host[256] = "";
 
@@ -110,7 +228,8 @@ static char *default_id(void) {
         return strdup_printf("%s-%d", host, (int) getpid());
 }
 
-int main(int argc, char **argv) {
+/* Parse the command line: 0 to go on, or an exit code (> 0 after --help). */
+static int parse_argv(int argc, char **argv, const char **ret_config, bool *ret_check) {
         static const struct option opts[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
@@ -118,27 +237,136 @@ int main(int argc, char **argv) {
                 { "check-config", no_argument, NULL, 'C' },
                 {}
         };
-        const char *config_path = "/etc/coord/coordinatord.json";
-        bool check = false;
-        struct server s = {};
-        _cleanup_free_ char *shown = NULL;
-        char err[1024];
-        int c, r, ret = EXIT_FAILED;
+        int c;
 
-        log_open("coordinatord");
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
                 switch (c) {
-                case 'h': help(); return EXIT_OK;
-                case 'V': printf("coordinatord %s\n", COORD_VERSION); return EXIT_OK;
-                case 'c': config_path = optarg; break;
-                case 'C': check = true; break;
+                case 'h': help(); return -1;
+                case 'V': printf("coordinatord %s\n", COORD_VERSION); return -1;
+                case 'c': *ret_config = optarg; break;
+                case 'C': *ret_check = true; break;
                 default: return EXIT_USAGE;
                 }
         if (optind < argc) {
                 fprintf(stderr, "coordinatord: unexpected argument '%s'\n", argv[optind]);
                 return EXIT_USAGE;
         }
+        return 0;
+}
 
+/* The connection string and the TLS settings, before the first connection
+ * (the tls_* keys, not the lazy COORD_TLS_* default): -EINVAL when invalid. */
+static int setup_redis_url(struct server *s) {
+        char err[1024];
+        int r;
+
+        r = redis_url_parse(s->cfg.redis, &s->url, err, sizeof err);
+        if (r < 0) {
+                log_error("Invalid configuration: %s: redis: %s", s->config_path, err);
+                return r;
+        }
+        r = s->url->ssl ? tls_set_options(&s->cfg.tls, err, sizeof err) : 0;
+        if (r < 0) {
+                log_error("Invalid configuration: %s: %s", s->config_path, err);
+                return r;
+        }
+        if (s->url->password)
+                log_add_secret(s->url->password);
+        return 0;
+}
+
+/* The loop and its signals (SIGTERM/SIGINT stop, SIGHUP reloads). */
+static int setup_event(struct server *s) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        r = sd_event_default(&s->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
+        (void) sd_event_add_signal(s->event, NULL, SIGTERM, on_signal, s);
+        (void) sd_event_add_signal(s->event, NULL, SIGINT, on_signal, s);
+        (void) sd_event_add_signal(s->event, NULL, SIGHUP, on_sighup, s);
+        (void) sd_event_set_watchdog(s->event, true);
+        return 0;
+}
+
+/* Tokens, the Redis client and the modules on it, then the HTTP server. */
+static int setup_modules(struct server *s) {
+        int r;
+
+        s->auth = auth_new(s->cfg.tokens, s->cfg.n_tokens);
+        if (!s->auth)
+                return -ENOMEM;
+        if (auth_disabled(s->auth))
+                log_warning("No API tokens configured: insecure_no_auth is set, every request is admin (loopback only)");
+        r = redis_client_new(s->event, s->url, on_redis_state, s, &s->redis);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Redis client: %m");
+        r = fleet_new(s, &s->fleet);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the fleet view: %m");
+        r = leader_new(s, &s->leader);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up leader election: %m");
+        r = reconciler_new(s, &s->reconciler);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the rollout reconciler: %m");
+        r = sse_hub_new(s, &s->sse);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up event streams: %m");
+        metrics_init(api_routes, api_n_routes);
+        r = rconn_set_url(s->cfg.redis);
+        if (r < 0)
+                return r;
+        return httpd_start(s, api_routes, api_n_routes, &s->httpd);
+}
+
+static void announce(struct server *s) {
+        _cleanup_free_ char *shown = redis_url_to_string_masked(s->url);
+
+        log_info("coordinatord %s (id %s, namespace %s) listening on %s (port %u), Redis %s", COORD_VERSION, s->id,
+                 s->ns, s->cfg.listen, httpd_port(s->httpd), shown ? shown : "?");
+        if (atomic_load(&s->redis_up) && !s->ready_sent) {
+                s->ready_sent = true;
+                (void) sd_notify(0, "READY=1\nSTATUS=Serving; connected to Redis");
+        }
+}
+
+/* Stop and free in dependency order; safe on a partly set-up server. */
+static void server_done(struct server *s) {
+        atomic_store(&s->stopping, true);
+        sse_hub_shutdown(s->sse);
+        s->httpd = httpd_stop(s->httpd);
+        s->redis = redis_client_free(s->redis);
+        s->sse = sse_hub_free(s->sse);
+        s->reconciler = reconciler_free(s->reconciler);
+        s->leader = leader_free(s->leader);
+        s->fleet = fleet_free(s->fleet);
+        s->auth = auth_free(s->auth);
+        s->event = sd_event_unref(s->event);
+        s->url = redis_url_free(s->url);
+        rconn_done();
+        s->id = mfree(s->id);
+        cd_config_free(&s->cfg);
+}
+
+int main(int argc, char **argv) {
+        const char *config_path = "/etc/coord/coordinatord.json";
+        bool check = false;
+        struct server s = {};
+        char err[1024];
+        int r;
+
+        log_open("coordinatord");
+        r = parse_argv(argc, argv, &config_path, &check);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
         r = cd_config_load(config_path, &s.cfg, err, sizeof err);
         if (r < 0) {
                 log_error("Invalid configuration: %s", err);
@@ -149,104 +377,27 @@ int main(int argc, char **argv) {
                 cd_config_free(&s.cfg);
                 return EXIT_OK;
         }
-
-        r = redis_url_parse(s.cfg.redis, &s.url, err, sizeof err);
-        if (r < 0) {
-                log_error("Invalid configuration: %s: redis: %s", config_path, err);
-                cd_config_free(&s.cfg);
+        s.config_path = config_path;
+        pthread_mutex_init(&s.reload_lock, NULL);
+        if (setup_redis_url(&s) < 0) {
+                server_done(&s);
                 return EXIT_USAGE;
         }
-        if (s.url->password)
-                log_add_secret(s.url->password);
         s.ns = s.cfg.namespace;
         s.id = s.cfg.id ? strdup(s.cfg.id) : default_id();
         s.started_usec = now_usec();
-        if (!s.id)
-                goto finish;
-
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
-
-        r = sd_event_default(&s.event);
-        if (r < 0) {
-                log_error_errno(r, "Failed to create the event loop: %m");
-                goto finish;
+        r = s.id ? 0 : -ENOMEM;
+        if (r >= 0)
+                r = setup_event(&s);
+        if (r >= 0)
+                r = setup_modules(&s);
+        if (r >= 0) {
+                announce(&s);
+                r = sd_event_loop(s.event);
+                if (r < 0)
+                        log_error_errno(r, "Event loop failed: %m");
         }
-        (void) sd_event_add_signal(s.event, NULL, SIGTERM, on_signal, &s);
-        (void) sd_event_add_signal(s.event, NULL, SIGINT, on_signal, &s);
-        (void) sd_event_set_watchdog(s.event, true);
-
-        s.auth = auth_new(s.cfg.tokens, s.cfg.n_tokens);
-        if (!s.auth)
-                goto finish;
-        if (auth_disabled(s.auth))
-                log_warning("No API tokens configured: insecure_no_auth is set, every request is admin (loopback only)");
-
-        r = redis_client_new(s.event, s.url, on_redis_state, &s, &s.redis);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up the Redis client: %m");
-                goto finish;
-        }
-        r = fleet_new(&s, &s.fleet);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up the fleet view: %m");
-                goto finish;
-        }
-        r = leader_new(&s, &s.leader);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up leader election: %m");
-                goto finish;
-        }
-
-        r = reconciler_new(&s, &s.reconciler);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up the rollout reconciler: %m");
-                goto finish;
-        }
-        r = sse_hub_new(&s, &s.sse);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up event streams: %m");
-                goto finish;
-        }
-
-        metrics_init(api_routes, api_n_routes);
-        rconn_setup(s.url);
-        r = httpd_start(&s, api_routes, api_n_routes, &s.httpd);
-        if (r < 0)
-                goto finish;
-        shown = redis_url_to_string_masked(s.url);
-        log_info("coordinatord %s (id %s, namespace %s) listening on %s (port %u), Redis %s", COORD_VERSION, s.id,
-                 s.ns, s.cfg.listen, httpd_port(s.httpd), shown ? shown : "?");
-        if (atomic_load(&s.redis_up) && !s.ready_sent) {
-                s.ready_sent = true;
-                (void) sd_notify(0, "READY=1\nSTATUS=Serving; connected to Redis");
-        }
-
-        r = sd_event_loop(s.event);
-        if (r < 0) {
-                log_error_errno(r, "Event loop failed: %m");
-                goto finish;
-        }
-        ret = EXIT_OK;
-
-finish:
-        atomic_store(&s.stopping, true);
-        sse_hub_shutdown(s.sse);
-        s.httpd = httpd_stop(s.httpd);
-        s.redis = redis_client_free(s.redis);
-        s.sse = sse_hub_free(s.sse);
-        s.reconciler = reconciler_free(s.reconciler);
-        s.leader = leader_free(s.leader);
-        s.fleet = fleet_free(s.fleet);
-        s.auth = auth_free(s.auth);
-        s.event = sd_event_unref(s.event);
-        s.url = redis_url_free(s.url);
-        free(s.id);
-        cd_config_free(&s.cfg);
+        server_done(&s);
         log_info("Stopped");
-        return ret;
+        return r < 0 ? EXIT_FAILED : EXIT_OK;
 }

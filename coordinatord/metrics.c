@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <string.h>
 
 #include "coordinatord.h"
 #include "fleet.h"
@@ -14,7 +13,7 @@
 #include "reconciler.h"
 #include "sse.h"
 
-static const unsigned codes[] = { 200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503 };
+static const unsigned codes[] = { 200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 431, 500, 503, 505 };
 #define N_CODES (ELEMENTSOF(codes) + 1) /* last: any other */
 static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
 #define N_BUCKETS ELEMENTSOF(buckets)
@@ -25,6 +24,7 @@ static atomic_uint_fast64_t requests[METRICS_ROUTES_MAX + 1][ELEMENTSOF(codes) +
 static atomic_uint_fast64_t hist[METRICS_ROUTES_MAX + 1][N_BUCKETS + 1];
 static atomic_uint_fast64_t hist_sum_usec[METRICS_ROUTES_MAX + 1];
 static atomic_uint_fast64_t lock_acquisitions;
+static atomic_uint_fast64_t http_rejected[_HTTP_REJECT_MAX];
 
 /* Rollout steps by type and result, with a duration histogram per type. */
 static const char *const step_types[] = { "drain", "deploy", "undrain", "migrate", "other" };
@@ -89,6 +89,24 @@ void metrics_http_observe(size_t route, unsigned code, uint64_t duration_usec) {
         atomic_fetch_add_explicit(&hist[route][bucket_of(buckets, N_BUCKETS, (double) duration_usec / 1e6)], 1,
                                   memory_order_relaxed);
         atomic_fetch_add_explicit(&hist_sum_usec[route], duration_usec, memory_order_relaxed);
+}
+
+void metrics_http_rejected(enum http_reject why, uint64_t n) {
+        if ((int) why >= 0 && why < _HTTP_REJECT_MAX)
+                atomic_fetch_add_explicit(&http_rejected[why], n, memory_order_relaxed);
+}
+
+static void render_http_edge(FILE *f, struct server *s) {
+        fprintf(f, "# HELP coordinatord_http_connections Open HTTP connections.\n"
+                   "# TYPE coordinatord_http_connections gauge\n"
+                   "coordinatord_http_connections %u\n"
+                   "# HELP coordinatord_http_connections_rejected_total HTTP connections refused at accept (per_client, limit) or closed without a complete request head (head_timeout).\n"
+                   "# TYPE coordinatord_http_connections_rejected_total counter\n",
+                httpd_connections(s->httpd));
+        for (int i = 0; i < _HTTP_REJECT_MAX; i++)
+                fprintf(f, "coordinatord_http_connections_rejected_total{reason=\"%s\"} %llu\n",
+                        http_reject_to_string(i),
+                        (unsigned long long) atomic_load_explicit(&http_rejected[i], memory_order_relaxed));
 }
 
 void metrics_lock_acquired(void) {
@@ -173,6 +191,8 @@ char *metrics_render(struct server *s) {
                 if (total_of(hist[r], N_BUCKETS) > 0)
                         render_histogram(f, "coordinatord_http_request_duration_seconds", "route", route_label(r),
                                          buckets, N_BUCKETS, hist[r], (double) atomic_load(&hist_sum_usec[r]) / 1e6, 6);
+
+        render_http_edge(f, s);
 
         fprintf(f, "# HELP coordinatord_instances Instances by service and state.\n"
                    "# TYPE coordinatord_instances gauge\n");

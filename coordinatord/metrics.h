@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http-guard.h"
+
 struct server;
 
 #define METRICS_ROUTES_MAX 32
@@ -20,6 +22,8 @@ struct route;
 void metrics_init(const struct route *routes, size_t n_routes);
 /* Record one finished request. */
 void metrics_http_observe(size_t route, unsigned code, uint64_t duration_usec);
+/* n connections refused at accept or closed by the request head deadline. */
+void metrics_http_rejected(enum http_reject why, uint64_t n);
 /* One more leadership acquisition. */
 void metrics_lock_acquired(void);
 uint64_t metrics_lock_acquisitions(void);

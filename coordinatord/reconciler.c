@@ -556,9 +556,11 @@ static void commit_migration(struct reconciler *r, const struct rollout *d, cons
                 argv_int(a, 0);
                 return;
         }
-        argv_int(a, 7);
+        argv_int(a, 8);
         argv_add(a, "command");
         argv_add(a, c->id);
+        argv_add(a, "host");
+        argv_add(a, c->host);
         argv_add(a, "service");
         argv_add(a, d->service);
         argv_add(a, "version");
@@ -769,9 +771,56 @@ out:
         }
 }
 
+/* The host an awaited command of d was sent to, so its result hash is
+ * found: where the fleet has the instance now, else where the record has it
+ * (the choice rollout.c made when it sent the command).  NULL when unknown. */
+static const char *awaited_host(const struct rollout *d, const struct fleet_snapshot *snap, const char *cmd) {
+        const char *id = NULL, *planned = NULL;
+        const struct fleet_entry *e;
+
+        if (d->pre.cmd && strcmp(d->pre.cmd, cmd) == 0)
+                id = d->pre.instance;
+        else if (d->post.cmd && strcmp(d->post.cmd, cmd) == 0)
+                id = d->post.instance;
+        for (size_t i = 0; i < d->n_instances; i++) {
+                const struct rollout_instance *x = &d->instances[i];
+                if (!id && x->cmd && strcmp(x->cmd, cmd) == 0)
+                        id = x->id;
+                if (id && strcmp(x->id, id) == 0) {
+                        planned = x->host;
+                        break;
+                }
+        }
+        e = id ? fleet_snapshot_find(snap, id) : NULL;
+        if (e && e->info->host && name_is_valid(e->info->host))
+                return e->info->host;
+        return planned && name_is_valid(planned) ? planned : NULL;
+}
+
+/* Read the result of every command x awaits (command_result_read_script). */
+static void send_result_reads(struct reconciler *r, struct rdep *x, const struct fleet_snapshot *snap) {
+        _cleanup_free_ const char **awaited = NULL;
+        size_t na = 0;
+
+        if (rollout_awaited(x->d, &awaited, &na) < 0)
+                return;
+        for (size_t k = 0; k < na; k++) {
+                const char *host = awaited_host(x->d, snap, awaited[k]);
+                _cleanup_free_ char *kl = key_command_legacy(r->s->ns, awaited[k]);
+                _cleanup_free_ char *kc = host ? key_agent_result(r->s->ns, host, awaited[k]) : NULL;
+
+                if (kl)
+                        (void) send_op(r, OP_RESULT, x->id, awaited[k], 12,
+                                       (const char *[]) { "EVAL", command_result_read_script, "2", kc ? kc : kl, kl,
+                                                          "state", "finished_at", "exit_code", "error", "output",
+                                                          "type", "duration_ms" });
+        }
+}
+
 static void pass_start(struct reconciler *r) {
         struct leader_fence fence;
         struct server *s = r->s;
+        struct fleet_snapshot *snap;
 
         if (!leader_get_fence(s->leader, &fence)) {
                 if (r->n)
@@ -796,6 +845,7 @@ static void pass_start(struct reconciler *r) {
 
         (void) send_op(r, OP_TIME, NULL, NULL, 1, (const char *[]) { "TIME" });
         (void) send_op(r, OP_MEMBERS, NULL, NULL, 2, (const char *[]) { "SMEMBERS", r->k_active });
+        snap = fleet_snapshot_get(s->fleet);
         for (size_t i = 0; i < r->n; i++) {
                 struct rdep *x = r->v[i];
                 _cleanup_free_ char *kd = key_deployment(s->ns, x->id), *ki = key_deployment_instances(s->ns, x->id);
@@ -810,18 +860,9 @@ static void pass_start(struct reconciler *r) {
                 }
                 rdep_clear_results(x);
                 (void) send_op(r, OP_REQUEST, x->id, NULL, 3, (const char *[]) { "HGET", kd, "requested" });
-                _cleanup_free_ const char **awaited = NULL;
-                size_t na = 0;
-                if (rollout_awaited(x->d, &awaited, &na) < 0)
-                        continue;
-                for (size_t k = 0; k < na; k++) {
-                        _cleanup_free_ char *kc = key_command(s->ns, awaited[k]);
-                        if (kc)
-                                (void) send_op(r, OP_RESULT, x->id, awaited[k], 9,
-                                               (const char *[]) { "HMGET", kc, "state", "finished_at", "exit_code",
-                                                                  "error", "output", "type", "duration_ms" });
-                }
+                send_result_reads(r, x, snap);
         }
+        fleet_snapshot_unref(snap);
         if (--r->pending == 0)
                 pass_finish(r);
 }

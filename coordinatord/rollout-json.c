@@ -185,10 +185,8 @@ static void perr(struct parser *p, const char *fmt, ...) {
         if (p->r < 0)
                 return;
         p->r = -EINVAL;
-        if (!p->errbuf || !p->errlen)
-                return;
         va_start(ap, fmt);
-        vsnprintf(p->errbuf, p->errlen, fmt, ap);
+        errbuf_vprintf(p->errbuf, p->errlen, fmt, ap);
         va_end(ap);
 }
 

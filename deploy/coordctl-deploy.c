@@ -779,7 +779,9 @@ static int parse_count_flag(const char *what, const char *flag, const char *s, u
 static int parse_duration_flag(const char *what, const char *flag, const char *s, uint64_t *ret) {
         int r = duration_parse(s, ret);
 
-        if (r < 0)
+        if (r == -ERANGE)
+                fprintf(stderr, "coordctl %s: %s: '%s' is too large a duration\n", what, flag, s);
+        else if (r < 0)
                 fprintf(stderr, "coordctl %s: %s: '%s' is not a duration with a unit (250ms, 30s, 5m, 1h)\n", what,
                         flag, s);
         return r;

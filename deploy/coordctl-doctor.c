@@ -28,7 +28,9 @@
 #include "keys.h"
 #include "redis.h"
 #include "redis_url.h"
+#include "secret.h"
 #include "strutil.h"
+#include "tls.h"
 
 /* redis_url.h has no cleanup helper (coordctl-lock.c defines the same). */
 
@@ -761,19 +763,6 @@ bool doctor_redis_has_password(const char *s) {
         return scheme && strchr(scheme + 3, '@');
 }
 
-static bool key_is_secret(const char *k) {
-        static const char *const names[] = { "token", "password", "secret" };
-        size_t kl = strlen(k);
-
-        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-                size_t nl = strlen(names[i]);
-                if (strcmp(k, names[i]) == 0 ||
-                    (kl > nl + 1 && k[kl - nl - 1] == '_' && strcmp(k + kl - nl, names[i]) == 0))
-                        return true;
-        }
-        return false;
-}
-
 /* Files named by *_file keys that hold public material, not secrets. */
 static bool file_key_is_public(const char *k) {
         return strcmp(k, "tls_ca_file") == 0 || strcmp(k, "tls_cert_file") == 0;
@@ -847,7 +836,7 @@ static int config_walk(struct doctor_config *c, json_t *v, const char *path, uns
                                         return r;
                         }
                 } else if (json_is_string(x) && json_string_length(x) > 0 &&
-                           (key_is_secret(k) || (strcmp(k, "redis") == 0 &&
+                           (secret_key_is_secret(k) || (strcmp(k, "redis") == 0 &&
                                                  doctor_redis_has_password(json_string_value(x))))) {
                         r = strv_push(&c->inline_secrets, c->n_inline,
                                       strcmp(k, "redis") == 0 ? strdup_printf("the password in %s", sub) : strdup(sub));
@@ -2066,6 +2055,11 @@ int coordctl_doctor_main(int argc, char **argv, const struct coordctl_globals *g
                 goto out;
         if (redis && redis_url_parse(redis, &u, err, sizeof err) < 0) {
                 fprintf(stderr, "coordctl doctor: %s: %s\n", source, err);
+                ret = EXIT_USAGE;
+                goto out;
+        }
+        if (u && u->ssl && tls_setup_from_env(err, sizeof err) < 0) {
+                fprintf(stderr, "coordctl doctor: %s\n", err);
                 ret = EXIT_USAGE;
                 goto out;
         }

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "migrations/migrate.h"
 #include "redis_url.h"
 #include "strutil.h"
+#include "tls.h"
 
 extern char **environ;
 
@@ -159,7 +161,7 @@ static json_t *entry_json(const struct migrate_entry *e) {
         return o;
 }
 
-static void print_json(const struct migrate_options *o, const struct migrate_report *r) {
+static void print_json(const struct migrate_options *o, const struct migrate_report *r, int exit_code) {
         _cleanup_json_ json_t *doc = json_object(), *arr = json_array();
         _cleanup_free_ char *msg = log_mask_secrets(r->message), *dump = NULL;
 
@@ -172,8 +174,8 @@ static void print_json(const struct migrate_options *o, const struct migrate_rep
         }
         json_object_set_new(doc, "command", json_string(migrate_command_to_string(o->command)));
         json_object_set_new(doc, "phase", json_string(migrate_phase_to_string(o->phase)));
-        json_object_set_new(doc, "exit_code", json_integer(r->exit_code));
-        json_object_set_new(doc, "ok", json_boolean(r->exit_code == 0));
+        json_object_set_new(doc, "exit_code", json_integer(exit_code));
+        json_object_set_new(doc, "ok", json_boolean(exit_code == 0));
         json_object_set_new(doc, "message", json_string(msg ?: ""));
         if (r->lock[0])
                 json_object_set_new(doc, "lock", json_string(r->lock));
@@ -185,14 +187,14 @@ static void print_json(const struct migrate_options *o, const struct migrate_rep
                 printf("%s\n", dump);
 }
 
-/* The outcome of a run as text (the error itself is logged by the caller). */
-static void print_text(const struct migrate_options *o, const struct migrate_report *rep) {
+/* The outcome r of a run as text (the error itself is logged by the caller). */
+static void print_text(const struct migrate_options *o, const struct migrate_report *rep, int r) {
         switch (o->command) {
         case MIGRATE_STATUS:
                 print_text_table(rep, false, o->phase);
                 break;
         case MIGRATE_PLAN:
-                if (rep->exit_code == 0)
+                if (r == 0)
                         print_text_table(rep, true, o->phase);
                 break;
         case MIGRATE_VALIDATE:
@@ -217,12 +219,12 @@ static void print_text(const struct migrate_options *o, const struct migrate_rep
         case _MIGRATE_COMMAND_MAX:
                 break;
         }
-        if (rep->exit_code == 0 && rep->message[0] && o->command != MIGRATE_STATUS && o->command != MIGRATE_PLAN)
+        if (r == 0 && rep->message[0] && o->command != MIGRATE_STATUS && o->command != MIGRATE_PLAN)
                 printf("%s\n", rep->message);
 }
 
 /* The command of sub (NULL: apply) into o, which holds baseline's VERSION if any.  0, or
- * EXIT_USAGE (message printed). */
+ * -EINVAL (message printed). */
 static int parse_subcommand(const char *sub, struct migrate_options *o) {
         if (sub) {
                 int k = migrate_command_from_string(sub);
@@ -231,28 +233,29 @@ static int parse_subcommand(const char *sub, struct migrate_options *o) {
                                 "coordctl migrate: unknown subcommand '%s' (status, plan, apply, validate, "
                                 "baseline VERSION, repair)\n",
                                 sub);
-                        return EXIT_USAGE;
+                        return -EINVAL;
                 }
                 o->command = (enum migrate_command) k;
         }
         if (o->command == MIGRATE_BASELINE && !o->baseline_version) {
                 fprintf(stderr, "coordctl migrate baseline: needs a VERSION\n");
-                return EXIT_USAGE;
+                return -EINVAL;
         }
         return 0;
 }
 
 /* The database (--database, else $DATABASE_URL) and Redis (redis_s from --redis, else
- * $COORD_REDIS; none: the advisory-lock fallback, *ret_redis stays NULL) of o.  0, or
- * EXIT_USAGE (message printed). */
+ * $COORD_REDIS; none: the advisory-lock fallback, *ret_redis NULL) of o.  0, or -EINVAL
+ * (message printed; *ret_redis untouched). */
 static int resolve_targets(struct migrate_options *o, const char *redis_s, struct redis_url **ret_redis) {
+        _cleanup_(redis_url_freep) struct redis_url *redis = NULL;
         char e[512];
 
         if (!o->database) {
                 o->database = getenv("DATABASE_URL");
                 if (!o->database || !*o->database) {
                         fprintf(stderr, "coordctl migrate: no database: pass --database PGURL or set DATABASE_URL\n");
-                        return EXIT_USAGE;
+                        return -EINVAL;
                 }
         }
         if (!redis_s) {
@@ -261,51 +264,57 @@ static int resolve_targets(struct migrate_options *o, const char *redis_s, struc
                         redis_s = NULL;
         }
         if (redis_s) {
-                if (redis_url_parse(redis_s, ret_redis, e, sizeof(e)) < 0) {
+                if (redis_url_parse(redis_s, &redis, e, sizeof(e)) < 0) {
                         fprintf(stderr, "coordctl migrate: --redis: %s\n", e);
-                        return EXIT_USAGE;
+                        return -EINVAL;
                 }
-                if ((*ret_redis)->password)
-                        log_add_secret((*ret_redis)->password);
+                if (redis->ssl && tls_setup_from_env(e, sizeof e) < 0) {
+                        fprintf(stderr, "coordctl migrate: %s\n", e);
+                        return -EINVAL;
+                }
+                if (redis->password)
+                        log_add_secret(redis->password);
         }
-        o->redis = *ret_redis;
+        o->redis = redis;
         o->ns = namespace_default();
+        *ret_redis = TAKE_PTR(redis);
         return 0;
 }
 
 /* ${KEY} values: Flyway's FLYWAY_PLACEHOLDERS_KEY, then COORD_PLACEHOLDER_KEY, then each
  * --placeholder KEY=VALUE (the last wins); none at all with Flyway's
- * FLYWAY_PLACEHOLDER_REPLACEMENT=false.  0 or EXIT_USAGE (message printed). */
-static int placeholders_setup(struct flyway_placeholders *ph, char **assignments, size_t n, struct migrate_options *o) {
+ * FLYWAY_PLACEHOLDER_REPLACEMENT=false.  0, -EINVAL or -ENOMEM (message printed). */
+static int placeholders_setup(struct flyway_placeholders *ph, const char *const *assignments, size_t n,
+                              struct migrate_options *o) {
         const char *off = getenv("FLYWAY_PLACEHOLDER_REPLACEMENT"), *bad = NULL;
         bool replace = true;
         int r;
 
         if (!ph) {
                 fprintf(stderr, "coordctl migrate: out of memory\n");
-                return EXIT_FAILED;
+                return -ENOMEM;
         }
         if (off && *off && parse_bool(off, &replace) < 0) {
                 fprintf(stderr, "coordctl migrate: FLYWAY_PLACEHOLDER_REPLACEMENT: '%s' is not true or false\n", off);
-                return EXIT_USAGE;
+                return -EINVAL;
         }
         r = flyway_placeholders_set_env(ph, environ, &bad);
         if (r == -EINVAL) {
                 fprintf(stderr, "coordctl migrate: environment %.*s: not a placeholder name (no '{', '}', control "
                         "characters, and no reserved 'flyway:' prefix)\n", (int) strcspn(bad, "="), bad);
-                return EXIT_USAGE;
+                return r;
         }
         for (size_t i = 0; r == 0 && i < n; i++) {
                 r = flyway_placeholders_set_assignment(ph, assignments[i]);
                 if (r == -EINVAL) {
                         fprintf(stderr, "coordctl migrate: --placeholder '%s': expected KEY=VALUE with a KEY "
                                 "without '{', '}' or control characters, not starting with 'flyway:'\n", assignments[i]);
-                        return EXIT_USAGE;
+                        return r;
                 }
         }
         if (r < 0) {
                 fprintf(stderr, "coordctl migrate: out of memory\n");
-                return EXIT_FAILED;
+                return -ENOMEM;
         }
         o->placeholders = replace ? ph : NULL;
         if (!replace && n > 0)
@@ -313,132 +322,194 @@ static int placeholders_setup(struct flyway_placeholders *ph, char **assignments
         return 0;
 }
 
-int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *g) {
-        enum { ARG_DIR = 0x100, ARG_DATABASE, ARG_REDIS, ARG_WAIT, ARG_LEASE, ARG_NO_SEED, ARG_PHASE, ARG_PLACEHOLDER };
-        static const struct option options[] = {
-                { "dir", required_argument, NULL, ARG_DIR },
-                { "database", required_argument, NULL, ARG_DATABASE },
-                { "redis", required_argument, NULL, ARG_REDIS },
-                { "wait-timeout", required_argument, NULL, ARG_WAIT },
-                { "lease", required_argument, NULL, ARG_LEASE },
-                { "no-seed", no_argument, NULL, ARG_NO_SEED },
-                { "phase", required_argument, NULL, ARG_PHASE },
-                { "placeholder", required_argument, NULL, ARG_PLACEHOLDER },
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        struct migrate_options o = {
-                .command = MIGRATE_APPLY,
-                .lease_usec = 15 * USEC_PER_SEC,
-                .wait_timeout_usec = 10 * 60 * USEC_PER_SEC,
-        };
-        struct redis_url *redis = NULL;
-        _cleanup_(flyway_placeholders_freep) struct flyway_placeholders *ph = flyway_placeholders_new();
-        _cleanup_free_ char **assignments = NULL;
-        size_t n_assignments = 0;
-        struct migrate_report rep = {};
-        const char *redis_s = NULL, *sub = NULL;
-        int c, r;
+/* The command line: the options, plus what is resolved after parsing. */
+struct migrate_args {
+        struct migrate_options o;
+        const char *redis;  /* --redis, or NULL: $COORD_REDIS */
+        const char *sub;    /* the subcommand as given; NULL: apply */
+        const char **assignments; /* --placeholder KEY=VALUE, in order (they point into argv) */
+        size_t n_assignments;
+        bool help;
+};
+
+static void migrate_args_done(struct migrate_args *a) {
+        a->assignments = mfree(a->assignments);
+        a->n_assignments = 0;
+}
+
+enum {
+        ARG_DIR = 0x100,
+        ARG_DATABASE,
+        ARG_REDIS,
+        ARG_WAIT,
+        ARG_LEASE,
+        ARG_NO_SEED,
+        ARG_PHASE,
+        ARG_PLACEHOLDER,
+};
+
+static const struct option options[] = {
+        { "dir", required_argument, NULL, ARG_DIR },
+        { "database", required_argument, NULL, ARG_DATABASE },
+        { "redis", required_argument, NULL, ARG_REDIS },
+        { "wait-timeout", required_argument, NULL, ARG_WAIT },
+        { "lease", required_argument, NULL, ARG_LEASE },
+        { "no-seed", no_argument, NULL, ARG_NO_SEED },
+        { "phase", required_argument, NULL, ARG_PHASE },
+        { "placeholder", required_argument, NULL, ARG_PLACEHOLDER },
+        { "help", no_argument, NULL, 'h' },
+        {},
+};
+
+/* The long name of option c, from options[] (the one table of them). */
+static const char *option_name(int c) {
+        for (const struct option *p = options; p->name; p++)
+                if (p->val == c)
+                        return p->name;
+        return "?";
+}
+
+/* --wait-timeout or --lease (c) with value v.  0, or -EINVAL (message printed). */
+static int parse_duration_option(int c, const char *v, struct migrate_options *o) {
+        uint64_t u;
+        int r = duration_parse(v, &u);
+
+        if (r < 0) {
+                fprintf(stderr, "coordctl migrate: --%s: '%s' is %s (like 30s, 5m)\n", option_name(c), v,
+                        r == -ERANGE ? "too large a duration" : "not a duration");
+                return -EINVAL;
+        }
+        if (c == ARG_WAIT)
+                o->wait_timeout_usec = u;
+        else if (u < 500 * USEC_PER_MSEC) {
+                fprintf(stderr, "coordctl migrate: --lease: at least 500ms\n");
+                return -EINVAL;
+        } else
+                o->lease_usec = u;
+        return 0;
+}
+
+/* A positional argument: the subcommand, then baseline's VERSION. */
+static int parse_positional(struct migrate_args *a, const char *arg) {
+        if (!a->sub)
+                a->sub = arg;
+        else if (!a->o.baseline_version && migrate_command_from_string(a->sub) == MIGRATE_BASELINE)
+                a->o.baseline_version = arg;
+        else {
+                fprintf(stderr, "coordctl migrate: unexpected argument '%s'\n", arg);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Option c (getopt_long()'s) with its optarg.  0, or -EINVAL/-ENOMEM (message printed). */
+static int parse_option(int c, const char *arg, const char *opt, struct migrate_args *a) {
+        switch (c) {
+        case 'h':
+                a->help = true;
+                return 0;
+        case ARG_DIR:
+                a->o.dir = arg;
+                return 0;
+        case ARG_DATABASE:
+                a->o.database = arg;
+                return 0;
+        case ARG_REDIS:
+                a->redis = arg;
+                return 0;
+        case ARG_WAIT:
+        case ARG_LEASE:
+                return parse_duration_option(c, arg, &a->o);
+        case ARG_NO_SEED:
+                a->o.no_seed = true;
+                return 0;
+        case ARG_PHASE:
+                if (migrate_phase_from_string(arg, &a->o.phase) < 0) {
+                        fprintf(stderr, "coordctl migrate: --phase: '%s' is not a phase (pre, post or all)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
+        case ARG_PLACEHOLDER: {
+                /* Applied after the environment's, which they override. */
+                const char **na = reallocarray(a->assignments, a->n_assignments + 1, sizeof(*na));
+                if (!na) {
+                        fprintf(stderr, "coordctl migrate: out of memory\n");
+                        return -ENOMEM;
+                }
+                a->assignments = na;
+                a->assignments[a->n_assignments++] = arg;
+                return 0;
+        }
+        default:
+                fprintf(stderr, "coordctl migrate: unknown or incomplete option '%s' (see --help)\n", opt);
+                return -EINVAL;
+        }
+}
+
+/* argv into a (which holds the defaults).  0 (a->help: just print the help), or -EINVAL or
+ * -ENOMEM (message printed). */
+static int parse_args(int argc, char **argv, struct migrate_args *a) {
+        int c, r = 0;
 
         optind = 0;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0 || optind < argc) {
-                if (c < 0) {
-                        /* A positional argument: the subcommand and its VERSION. */
-                        const char *a = argv[optind++];
-                        if (!sub)
-                                sub = a;
-                        else if (!o.baseline_version && strcmp(sub, "baseline") == 0)
-                                o.baseline_version = a;
-                        else {
-                                fprintf(stderr, "coordctl migrate: unexpected argument '%s'\n", a);
-                                return EXIT_USAGE;
-                        }
-                        continue;
-                }
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_OK;
-                case ARG_DIR:
-                        o.dir = optarg;
-                        break;
-                case ARG_DATABASE:
-                        o.database = optarg;
-                        break;
-                case ARG_REDIS:
-                        redis_s = optarg;
-                        break;
-                case ARG_WAIT:
-                case ARG_LEASE: {
-                        uint64_t u;
-                        if (duration_parse(optarg, &u) < 0) {
-                                fprintf(stderr, "coordctl migrate: %s: '%s' is not a duration (like 30s, 5m)\n",
-                                        c == ARG_WAIT ? "--wait-timeout" : "--lease", optarg);
-                                return EXIT_USAGE;
-                        }
-                        if (c == ARG_WAIT)
-                                o.wait_timeout_usec = u;
-                        else if (u < 500 * USEC_PER_MSEC) {
-                                fprintf(stderr, "coordctl migrate: --lease: at least 500ms\n");
-                                return EXIT_USAGE;
-                        } else
-                                o.lease_usec = u;
-                        break;
-                }
-                case ARG_NO_SEED:
-                        o.no_seed = true;
-                        break;
-                case ARG_PHASE:
-                        if (migrate_phase_from_string(optarg, &o.phase) < 0) {
-                                fprintf(stderr, "coordctl migrate: --phase: '%s' is not a phase (pre, post or all)\n",
-                                        optarg);
-                                return EXIT_USAGE;
-                        }
-                        break;
-                case ARG_PLACEHOLDER: {
-                        /* Applied after the environment's, which they override. */
-                        char **na = reallocarray(assignments, n_assignments + 1, sizeof(*na));
-                        if (!na) {
-                                fprintf(stderr, "coordctl migrate: out of memory\n");
-                                return EXIT_FAILED;
-                        }
-                        assignments = na;
-                        assignments[n_assignments++] = optarg;
-                        break;
-                }
-                default:
-                        fprintf(stderr, "coordctl migrate: unknown or incomplete option '%s' (see --help)\n",
-                                argv[optind - 1]);
-                        return EXIT_USAGE;
-                }
-        }
-
-        r = parse_subcommand(sub, &o);
-        if (r != 0)
+        while (r == 0 && !a->help && ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0 || optind < argc))
+                r = c < 0 ? parse_positional(a, argv[optind++]) : parse_option(c, optarg, argv[optind - 1], a);
+        if (r < 0 || a->help)
                 return r;
-        if (!o.dir) {
+        r = parse_subcommand(a->sub, &a->o);
+        if (r < 0)
+                return r;
+        if (!a->o.dir) {
                 fprintf(stderr, "coordctl migrate: --dir DIR is required\n");
-                return EXIT_USAGE;
+                return -EINVAL;
         }
-        r = resolve_targets(&o, redis_s, &redis);
-        if (r != 0)
-                return r;
-        r = placeholders_setup(ph, assignments, n_assignments, &o);
-        if (r != 0) {
-                redis_url_free(redis);
-                return r;
-        }
+        return 0;
+}
 
-        r = migrate_run(&o, &rep);
+/* The run's outcome, as text or JSON; the error itself is logged. */
+static void print_outcome(const struct coordctl_globals *g, const struct migrate_options *o,
+                          const struct migrate_report *rep, int r, int exit_code) {
         if (g->output == OUTPUT_JSON)
-                print_json(&o, &rep);
+                print_json(o, rep, exit_code);
         else
-                print_text(&o, &rep);
-        if (r != 0)
-                log_error("%s", rep.message);
+                print_text(o, rep, r);
+        if (r < 0)
+                log_error("%s", rep->message[0] ? rep->message : strerror(-r));
         log_debug("Output written");
+}
+
+int coordctl_migrate_main(int argc, char **argv, const struct coordctl_globals *g) {
+        _cleanup_(migrate_args_done) struct migrate_args a = {
+                .o = {
+                        .command = MIGRATE_APPLY,
+                        .lease_usec = 15 * USEC_PER_SEC,
+                        .wait_timeout_usec = 10 * 60 * USEC_PER_SEC,
+                },
+        };
+        _cleanup_(redis_url_freep) struct redis_url *redis = NULL;
+        _cleanup_(flyway_placeholders_freep) struct flyway_placeholders *ph = flyway_placeholders_new();
+        struct migrate_report rep = {};
+        bool ran = false;
+        int r, code;
+
+        r = parse_args(argc, argv, &a);
+        if (r == 0 && a.help) {
+                help();
+                return EXIT_OK;
+        }
+        if (r == 0)
+                r = resolve_targets(&a.o, a.redis, &redis);
+        if (r == 0)
+                r = placeholders_setup(ph, a.assignments, a.n_assignments, &a.o);
+        if (r == 0) {
+                r = migrate_run(&a.o, &rep);
+                ran = true;
+        }
+        /* The one place errors become CONTRACT.md's exit codes. */
+        code = migrate_exit_code(r);
+        if (ran)
+                print_outcome(g, &a.o, &rep, r, code);
         migrate_report_done(&rep);
-        redis_url_free(redis);
-        return r;
+        return code;
 }

@@ -29,6 +29,8 @@ static void help(void) {
                "                                 run COMMAND under a fenced distributed lock\n"
                "  doctor [--redis REDIS] [--namespace NS] [--config PATH]...\n"
                "                                 check Redis, coordinatord, agents and config files\n"
+               "  acl agent|coordinatord|client [--namespace NS] ...\n"
+               "                                 print a least-privilege Redis ACL user for a role\n"
                "\n"
                "Global flags:\n"
                "  --url URL[,URL...] coordinatord address (env COORD_URL, default http://127.0.0.1:8470);\n"
@@ -54,6 +56,7 @@ static const struct {
         { "instances", coordctl_instances_main },
         { "config", coordctl_config_main },
         { "doctor", coordctl_doctor_main },
+        { "acl", coordctl_acl_main },
         { "deploy", coordctl_deploy_main },
         { "status", coordctl_deploy_main },
         { "deployments", coordctl_deploy_main },

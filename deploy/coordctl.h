@@ -23,6 +23,8 @@ int coordctl_instances_main(int argc, char **argv, const struct coordctl_globals
 int coordctl_config_main(int argc, char **argv, const struct coordctl_globals *g);
 /* doctor: checks Redis, coordinatord and config files (coordctl-doctor.c). */
 int coordctl_doctor_main(int argc, char **argv, const struct coordctl_globals *g);
+/* acl agent|coordinatord|client: least-privilege Redis ACL users (coordctl-acl.c). */
+int coordctl_acl_main(int argc, char **argv, const struct coordctl_globals *g);
 /* deploy, status, deployments, pause, resume, cancel, revert (coordctl-deploy.c). */
 int coordctl_deploy_main(int argc, char **argv, const struct coordctl_globals *g);
 

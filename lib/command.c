@@ -23,6 +23,12 @@ const char command_result_script[] =
         "redis.call('LREM', KEYS[2], 1, ARGV[1])\n"
         "return n\n";
 
+const char command_result_read_script[] =
+        "local k = KEYS[1]\n"
+        "if redis.call('EXISTS', k) == 0 then k = KEYS[2] end\n"
+        "if #ARGV == 0 then return redis.call('HGETALL', k) end\n"
+        "return redis.call('HMGET', k, unpack(ARGV))\n";
+
 static const char *const type_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_DRAIN] = "drain",
         [COMMAND_UNDRAIN] = "undrain",

@@ -1,6 +1,6 @@
 /* Agent commands: the JSON coordinatord enqueues and coord-agent executes
  * (Redis layout in keys.h: coord:{NS}:agent:HOST:commands, :inflight, :wake,
- * coord:{NS}:command:CMDID, coord:{NS}:command-results).
+ * :result:CMDID, coord:{NS}:command-results).
  *
  * Command JSON (one list element):
  *   {"id":"<hex or name>","type":"drain|undrain|deploy|migrate|restart|apply-config",
@@ -11,7 +11,7 @@
  * instance may be omitted when the agent manages one instance only; null
  * counts as absent; unknown fields are rejected.
  *
- * Result hash coord:{NS}:command:CMDID, written once by the agent:
+ * Result hash coord:{NS}:agent:HOST:result:CMDID, written once by the agent of HOST:
  *   state       running | done | failed    ("running" set when execution starts)
  *   instance, type, started_at (ms), finished_at (ms: present => final, never rewritten)
  *   exit_code   hook exit code (-1: killed or timed out; 0 for a no-op)
@@ -81,6 +81,11 @@ int command_decode(const char *json, size_t len, struct command **ret, char *err
  * when it wrote, 0 when a result was there already. */
 extern const char command_result_script[];
 #define COMMAND_RESULT_EXPIRE_MS "604800000"
+
+/* The Lua script that reads a result: KEYS[1] the host's result hash
+ * (key_agent_result()), KEYS[2] coord 0.1's (key_command_legacy()), read only
+ * when KEYS[1] does not exist; ARGV the fields to HMGET, or none for HGETALL. */
+extern const char command_result_read_script[];
 
 /* Synchronous enqueue for tools and tests: LPUSH onto the host's queue, then
  * PUBLISH its wake channel.  0 or -errno with errbuf. */

@@ -6,6 +6,7 @@
  *   3. for CONFIG_SECRET / CONFIG_REDIS_URL: "<key>_file" in the file (a path whose
  *      content, trailing newlines stripped, is the value), then
  *      $CREDENTIALS_DIRECTORY/<field->credential> when that file exists;
+ *      for CONFIG_PATH: the path of that credential when it exists;
  *   4. field->def;
  *   otherwise a required key is an error.
  * Giving both "<key>" and "<key>_file" is an error even when the environment wins.
@@ -22,6 +23,7 @@
 #include "duration.h"
 #include "log.h"
 #include "macro.h"
+#include "secret.h"
 #include "redis_url.h"
 #include "strutil.h"
 
@@ -113,6 +115,7 @@ static int set_from_text(const struct ctx *c, const char *path, const struct con
 
         switch (f->type) {
         case CONFIG_STRING:
+        case CONFIG_PATH:
         case CONFIG_SECRET:
         case CONFIG_REDIS_URL: {
                 if (f->type == CONFIG_REDIS_URL) {
@@ -136,7 +139,10 @@ static int set_from_text(const struct ctx *c, const char *path, const struct con
         }
         case CONFIG_DURATION: {
                 uint64_t u;
-                if (duration_parse(text, &u) < 0)
+                int dr = duration_parse(text, &u);
+                if (dr == -ERANGE)
+                        return cerr(c, path, "%s'%s' is too large a duration", origin, text);
+                if (dr < 0)
                         return cerr(c, path, "%s'%s' is not a duration (use 250ms, 30s, 5m, 1h)", origin, text);
                 *(uint64_t *) dst = u;
                 return 0;
@@ -186,6 +192,12 @@ static int load_value(const struct ctx *c, const char *path, const struct config
         case CONFIG_REDIS_URL:
                 if (!json_is_string(v))
                         return cerr(c, path, "expected a string");
+                if (strlen(json_string_value(v)) != json_string_length(v))
+                        return cerr(c, path, "contains a NUL character");
+                return set_from_text(c, path, f, dst, json_string_value(v), "");
+        case CONFIG_PATH:
+                if (!json_is_string(v) || json_string_value(v)[0] == '\0')
+                        return cerr(c, path, "expected a file path string");
                 if (strlen(json_string_value(v)) != json_string_length(v))
                         return cerr(c, path, "contains a NUL character");
                 return set_from_text(c, path, f, dst, json_string_value(v), "");
@@ -290,6 +302,22 @@ static int read_secret_file(const struct ctx *c, const char *path, const struct 
         return r;
 }
 
+/* A CONFIG_PATH left out: the credential's path when the credential exists
+ * (whether it is usable is for the program to check, naming the file). */
+static int credential_path(const struct ctx *c, const char *path, const struct config_field *f, void *dst) {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        _cleanup_free_ char *cp = NULL;
+
+        if (!dir || !*dir)
+                return 0;
+        cp = strdup_printf("%s/%s", dir, f->credential);
+        if (!cp)
+                return -ENOMEM;
+        if (access(cp, F_OK) < 0)
+                return 0;
+        return set_from_text(c, path, f, dst, cp, "");
+}
+
 static int load_field(const struct ctx *c, const char *prefix, const struct config_field *f, json_t *obj, void *base,
                       bool absent_parent) {
         char path[CONFIG_PATH_MAX], fpath[CONFIG_PATH_MAX + 8], origin[CONFIG_PATH_MAX + 32];
@@ -332,6 +360,8 @@ static int load_field(const struct ctx *c, const char *prefix, const struct conf
                 origin[0] = '\0';
                 return read_secret_file(c, fpath, f, dst, json_string_value(vf), origin, false);
         }
+        if (f->type == CONFIG_PATH && f->credential)
+                return credential_path(c, path, f, dst);
         if (is_secret(f->type) && f->credential) {
                 const char *dir = getenv("CREDENTIALS_DIRECTORY");
                 if (dir && *dir) {
@@ -443,7 +473,8 @@ void config_free(const struct config_field *fields, void *out) {
         for (const struct config_field *f = fields; f->key; f++) {
                 void *dst = at(out, f->offset);
                 switch (f->type) {
-                case CONFIG_STRING: {
+                case CONFIG_STRING:
+                case CONFIG_PATH: {
                         char **p = dst;
                         free(*p);
                         *p = NULL;
@@ -482,7 +513,8 @@ void config_free(const struct config_field *fields, void *out) {
 
 static json_t *masked_value(const struct config_field *f, const void *src) {
         switch (f->type) {
-        case CONFIG_STRING: {
+        case CONFIG_STRING:
+        case CONFIG_PATH: {
                 const char *s = *(char *const *) src;
                 return s ? json_string(s) : json_null();
         }
@@ -498,7 +530,7 @@ static json_t *masked_value(const struct config_field *f, const void *src) {
                         m = redis_url_to_string_masked(u);
                         redis_url_free(u);
                 } else
-                        m = redis_url_mask_string(s);
+                        m = secret_mask_string(s);
                 return json_string(m ? m : MASK);
         }
         case CONFIG_DURATION: {
@@ -560,4 +592,45 @@ void config_print_masked(const struct config_field *fields, const void *cfg) {
         if (s)
                 printf("%s\n", s);
         fflush(stdout);
+}
+
+static const char *tls_key_of(enum tls_file f) {
+        static const char *const keys[] = {
+                [TLS_FILE_NONE] = "tls", [TLS_FILE_CA] = "tls_ca_file", [TLS_FILE_CERT] = "tls_cert_file",
+                [TLS_FILE_KEY] = "tls_key_file",
+        };
+        return (size_t) f < ELEMENTSOF(keys) ? keys[f] : "tls";
+}
+
+static const char *tls_env_of(enum tls_file f) {
+        static const char *const vars[] = {
+                [TLS_FILE_NONE] = "COORD_TLS_*", [TLS_FILE_CA] = "COORD_TLS_CA_FILE",
+                [TLS_FILE_CERT] = "COORD_TLS_CERT_FILE", [TLS_FILE_KEY] = "COORD_TLS_KEY_FILE",
+        };
+        return (size_t) f < ELEMENTSOF(vars) ? vars[f] : "COORD_TLS_*";
+}
+
+int config_tls_check(const char *name, struct tls_options *tls, char *errbuf, size_t errlen) {
+        struct ctx c = { .name = name ? name : "config", .errbuf = errbuf, .errlen = errlen };
+        enum tls_file culprit = TLS_FILE_NONE;
+        bool from_env = false;
+        char msg[400] = "", origin[32];
+        int r;
+
+        if (!tls)
+                return -EINVAL;
+        if (!tls->ca_file && !tls->cert_file && !tls->key_file && !tls->insecure_skip_verify) {
+                r = tls_options_from_env(tls);
+                if (r < 0)
+                        return r;
+                from_env = tls->ca_file || tls->cert_file || tls->key_file;
+        }
+        r = tls_options_check(tls, &culprit, msg, sizeof msg);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                snprintf(origin, sizeof origin, "$%s: ", tls_env_of(culprit));
+                return cerr(&c, tls_key_of(culprit), "%s%s", from_env ? origin : "", msg);
+        }
+        return 0;
 }

@@ -1,15 +1,18 @@
 /* See duration.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "duration.h"
 
-static const struct {
+struct unit {
         const char *suffix;
         uint64_t usec;
-} units[] = {
+};
+
+static const struct unit units[] = {
         /* Longest suffixes first so "ms" is not read as "m" + "s". */
         { "ms", USEC_PER_MSEC },
         { "us", 1 },
@@ -19,52 +22,78 @@ static const struct {
         { "d", 86400 * USEC_PER_SEC },
 };
 
+#define DIGITS "0123456789"
+
+static const struct unit *unit_lookup(const char *s) {
+        for (size_t j = 0; j < sizeof units / sizeof units[0]; j++)
+                if (strncmp(s, units[j].suffix, strlen(units[j].suffix)) == 0)
+                        return &units[j];
+        return NULL;
+}
+
+/* floor(usec * 0.DIGITS) for digits[0..n), exact for any n.  usec is c * 10^e: the
+ * first e digits are whole microseconds times c; the rest add floor(c * 0.REST),
+ * which is the carry out of the long multiplication c * REST done right to left. */
+static uint64_t fraction_usec(uint64_t usec, const char *digits, size_t n) {
+        uint64_t c = usec, head = 0, carry = 0;
+        size_t e = 0;
+
+        while (c % 10 == 0) {
+                c /= 10;
+                e++;
+        }
+        for (size_t i = 0; i < e; i++)
+                head = head * 10 + (i < n ? (uint64_t) (digits[i] - '0') : 0);
+        for (size_t i = n; i > e; i--)
+                carry = (c * (uint64_t) (digits[i - 1] - '0') + carry) / 10;
+        return c * head + carry; /* < usec: cannot overflow */
+}
+
+/* One component "<digits>[.<digits>]<unit>" at *p, moving *p past it.  0 with *ret;
+ * -EINVAL when malformed; -ERANGE (*p still moved) when it exceeds UINT64_MAX us. */
+static int component_parse(const char **p, uint64_t *ret) {
+        const char *s = *p, *frac = NULL;
+        size_t nwhole = strspn(s, DIGITS), nfrac = 0;
+        const struct unit *u;
+        uint64_t whole = 0, part;
+        bool overflow = false;
+
+        for (size_t i = 0; i < nwhole && !overflow; i++)
+                overflow = __builtin_mul_overflow(whole, 10, &whole) ||
+                           __builtin_add_overflow(whole, (uint64_t) (s[i] - '0'), &whole);
+        s += nwhole;
+        if (*s == '.') {
+                frac = ++s;
+                nfrac = strspn(s, DIGITS);
+                s += nfrac;
+        }
+        u = unit_lookup(s);
+        if (nwhole + nfrac == 0 || !u)
+                return -EINVAL; /* no digits, or a missing or unknown unit */
+        *p = s + strlen(u->suffix);
+        if (overflow || __builtin_mul_overflow(whole, u->usec, &part) ||
+            __builtin_add_overflow(part, fraction_usec(u->usec, frac, nfrac), &part))
+                return -ERANGE;
+        *ret = part;
+        return 0;
+}
+
 int duration_parse(const char *s, uint64_t *ret_usec) {
-        uint64_t total = 0;
+        uint64_t total = 0, part = 0;
+        bool overflow = false;
         const char *p = s;
 
         if (!s || !*s)
                 return -EINVAL;
-
         while (*p) {
-                uint64_t whole = 0, frac = 0, frac_div = 1, part;
-                size_t j, ndigits = 0;
-
-                while (*p >= '0' && *p <= '9') {
-                        if (whole > (UINT64_MAX - 9) / 10)
-                                return -ERANGE;
-                        whole = whole * 10 + (uint64_t) (*p - '0');
-                        p++;
-                        ndigits++;
-                }
-                if (*p == '.') {
-                        p++;
-                        while (*p >= '0' && *p <= '9') {
-                                if (frac_div < UINT64_C(1000000000)) {
-                                        frac = frac * 10 + (uint64_t) (*p - '0');
-                                        frac_div *= 10;
-                                }
-                                p++;
-                                ndigits++;
-                        }
-                }
-                if (ndigits == 0)
-                        return -EINVAL;
-                for (j = 0; j < sizeof units / sizeof units[0]; j++)
-                        if (strncmp(p, units[j].suffix, strlen(units[j].suffix)) == 0)
-                                break;
-                if (j == sizeof units / sizeof units[0])
-                        return -EINVAL; /* missing or unknown unit */
-                p += strlen(units[j].suffix);
-
-                if (whole > UINT64_MAX / units[j].usec)
-                        return -ERANGE;
-                part = whole * units[j].usec + frac * units[j].usec / frac_div;
-                if (total > UINT64_MAX - part)
-                        return -ERANGE;
-                total += part;
+                int r = component_parse(&p, &part);
+                if (r == -EINVAL)
+                        return r; /* malformed wins over too large: check the whole string */
+                if (r < 0 || __builtin_add_overflow(total, part, &total))
+                        overflow = true;
         }
-
+        if (overflow)
+                return -ERANGE;
         *ret_usec = total;
         return 0;
 }

@@ -11,8 +11,9 @@ enum {
 };
 
 /* The exit code for a failure to connect to a dependency: a bad connection
- * string (-EINVAL) or an unsupported feature asked for (-EPROTONOSUPPORT:
- * ssl=true) is invalid input, everything else means unreachable or refused. */
+ * string or unusable TLS files (-EINVAL) or a feature this build lacks
+ * (-EPROTONOSUPPORT) is invalid input; everything else, TLS verification and
+ * handshake failures included, means unreachable or refused. */
 static inline int exit_code_for_connect(int r) {
         switch (r < 0 ? -r : r) {
         case 22 /* EINVAL */:

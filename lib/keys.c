@@ -45,7 +45,10 @@ char *key_agent_inflight(const char *ns, const char *host) {
 char *key_agent_wake(const char *ns, const char *host) {
         return strdup_printf("coord:{%s}:agent:%s:wake", ns, host);
 }
-char *key_command(const char *ns, const char *cmd_id) {
+char *key_agent_result(const char *ns, const char *host, const char *cmd_id) {
+        return strdup_printf("coord:{%s}:agent:%s:result:%s", ns, host, cmd_id);
+}
+char *key_command_legacy(const char *ns, const char *cmd_id) {
         return strdup_printf("coord:{%s}:command:%s", ns, cmd_id);
 }
 char *key_command_results(const char *ns) {
@@ -91,6 +94,13 @@ char *key_deployment_wake(const char *ns) {
 }
 char *key_migration(const char *ns, const char *service) {
         return strdup_printf("coord:{%s}:migration:%s", ns, service);
+}
+
+char *key_namespace_pattern(const char *ns) {
+        return strdup_printf("coord:{%s}:*", ns);
+}
+char *key_keepalive(const char *random) {
+        return strdup_printf("coord:keepalive:%s", random);
 }
 
 const char *namespace_default(void) {

@@ -35,15 +35,22 @@
  *                                        changes under draining, and when a new advertised
  *                                        config version was applied: previous == state)
  *
- * Agent commands (coordinatord enqueues, agent executes, result written once):
+ * Agent commands (coordinatord enqueues, agent executes, result written once).
+ * Everything an agent writes about a command lives under its own host, so an
+ * ACL user per host can be confined to it (docs/security.md, "ACL users"):
  *   coord:{NS}:agent:HOST:commands       LIST of command JSON (LPUSH by sender,
  *                                        agent moves it with LMOVE to :inflight)
  *   coord:{NS}:agent:HOST:inflight       LIST of commands taken but not finished
  *   coord:{NS}:agent:HOST:wake           channel: anything => check the queue
- *   coord:{NS}:command:CMDID             HASH state(running|done|failed) exit_code
+ *   coord:{NS}:agent:HOST:result:CMDID   HASH state(running|done|failed) exit_code
  *                                        duration_ms output error started_at finished_at;
- *                                        written with HSETNX on "finished_at" guard so a
- *                                        result is written exactly once
+ *                                        written with a "finished_at" guard so a
+ *                                        result is written exactly once; HOST is the
+ *                                        host whose queue the command was sent to
+ *   coord:{NS}:command:CMDID             the same HASH as written by coord 0.1 agents:
+ *                                        written by nothing any more; coordinatord
+ *                                        reads it only where the host's result hash
+ *                                        does not exist (an upgrade mixing versions)
  *   coord:{NS}:command-results           channel: CMDID when a result is written
  *                                        (agent: the result hash also holds type, instance;
  *                                        it is written, published and LREM'd from :inflight
@@ -56,7 +63,7 @@
  *   coord:{NS}:config:SERVICE            HASH version(N) config(JSON) updated_at(ms)
  *   coord:{NS}:config-changed            channel: SERVICE when a new version is stored
  *
- * Leadership: the lock named "leader" (coord:{NS:lock:leader}).
+ * Leadership: the lock named "leader" (LOCK_NAME_LEADER: coord:{NS:lock:leader}).
  * Migrations (coordctl migrate): the lock named "migrate-<24 hex of SHA-256 of
  *   system_identifier/database/schema/coord_schema_history>", one per schema;
  *   its fencing token is also written to PostgreSQL (docs/migrations.md).
@@ -64,7 +71,8 @@
  * Connection liveness (redis_client.c, no namespace: one per client):
  *   coord:keepalive:RANDOM               channel: the client's own probe, published on
  *                                        its command connection, received on its
- *                                        pub/sub connection (an ACL user needs &coord:*)
+ *                                        pub/sub connection (an ACL user of a daemon
+ *                                        needs &coord:keepalive:*)
  * Deployments (coordinatord: the API creates, the leader's reconciler writes the
  * rest with fenced Lua scripts; docs/deployments.md):
  *   coord:{NS}:deployment:ID             HASH doc(JSON: the record, internal fields under "_")
@@ -84,7 +92,13 @@
  *   coord:{NS}:deployment-wake           channel: ID when created or a request is stored
  *   coord:{NS}:migration:SERVICE         HASH the last migrate command sent for the
  *                                        service: command service version phase instance
- *                                        deployment requested_at(ms) */
+ *                                        host(its result's HOST; absent when written by
+ *                                        coord 0.1) deployment requested_at(ms)
+ *
+ * ACL patterns (coordctl acl, docs/security.md): every name above passes
+ * name_is_valid(), so no key holds a Redis glob character (* ? [ ] and backslash; { and }
+ * are plain characters to Redis' glob), and a key function called with "*"
+ * for a name gives the pattern of all such keys. */
 #pragma once
 
 char *key_lock(const char *ns, const char *name);
@@ -102,7 +116,9 @@ char *key_events(const char *ns);
 char *key_agent_commands(const char *ns, const char *host);
 char *key_agent_inflight(const char *ns, const char *host);
 char *key_agent_wake(const char *ns, const char *host);
-char *key_command(const char *ns, const char *cmd_id);
+char *key_agent_result(const char *ns, const char *host, const char *cmd_id);
+/* coord 0.1's result hash coord:{NS}:command:CMDID: read-only fallback. */
+char *key_command_legacy(const char *ns, const char *cmd_id);
 char *key_command_results(const char *ns);
 
 char *key_config(const char *ns, const char *service);
@@ -119,6 +135,12 @@ char *key_idempotency(const char *ns, const char *sha256_hex);
 char *key_deployment_events_channel(const char *ns);
 char *key_deployment_wake(const char *ns);
 char *key_migration(const char *ns, const char *service);
+
+#define LOCK_NAME_LEADER "leader"
+/* The ACL pattern of every key and channel of namespace ns but its locks: "coord:{NS}:*". */
+char *key_namespace_pattern(const char *ns);
+/* A client's liveness probe channel "coord:keepalive:RANDOM" (redis_client.c). */
+char *key_keepalive(const char *random);
 
 /* The namespace from $COORD_NAMESPACE, else "default". */
 const char *namespace_default(void);

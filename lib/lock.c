@@ -5,12 +5,12 @@
  * a second one subscribed to the :released channel.  All I/O is bounded: the
  * keeper clamps connect and command timeouts to the time left before it must
  * declare the lock lost. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -180,44 +180,6 @@ struct lock {
         atomic_bool lost;
 };
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) _printf_(3, 4);
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-        va_list ap;
-
-        if (!errbuf || errlen == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-}
-
-static struct redis_url *url_dup(const struct redis_url *u) {
-        struct redis_url *c = calloc(1, sizeof *c);
-
-        if (!c)
-                return NULL;
-        /* Field by field: pointers are duplicated, so redis_url_free() owns them. */
-        c->n_hosts = MIN(u->n_hosts, (size_t) REDIS_URL_MAX_HOSTS);
-        c->db = u->db;
-        c->ssl = u->ssl;
-        c->connect_timeout_ms = u->connect_timeout_ms;
-        c->abort_connect = u->abort_connect;
-        for (size_t i = 0; i < c->n_hosts; i++) {
-                c->hosts[i].port = u->hosts[i].port;
-                if (u->hosts[i].host && !(c->hosts[i].host = strdup(u->hosts[i].host)))
-                        goto oom;
-        }
-        if ((u->unix_path && !(c->unix_path = strdup(u->unix_path))) ||
-            (u->user && !(c->user = strdup(u->user))) ||
-            (u->password && !(c->password = strdup(u->password))) ||
-            (u->service_name && !(c->service_name = strdup(u->service_name))))
-                goto oom;
-        return c;
-oom:
-        redis_url_free(c);
-        return NULL;
-}
-
 static struct timeval usec_to_timeval(uint64_t usec) {
         return (struct timeval) { .tv_sec = (time_t) (usec / USEC_PER_SEC),
                                   .tv_usec = (suseconds_t) (usec % USEC_PER_SEC) };
@@ -290,8 +252,7 @@ static int eval_script_clock(redisContext *c, const char *script, const char *sh
         char nk[16];
         int argc = 0;
 
-        if (3 + nkeys + nargs > (int) ELEMENTSOF(argv))
-                return -EINVAL;
+        assert(3 + nkeys + nargs <= (int) ELEMENTSOF(argv));
         snprintf(nk, sizeof nk, "%d", nkeys);
         argv[argc++] = "EVALSHA";
         argv[argc++] = sha;
@@ -323,23 +284,24 @@ static int eval_script_clock(redisContext *c, const char *script, const char *sh
                         reply = redisCommandArgv(c, argc, argv, NULL);
                 if (!reply) {
                         int r = context_errno(c);
-                        set_err(errbuf, errlen, "Redis: %s", c->errstr[0] ? c->errstr : strerror(-r));
+                        errbuf_printf(errbuf, errlen, "Redis: %s", c->errstr[0] ? c->errstr : strerror(-r));
                         return r;
                 }
                 if (reply->type == REDIS_REPLY_ERROR) {
                         if (attempt == 0 && strncmp(reply->str, "NOSCRIPT", 8) == 0)
                                 continue;
-                        set_err(errbuf, errlen, "Redis script error: %s", reply->str);
+                        errbuf_printf(errbuf, errlen, "Redis script error: %s", reply->str);
                         return -EPROTO;
                 }
                 if (reply->type != REDIS_REPLY_INTEGER) {
-                        set_err(errbuf, errlen, "Redis script returned an unexpected reply (type %d)", reply->type);
+                        errbuf_printf(errbuf, errlen, "Redis script returned an unexpected reply (type %d)",
+                                      reply->type);
                         return -EPROTO;
                 }
                 *ret = TAKE_PTR(reply);
                 return 0;
         }
-        set_err(errbuf, errlen, "Redis refused to load the lock script");
+        errbuf_printf(errbuf, errlen, "Redis refused to load the lock script");
         return -EPROTO;
 }
 
@@ -362,7 +324,7 @@ static lock *lock_alloc(const struct redis_url *u, const char *ns, const char *n
         l->lease_usec = lease_usec;
         l->cmd_timeout_usec = MAX(MIN(lease_usec / 4, LOCK_CMD_TIMEOUT_MAX_USEC), LOCK_CMD_TIMEOUT_MIN_USEC);
 
-        l->url = url_dup(u);
+        l->url = redis_url_dup(u);
         l->ns = strdup(ns);
         l->name = strdup(name);
         l->key = key_lock(ns, name);
@@ -497,52 +459,102 @@ static bool parse_handoff(const redisReply *m, const char *wake_channel, uint64_
         return true;
 }
 
-/* Wait for a message on sub until the monotonic time until.  2 the lock was
- * handed to us (*ret_fence, *ret_server_usec set), 1 woken by a message, 0
- * timed out, -errno when the subscription broke. */
-static int sub_wait(redisContext *sub, const char *wake_channel, uint64_t until, uint64_t *ret_fence,
-                    uint64_t *ret_server_usec) {
-        bool woken = false, handed = false;
+/* What a waiter's subscription brought (sub_wait()). */
+enum lock_wake {
+        LOCK_WAKE_NONE,     /* nothing before the deadline */
+        LOCK_WAKE_RELEASED, /* a release notice (or any message): try again */
+        LOCK_WAKE_HANDOFF,  /* the releaser handed the lock to us (struct lock_handoff) */
+};
+
+/* A "handoff FENCE SERVER_USEC" notice: the fence of the lock now ours, and the server
+ * time its lease started. */
+struct lock_handoff {
+        uint64_t fence;
+        uint64_t server_usec;
+};
+
+/* Read the messages hiredis has buffered on sub: any wakes us, a hand-off on our own
+ * channel gives us the lock (the first one counts).  0, or -EPROTO. */
+static int sub_read_buffered(redisContext *sub, const char *wake_channel, enum lock_wake *wake,
+                             struct lock_handoff *h) {
+        for (;;) {
+                void *reply = NULL;
+
+                if (redisGetReplyFromReader(sub, &reply) != REDIS_OK)
+                        return -EPROTO;
+                if (!reply)
+                        return 0;
+                /* Only messages arrive on these channels. */
+                if (*wake != LOCK_WAKE_HANDOFF)
+                        *wake = parse_handoff(reply, wake_channel, &h->fence, &h->server_usec) ? LOCK_WAKE_HANDOFF
+                                                                                               : LOCK_WAKE_RELEASED;
+                freeReplyObject(reply);
+        }
+}
+
+/* Wait for a message on sub until the monotonic time until.  0 with *ret_wake (and
+ * *ret_handoff for LOCK_WAKE_HANDOFF); -errno when the subscription broke (outputs
+ * untouched). */
+static int sub_wait(redisContext *sub, const char *wake_channel, uint64_t until, enum lock_wake *ret_wake,
+                    struct lock_handoff *ret_handoff) {
+        enum lock_wake wake = LOCK_WAKE_NONE;
+        struct lock_handoff h = {};
 
         for (;;) {
                 struct pollfd p = { .fd = sub->fd, .events = POLLIN };
                 uint64_t now;
-                int n;
+                int n, r;
 
-                for (;;) {
-                        void *reply = NULL;
-
-                        if (redisGetReplyFromReader(sub, &reply) != REDIS_OK)
-                                return -EPROTO;
-                        if (!reply)
-                                break;
-                        woken = true; /* only messages arrive on these channels */
-                        if (!handed && parse_handoff(reply, wake_channel, ret_fence, ret_server_usec))
-                                handed = true;
-                        freeReplyObject(reply);
-                }
-                if (handed)
-                        return 2;
-                if (woken)
-                        return 1;
-
+                r = sub_read_buffered(sub, wake_channel, &wake, &h);
+                if (r < 0)
+                        return r;
                 now = now_usec();
-                if (now >= until)
-                        return 0;
+                if (wake != LOCK_WAKE_NONE || now >= until)
+                        break;
                 n = poll(&p, 1, (int) MIN((until - now + 999) / 1000, (uint64_t) INT_MAX));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
                         return -errno;
-                }
                 if (n == 0)
-                        return 0;
+                        break;
                 if (redisBufferRead(sub) != REDIS_OK)
                         return context_errno(sub);
         }
+        *ret_wake = wake;
+        if (wake == LOCK_WAKE_HANDOFF)
+                *ret_handoff = h;
+        return 0;
 }
 
-static int release_token(lock *l, char *errbuf, size_t errlen);
+/* Run the release script for our token (reconnecting once).  The caller has
+ * l->c to itself.  0 released, -ENOLCK not ours, -errno. */
+static int release_token(lock *l, char *errbuf, size_t errlen) {
+        const char *keys[] = { l->key, l->key_holder, l->key_waiters, l->key_fence };
+        const char *args[] = { l->token, l->channel, l->waiter_entry };
+        int r = -EIO;
+
+        pthread_once(&sha_once, sha_init);
+        for (int attempt = 0; attempt < 2; attempt++) {
+                _cleanup_reply_ redisReply *reply = NULL;
+
+                if (!l->c) {
+                        r = connect_bounded(l->url, UINT64_MAX, l->cmd_timeout_usec, &l->c, errbuf, errlen);
+                        if (r < 0)
+                                break;
+                }
+                (void) redisSetTimeout(l->c, usec_to_timeval(l->cmd_timeout_usec));
+                r = eval_script(l->c, lock_script_release, sha_release, 4, keys, 3, args, &reply, errbuf, errlen);
+                if (r == 0) {
+                        r = reply->integer == 1 ? 0 : -ENOLCK;
+                        break;
+                }
+                if (!is_connection_error(r))
+                        break;
+                redisFree(TAKE_PTR(l->c));
+        }
+        return r;
+}
 
 static void sleep_until(uint64_t until) {
         for (;;) {
@@ -553,208 +565,307 @@ static void sleep_until(uint64_t until) {
         }
 }
 
-int lock_acquire(const struct redis_url *u, const char *name, const struct lock_options *opts, lock **ret,
-                 char *errbuf, size_t errlen) {
-        static const struct lock_options defaults = { 0 };
-        _cleanup_redis_ redisContext *sub = NULL;
-        lock *l = NULL;
-        const char *ns;
-        uint64_t lease, recheck, wait, deadline, start, last_pttl_usec = 0, quarantine_until = 0;
-        bool seen_held = false, check_data_loss = false, warned = false;
-        struct clock_sample clk = { 0 };
-        struct backoff bo;
-        int r;
+/* ---- lock_acquire() ----------------------------------------------------------------------------
+ *
+ * One attempt is a chain of steps (acquire_steps[]), each returning an enum acquire_next
+ * or a negative errno that ends the wait: -ETIMEDOUT only when the wait expired
+ * (acquire_timed_out() then names the holder), any other for a failure to reach Redis or
+ * a refusal (a connection that timed out is -ENOTCONN then, see lock.h). */
 
-        if (!opts)
-                opts = &defaults;
-        ns = opts->ns ? opts->ns : namespace_default();
+enum acquire_next {
+        ACQUIRE_GO_ON, /* on to the next step of this attempt */
+        ACQUIRE_AGAIN, /* start a new attempt (reconnect, re-check) */
+        ACQUIRE_TAKEN, /* the lock is ours: l->fence and l->last_good_usec are set */
+};
+
+struct acquire {
+        lock *l;            /* owned until it is handed out */
+        redisContext *sub;  /* subscribed to release notices, or NULL (re-check only) */
+        uint64_t wait, recheck, deadline;
+        uint64_t last_pttl_usec;   /* the holder's lease left at our last attempt (0: unknown) */
+        uint64_t quarantine_until; /* Redis lost its data while the lock was held: no attempt before */
+        bool seen_held;            /* an attempt found the lock held */
+        bool check_data_loss;      /* (re)connected since: is the fence counter still there? */
+        bool warned;               /* said that Redis is unreachable */
+        struct clock_sample clk;
+        struct backoff bo;
+        char *errbuf;
+        size_t errlen;
+};
+
+static void acquire_done(struct acquire *a) {
+        if (a->sub)
+                redisFree(a->sub);
+        a->sub = NULL;
+        a->l = lock_free(a->l);
+}
+
+/* A failure that ends the wait: -ETIMEDOUT means the wait expired, so a connection or
+ * command that timed out is "could not reach Redis" to callers. */
+static int acquire_failed(int r) {
+        return r == -ETIMEDOUT ? -ENOTCONN : r;
+}
+
+/* The lease of opts (or the default), after checking name, ns and the lease.  0, or
+ * -EINVAL with errbuf. */
+static int acquire_check(const char *name, const char *ns, const struct lock_options *opts, uint64_t *ret_lease,
+                         char *errbuf, size_t errlen) {
+        uint64_t lease = opts->lease_usec ?: LOCK_DEFAULT_LEASE_USEC;
+
         if (!name_is_valid(name)) {
-                set_err(errbuf, errlen, "invalid lock name '%s': use 1-64 characters from [A-Za-z0-9._-]",
-                        name ? name : "(null)");
+                errbuf_printf(errbuf, errlen, "invalid lock name '%s': use 1-64 characters from [A-Za-z0-9._-]", name);
                 return -EINVAL;
         }
         if (!name_is_valid(ns)) {
-                set_err(errbuf, errlen, "invalid namespace '%s': use 1-64 characters from [A-Za-z0-9._-]", ns);
+                errbuf_printf(errbuf, errlen, "invalid namespace '%s': use 1-64 characters from [A-Za-z0-9._-]", ns);
                 return -EINVAL;
         }
-        lease = opts->lease_usec ? opts->lease_usec : LOCK_DEFAULT_LEASE_USEC;
         if (lease < 10 * USEC_PER_MSEC) {
-                set_err(errbuf, errlen, "lease must be at least 10ms");
+                errbuf_printf(errbuf, errlen, "lease must be at least 10ms");
                 return -EINVAL;
         }
-        recheck = opts->recheck_usec ? opts->recheck_usec : LOCK_DEFAULT_RECHECK_USEC;
-        wait = opts->wait_timeout_usec;
-
-        pthread_once(&sha_once, sha_init);
-        l = lock_alloc(u, ns, name, lease);
-        if (!l) {
-                set_err(errbuf, errlen, "out of memory");
-                return -ENOMEM;
-        }
-
-        start = now_usec();
-        deadline = wait == UINT64_MAX || wait > UINT64_MAX - start ? UINT64_MAX : start + wait;
-
-        /* --wait-timeout bounds the connects too. */
-        r = connect_bounded(l->url, wait_left(wait, deadline), l->cmd_timeout_usec, &l->c, errbuf, errlen);
-        if (r < 0)
-                goto fail;
-        /* Subscribe before the first attempt: a release between a failed
-         * attempt and the subscription would otherwise go unheard. */
-        if (wait > 0 && sub_open(l, wait_left(wait, deadline), &sub) < 0)
-                log_debug("lock %s: could not subscribe to release notices, re-checking every %llums", name,
-                          (unsigned long long) (recheck / USEC_PER_MSEC));
-
-        backoff_init(&bo, 50 * USEC_PER_MSEC, MIN(recheck, 2 * USEC_PER_SEC));
-        for (;;) {
-                uint64_t fence = 0, pttl_ms = 0, t0, now, next;
-
-                if (!l->c) {
-                        r = connect_bounded(l->url, deadline == UINT64_MAX ? UINT64_MAX : deadline - MIN(deadline, now_usec()),
-                                            l->cmd_timeout_usec, &l->c, errbuf, errlen);
-                        if (r < 0) {
-                                if (!warned)
-                                        log_warning("lock %s: Redis unreachable while waiting, retrying: %s", name,
-                                                    errbuf ? errbuf : strerror(-r));
-                                warned = true;
-                                if (now_usec() >= deadline)
-                                        goto fail;
-                                sleep_until(MIN(now_usec() + backoff_next(&bo), deadline));
-                                continue;
-                        }
-                        check_data_loss = true;
-                        clk.valid = false; /* perhaps another server now */
-                }
-                if (wait > 0 && !sub && sub_open(l, wait_left(wait, deadline), &sub) >= 0)
-                        check_data_loss = true;
-
-                if (check_data_loss && seen_held) {
-                        _cleanup_reply_ redisReply *ex = NULL;
-
-                        /* We saw the lock held, then lost Redis.  If the fence
-                         * counter is gone, Redis restarted without its data and
-                         * the holder may not have noticed yet: wait out its lease
-                         * (ours, or what it had left) rather than take the lock
-                         * from under it. */
-                        ex = redisCommand(l->c, "EXISTS %s", l->key_fence);
-                        if (!ex) {
-                                redisFree(TAKE_PTR(l->c));
-                                continue;
-                        }
-                        if (ex->type == REDIS_REPLY_INTEGER && ex->integer == 0) {
-                                quarantine_until = now_usec() + MAX(lease, last_pttl_usec);
-                                log_warning("lock %s: Redis lost its data while the lock was held; waiting %llums for "
-                                            "the previous holder to notice",
-                                            name, (unsigned long long) (MAX(lease, last_pttl_usec) / USEC_PER_MSEC));
-                        }
-                }
-                check_data_loss = false;
-
-                now = now_usec();
-                if (now < quarantine_until) {
-                        if (now >= deadline)
-                                goto timeout;
-                        sleep_until(MIN(quarantine_until, deadline));
-                        continue;
-                }
-
-                t0 = now_usec();
-                /* Queue only when someone listens on our channel. */
-                r = try_acquire(l, sub ? 3 * recheck + USEC_PER_SEC : 0, &clk, &fence, &pttl_ms, errbuf, errlen);
-                if (r < 0) {
-                        if (!is_connection_error(r))
-                                goto fail;
-                        redisFree(TAKE_PTR(l->c));
-                        if (wait == 0)
-                                goto fail;
-                        continue;
-                }
-                if (warned) {
-                        log_info("lock %s: Redis reachable again", name);
-                        warned = false;
-                }
-                backoff_reset(&bo);
-                if (fence > 0) {
-                        l->fence = fence;
-                        atomic_store(&l->last_good_usec, t0);
-                        break;
-                }
-                seen_held = true;
-                last_pttl_usec = pttl_ms * USEC_PER_MSEC;
-
-                now = now_usec();
-                if (wait == 0 || now >= deadline)
-                        goto timeout;
-                next = now + recheck;
-                if (pttl_ms > 0)
-                        next = MIN(next, now + last_pttl_usec + USEC_PER_MSEC);
-                next = MIN(next, deadline);
-                if (sub) {
-                        uint64_t handed_fence = 0, handed_at = 0;
-
-                        r = sub_wait(sub, l->wake_channel, next, &handed_fence, &handed_at);
-                        if (r == 2) {
-                                /* The releaser gave us the lock.  Its lease
-                                 * started at server time handed_at; map that
-                                 * to our clock conservatively (never later
-                                 * than it really was). */
-                                int64_t granted = clk.valid ? (int64_t) clk.local_usec +
-                                                                      ((int64_t) handed_at - (int64_t) clk.server_usec)
-                                                            : -1;
-
-                                if (granted > 0 && now_usec() < (uint64_t) granted + lease - lease / 4) {
-                                        l->fence = handed_fence;
-                                        atomic_store(&l->last_good_usec, (uint64_t) granted);
-                                        break;
-                                }
-                                /* Too late (we were stopped?) or no clock
-                                 * sample: pass it on, keep waiting. */
-                                log_warning("lock %s: the lock was handed to us while we could not run; passing it on",
-                                            name);
-                                (void) release_token(l, NULL, 0);
-                        } else if (r < 0) {
-                                redisFree(TAKE_PTR(sub));
-                                /* Do not spin when Redis is gone: the command
-                                 * connection notices on the next attempt. */
-                        }
-                } else
-                        sleep_until(next);
-        }
-
-        *ret = l;
+        *ret_lease = lease;
         return 0;
+}
 
-timeout: {
+/* The first connection (bounded by --wait-timeout too) and, when we may wait, the
+ * subscription: before the first attempt, or a release between a failed attempt and the
+ * subscription would go unheard. */
+static int acquire_connect(struct acquire *a) {
+        lock *l = a->l;
+        int r;
+
+        r = connect_bounded(l->url, wait_left(a->wait, a->deadline), l->cmd_timeout_usec, &l->c, a->errbuf,
+                            a->errlen);
+        if (r < 0)
+                return acquire_failed(r);
+        if (a->wait > 0 && sub_open(l, wait_left(a->wait, a->deadline), &a->sub) < 0)
+                log_debug("lock %s: could not subscribe to release notices, re-checking every %llums", l->name,
+                          (unsigned long long) (a->recheck / USEC_PER_MSEC));
+        backoff_init(&a->bo, 50 * USEC_PER_MSEC, MIN(a->recheck, 2 * USEC_PER_SEC));
+        return ACQUIRE_AGAIN;
+}
+
+/* Reconnect the command connection an earlier step dropped; while Redis is unreachable,
+ * back off and try again until the deadline. */
+static int acquire_reconnect(struct acquire *a) {
+        lock *l = a->l;
+        int r;
+
+        if (l->c)
+                return ACQUIRE_GO_ON;
+        r = connect_bounded(l->url, a->deadline == UINT64_MAX ? UINT64_MAX : a->deadline - MIN(a->deadline, now_usec()),
+                            l->cmd_timeout_usec, &l->c, a->errbuf, a->errlen);
+        if (r < 0) {
+                if (!a->warned)
+                        log_warning("lock %s: Redis unreachable while waiting, retrying: %s", l->name,
+                                    a->errbuf ? a->errbuf : strerror(-r));
+                a->warned = true;
+                if (now_usec() >= a->deadline)
+                        return acquire_failed(r);
+                sleep_until(MIN(now_usec() + backoff_next(&a->bo), a->deadline));
+                return ACQUIRE_AGAIN;
+        }
+        a->check_data_loss = true;
+        a->clk.valid = false; /* perhaps another server now */
+        return ACQUIRE_GO_ON;
+}
+
+/* Subscribe again after the subscription broke. */
+static int acquire_resubscribe(struct acquire *a) {
+        if (a->wait > 0 && !a->sub && sub_open(a->l, wait_left(a->wait, a->deadline), &a->sub) >= 0)
+                a->check_data_loss = true;
+        return ACQUIRE_GO_ON;
+}
+
+/* We saw the lock held, then lost Redis.  If the fence counter is gone, Redis restarted
+ * without its data and the holder may not have noticed yet: wait out its lease (ours, or
+ * what it had left) rather than take the lock from under it. */
+static int acquire_check_data_loss(struct acquire *a) {
+        _cleanup_reply_ redisReply *ex = NULL;
+        lock *l = a->l;
+        uint64_t q;
+
+        if (a->check_data_loss && a->seen_held) {
+                ex = redisCommand(l->c, "EXISTS %s", l->key_fence);
+                if (!ex) {
+                        redisFree(TAKE_PTR(l->c));
+                        return ACQUIRE_AGAIN; /* and check again once reconnected */
+                }
+                if (ex->type == REDIS_REPLY_INTEGER && ex->integer == 0) {
+                        q = MAX(l->lease_usec, a->last_pttl_usec);
+                        a->quarantine_until = now_usec() + q;
+                        log_warning("lock %s: Redis lost its data while the lock was held; waiting %llums for the "
+                                    "previous holder to notice",
+                                    l->name, (unsigned long long) (q / USEC_PER_MSEC));
+                }
+        }
+        a->check_data_loss = false;
+        return ACQUIRE_GO_ON;
+}
+
+static int acquire_quarantine(struct acquire *a) {
+        uint64_t now = now_usec();
+
+        if (now >= a->quarantine_until)
+                return ACQUIRE_GO_ON;
+        if (now >= a->deadline)
+                return -ETIMEDOUT;
+        sleep_until(MIN(a->quarantine_until, a->deadline));
+        return ACQUIRE_AGAIN;
+}
+
+/* One attempt on the command connection, queueing us as a waiter while someone listens
+ * on our channel. */
+static int acquire_try(struct acquire *a) {
+        lock *l = a->l;
+        uint64_t fence = 0, pttl_ms = 0, t0 = now_usec();
+        int r;
+
+        r = try_acquire(l, a->sub ? 3 * a->recheck + USEC_PER_SEC : 0, &a->clk, &fence, &pttl_ms, a->errbuf,
+                        a->errlen);
+        if (r < 0) {
+                if (!is_connection_error(r))
+                        return acquire_failed(r);
+                redisFree(TAKE_PTR(l->c));
+                return a->wait == 0 ? acquire_failed(r) : ACQUIRE_AGAIN;
+        }
+        if (a->warned)
+                log_info("lock %s: Redis reachable again", l->name);
+        a->warned = false;
+        backoff_reset(&a->bo);
+        if (fence > 0) {
+                l->fence = fence;
+                atomic_store(&l->last_good_usec, t0);
+                return ACQUIRE_TAKEN;
+        }
+        a->seen_held = true;
+        a->last_pttl_usec = pttl_ms * USEC_PER_MSEC;
+        return ACQUIRE_GO_ON;
+}
+
+/* The releaser gave us the lock.  Its lease started at server time h->server_usec: map
+ * that to our clock conservatively (never later than it really was).  Too late (we were
+ * stopped?) or without a clock sample: pass it on and keep waiting. */
+static int acquire_handoff(struct acquire *a, const struct lock_handoff *h) {
+        lock *l = a->l;
+        int64_t granted = -1;
+
+        if (a->clk.valid)
+                granted = (int64_t) a->clk.local_usec + ((int64_t) h->server_usec - (int64_t) a->clk.server_usec);
+        if (granted > 0 && now_usec() < (uint64_t) granted + l->lease_usec - l->lease_usec / 4) {
+                l->fence = h->fence;
+                atomic_store(&l->last_good_usec, (uint64_t) granted);
+                return ACQUIRE_TAKEN;
+        }
+        log_warning("lock %s: the lock was handed to us while we could not run; passing it on", l->name);
+        (void) release_token(l, NULL, 0);
+        return ACQUIRE_AGAIN;
+}
+
+/* Held by another: wait for a release notice, the end of the holder's lease or the next
+ * re-check, whichever comes first. */
+static int acquire_wait(struct acquire *a) {
+        uint64_t now = now_usec(), next;
+        struct lock_handoff h = {};
+        enum lock_wake wake = LOCK_WAKE_NONE;
+
+        if (a->wait == 0 || now >= a->deadline)
+                return -ETIMEDOUT;
+        next = now + a->recheck;
+        if (a->last_pttl_usec > 0)
+                next = MIN(next, now + a->last_pttl_usec + USEC_PER_MSEC);
+        next = MIN(next, a->deadline);
+        if (!a->sub) {
+                sleep_until(next);
+                return ACQUIRE_AGAIN;
+        }
+        if (sub_wait(a->sub, a->l->wake_channel, next, &wake, &h) < 0) {
+                /* Do not spin when Redis is gone: the command connection notices on the next attempt. */
+                redisFree(TAKE_PTR(a->sub));
+                return ACQUIRE_AGAIN;
+        }
+        return wake == LOCK_WAKE_HANDOFF ? acquire_handoff(a, &h) : ACQUIRE_AGAIN;
+}
+
+static int (*const acquire_steps[])(struct acquire *a) = {
+        acquire_reconnect, acquire_resubscribe, acquire_check_data_loss, acquire_quarantine, acquire_try, acquire_wait,
+};
+
+static int acquire_attempt(struct acquire *a) {
+        for (size_t i = 0; i < ELEMENTSOF(acquire_steps); i++) {
+                int r = acquire_steps[i](a);
+                if (r != ACQUIRE_GO_ON)
+                        return r;
+        }
+        return ACQUIRE_AGAIN;
+}
+
+/* The wait expired: name the holder, leave the queue and, should a release have just
+ * handed us the lock (notice unread), pass it on: compare-and-set, harmless otherwise. */
+static int acquire_timed_out(struct acquire *a) {
         _cleanup_free_ char *holder = NULL;
         char d[DURATION_MAX];
+        lock *l = a->l;
 
         if (l->c && describe_holder(l->c, l->key, l->key_holder, &holder) >= 0 && holder)
-                set_err(errbuf, errlen, "timed out after %s waiting for lock %s, held by %s",
-                        duration_format(wait, d, sizeof d), name, holder);
+                errbuf_printf(a->errbuf, a->errlen, "timed out after %s waiting for lock %s, held by %s",
+                              duration_format(a->wait, d, sizeof d), l->name, holder);
         else
-                set_err(errbuf, errlen, "timed out after %s waiting for lock %s", duration_format(wait, d, sizeof d),
-                        name);
-        /* Leave the queue; and should a release have just handed us the lock
-         * (notice unread), pass it on: compare-and-set, harmless otherwise. */
-        if (l->c && wait > 0)
+                errbuf_printf(a->errbuf, a->errlen, "timed out after %s waiting for lock %s",
+                              duration_format(a->wait, d, sizeof d), l->name);
+        if (l->c && a->wait > 0)
                 (void) release_token(l, NULL, 0);
-        lock_free(l);
         return -ETIMEDOUT;
 }
-fail:
-        /* -ETIMEDOUT means the wait expired; a connection that timed out is
-         * "could not reach Redis" to callers. */
+
+int lock_acquire(const struct redis_url *u, const char *name, const struct lock_options *opts, lock **ret,
+                 char *errbuf, size_t errlen) {
+        static const struct lock_options defaults = { 0 };
+        _cleanup_(acquire_done) struct acquire a = { .errbuf = errbuf, .errlen = errlen };
+        const char *ns;
+        uint64_t lease, start;
+        int r;
+
+        assert(u);
+        assert(name);
+        assert(ret);
+        if (!opts)
+                opts = &defaults;
+        ns = opts->ns ?: namespace_default();
+        r = acquire_check(name, ns, opts, &lease, errbuf, errlen);
+        if (r < 0)
+                return r;
+        pthread_once(&sha_once, sha_init);
+        a.l = lock_alloc(u, ns, name, lease);
+        if (!a.l) {
+                errbuf_printf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        a.recheck = opts->recheck_usec ?: LOCK_DEFAULT_RECHECK_USEC;
+        a.wait = opts->wait_timeout_usec;
+        start = now_usec();
+        a.deadline = a.wait == UINT64_MAX || a.wait > UINT64_MAX - start ? UINT64_MAX : start + a.wait;
+
+        r = acquire_connect(&a);
+        while (r == ACQUIRE_AGAIN)
+                r = acquire_attempt(&a);
         if (r == -ETIMEDOUT)
-                r = -ENOTCONN;
-        lock_free(l);
-        return r;
+                r = acquire_timed_out(&a);
+        if (r < 0)
+                return r;
+        assert(r == ACQUIRE_TAKEN);
+        *ret = TAKE_PTR(a.l);
+        return 0;
 }
 
 uint64_t lock_fence(const lock *l) {
+        assert(l);
         return l->fence;
 }
 
 const char *lock_name(const lock *l) {
+        assert(l);
         return l->name;
 }
 
@@ -790,7 +901,7 @@ static int renew_locked(lock *l, uint64_t deadline, char *errbuf, size_t errlen)
                 if (r == 0) {
                         if (reply->integer != 1) {
                                 atomic_store(&l->lost, true);
-                                set_err(errbuf, errlen, "lock %s is no longer ours", l->name);
+                                errbuf_printf(errbuf, errlen, "lock %s is no longer ours", l->name);
                                 return -ENOLCK;
                         }
                         return 0;
@@ -806,6 +917,7 @@ int lock_renew(lock *l) {
         uint64_t t0 = now_usec();
         int r;
 
+        assert(l);
         pthread_mutex_lock(&l->io);
         r = renew_locked(l, UINT64_MAX, NULL, 0);
         pthread_mutex_unlock(&l->io);
@@ -819,41 +931,14 @@ static uint64_t lost_deadline(const lock *l) {
 }
 
 bool lock_is_lost(const lock *l) {
+        assert(l);
         return atomic_load(&l->lost) || now_usec() >= lost_deadline(l);
-}
-
-/* Run the release script for our token (reconnecting once).  The caller has
- * l->c to itself.  0 released, -ENOLCK not ours, -errno. */
-static int release_token(lock *l, char *errbuf, size_t errlen) {
-        const char *keys[] = { l->key, l->key_holder, l->key_waiters, l->key_fence };
-        const char *args[] = { l->token, l->channel, l->waiter_entry };
-        int r = -EIO;
-
-        pthread_once(&sha_once, sha_init);
-        for (int attempt = 0; attempt < 2; attempt++) {
-                _cleanup_reply_ redisReply *reply = NULL;
-
-                if (!l->c) {
-                        r = connect_bounded(l->url, UINT64_MAX, l->cmd_timeout_usec, &l->c, errbuf, errlen);
-                        if (r < 0)
-                                break;
-                }
-                (void) redisSetTimeout(l->c, usec_to_timeval(l->cmd_timeout_usec));
-                r = eval_script(l->c, lock_script_release, sha_release, 4, keys, 3, args, &reply, errbuf, errlen);
-                if (r == 0) {
-                        r = reply->integer == 1 ? 0 : -ENOLCK;
-                        break;
-                }
-                if (!is_connection_error(r))
-                        break;
-                redisFree(TAKE_PTR(l->c));
-        }
-        return r;
 }
 
 int lock_release(lock *l) {
         int r;
 
+        assert(l);
         lock_keeper_stop(l);
         pthread_mutex_lock(&l->io);
         /* Release even when we believe the lock lost: the compare-and-set on
@@ -927,6 +1012,7 @@ int lock_keeper_start(lock *l, void (*on_lost)(lock *l, void *userdata), void *u
         sigset_t all, old;
         int r;
 
+        assert(l);
         pthread_mutex_lock(&l->keeper_lock);
         if (l->keeper_running) {
                 pthread_mutex_unlock(&l->keeper_lock);
@@ -1002,6 +1088,9 @@ int lock_describe_holder(const struct redis_url *u, const char *ns, const char *
         char *desc = NULL;
         int r;
 
+        assert(u);
+        assert(name);
+        assert(ret);
         if (!ns)
                 ns = namespace_default();
         if (!name_is_valid(name) || !name_is_valid(ns))

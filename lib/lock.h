@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "macro.h"
 #include "redis_url.h"
 
 typedef struct lock lock;
@@ -47,7 +48,7 @@ struct lock_options {
  * lock held and then finds the fence counter gone after a reconnect (Redis
  * restarted without its data) waits one lease before trying, so a holder that
  * has not yet noticed is not overlapped.  On success *ret is held with
- * lock_fence() set. */
+ * lock_fence() set (untouched on failure).  u, name and ret must not be NULL. */
 int lock_acquire(const struct redis_url *u, const char *name, const struct lock_options *opts, lock **ret,
                  char *errbuf, size_t errlen);
 /* The fencing token of this acquisition (> 0). */
@@ -63,6 +64,7 @@ int lock_renew(lock *l);
 int lock_release(lock *l);
 /* Release nothing; close connections, stop the keeper, free.  Accepts NULL. */
 lock *lock_free(lock *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(lock *, lock_free)
 
 /* Renew every lease/3 from a background thread.  When a renewal says the lock
  * is gone, or no renewal succeeded within lease - lease/4 of the last good one

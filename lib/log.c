@@ -260,3 +260,12 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         va_end(ap);
         return r;
 }
+
+void log_format_masked(char *buf, size_t len, const char *fmt, va_list ap) {
+        char *masked;
+
+        vsnprintf(buf, len, fmt, ap);
+        masked = log_mask_secrets(buf);
+        snprintf(buf, len, "%s", masked ? masked : "(out of memory)");
+        free(masked);
+}

@@ -28,6 +28,9 @@ void log_add_secret(const char *secret);
 void log_clear_secrets(void);
 /* Copy of s with every registered secret replaced by "*****"; caller frees. */
 char *log_mask_secrets(const char *s);
+/* printf into buf (len > 0), then mask the registered secrets in it: for text
+ * shown outside the log (sd_notify STATUS=, an API field). */
+void log_format_masked(char *buf, size_t len, const char *fmt, va_list ap) _printf_(3, 0);
 
 /* Core entry points.  error is 0 or an errno (either sign); %m renders it.
  * fields is NULL or a NULL-terminated array of "KEY=value" strings.

@@ -50,12 +50,51 @@
                 return -EINVAL;                                                         \
         }
 
+/* The index of s in table[0..n) (entries may be NULL), or -EINVAL (also for a NULL s):
+ * what every *_from_string() below does. */
+static inline int string_table_lookup(const char *const *table, int n, const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (int i = 0; i < n; i++)
+                if (table[i] && strcmp(table[i], s) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+/* The halves of DEFINE_STRING_TABLE_LOOKUP, for a table that needs only one of them or a
+ * from_string() of another shape (one that writes *ret, say, built on
+ * string_table_lookup()); scope is empty or "static". */
+#define _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, max, scope)                     \
+        scope const char *name##_to_string(type i) {                                    \
+                return (int) i >= 0 && (int) i < (max) ? name##_table[i] : NULL;        \
+        }
+#define _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, max, scope)                   \
+        scope int name##_from_string(const char *s) {                                   \
+                return string_table_lookup(name##_table, (max), s);                     \
+        }
+#define DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, max) \
+        _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, max, )
+#define DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, max) \
+        _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, max, )
+/* Both, static, for a table private to one file (either may go unused). */
+#define DEFINE_PRIVATE_STRING_TABLE_LOOKUP(name, type, max)                               \
+        _DEFINE_STRING_TABLE_LOOKUP_TO_STRING(name, type, max, static _unused_)         \
+        _DEFINE_STRING_TABLE_LOOKUP_FROM_STRING(name, type, max, static _unused_)
+
 /* Define a cleanup helper that calls func(*p) when *p is not NULL. */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)          \
         static inline void func##p(type *p) {            \
                 if (*p)                                  \
                         func(*p);                        \
         }
+
+/* Exchange two lvalues of the same type. */
+#define SWAP(x, y)                          \
+        do {                                \
+                typeof(x) _swap_t = (x);    \
+                (x) = (y);                  \
+                (y) = _swap_t;              \
+        } while (0)
 
 /* free(p) and return NULL: x = mfree(x); */
 static inline void *mfree(void *p) {

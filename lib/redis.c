@@ -19,6 +19,8 @@
 #include "duration.h"
 #include "redis.h"
 #include "strutil.h"
+#include "tls_pump.h"
+#include "tls_redis.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define SENTINEL_PASSES 2
@@ -54,7 +56,7 @@ static void seterr(const struct redis_url *u, char *errbuf, size_t errlen, const
         if (!errbuf || errlen == 0)
                 return;
         va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
+        errbuf_vprintf(errbuf, errlen, fmt, ap);
         va_end(ap);
         if (u)
                 mask_in_place(errbuf, errlen, u->password);
@@ -208,23 +210,19 @@ int redis_command(redisContext *c, redisReply **ret, char *errbuf, size_t errlen
         return 0;
 }
 
-/* Open a TCP (host, port) or unix (path, port ignored) connection with a
- * timeout that also bounds the handshake commands that follow. */
-static int open_context(const struct redis_url *u, const char *host, int port, const char *unix_path,
-                        redisContext **ret, char *errbuf, size_t errlen) {
+/* Plain text sent to a TLS port: Redis drops the connection without a word. */
+static const char *plain_text_hint(const struct redis_url *u, int r) {
+        return r == -ECONNRESET && !u->ssl && !u->unix_path ? " (does it need ssl=true?)" : "";
+}
+
+/* hiredis' own connect: TCP (host, port) or unix (path, port ignored). */
+static int open_plain(const struct redis_url *u, const char *host, int port, const char *unix_path,
+                      struct timeval tv, redisContext **ret, char *errbuf, size_t errlen) {
         _cleanup_redis_ redisContext *c = NULL;
-        struct timeval tv = usec_to_timeval(connect_timeout_usec(u));
         int saved, r;
 
-        if (deadline_passed(u)) {
-                seterr(u, errbuf, errlen, "Failed to connect to Redis: out of time");
-                return -ETIMEDOUT;
-        }
         errno = 0;
-        if (unix_path)
-                c = redisConnectUnixWithTimeout(unix_path, tv);
-        else
-                c = redisConnectWithTimeout(host, port, tv);
+        c = unix_path ? redisConnectUnixWithTimeout(unix_path, tv) : redisConnectWithTimeout(host, port, tv);
         saved = errno;
         if (!c) {
                 seterr(u, errbuf, errlen, "out of memory connecting to Redis");
@@ -242,11 +240,6 @@ static int open_context(const struct redis_url *u, const char *host, int port, c
         }
         /* Commands run by coordctl lock (and hooks) must not inherit the connection. */
         (void) fcntl(c->fd, F_SETFD, FD_CLOEXEC);
-        /* Bound the handshake (AUTH, SELECT, ROLE, SENTINEL) by the connect timeout too. */
-        if (redisSetTimeout(c, tv) != REDIS_OK) {
-                seterr(u, errbuf, errlen, "Failed to set a timeout on the Redis connection: %s", c->errstr);
-                return -EIO;
-        }
         /* TCP keepalive notices a vanished peer; hiredis flags an error on unix sockets. */
         if (!unix_path && redisEnableKeepAlive(c) != REDIS_OK) {
                 seterr(u, errbuf, errlen, "Failed to enable TCP keepalive: %s", c->errstr);
@@ -256,82 +249,144 @@ static int open_context(const struct redis_url *u, const char *host, int port, c
         return 0;
 }
 
-/* AUTH with the URL's credentials.  what names the peer for messages. */
-static int authenticate(const struct redis_url *u, redisContext *c, const char *what, char *errbuf, size_t errlen) {
-        _cleanup_reply_ redisReply *reply = NULL;
-        const char *argv[3];
-        int argc = 0;
+/* Open a connection (TCP, TLS over TCP, or unix) with a timeout that also
+ * bounds the handshake commands that follow. */
+static int open_context(const struct redis_url *u, const char *host, int port, const char *unix_path,
+                        redisContext **ret, char *errbuf, size_t errlen) {
+        _cleanup_redis_ redisContext *c = NULL;
+        uint64_t t = connect_timeout_usec(u);
+        int r;
 
-        if (!u->password)
-                return 0;
-        argv[argc++] = "AUTH";
-        if (u->user)
-                argv[argc++] = u->user;
-        argv[argc++] = u->password;
+        if (deadline_passed(u)) {
+                seterr(u, errbuf, errlen, "Failed to connect to Redis: out of time");
+                return -ETIMEDOUT;
+        }
+        if (u->ssl) {
+                struct tls_peer peer = { .host = host, .port = port, .name = u->ssl_host };
 
+                r = tls_redis_connect(&peer, t, &c, errbuf, errlen);
+        } else
+                r = open_plain(u, host, port, unix_path, usec_to_timeval(t), &c, errbuf, errlen);
+        if (r < 0)
+                return r;
+        /* Bound the handshake (AUTH, SELECT, ROLE, SENTINEL) by the connect timeout too. */
+        if (redisSetTimeout(c, usec_to_timeval(t)) != REDIS_OK) {
+                seterr(u, errbuf, errlen, "Failed to set a timeout on the Redis connection: %s", c->errstr);
+                return -EIO;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* One handshake command, bounded by the deadline.  0 with the reply (an error
+ * reply too) in *ret, or -errno with "LABEL on WHAT failed: ..." in errbuf.
+ * A TLS failure the pump answered with (tls_pump.h) is -ECONNABORTED. */
+static int handshake_command(const struct redis_url *u, redisContext *c, const char *what, const char *label,
+                             int argc, const char **argv, redisReply **ret, char *errbuf, size_t errlen) {
+        redisReply *reply;
+        const char *tls;
+        int r;
+
+        r = step_timeout(u, c, what, errbuf, errlen);
+        if (r < 0)
+                return r;
         errno = 0;
         reply = redisCommandArgv(c, argc, argv, NULL);
         if (!reply) {
-                int r = context_errno(c, errno);
-                seterr(u, errbuf, errlen, "AUTH on %s failed: %s", what,
-                       r == -ETIMEDOUT ? "timed out" : c->errstr);
+                r = context_errno(c, errno);
+                seterr(u, errbuf, errlen, "%s on %s failed: %s%s", label, what,
+                       r == -ETIMEDOUT ? "timed out" : c->errstr, plain_text_hint(u, r));
                 return r;
         }
-        if (reply->type == REDIS_REPLY_ERROR) {
-                /* A password for a server that needs none is harmless (redis-cli and
-                 * StackExchange.Redis accept it too). */
-                if (!u->user && strstr(reply->str, "without any password configured"))
-                        return 0;
-                seterr(u, errbuf, errlen, "AUTH on %s failed%s%s: %s", what, u->user ? " for user " : "",
-                       u->user ? u->user : "", reply->str);
-                return -EACCES;
+        tls = reply->type == REDIS_REPLY_ERROR ? tls_pump_failure(reply->str) : NULL;
+        if (tls) {
+                seterr(u, errbuf, errlen, "%s", tls);
+                freeReplyObject(reply);
+                return -ECONNABORTED;
         }
+        *ret = reply;
         return 0;
+}
+
+/* An error reply that means we lack a password. */
+static int need_password(const struct redis_url *u, const char *what, const redisReply *reply, char *errbuf,
+                         size_t errlen) {
+        seterr(u, errbuf, errlen, "Redis at %s requires authentication (%s); set a password in the connection string",
+               what, reply->str);
+        return -EACCES;
+}
+
+/* AUTH with the URL's credentials.  what names the peer for messages. */
+static int authenticate(const struct redis_url *u, redisContext *c, const char *what, char *errbuf, size_t errlen) {
+        _cleanup_reply_ redisReply *reply = NULL;
+        const char *argv[3] = { "AUTH" };
+        int argc = 1, r;
+
+        if (!u->password)
+                return 0;
+        if (u->user)
+                argv[argc++] = u->user;
+        argv[argc++] = u->password;
+        r = handshake_command(u, c, what, "AUTH", argc, argv, &reply, errbuf, errlen);
+        if (r < 0 || reply->type != REDIS_REPLY_ERROR)
+                return r;
+        /* A password for a server that needs none is harmless (redis-cli and
+         * StackExchange.Redis accept it too). */
+        if (!u->user && strstr(reply->str, "without any password configured"))
+                return 0;
+        seterr(u, errbuf, errlen, "AUTH on %s failed%s%s: %s", what, u->user ? " for user " : "", u->user ? u->user : "",
+               reply->str);
+        return -EACCES;
 }
 
 static int select_db(const struct redis_url *u, redisContext *c, const char *what, char *errbuf, size_t errlen) {
         _cleanup_reply_ redisReply *reply = NULL;
-        char db[16];
+        char db[16], label[32];
         const char *argv[2] = { "SELECT", db };
+        int r;
 
         if (u->db == 0)
                 return 0;
         snprintf(db, sizeof db, "%d", u->db);
-        errno = 0;
-        reply = redisCommandArgv(c, 2, argv, NULL);
-        if (!reply) {
-                int r = context_errno(c, errno);
-                seterr(u, errbuf, errlen, "SELECT %d on %s failed: %s", u->db, what,
-                       r == -ETIMEDOUT ? "timed out" : c->errstr);
+        snprintf(label, sizeof label, "SELECT %d", u->db);
+        r = handshake_command(u, c, what, label, 2, argv, &reply, errbuf, errlen);
+        if (r < 0 || reply->type != REDIS_REPLY_ERROR)
                 return r;
-        }
-        if (reply->type == REDIS_REPLY_ERROR) {
-                int r = reply_error_errno(reply);
-                if (r == -EACCES && !u->password)
-                        seterr(u, errbuf, errlen,
-                               "Redis at %s requires authentication (%s); set a password in the connection string",
-                               what, reply->str);
-                else
-                        seterr(u, errbuf, errlen, "SELECT %d on %s failed: %s", u->db, what, reply->str);
-                return r == -EACCES ? -EACCES : -EINVAL;
-        }
-        return 0;
+        r = reply_error_errno(reply);
+        if (r == -EACCES && !u->password)
+                return need_password(u, what, reply, errbuf, errlen);
+        seterr(u, errbuf, errlen, "SELECT %d on %s failed: %s", u->db, what, reply->str);
+        return r == -EACCES ? -EACCES : -EINVAL;
+}
+
+/* Nothing else talked to the server: make sure it answers and does not
+ * require a password we lack, so failures surface here, not later. */
+static int ping(const struct redis_url *u, redisContext *c, const char *what, char *errbuf, size_t errlen) {
+        _cleanup_reply_ redisReply *reply = NULL;
+        const char *argv[1] = { "PING" };
+        int r;
+
+        r = handshake_command(u, c, what, "PING", 1, argv, &reply, errbuf, errlen);
+        if (r < 0 || reply->type != REDIS_REPLY_ERROR)
+                return r;
+        if (reply_error_errno(reply) == -EACCES)
+                return need_password(u, what, reply, errbuf, errlen);
+        seterr(u, errbuf, errlen, "PING on %s failed: %s", what, reply->str);
+        return -EPROTO;
 }
 
 /* Probe with ROLE: 1 master, 0 not master, <0 error.  Also detects NOAUTH when
  * no password is configured and db is 0 (so no SELECT catches it). */
 static int check_role(const struct redis_url *u, redisContext *c, const char *what, char *errbuf, size_t errlen) {
         _cleanup_reply_ redisReply *reply = NULL;
+        const char *argv[1] = { "ROLE" };
+        int r;
 
-        errno = 0;
-        reply = redisCommand(c, "ROLE");
-        if (!reply) {
-                int r = context_errno(c, errno);
-                seterr(u, errbuf, errlen, "ROLE on %s failed: %s", what, r == -ETIMEDOUT ? "timed out" : c->errstr);
+        r = handshake_command(u, c, what, "ROLE", 1, argv, &reply, errbuf, errlen);
+        if (r < 0)
                 return r;
-        }
         if (reply->type == REDIS_REPLY_ERROR) {
-                int r = reply_error_errno(reply);
+                r = reply_error_errno(reply);
                 seterr(u, errbuf, errlen, "ROLE on %s failed: %s", what, reply->str);
                 return r == -EACCES ? -EACCES : -EPROTO;
         }
@@ -347,47 +402,36 @@ static int check_role(const struct redis_url *u, redisContext *c, const char *wh
         return 1;
 }
 
-/* Ask one sentinel for the master's address.  0 with ret_host and ret_port set,
- * -ENOENT when it does not know the master, -errno otherwise. */
-static int sentinel_query(const struct redis_url *u, const struct redis_endpoint *s, char **ret_host, int *ret_port,
-                          char *errbuf, size_t errlen) {
-        _cleanup_redis_ redisContext *c = NULL;
+/* SENTINEL get-master-addr-by-name, authenticating first when the sentinel
+ * itself requires it.  0 with any reply in *ret, or -errno. */
+static int sentinel_ask(const struct redis_url *u, redisContext *c, const char *what, redisReply **ret,
+                        char *errbuf, size_t errlen) {
         _cleanup_reply_ redisReply *reply = NULL;
-        _cleanup_free_ char *what = NULL;
         const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", u->service_name };
-        int r, port;
-        char *host;
+        const char *label = "SENTINEL get-master-addr-by-name";
+        int r;
 
-        what = strdup_printf("sentinel %s:%d", s->host, s->port);
-        if (!what)
-                return -ENOMEM;
-        r = open_context(u, s->host, s->port, NULL, &c, errbuf, errlen);
+        r = handshake_command(u, c, what, label, 3, argv, &reply, errbuf, errlen);
         if (r < 0)
                 return r;
-
-        for (int attempt = 0; attempt < 2; attempt++) {
-                r = step_timeout(u, c, what, errbuf, errlen);
+        if (reply->type == REDIS_REPLY_ERROR && reply_error_errno(reply) == -EACCES && u->password) {
+                freeReplyObject(TAKE_PTR(reply));
+                r = authenticate(u, c, what, errbuf, errlen);
+                if (r >= 0)
+                        r = handshake_command(u, c, what, label, 3, argv, &reply, errbuf, errlen);
                 if (r < 0)
                         return r;
-                errno = 0;
-                reply = redisCommandArgv(c, 3, argv, NULL);
-                if (!reply) {
-                        r = context_errno(c, errno);
-                        seterr(u, errbuf, errlen, "SENTINEL get-master-addr-by-name on %s failed: %s", what,
-                               r == -ETIMEDOUT ? "timed out" : c->errstr);
-                        return r;
-                }
-                if (reply->type == REDIS_REPLY_ERROR && reply_error_errno(reply) == -EACCES && attempt == 0 &&
-                    u->password) {
-                        /* The sentinel itself requires auth: retry with the same credentials. */
-                        freeReplyObject(TAKE_PTR(reply));
-                        r = authenticate(u, c, what, errbuf, errlen);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                break;
         }
+        *ret = TAKE_PTR(reply);
+        return 0;
+}
+
+/* The master's address from a sentinel's reply. */
+static int sentinel_parse(const struct redis_url *u, const char *what, const redisReply *reply, char **ret_host,
+                          int *ret_port, char *errbuf, size_t errlen) {
+        char *host;
+        int port;
+
         if (reply->type == REDIS_REPLY_ERROR) {
                 seterr(u, errbuf, errlen, "SENTINEL get-master-addr-by-name on %s failed: %s", what, reply->str);
                 return reply_error_errno(reply) == -EACCES ? -EACCES : -EPROTO;
@@ -411,6 +455,26 @@ static int sentinel_query(const struct redis_url *u, const struct redis_endpoint
         *ret_host = host;
         *ret_port = port;
         return 0;
+}
+
+/* Ask one sentinel for the master's address.  0 with ret_host and ret_port set,
+ * -ENOENT when it does not know the master, -errno otherwise. */
+static int sentinel_query(const struct redis_url *u, const struct redis_endpoint *s, char **ret_host, int *ret_port,
+                          char *errbuf, size_t errlen) {
+        _cleanup_redis_ redisContext *c = NULL;
+        _cleanup_reply_ redisReply *reply = NULL;
+        _cleanup_free_ char *what = NULL;
+        int r;
+
+        what = strdup_printf("sentinel %s:%d", s->host, s->port);
+        if (!what)
+                return -ENOMEM;
+        r = open_context(u, s->host, s->port, NULL, &c, errbuf, errlen);
+        if (r >= 0)
+                r = sentinel_ask(u, c, what, &reply, errbuf, errlen);
+        if (r < 0)
+                return r;
+        return sentinel_parse(u, what, reply, ret_host, ret_port, errbuf, errlen);
 }
 
 int redis_resolve_master(const struct redis_url *u, char **ret_host, int *ret_port, char *errbuf, size_t errlen) {
@@ -466,55 +530,16 @@ static int connect_node(const struct redis_url *u, const char *host, int port, c
         if (!what)
                 return -ENOMEM;
         r = open_context(u, host, port, unix_path, &c, errbuf, errlen);
+        if (r >= 0)
+                r = authenticate(u, c, what, errbuf, errlen);
+        if (r >= 0 && need_master && (r = check_role(u, c, what, errbuf, errlen)) == 0)
+                r = -EAGAIN;
+        if (r >= 0)
+                r = select_db(u, c, what, errbuf, errlen);
+        if (r >= 0 && !need_master && u->db == 0 && !u->password)
+                r = ping(u, c, what, errbuf, errlen);
         if (r < 0)
                 return r;
-        r = step_timeout(u, c, what, errbuf, errlen);
-        if (r < 0)
-                return r;
-        r = authenticate(u, c, what, errbuf, errlen);
-        if (r < 0)
-                return r;
-        if (need_master) {
-                r = step_timeout(u, c, what, errbuf, errlen);
-                if (r < 0)
-                        return r;
-                r = check_role(u, c, what, errbuf, errlen);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        return -EAGAIN;
-        }
-        r = step_timeout(u, c, what, errbuf, errlen);
-        if (r < 0)
-                return r;
-        r = select_db(u, c, what, errbuf, errlen);
-        if (r < 0)
-                return r;
-        if (!need_master && u->db == 0 && !u->password) {
-                /* Nothing above talked to the server: make sure it answers and does not
-                 * require a password we lack, so failures surface here, not later. */
-                _cleanup_reply_ redisReply *reply = NULL;
-
-                errno = 0;
-                reply = redisCommand(c, "PING");
-                if (!reply) {
-                        r = context_errno(c, errno);
-                        seterr(u, errbuf, errlen, "PING on %s failed: %s", what,
-                               r == -ETIMEDOUT ? "timed out" : c->errstr);
-                        return r;
-                }
-                if (reply->type == REDIS_REPLY_ERROR) {
-                        r = reply_error_errno(reply);
-                        if (r == -EACCES) {
-                                seterr(u, errbuf, errlen,
-                                       "Redis at %s requires authentication (%s); set a password in the connection string",
-                                       what, reply->str);
-                                return -EACCES;
-                        }
-                        seterr(u, errbuf, errlen, "PING on %s failed: %s", what, reply->str);
-                        return -EPROTO;
-                }
-        }
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -570,10 +595,9 @@ int redis_connect(const struct redis_url *u, uint64_t command_timeout_usec, redi
                 return -EINVAL;
         if (errbuf && errlen > 0)
                 errbuf[0] = '\0';
-        if (u->ssl) {
-                seterr(u, errbuf, errlen,
-                       "TLS (ssl=true) is not supported yet; refusing to connect to Redis in plain text");
-                return -EPROTONOSUPPORT;
+        if (u->ssl && u->unix_path) {
+                seterr(u, errbuf, errlen, "ssl=true with a unix socket: TLS runs over TCP only");
+                return -EINVAL;
         }
 
         if (u->service_name)

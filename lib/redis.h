@@ -4,8 +4,11 @@
  * master (SENTINEL get-master-addr-by-name, then ROLE check on the master),
  * connects with the URL's connect timeout, authenticates (AUTH pass, or AUTH
  * user pass for ACL users), SELECTs the db and sets a command timeout.
- * ssl=true fails with -EPROTONOSUPPORT and a clear "TLS not supported yet"
- * message: never a silent plain-text connection.
+ * ssl=true (rediss://) connects every sentinel and the master with TLS
+ * (lib/tls_redis.h; settings from tls_set_options() or COORD_TLS_*), verifying
+ * the certificate and the name (sslHost=, else the host connected to); a TLS
+ * failure is an error, never a plain-text fallback.  A plain connection the
+ * server drops at once gets the hint "does it need ssl=true?".
  * hiredis writes with write(2): programs must ignore SIGPIPE, or a Redis that
  * went away kills them on the next command. */
 #pragma once
@@ -18,9 +21,12 @@
 #include "redis_url.h"
 
 /* Connect.  command_timeout_usec 0 means none.  On failure returns -errno
- * (-ECONNREFUSED, -ETIMEDOUT, -EACCES for auth, -EPROTONOSUPPORT for TLS,
- * -EHOSTUNREACH when no sentinel knows the master) and writes a message
- * (password masked) to errbuf. */
+ * (-ECONNREFUSED, -ETIMEDOUT, -EACCES for auth, -EHOSTUNREACH when no sentinel
+ * knows the master; with TLS also -EPERM: the server's certificate failed
+ * verification, -EPROTO: no TLS on that port, -ECONNABORTED: the server
+ * refused the session after the handshake (a client certificate), -EINVAL:
+ * the TLS files cannot be loaded, or ssl=true with a unix socket) and writes
+ * a message (password masked) to errbuf. */
 int redis_connect(const struct redis_url *u, uint64_t command_timeout_usec, redisContext **ret,
                   char *errbuf, size_t errlen);
 /* Resolve the address to connect to: the host itself, or the sentinel's master. */

@@ -22,7 +22,18 @@
  * Sentinel: while connected through a sentinel, a third connection to that
  * sentinel listens on "+switch-master"; a failover then reconnects at once
  * instead of writing to the demoted master until sentinel reconfigures it
- * (about 10 s later), writes that the resync would throw away. */
+ * (about 10 s later), writes that the resync would throw away.
+ *
+ * New credentials (redis_client_set_url()): make before break.  A candidate,
+ * a client object of its own with the new URL and the parent's channels,
+ * connects and completes the whole handshake (TLS, AUTH, SELECT, ROLE, PING,
+ * SUBSCRIBE) while the parent keeps serving.  Only then its two connections
+ * move into the parent: the old command connection is retired with
+ * redisAsyncDisconnect() (the replies it still owes arrive, then it closes),
+ * the old subscriber is dropped, and the owner sees no disconnection at all.
+ * A candidate that fails is dropped and the parent goes on as it was.  That
+ * is why every callback that outlives the handshake finds its client through
+ * ac->data (which moves with the context), never through privdata. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -39,6 +50,8 @@
 #include "redis_client.h"
 #include "sdevent_redis.h"
 #include "strutil.h"
+#include "tls_pump.h"
+#include "tls_redis.h"
 
 #define BACKOFF_BASE_USEC (100 * 1000ULL)
 #define BACKOFF_CAP_USEC (5 * 1000 * 1000ULL)
@@ -100,6 +113,16 @@ struct redis_client {
         int master_port;
 
         unsigned long reconnects;
+        char last_error[256];  /* why the last attempt failed */
+
+        /* Make before break (redis_client_set_url()). */
+        redis_client *parent;        /* in a candidate: the client it is for (not a reference) */
+        redis_client *candidate;     /* in a parent: the candidate trying a new URL, owned */
+        redis_client_swap_cb swap_cb;
+        void *swap_userdata;
+        tls_settings *tls_saved;     /* the TLS settings to put back if the candidate fails */
+        redisAsyncContext *retired;  /* the old command connection, finishing its replies */
+        sd_event_source *retire_timer;
 };
 
 static void connection_lost(redis_client *c, const char *why);
@@ -126,6 +149,8 @@ static void client_unref(redis_client *c) {
         c->handshake_timer = sd_event_source_unref(c->handshake_timer);
         c->keepalive_timer = sd_event_source_unref(c->keepalive_timer);
         c->watch_timer = sd_event_source_unref(c->watch_timer);
+        c->retire_timer = sd_event_source_unref(c->retire_timer);
+        c->tls_saved = tls_settings_free(c->tls_saved);
         subscriptions_free(c);
         free(c->master_host);
         redis_url_free(c->url);
@@ -144,26 +169,8 @@ static uint64_t now_mono(redis_client *c) {
         return t;
 }
 
-static struct redis_url *url_dup(const struct redis_url *u) {
-        struct redis_url *n = calloc(1, sizeof *n);
-
-        if (!n)
-                return NULL;
-        *n = *u;
-        n->n_hosts = 0;
-        n->unix_path = n->user = n->password = n->service_name = NULL;
-        for (size_t i = 0; i < u->n_hosts && i < REDIS_URL_MAX_HOSTS; i++) {
-                n->hosts[i].host = strdup(u->hosts[i].host);
-                if (!n->hosts[i].host)
-                        return redis_url_free(n);
-                n->hosts[i].port = u->hosts[i].port;
-                n->n_hosts = i + 1;
-        }
-        if ((u->unix_path && !(n->unix_path = strdup(u->unix_path))) || (u->user && !(n->user = strdup(u->user))) ||
-            (u->password && !(n->password = strdup(u->password))) ||
-            (u->service_name && !(n->service_name = strdup(u->service_name))))
-                return redis_url_free(n);
-        return n;
+static uint64_t connect_timeout_usec(const redis_client *c) {
+        return (uint64_t) (c->url->connect_timeout_ms > 0 ? c->url->connect_timeout_ms : 5000) * 1000;
 }
 
 static bool need_role_check(const redis_client *c) {
@@ -188,11 +195,12 @@ static void context_abandon(redis_client *c, redisAsyncContext *ac) {
 }
 
 static void teardown(redis_client *c) {
-        redisAsyncContext *cmd = c->cmd, *sub = c->sub, *watch = c->watch;
+        redisAsyncContext *cmd = c->cmd, *sub = c->sub, *watch = c->watch, *retired = c->retired;
 
         /* Detach first: callbacks of these contexts then see them as foreign. */
-        c->cmd = c->sub = c->watch = NULL;
+        c->cmd = c->sub = c->watch = c->retired = NULL;
         c->watch_timer = sd_event_source_unref(c->watch_timer);
+        c->retire_timer = sd_event_source_unref(c->retire_timer);
         c->cmd_ready = c->sub_ready = c->sub_started = false;
         c->cmd_handshake = c->sub_handshake = 0;
         c->handshake_timer = sd_event_source_unref(c->handshake_timer);
@@ -200,6 +208,12 @@ static void teardown(redis_client *c) {
         context_abandon(c, cmd);
         context_abandon(c, sub);
         context_abandon(c, watch);
+        context_abandon(c, retired);
+}
+
+/* The channels a client subscribes: a candidate takes its parent's. */
+static struct subscription *subs_of(redis_client *c) {
+        return c->parent ? c->parent->subs : c->subs;
 }
 
 /* ---- commands ----------------------------------------------------------- */
@@ -296,16 +310,29 @@ static void notify_state(redis_client *c, bool connected) {
 static int keepalive_fire(sd_event_source *s, uint64_t usec, void *userdata);
 static void watch_start(redis_client *c);
 
+static void candidate_ready(redis_client *n);
+
+/* Both connections are up: reset the backoff, start the keepalive probes. */
+static void mark_up(redis_client *c) {
+        backoff_reset(&c->backoff);
+        c->attempt = 0;
+        c->last_error[0] = '\0';
+        c->last_probe_back = now_mono(c);
+        c->keepalive_timer = sd_event_source_unref(c->keepalive_timer);
+        if (sd_event_add_time_relative(c->event, &c->keepalive_timer, CLOCK_MONOTONIC, c->keepalive_interval_usec, 1000,
+                                       keepalive_fire, c) >= 0)
+                (void) sd_event_source_set_description(c->keepalive_timer, "redis-keepalive");
+}
+
 static void check_ready(redis_client *c) {
         if (!c->cmd_ready || !c->sub_ready || c->connected)
                 return;
         c->handshake_timer = sd_event_source_unref(c->handshake_timer);
-        backoff_reset(&c->backoff);
-        c->attempt = 0;
-        c->last_probe_back = now_mono(c);
-        if (sd_event_add_time_relative(c->event, &c->keepalive_timer, CLOCK_MONOTONIC, c->keepalive_interval_usec, 1000,
-                                       keepalive_fire, c) >= 0)
-                (void) sd_event_source_set_description(c->keepalive_timer, "redis-keepalive");
+        if (c->parent) {
+                candidate_ready(c);
+                return;
+        }
+        mark_up(c);
         if (c->ever_connected) {
                 c->reconnects++;
                 log_info("Reconnected to Redis at %s", c->target ? c->target : "?");
@@ -329,11 +356,17 @@ static int reconnect_fire(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void candidate_retry_or_fail(redis_client *n);
+
 static void schedule_reconnect(redis_client *c) {
         uint64_t delay;
 
         if (c->freeing || c->reconnect_timer)
                 return;
+        if (c->parent) {
+                candidate_retry_or_fail(c);
+                return;
+        }
         delay = backoff_next(&c->backoff);
         if (sd_event_add_time_relative(c->event, &c->reconnect_timer, CLOCK_MONOTONIC, delay, 1000, reconnect_fire, c) < 0) {
                 log_error("Failed to schedule a Redis reconnect: out of resources");
@@ -342,14 +375,21 @@ static void schedule_reconnect(redis_client *c) {
         (void) sd_event_source_set_description(c->reconnect_timer, "redis-reconnect");
 }
 
-/* Log attempt failures without flooding: the first, then every 10th. */
+/* Log attempt failures without flooding: the first, then every 10th.  A
+ * plain-text connection the server drops at once may be talking to a TLS port. */
 static void log_attempt_failure(redis_client *c, const char *why) {
-        if (c->attempt <= 1 || c->attempt % 10 == 0)
-                log_warning("Redis connection to %s failed (attempt %u): %s; retrying", c->target ? c->target : "?",
-                            c->attempt, why);
+        const char *hint = !c->url->ssl && strstr(why, "closed the connection") ? " (does it need ssl=true?)" : "";
+
+        snprintf(c->last_error, sizeof c->last_error, "%s%s", why, hint);
+        if (c->parent) /* its parent's owner reports it */
+                log_debug("Redis connection with the new settings to %s failed: %s%s", c->target ? c->target : "?",
+                          why, hint);
+        else if (c->attempt <= 1 || c->attempt % 10 == 0)
+                log_warning("Redis connection to %s failed (attempt %u): %s%s; retrying", c->target ? c->target : "?",
+                            c->attempt, why, hint);
         else
-                log_debug("Redis connection to %s failed (attempt %u): %s", c->target ? c->target : "?", c->attempt,
-                          why);
+                log_debug("Redis connection to %s failed (attempt %u): %s%s", c->target ? c->target : "?", c->attempt,
+                          why, hint);
 }
 
 static void connection_lost(redis_client *c, const char *why) {
@@ -371,6 +411,15 @@ static void connection_lost(redis_client *c, const char *why) {
 
 /* ---- pub/sub -------------------------------------------------------------- */
 
+/* The text of an error: a TLS failure (the pump's answer, tls_pump.h) without
+ * its prefix, anything else as it is. */
+static const char *error_text(const char *str) {
+        const char *tls = tls_pump_failure(str);
+
+        return tls ? tls : str;
+}
+
+
 static void subscriptions_purge(redis_client *c) {
         struct subscription **p = &c->subs;
 
@@ -388,7 +437,7 @@ static void subscriptions_purge(redis_client *c) {
 }
 
 static bool channel_wanted(redis_client *c, const char *channel) {
-        for (struct subscription *s = c->subs; s; s = s->next)
+        for (struct subscription *s = subs_of(c); s; s = s->next)
                 if (!s->dead && strcmp(s->channel, channel) == 0)
                         return true;
         return false;
@@ -402,16 +451,17 @@ static int send_subscribe(redis_client *c, const char *channel) {
 }
 
 static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
-        redis_client *c = privdata;
+        redis_client *c = ac->data; /* not privdata: the context may have moved from a candidate */
         redisReply *reply = r;
         const char *type, *channel;
 
+        (void) privdata;
         if (!reply || c->freeing || ac != c->sub)
                 return; /* context going away, or one we abandoned */
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
             reply->element[1]->type != REDIS_REPLY_STRING) {
                 if (reply->type == REDIS_REPLY_ERROR)
-                        connection_lost(c, reply->str);
+                        connection_lost(c, error_text(reply->str));
                 return;
         }
         type = reply->element[0]->str;
@@ -437,6 +487,8 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
                 c->last_probe_back = now_mono(c);
                 return;
         }
+        if (c->parent)
+                return; /* a candidate: its parent delivers until the swap */
         client_ref(c);
         c->dispatching++;
         for (struct subscription *s = c->subs; s && !c->freeing; s = s->next)
@@ -445,6 +497,21 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
         c->dispatching--;
         subscriptions_purge(c);
         client_unref(c);
+}
+
+/* Live connection (or handshake past its SUBSCRIBE): subscribe now, and while
+ * connecting count it as one more confirmation to wait for.  Otherwise the
+ * (re)connect subscribes everything.  c may be NULL. */
+static void subscribe_live(redis_client *c, const char *channel) {
+        if (c && c->sub && c->sub_started && send_subscribe(c, channel) >= 0 && !c->sub_ready)
+                c->sub_handshake++;
+}
+
+static void unsubscribe_live(redis_client *c, const char *channel) {
+        const char *argv[2] = { "UNSUBSCRIBE", channel };
+
+        if (c && c->sub && c->sub_started)
+                (void) redisAsyncCommandArgv(c->sub, NULL, NULL, 2, argv, NULL);
 }
 
 int redis_client_subscribe(redis_client *c, const char *channel, redis_client_message_cb cb, void *userdata) {
@@ -469,11 +536,10 @@ int redis_client_subscribe(redis_client *c, const char *channel, redis_client_me
         for (tail = &c->subs; *tail; tail = &(*tail)->next)
                 ;
         *tail = s;
-        /* Live connection (or handshake past its SUBSCRIBE): subscribe now, and
-         * while connecting count it as one more confirmation to wait for.
-         * Otherwise the (re)connect subscribes everything. */
-        if (!already && c->sub && c->sub_started && send_subscribe(c, channel) >= 0 && !c->sub_ready)
-                c->sub_handshake++;
+        if (!already) {
+                subscribe_live(c, channel);
+                subscribe_live(c->candidate, channel);
+        }
         return 0;
 }
 
@@ -490,9 +556,9 @@ int redis_client_unsubscribe(redis_client *c, const char *channel) {
         if (!found)
                 return -ENOENT;
         subscriptions_purge(c);
-        if (c->sub && c->sub_started && !channel_wanted(c, channel)) {
-                const char *argv[2] = { "UNSUBSCRIBE", channel };
-                (void) redisAsyncCommandArgv(c->sub, NULL, NULL, 2, argv, NULL);
+        if (!channel_wanted(c, channel)) {
+                unsubscribe_live(c, channel);
+                unsubscribe_live(c->candidate, channel);
         }
         return 0;
 }
@@ -520,17 +586,26 @@ static int keepalive_fire(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- connecting --------------------------------------------------------------- */
 
+/* Why an error reply during the handshake drops the connection: a TLS failure
+ * says it all, anything else gets context. */
+static void handshake_error(char *buf, size_t len, const char *context, const char *str) {
+        if (tls_pump_failure(str))
+                snprintf(buf, len, "%s", error_text(str));
+        else
+                snprintf(buf, len, "%s: %s", context, str);
+}
+
 static void handshake_reply(redisAsyncContext *ac, void *r, void *privdata) {
         redis_client *c = privdata;
         redisReply *reply = r;
         if (!reply || c->freeing || ac != c->cmd)
                 return;
         if (reply->type == REDIS_REPLY_ERROR) {
-                char why[256];
+                char why[512];
                 /* A password for a server that needs none is harmless. */
                 if (!c->url->user && strstr(reply->str, "without any password configured"))
                         goto ok;
-                snprintf(why, sizeof why, "handshake failed: %s", reply->str);
+                handshake_error(why, sizeof why, "handshake failed", reply->str);
                 connection_lost(c, why);
                 return;
         }
@@ -557,8 +632,8 @@ static void sub_handshake_reply(redisAsyncContext *ac, void *r, void *privdata) 
         if (!reply || c->freeing || ac != c->sub)
                 return;
         if (reply->type == REDIS_REPLY_ERROR && !(!c->url->user && strstr(reply->str, "without any password configured"))) {
-                char why[256];
-                snprintf(why, sizeof why, "AUTH failed: %s", reply->str);
+                char why[512];
+                handshake_error(why, sizeof why, c->url->password ? "AUTH failed" : "handshake failed", reply->str);
                 connection_lost(c, why);
         }
 }
@@ -607,16 +682,20 @@ static void sub_handshake_start(redis_client *c) {
         _cleanup_free_ const char **argv = NULL;
         size_t n = 0, max = 2;
 
-        if (c->url->password && send_auth(c, c->sub, sub_handshake_reply) < 0)
+        /* A regular command before SUBSCRIBE: an error reply to it (a TLS
+         * failure the pump answered with) reaches sub_handshake_reply() whole,
+         * where hiredis 0.14 would keep 127 characters of one to a SUBSCRIBE. */
+        if (c->url->password ? send_auth(c, c->sub, sub_handshake_reply) < 0
+                             : redisAsyncCommand(c->sub, sub_handshake_reply, c, "PING") != REDIS_OK)
                 return;
-        for (struct subscription *s = c->subs; s; s = s->next)
+        for (struct subscription *s = subs_of(c); s; s = s->next)
                 max++;
         argv = calloc(max, sizeof *argv);
         if (!argv)
                 return;
         argv[n++] = "SUBSCRIBE";
         argv[n++] = c->keepalive_channel;
-        for (struct subscription *s = c->subs; s; s = s->next) {
+        for (struct subscription *s = subs_of(c); s; s = s->next) {
                 bool dup = false;
                 if (s->dead)
                         continue;
@@ -737,7 +816,7 @@ static void on_connect(const redisAsyncContext *cac, int status) {
                 char why[160];
                 bool ours = ac == c->cmd || ac == c->sub;
 
-                snprintf(why, sizeof why, "%s", ac->errstr ? ac->errstr : "connect failed");
+                snprintf(why, sizeof why, "%s", ac->errstr ? error_text(ac->errstr) : "connect failed");
                 /* hiredis frees ac after this returns; forget it first. */
                 if (ac == c->cmd)
                         c->cmd = NULL;
@@ -763,13 +842,16 @@ static void on_disconnect(const redisAsyncContext *cac, int status) {
         redis_client *c = ac->data;
 
         (void) status;
-        if (ac == c->watch) {
+        if (ac == c->retired) {
+                c->retired = NULL;
+                c->retire_timer = sd_event_source_unref(c->retire_timer);
+        } else if (ac == c->watch) {
                 c->watch = NULL;
                 watch_lost(c, ac->errstr);
         } else if (ac == c->cmd || ac == c->sub) {
                 char why[160];
 
-                snprintf(why, sizeof why, "%s", ac->errstr && *ac->errstr ? ac->errstr : "connection closed");
+                snprintf(why, sizeof why, "%s", ac->errstr && *ac->errstr ? error_text(ac->errstr) : "connection closed");
                 if (ac == c->cmd)
                         c->cmd = NULL;
                 else
@@ -792,17 +874,37 @@ static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
-static redisAsyncContext *context_new(redis_client *c, const char *host, int port, bool unix_ok) {
-        redisAsyncContext *ac;
+/* hiredis' own connect, or (ssl) one over TLS: its handshake runs in a pump
+ * thread, bounded by the connect timeout, and a failure there arrives as the
+ * error reply to the first handshake command. */
+static redisAsyncContext *context_connect(redis_client *c, const char *host, int port, bool unix_ok) {
+        redisAsyncContext *ac = NULL;
+        char err[256];
 
+        if (c->url->ssl) {
+                struct tls_peer peer = { .host = host, .port = port, .name = c->url->ssl_host };
+
+                if (tls_redis_async_connect(&peer, connect_timeout_usec(c), &ac, err, sizeof err) < 0) {
+                        log_attempt_failure(c, err);
+                        return NULL;
+                }
+                return ac;
+        }
         ac = unix_ok && c->url->unix_path ? redisAsyncConnectUnix(c->url->unix_path) : redisAsyncConnect(host, port);
-        if (!ac)
-                return NULL;
-        if (ac->err) {
+        if (ac && ac->err) {
                 log_attempt_failure(c, ac->errstr);
                 redisAsyncFree(ac);
                 return NULL;
         }
+        return ac;
+}
+
+static redisAsyncContext *context_new(redis_client *c, const char *host, int port, bool unix_ok) {
+        redisAsyncContext *ac;
+
+        ac = context_connect(c, host, port, unix_ok);
+        if (!ac)
+                return NULL;
         /* Hooks and probes are children of the daemon: they must not inherit the socket. */
         (void) fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
         ac->data = c;
@@ -874,57 +976,275 @@ static void start_connect(redis_client *c) {
                 schedule_reconnect(c);
                 return;
         }
-        timeout = (uint64_t) (c->url->connect_timeout_ms > 0 ? c->url->connect_timeout_ms : 5000) * 1000;
+        timeout = connect_timeout_usec(c);
         if (sd_event_add_time_relative(c->event, &c->handshake_timer, CLOCK_MONOTONIC, timeout, 1000, handshake_timeout,
                                        c) >= 0)
                 (void) sd_event_source_set_description(c->handshake_timer, "redis-connect-timeout");
 }
 
+/* ---- new credentials: make before break -------------------------------------- */
+
+static void candidate_finish(redis_client *c, int error, const char *why);
+
+static int retire_fire(sd_event_source *s, uint64_t usec, void *userdata) {
+        redis_client *c = client_ref(userdata);
+        redisAsyncContext *ac = c->retired;
+
+        (void) s;
+        (void) usec;
+        c->retire_timer = sd_event_source_unref(c->retire_timer);
+        c->retired = NULL;
+        context_abandon(c, ac); /* replies still owed come back NULL, as on a lost connection */
+        client_unref(c);
+        return 0;
+}
+
+/* The old command connection after a swap: no new commands, the replies it
+ * still owes arrive, then it closes (on_disconnect forgets it).  Bounded by
+ * the connect timeout, should the old server hang.  One that was not ready
+ * owes nothing to anyone: it is dropped. */
+static void retire(redis_client *c, redisAsyncContext *ac, bool ready) {
+        if (!ac)
+                return;
+        if (!ready || !(ac->c.flags & REDIS_CONNECTED)) {
+                context_abandon(c, ac);
+                return;
+        }
+        context_abandon(c, TAKE_PTR(c->retired));
+        c->retire_timer = sd_event_source_unref(c->retire_timer);
+        c->retired = ac;
+        redisAsyncDisconnect(ac); /* may call on_disconnect at once */
+        if (c->retired == ac &&
+            sd_event_add_time_relative(c->event, &c->retire_timer, CLOCK_MONOTONIC, connect_timeout_usec(c), 1000,
+                                       retire_fire, c) >= 0)
+                (void) sd_event_source_set_description(c->retire_timer, "redis-retire");
+}
+
+/* ac, connected by candidate n, now belongs to c. */
+static redisAsyncContext *context_move(redis_client *c, redis_client *n, redisAsyncContext *ac) {
+        ac->data = client_ref(c);
+        client_unref(n);
+        return ac;
+}
+
+static bool str_eq(const char *x, const char *y) {
+        return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+/* Candidate n is up: its connections and URL become c's. */
+static void adopt(redis_client *c, redis_client *n) {
+        redisAsyncContext *old_cmd = c->cmd;
+        bool was = c->connected, moved = !str_eq(c->target, n->target);
+
+        c->cmd = NULL;
+        teardown(c); /* the old subscriber, the sentinel watch, timers */
+        retire(c, old_cmd, was);
+        c->reconnect_timer = sd_event_source_unref(c->reconnect_timer);
+        c->cmd = context_move(c, n, TAKE_PTR(n->cmd));
+        c->sub = context_move(c, n, TAKE_PTR(n->sub));
+        SWAP(c->url, n->url);
+        SWAP(c->target, n->target);
+        SWAP(c->master_host, n->master_host);
+        c->master_port = n->master_port;
+        c->sentinel_index = n->sentinel_index;
+        c->cmd_ready = c->sub_ready = c->sub_started = true;
+        c->connected = c->ever_connected = true;
+        mark_up(c);
+        if (c->url->service_name)
+                watch_start(c);
+        log_info("Redis connection to %s now uses the new settings", c->target ? c->target : "?");
+        if (!was)
+                c->reconnects++;
+        /* Same server: nothing was lost, nobody needs to know.  Another one (or
+         * we had been disconnected): the owner resyncs as after a reconnect. */
+        if (!was || moved)
+                notify_state(c, true);
+}
+
+static void candidate_ready(redis_client *n) {
+        redis_client *c = client_ref(n->parent);
+
+        client_ref(n);
+        adopt(c, n);
+        candidate_finish(c, 0, NULL);
+        client_unref(n);
+        client_unref(c);
+}
+
+/* What a failed attempt means for the owner of a candidate. */
+static int candidate_errno(const char *why) {
+        static const char *const refused[] = { "WRONGPASS", "NOAUTH", "NOPERM", "invalid password",
+                                               "invalid username-password", "client certificate" };
+
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                if (strstr(why, refused[i]))
+                        return -EACCES;
+        if (strstr(why, "timed out"))
+                return -ETIMEDOUT;
+        return -ECONNREFUSED;
+}
+
+/* Another endpoint of the string may be the master: try each once (the
+ * sentinel path already asked every sentinel), then give up. */
+static void candidate_retry_or_fail(redis_client *n) {
+        size_t tries = n->url->service_name || n->url->unix_path ? 1 : n->url->n_hosts;
+
+        if (n->attempt < tries) {
+                if (sd_event_add_time_relative(n->event, &n->reconnect_timer, CLOCK_MONOTONIC, 0, 1000, reconnect_fire,
+                                               n) >= 0)
+                        return;
+        }
+        if (!n->last_error[0])
+                snprintf(n->last_error, sizeof n->last_error, "connect failed");
+        candidate_finish(n->parent, candidate_errno(n->last_error), n->last_error);
+}
+
+/* The candidate of c is done (error 0: adopted): drop it, keep or put back the
+ * TLS settings, tell the owner (not while freeing). */
+static void candidate_finish(redis_client *c, int error, const char *why) {
+        redis_client *n = TAKE_PTR(c->candidate);
+        redis_client_swap_cb cb = TAKE_PTR(c->swap_cb);
+        void *userdata = TAKE_PTR(c->swap_userdata);
+        char reason[sizeof c->last_error];
+
+        snprintf(reason, sizeof reason, "%s", why ? why : ""); /* why may live in n */
+        client_ref(c);
+        if (error < 0)
+                tls_settings_restore(TAKE_PTR(c->tls_saved));
+        else
+                c->tls_saved = tls_settings_free(c->tls_saved);
+        if (n) {
+                n->parent = NULL;
+                redis_client_free(n);
+        }
+        if (cb && !c->freeing)
+                cb(c, error, error < 0 ? reason : NULL, userdata);
+        client_unref(c);
+}
+
 /* ---- public --------------------------------------------------------------------- */
+
+static int url_check(const struct redis_url *url) {
+        if (!url->unix_path && url->n_hosts == 0)
+                return -EINVAL;
+        if (url->ssl && url->unix_path) {
+                log_error("ssl=true with a unix socket: TLS runs over TCP only");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static redis_client *client_alloc(sd_event *e, const struct redis_url *url, const char *keepalive_channel) {
+        redis_client *c = calloc(1, sizeof *c);
+
+        if (!c)
+                return NULL;
+        c->n_ref = 1;
+        c->url = redis_url_dup(url);
+        if (!c->url) {
+                free(c);
+                return NULL;
+        }
+        c->event = sd_event_ref(e);
+        c->keepalive_interval_usec = KEEPALIVE_INTERVAL_USEC;
+        c->keepalive_timeout_usec = KEEPALIVE_TIMEOUT_USEC;
+        snprintf(c->keepalive_channel, sizeof c->keepalive_channel, "%s", keepalive_channel);
+        backoff_init(&c->backoff, BACKOFF_BASE_USEC, BACKOFF_CAP_USEC);
+        log_add_secret(url->password);
+        return c;
+}
 
 int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_state_cb on_state, void *userdata,
                      redis_client **ret) {
         redis_client *c;
-        char hex[17];
+        char hex[17], channel[64];
+        int r;
 
         if (!e || !url || !ret)
                 return -EINVAL;
-        if (url->ssl) {
-                log_error("TLS (ssl=true) is not supported yet; refusing to connect to Redis in plain text");
-                return -EPROTONOSUPPORT;
-        }
-        if (!url->unix_path && url->n_hosts == 0)
-                return -EINVAL;
+        r = url_check(url);
+        if (r < 0)
+                return r;
         if (random_hex(hex, 8) < 0)
                 return -EIO;
-
-        c = calloc(1, sizeof *c);
+        snprintf(channel, sizeof channel, "%s%s", KEEPALIVE_PREFIX, hex);
+        c = client_alloc(e, url, channel);
         if (!c)
                 return -ENOMEM;
-        c->n_ref = 1;
-        c->url = url_dup(url);
-        if (!c->url) {
-                free(c);
-                return -ENOMEM;
-        }
-        c->event = sd_event_ref(e);
         c->on_state = on_state;
         c->userdata = userdata;
-        c->keepalive_interval_usec = KEEPALIVE_INTERVAL_USEC;
-        c->keepalive_timeout_usec = KEEPALIVE_TIMEOUT_USEC;
-        snprintf(c->keepalive_channel, sizeof c->keepalive_channel, "%s%s", KEEPALIVE_PREFIX, hex);
-        backoff_init(&c->backoff, BACKOFF_BASE_USEC, BACKOFF_CAP_USEC);
-        log_add_secret(url->password);
-
         start_connect(c);
         *ret = c;
         return 0;
+}
+
+int redis_client_set_url(redis_client *c, const struct redis_url *url, const struct tls_options *tls,
+                         redis_client_swap_cb done, void *userdata, char *errbuf, size_t errlen) {
+        _cleanup_(tls_settings_freep) tls_settings *saved = NULL;
+        redis_client *n;
+        int r;
+
+        if (!c || !url || c->freeing || c->parent)
+                return -EINVAL;
+        r = url_check(url);
+        if (r < 0) {
+                if (errbuf && errlen > 0)
+                        snprintf(errbuf, errlen, "ssl=true with a unix socket, or no endpoint");
+                return r;
+        }
+        if (c->candidate)
+                candidate_finish(c, -ECANCELED, "superseded by newer settings");
+        saved = tls_settings_save();
+        if (!saved)
+                return -ENOMEM;
+        if (tls) {
+                r = tls_set_options(tls, errbuf, errlen);
+                if (r < 0)
+                        return r;
+        }
+        n = client_alloc(c->event, url, c->keepalive_channel);
+        /* Started from the loop, so done is never called from in here. */
+        if (!n || sd_event_add_time_relative(c->event, &n->reconnect_timer, CLOCK_MONOTONIC, 0, 1000, reconnect_fire,
+                                             n) < 0) {
+                if (n)
+                        client_unref(n);
+                tls_settings_restore(TAKE_PTR(saved));
+                return -ENOMEM;
+        }
+        n->parent = c;
+        c->candidate = n;
+        c->tls_saved = TAKE_PTR(saved);
+        c->swap_cb = done;
+        c->swap_userdata = userdata;
+        return 0;
+}
+
+int redis_client_reload(redis_client *c, const struct redis_client_settings *old,
+                        const struct redis_client_settings *new, bool retry, redis_client_swap_cb done, void *userdata,
+                        char *errbuf, size_t errlen) {
+        _cleanup_(redis_url_freep) struct redis_url *u = NULL;
+        int r;
+
+        if (!c || !old || !new || !new->url || !new->tls)
+                return -EINVAL;
+        if (str_eq(old->url, new->url) && old->tls && tls_options_equal(old->tls, new->tls) && !c->url->ssl && !retry)
+                return 0;
+        r = redis_url_parse(new->url, &u, errbuf, errlen);
+        if (r >= 0) /* plain text: the TLS settings stay as they are (loading them takes time) */
+                r = redis_client_set_url(c, u, u->ssl ? new->tls : NULL, done, userdata, errbuf, errlen);
+        return r < 0 ? r : 1;
+}
+
+const struct redis_url *redis_client_url(redis_client *c) {
+        return c ? c->url : NULL;
 }
 
 redis_client *redis_client_free(redis_client *c) {
         if (!c || c->freeing)
                 return NULL;
         c->freeing = true;
+        if (c->candidate)
+                candidate_finish(c, -ECANCELED, "the client is freed");
         c->reconnect_timer = sd_event_source_unref(c->reconnect_timer);
         teardown(c);
         c->connected = false;

@@ -9,7 +9,10 @@
  * transition so the owner can re-register and reconcile (pub/sub loses messages
  * while disconnected).  Commands issued while disconnected fail at once with
  * -ENOTCONN (callback not called); commands in flight when the connection
- * drops get a NULL reply.  Callers retry from their own timers. */
+ * drops get a NULL reply.  Callers retry from their own timers.
+ * With ssl=true every connection (sentinel watch included) is TLS
+ * (lib/tls_redis.h): the handshake runs off the loop, bounded by the connect
+ * timeout, and its failure is logged as the reason of the attempt. */
 #pragma once
 
 #include <stdbool.h>
@@ -19,6 +22,7 @@
 #include <systemd/sd-event.h>
 
 #include "redis_url.h"
+#include "tls.h"
 
 typedef struct redis_client redis_client;
 
@@ -31,6 +35,12 @@ typedef void (*redis_client_state_cb)(redis_client *c, bool connected, void *use
 /* A message on a subscribed channel (or pattern). */
 typedef void (*redis_client_message_cb)(redis_client *c, const char *channel, const char *data, size_t len,
                                         void *userdata);
+
+/* The outcome of redis_client_set_url(): error 0 when the client now uses the
+ * new URL, else -errno (-EACCES: the server refused the credentials or the
+ * client certificate; -ETIMEDOUT; -ECANCELED: superseded by a newer call;
+ * -ECONNREFUSED: anything else) with the reason (no password in it). */
+typedef void (*redis_client_swap_cb)(redis_client *c, int error, const char *reason, void *userdata);
 
 /* Create and start connecting.  url is copied. */
 int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_state_cb on_state,
@@ -50,6 +60,42 @@ int redis_client_commandargv(redis_client *c, redis_client_reply_cb cb, void *us
 /* Subscribe to channel (kept across reconnects).  Multiple subscriptions allowed. */
 int redis_client_subscribe(redis_client *c, const char *channel, redis_client_message_cb cb, void *userdata);
 int redis_client_unsubscribe(redis_client *c, const char *channel);
+
+/* New credentials or a new server, without a gap ("make before break"): a
+ * second pair of connections is made with url (copied), through the whole
+ * handshake (TLS, AUTH, SELECT, ROLE, PING, every subscription), while the
+ * current ones keep serving.  Only when it is up does it replace them: the
+ * old command connection still delivers the replies it owes, then closes; no
+ * command fails, no message callback is skipped, and on_state is not called
+ * unless the client was disconnected or the new URL leads to another server
+ * (then on_state(true), as after a reconnect).  When it fails the client goes
+ * on as before.  With tls non-NULL the process-wide TLS settings
+ * (tls_set_options()) become tls first, and the previous ones, as they were
+ * loaded, are put back if the new connection fails.
+ * Returns 0 when the attempt started: done (may be NULL) is called once, from
+ * the loop, with the outcome; not after redis_client_free().  A pending
+ * attempt is superseded: its done gets -ECANCELED first, from within this
+ * call.  Or -errno with errbuf set, nothing changed (-EINVAL: a TLS file is
+ * unusable, ssl=true with a unix socket). */
+int redis_client_set_url(redis_client *c, const struct redis_url *url, const struct tls_options *tls,
+                         redis_client_swap_cb done, void *userdata, char *errbuf, size_t errlen);
+
+/* What a daemon does with redis and tls_* on SIGHUP: try the new settings
+ * with redis_client_set_url() when the connection string or the TLS files
+ * changed, when TLS is in use (files renewed in place keep their names), or
+ * when retry (the last attempt failed); with the string parsed here, and the
+ * TLS settings only when it asks for TLS.
+ * Returns 1 when an attempt started (done follows), 0 when there is nothing
+ * to do, or -errno with errbuf set (password masked). */
+struct redis_client_settings {
+        const char *url;                /* connection string */
+        const struct tls_options *tls;
+};
+int redis_client_reload(redis_client *c, const struct redis_client_settings *old,
+                        const struct redis_client_settings *new, bool retry, redis_client_swap_cb done, void *userdata,
+                        char *errbuf, size_t errlen);
+/* The URL in use (borrowed: valid until the next swap or the free). */
+const struct redis_url *redis_client_url(redis_client *c);
 
 /* Counters for /metrics. */
 unsigned long redis_client_reconnects(redis_client *c);

@@ -1,12 +1,13 @@
 /* Redis connection strings, both forms apps use:
  *   redis://[user:pass@]host:port[/db]   rediss:// (ssl)   unix:///path[?db=N]
  *   StackExchange.Redis: host:port[,host:port][,password=..][,user=..][,ssl=true|false]
- *     [,defaultDatabase=N][,serviceName=NAME][,connectTimeout=MS][,abortConnect=..]
- *     (option names case-insensitive; unknown options are errors).
+ *     [,sslHost=NAME][,defaultDatabase=N][,serviceName=NAME][,connectTimeout=MS]
+ *     [,abortConnect=..] (option names case-insensitive; unknown options are errors).
  * With service_name set, the hosts are Redis Sentinels. */
 #pragma once
 
 #include "macro.h"
+#include "secret.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,6 +30,7 @@ struct redis_url {
         char *password;         /* NULL when none */
         int db;                 /* SELECT; default 0 */
         bool ssl;
+        char *ssl_host;         /* sslHost=: the TLS server name (SNI, verified name) or NULL for the host's */
         char *service_name;     /* sentinel master name or NULL */
         int connect_timeout_ms; /* default 5000 */
         bool abort_connect;     /* StackExchange abortConnect; default true, informational */
@@ -38,13 +40,22 @@ struct redis_url {
 };
 
 /* Parse s.  On failure returns -EINVAL and, if errbuf, writes a message naming
- * the bad part (never the password).  ret is untouched on failure. */
+ * the bad part and its role; it never quotes text that could be a password
+ * (userinfo, password= values, option values, host parts that do not parse).
+ * ret is untouched on failure. */
 int redis_url_parse(const char *s, struct redis_url **ret, char *errbuf, size_t errlen);
 struct redis_url *redis_url_free(struct redis_url *u);
+/* A deep copy of u (caller frees with redis_url_free()); NULL on OOM. */
+struct redis_url *redis_url_dup(const struct redis_url *u);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct redis_url *, redis_url_free)
 /* Render for humans with the password as "*****", in redis:// form (or the
- * StackExchange form when service_name or several hosts are set); caller frees. */
+ * StackExchange form when service_name, ssl_host or several hosts are set);
+ * caller frees. */
 char *redis_url_to_string_masked(const struct redis_url *u);
-/* Mask the password inside an arbitrary connection string of either form without
- * fully validating it (for config values shown by the API); caller frees. */
-char *redis_url_mask_string(const char *s);
+/* Call fn for each span of s that the parser reads as a password: of a string
+ * starting with scheme://, the userinfo (to the last '@', or "@/" for unix://)
+ * after its first ':', or all of it without one; of any other string, every
+ * StackExchange password= value, trimmed.  Lexical: also for a string that
+ * redis_url_parse() rejects.  Spans point into s, are non-empty and in order.
+ * secret_foreach() builds on it. */
+void redis_url_foreach_password(const char *s, secret_span_fn fn, void *userdata);

@@ -114,6 +114,20 @@ bool version_is_valid(const char *s) {
         return true;
 }
 
+void errbuf_vprintf(char *buf, size_t len, const char *fmt, va_list ap) {
+        if (!buf || len == 0)
+                return;
+        (void) vsnprintf(buf, len, fmt, ap);
+}
+
+void errbuf_printf(char *buf, size_t len, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        errbuf_vprintf(buf, len, fmt, ap);
+        va_end(ap);
+}
+
 char *strdup_printf(const char *fmt, ...) {
         va_list ap;
         char *r;

@@ -1,6 +1,7 @@
 /* Checked string helpers (no atoi/strtok/sprintf in this project). */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,12 @@ bool name_is_valid(const char *s);
 /* Version strings (service versions, deploy targets): 1-128 characters from
  * [A-Za-z0-9._+~-], so they are safe in file names, env values and keys. */
 bool version_is_valid(const char *s);
+
+/* The error buffer of "char *errbuf, size_t errlen" parameters: format into buf, always
+ * NUL-terminated, truncated to len; does nothing when buf is NULL or len is 0 (callers
+ * that want no message pass NULL).  One helper for every module, so none keeps its own. */
+void errbuf_printf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void errbuf_vprintf(char *buf, size_t len, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* Allocating printf; NULL on allocation failure. */
 char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,4 +1,5 @@
 /* See fence.h. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,6 +45,9 @@ int fence_session_setup(PGconn *c, const char *lockid, uint64_t lease_usec, stru
         char setup[384];
         int r;
 
+        assert(c);
+        assert(lockid);
+        assert(ret);
         r = pg_detect_pooler(c, &s.pooled, &s.server_pid, errbuf, errlen);
         if (r < 0)
                 return r;
@@ -100,7 +104,7 @@ int fence_query(PGconn *c, const struct fence_session *s, const char *sql, int n
         bool sent, synced;
 
         if (!q) {
-                snprintf(errbuf, errlen, "out of memory");
+                errbuf_printf(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
         if (!PQenterPipelineMode(c)) {
@@ -182,8 +186,9 @@ int fence_raise(PGconn *c, const struct fence_session *s, const char *name, uint
         const char *params[] = { name, rf, holder };
         int r;
 
+        assert(errbuf); /* its SQLSTATE decides whether to wait */
         if (!begin) {
-                snprintf(errbuf, errlen, "out of memory");
+                errbuf_printf(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
         (void) gethostname(host, sizeof(host) - 1);
@@ -206,7 +211,7 @@ int fence_raise(PGconn *c, const struct fence_session *s, const char *name, uint
                                      " (SELECT holder FROM prev)",
                                      3, params, &res, errbuf, errlen);
                         if (r == 0 && (PQntuples(res) != 1 || parse_int64(PQgetvalue(res, 0, 0), &token) < 0)) {
-                                snprintf(errbuf, errlen, "unexpected reply raising the fencing token");
+                                errbuf_printf(errbuf, errlen, "unexpected reply raising the fencing token");
                                 r = -EIO;
                         }
                         if (r == 0)

@@ -4,7 +4,7 @@
  * A new lock holder terminates the sessions of superseded runners (named
  * FENCE_APPNAME_RUN + lockid), then raises the token; every write of a runner
  * locks the row and checks the token inside its own transaction (migrations:
- * the SELECT ... FOR UPDATE before the history insert in runner.c; repair:
+ * the SELECT ... FOR UPDATE before the history insert in migrate.c; repair:
  * fence_check_sql).  So a runner whose lease expired while it was paused
  * cannot commit, and its open transaction cannot block the new holder
  * (terminated, or killed by its idle_in_transaction timeout).

@@ -233,6 +233,10 @@ int flyway_replace(const char *text, size_t len, const char *script, const struc
         size_t i = 0, n = 0;
         int r = 0;
 
+        assert(text || len == 0);
+        assert(ret);
+        assert(ret_len);
+        assert(ret_n);
         r = buf_append(&out, "", 0);
         while (r == 0 && i < len) {
                 const char *d = memmem(text + i, len - i, "${", 2), *key, *close;
@@ -245,10 +249,10 @@ int flyway_replace(const char *text, size_t len, const char *script, const struc
                 key = d + 2;
                 close = memchr(key, '}', (size_t) (text + len - key));
                 if (!close) {
-                        snprintf(errbuf, errlen,
-                                 "%s:%u: '${' without a closing '}' (a placeholder is ${key}; with no "
-                                 "placeholders meant here, set FLYWAY_PLACEHOLDER_REPLACEMENT=false)",
-                                 script, line_at(text, stop));
+                        errbuf_printf(errbuf, errlen,
+                                      "%s:%u: '${' without a closing '}' (a placeholder is ${key}; with no "
+                                      "placeholders meant here, set FLYWAY_PLACEHOLDER_REPLACEMENT=false)",
+                                      script, line_at(text, stop));
                         r = -EINVAL;
                         break;
                 }
@@ -258,21 +262,22 @@ int flyway_replace(const char *text, size_t len, const char *script, const struc
                         bool known;
                         value = builtin_get(b, key + 7, kl - 7, script, &known);
                         if (!value) {
-                                snprintf(errbuf, errlen,
-                                         known ? "%s:%u: no value for the built-in placeholder ${%.*s}"
-                                               : "%s:%u: unknown built-in placeholder ${%.*s} (coord provides "
-                                                 "flyway:defaultSchema, flyway:user, flyway:database, "
-                                                 "flyway:timestamp, flyway:filename, flyway:workingDirectory)",
-                                         script, line_at(text, stop), key_shown(key, kl), key);
+                                errbuf_printf(errbuf, errlen,
+                                              known ? "%s:%u: no value for the built-in placeholder ${%.*s}"
+                                                    : "%s:%u: unknown built-in placeholder ${%.*s} (coord provides "
+                                                      "flyway:defaultSchema, flyway:user, flyway:database, "
+                                                      "flyway:timestamp, flyway:filename, flyway:workingDirectory)",
+                                              script, line_at(text, stop), key_shown(key, kl), key);
                                 r = -EINVAL;
                                 break;
                         }
                 } else if (!value) {
                         char hint[200];
                         env_hint(key, kl, hint, sizeof(hint));
-                        snprintf(errbuf, errlen,
-                                 "%s:%u: no value for placeholder ${%.*s} (pass --placeholder %.*s=VALUE%s)", script,
-                                 line_at(text, stop), key_shown(key, kl), key, key_shown(key, kl), key, hint);
+                        errbuf_printf(errbuf, errlen,
+                                      "%s:%u: no value for placeholder ${%.*s} (pass --placeholder %.*s=VALUE%s)",
+                                      script, line_at(text, stop), key_shown(key, kl), key, key_shown(key, kl), key,
+                                      hint);
                         r = -EINVAL;
                         break;
                 }
@@ -281,7 +286,7 @@ int flyway_replace(const char *text, size_t len, const char *script, const struc
                 i = (size_t) (close + 1 - text);
         }
         if (r == -EFBIG) {
-                snprintf(errbuf, errlen, "%s: larger than 64 MiB after placeholder replacement", script);
+                errbuf_printf(errbuf, errlen, "%s: larger than 64 MiB after placeholder replacement", script);
                 r = -EINVAL;
         }
         if (r < 0) {
@@ -420,26 +425,27 @@ bool flyway_explain_name(const char *name, char *buf, size_t len) {
         size_t nl = strlen(name);
 
         if (nl > 9 && strcasecmp(name + nl - 9, ".sql.conf") == 0) {
-                snprintf(buf, len,
-                         "%s: Flyway per-script configuration is not read: put '-- coord:no-transaction' "
-                         "(executeInTransaction=false) or the timeout directives in the migration itself, and "
-                         "remove this file",
-                         name);
+                errbuf_printf(buf, len,
+                              "%s: Flyway per-script configuration is not read: put '-- coord:no-transaction' "
+                              "(executeInTransaction=false) or the timeout directives in the migration itself, and "
+                              "remove this file",
+                              name);
                 return true;
         }
         if (nl < 4 || strcasecmp(name + nl - 4, ".sql") != 0)
                 return false;
         if (is_prefixed_version(name, 'U')) {
-                snprintf(buf, len,
-                         "%s: undo migrations are not supported (coord never undoes; write a new versioned migration)",
-                         name);
+                errbuf_printf(buf, len,
+                              "%s: undo migrations are not supported (coord never undoes; write a new versioned "
+                              "migration)",
+                              name);
                 return true;
         }
         if (is_prefixed_version(name, 'B')) {
-                snprintf(buf, len,
-                         "%s: Flyway baseline migrations are not supported; to mark an existing schema as migrated "
-                         "up to a version, run 'coordctl migrate baseline VERSION'",
-                         name);
+                errbuf_printf(buf, len,
+                              "%s: Flyway baseline migrations are not supported; to mark an existing schema as "
+                              "migrated up to a version, run 'coordctl migrate baseline VERSION'",
+                              name);
                 return true;
         }
         for (size_t i = 0; i < ELEMENTSOF(callback_events); i++) {
@@ -447,11 +453,11 @@ bool flyway_explain_name(const char *name, char *buf, size_t len) {
                 if (strncmp(name, callback_events[i], el) != 0)
                         continue;
                 if (name[el] == '.' ? el + 4 == nl : strncmp(name + el, "__", 2) == 0) {
-                        snprintf(buf, len,
-                                 "%s: Flyway callbacks (%s) are not supported: coord runs only V, R and S files; "
-                                 "for SQL to run after the migrations, use a repeatable R__ script (re-run when it "
-                                 "changes) or a seed S__ script",
-                                 name, callback_events[i]);
+                        errbuf_printf(buf, len,
+                                      "%s: Flyway callbacks (%s) are not supported: coord runs only V, R and S "
+                                      "files; for SQL to run after the migrations, use a repeatable R__ script "
+                                      "(re-run when it changes) or a seed S__ script",
+                                      name, callback_events[i]);
                         return true;
                 }
         }
@@ -519,18 +525,42 @@ enum row_kind {
         KIND_UNKNOWN,
 };
 
+/* The types of flyway_schema_history (Flyway's MigrationType) named in full; *_BASELINE and
+ * UNDO_* are told by their ends (row_kind()). */
+enum flyway_type {
+        FLYWAY_TYPE_SCHEMA,
+        FLYWAY_TYPE_BASELINE,
+        FLYWAY_TYPE_SQL,
+        FLYWAY_TYPE_JDBC,
+        FLYWAY_TYPE_SPRING_JDBC,
+        FLYWAY_TYPE_SCRIPT,
+        FLYWAY_TYPE_CUSTOM,
+        FLYWAY_TYPE_DELETE,
+        _FLYWAY_TYPE_MAX,
+};
+
+static const char *const flyway_type_table[_FLYWAY_TYPE_MAX] = {
+        [FLYWAY_TYPE_SCHEMA] = "SCHEMA", [FLYWAY_TYPE_BASELINE] = "BASELINE",       [FLYWAY_TYPE_SQL] = "SQL",
+        [FLYWAY_TYPE_JDBC] = "JDBC",     [FLYWAY_TYPE_SPRING_JDBC] = "SPRING_JDBC", [FLYWAY_TYPE_SCRIPT] = "SCRIPT",
+        [FLYWAY_TYPE_CUSTOM] = "CUSTOM", [FLYWAY_TYPE_DELETE] = "DELETE",
+};
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP(flyway_type, enum flyway_type, _FLYWAY_TYPE_MAX)
+
 static enum row_kind row_kind(const char *type) {
+        static const enum row_kind kinds[_FLYWAY_TYPE_MAX] = {
+                [FLYWAY_TYPE_SCHEMA] = KIND_SKIP, [FLYWAY_TYPE_BASELINE] = KIND_BASELINE,
+                [FLYWAY_TYPE_SQL] = KIND_SQL,     [FLYWAY_TYPE_JDBC] = KIND_CODE,
+                [FLYWAY_TYPE_SPRING_JDBC] = KIND_CODE, [FLYWAY_TYPE_SCRIPT] = KIND_CODE,
+                [FLYWAY_TYPE_CUSTOM] = KIND_CODE, [FLYWAY_TYPE_DELETE] = KIND_GONE,
+        };
+        int t = flyway_type_from_string(type);
         size_t tl = strlen(type);
-        if (strcmp(type, "SCHEMA") == 0)
-                return KIND_SKIP;
-        if (strcmp(type, "BASELINE") == 0 || (tl > 9 && strcmp(type + tl - 9, "_BASELINE") == 0))
+
+        if (t >= 0)
+                return kinds[t];
+        if (tl > 9 && strcmp(type + tl - 9, "_BASELINE") == 0)
                 return KIND_BASELINE;
-        if (strcmp(type, "SQL") == 0)
-                return KIND_SQL;
-        if (strcmp(type, "JDBC") == 0 || strcmp(type, "SPRING_JDBC") == 0 || strcmp(type, "SCRIPT") == 0 ||
-            strcmp(type, "CUSTOM") == 0)
-                return KIND_CODE;
-        if (strcmp(type, "DELETE") == 0 || strncmp(type, "UNDO_", 5) == 0)
+        if (strncmp(type, "UNDO_", 5) == 0)
                 return KIND_GONE;
         return KIND_UNKNOWN;
 }
@@ -560,34 +590,76 @@ static size_t find_file(const struct migration_set *set, const char *version, co
         return SIZE_MAX;
 }
 
-/* The coord row for Flyway row f into w (strings owned by h).  0, -ENOMEM, -EBADMSG. */
-static int adopt_row(const struct flyway_row *f, const struct migration_set *set, const struct flyway_sums *sums,
-                     struct history *h, struct history_row *w, char *errbuf, size_t errlen) {
+/* Flyway row f's kind and normalized version (NULL: none; caller frees).  0, or -EBADMSG
+ * (errbuf) for a type or version coord cannot take over. */
+static int adopt_check(const struct flyway_row *f, enum row_kind *ret_kind, char **ret_version, char *errbuf,
+                       size_t errlen) {
         enum row_kind kind = row_kind(f->type);
         _cleanup_free_ char *version = NULL;
-        size_t file = SIZE_MAX;
-        char at[32];
-        int recorded = 0;
-        bool has_sum = false;
 
         if (kind == KIND_UNKNOWN) {
-                snprintf(errbuf, errlen,
-                         FLYWAY_TABLE " installed_rank %" PRId64 ": type '%s' cannot be taken over (known: SQL, "
-                         "JDBC, SPRING_JDBC, SCRIPT, CUSTOM, BASELINE, *_BASELINE, DELETE, UNDO_*, SCHEMA)",
-                         f->installed_rank, f->type);
+                errbuf_printf(errbuf, errlen,
+                              FLYWAY_TABLE " installed_rank %" PRId64 ": type '%s' cannot be taken over (known: SQL, "
+                              "JDBC, SPRING_JDBC, SCRIPT, CUSTOM, BASELINE, *_BASELINE, DELETE, UNDO_*, SCHEMA)",
+                              f->installed_rank, f->type);
                 return -EBADMSG;
         }
         if (f->version && *f->version && version_normalize(f->version, strlen(f->version), &version) < 0) {
-                snprintf(errbuf, errlen,
-                         FLYWAY_TABLE " installed_rank %" PRId64 ": version '%s' is not digits separated by '.' or '_'",
-                         f->installed_rank, f->version);
+                errbuf_printf(errbuf, errlen,
+                              FLYWAY_TABLE " installed_rank %" PRId64
+                                           ": version '%s' is not digits separated by '.' or '_'",
+                              f->installed_rank, f->version);
                 return -EBADMSG;
         }
         if (kind == KIND_BASELINE && !version) {
-                snprintf(errbuf, errlen, FLYWAY_TABLE " installed_rank %" PRId64 ": a %s row without a version",
-                         f->installed_rank, f->type);
+                errbuf_printf(errbuf, errlen, FLYWAY_TABLE " installed_rank %" PRId64 ": a %s row without a version",
+                              f->installed_rank, f->type);
                 return -EBADMSG;
         }
+        *ret_kind = kind;
+        *ret_version = TAKE_PTR(version);
+        return 0;
+}
+
+/* The checksum of w, taken over from a row of kind with Flyway's checksum recorded (when
+ * has_sum), for file of set (SIZE_MAX: none).  0 or -ENOMEM. */
+static int adopt_checksum(struct history_row *w, enum row_kind kind, const struct migration_set *set, size_t file,
+                          const struct flyway_sums *sums, bool has_sum, int32_t recorded, struct history *h) {
+        if (file != SIZE_MAX && (!has_sum || kind != KIND_SQL)) {
+                w->checksum = set->v[file].checksum;
+        } else if (file != SIZE_MAX && w->version) {
+                /* A changed file keeps Flyway's checksum, which the planner compares with
+                 * Flyway's algorithm: changed until restored, or realigned by repair. */
+                w->checksum = sums_match(sums, set, file, recorded)
+                                      ? set->v[file].checksum
+                                      : own(h, strdup_printf(FLYWAY_CHECKSUM_PREFIX "%" PRId32, recorded));
+                if (!w->checksum)
+                        return -ENOMEM;
+        } else if (file != SIZE_MAX) {
+                /* A repeatable changed since Flyway last ran it runs again (no checksum). */
+                w->checksum = sums_match(sums, set, file, recorded) ? set->v[file].checksum : NULL;
+        } else if (has_sum) {
+                /* No file (yet): checked with Flyway's algorithm once there is one. */
+                w->checksum = own(h, strdup_printf(FLYWAY_CHECKSUM_PREFIX "%" PRId32, recorded));
+                if (!w->checksum)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The coord row for Flyway row f into w (strings owned by h).  0, -ENOMEM, -EBADMSG. */
+static int adopt_row(const struct flyway_row *f, const struct migration_set *set, const struct flyway_sums *sums,
+                     struct history *h, struct history_row *w, char *errbuf, size_t errlen) {
+        enum row_kind kind;
+        _cleanup_free_ char *version = NULL;
+        size_t file = SIZE_MAX;
+        char at[32];
+        int recorded = 0, r;
+        bool has_sum = false;
+
+        r = adopt_check(f, &kind, &version, errbuf, errlen);
+        if (r < 0)
+                return r;
         if (f->checksum && parse_int(f->checksum, &recorded) == 0)
                 has_sum = true;
         if (kind != KIND_BASELINE)
@@ -619,26 +691,7 @@ static int adopt_row(const struct flyway_row *f, const struct migration_set *set
                 return 0;
         }
         w->type = w->version ? "versioned" : "repeatable";
-        if (file != SIZE_MAX && (!has_sum || kind != KIND_SQL)) {
-                w->checksum = set->v[file].checksum;
-        } else if (file != SIZE_MAX && w->version) {
-                /* A changed file keeps Flyway's checksum, which the planner compares with
-                 * Flyway's algorithm: changed until restored, or realigned by repair. */
-                w->checksum = sums_match(sums, set, file, recorded)
-                                      ? set->v[file].checksum
-                                      : own(h, strdup_printf(FLYWAY_CHECKSUM_PREFIX "%" PRId32, recorded));
-                if (!w->checksum)
-                        return -ENOMEM;
-        } else if (file != SIZE_MAX) {
-                /* A repeatable changed since Flyway last ran it runs again (no checksum). */
-                w->checksum = sums_match(sums, set, file, recorded) ? set->v[file].checksum : NULL;
-        } else if (has_sum) {
-                /* No file (yet): checked with Flyway's algorithm once there is one. */
-                w->checksum = own(h, strdup_printf(FLYWAY_CHECKSUM_PREFIX "%" PRId32, recorded));
-                if (!w->checksum)
-                        return -ENOMEM;
-        }
-        return 0;
+        return adopt_checksum(w, kind, set, file, sums, has_sum, recorded, h);
 }
 
 int flyway_adopt_compute(const struct flyway_row *rows, size_t n, const struct migration_set *set,
@@ -659,7 +712,7 @@ int flyway_adopt_compute(const struct flyway_row *rows, size_t n, const struct m
                 r = adopt_row(&rows[i], set, sums, h, &v[k], errbuf, errlen);
                 if (r < 0) {
                         if (r == -ENOMEM)
-                                snprintf(errbuf, errlen, "out of memory");
+                                errbuf_printf(errbuf, errlen, "out of memory");
                         free(v);
                         return r;
                 }
@@ -768,7 +821,7 @@ static int flyway_read(PGconn *c, PGresult **ret_res, struct flyway_row **ret_ro
                 return -ENOMEM;
         r = pg_query(c, q, 0, NULL, &res, e, sizeof(e));
         if (r < 0) {
-                snprintf(errbuf, errlen, "reading %s: %s", PQgetvalue(found, 0, 0), e);
+                errbuf_printf(errbuf, errlen, "reading %s: %s", PQgetvalue(found, 0, 0), e);
                 return r;
         }
         n = PQntuples(res);
@@ -960,10 +1013,10 @@ int flyway_adopt_write(PGconn *c, const char *begin, struct history *h, const ch
                 return -ENOMEM;
         for (size_t i = 0; i < h->n; i++) {
                 if (!h->rows[i].success) {
-                        snprintf(errbuf, errlen,
-                                 "%s: failed in Flyway (" FLYWAY_TABLE "): fix the schema by hand and remove the "
-                                 "failed row with 'flyway repair' first, then run coordctl migrate again",
-                                 h->rows[i].script);
+                        errbuf_printf(errbuf, errlen,
+                                      "%s: failed in Flyway (" FLYWAY_TABLE "): fix the schema by hand and remove the "
+                                      "failed row with 'flyway repair' first, then run coordctl migrate again",
+                                      h->rows[i].script);
                         return -EBADMSG;
                 }
                 if (json_array_append_new(arr, row_json(&h->rows[i], i)) < 0)
@@ -996,7 +1049,7 @@ int flyway_adopt_write(PGconn *c, const char *begin, struct history *h, const ch
                 (void) pg_exec(c, "ROLLBACK", e2, sizeof(e2));
         }
         if (r < 0) {
-                snprintf(errbuf, errlen, "taking over " FLYWAY_TABLE ": %s", e);
+                errbuf_printf(errbuf, errlen, "taking over " FLYWAY_TABLE ": %s", e);
                 return r;
         }
         h->adopting = false;

@@ -133,7 +133,7 @@ struct flyway_sums;
 int flyway_adopt_compute(const struct flyway_row *rows, size_t n, const struct migration_set *set,
                          const struct flyway_sums *sums, struct history *h, char *errbuf, size_t errlen);
 
-/* ---- what runner.c calls ---------------------------------------------------------------------- */
+/* ---- what migrate.c calls --------------------------------------------------------------------- */
 
 struct flyway_run {
         const struct flyway_placeholders *placeholders; /* borrowed; NULL: no replacement */

@@ -1,4 +1,5 @@
 /* See history.h. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,7 +59,7 @@ int history_ensure_tables(PGconn *c, char *errbuf, size_t errlen) {
         /* Simple protocol: several statements in one implicit transaction. */
         r = pg_exec(c, create_sql, e, sizeof(e));
         if (r < 0)
-                snprintf(errbuf, errlen, "creating the history tables: %s", e);
+                errbuf_printf(errbuf, errlen, "creating the history tables: %s", e);
         return r;
 }
 
@@ -89,28 +90,10 @@ static int64_t ival(const PGresult *res, int row, int col) {
         return v;
 }
 
-int history_load(PGconn *c, struct history **ret, char *errbuf, size_t errlen) {
-        struct history *h;
-        PGresult *res = NULL;
+/* The rows of coord_schema_history into h. */
+static int history_read_rows(PGconn *c, struct history *h, char *errbuf, size_t errlen) {
         int r, n;
 
-        h = calloc(1, sizeof(*h));
-        if (!h)
-                return -ENOMEM;
-        r = pg_query(c,
-                     TABLES_SQL("coalesce(bool_or(c.relname = 'coord_schema_history'), false),"
-                                " coalesce(bool_or(c.relname = 'coord_schema_progress'), false)"),
-                     0, NULL, &res, errbuf, errlen);
-        if (r < 0)
-                goto fail;
-        h->exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        bool have_progress = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-        PQclear(res);
-        res = NULL;
-        if (!h->exists) {
-                *ret = h;
-                return 0;
-        }
         r = pg_query(c,
                      "SELECT \"rank\", version, description, type, script, checksum, installed_by,"
                      " (extract(epoch FROM installed_at) * 1000000)::bigint,"
@@ -118,14 +101,14 @@ int history_load(PGconn *c, struct history **ret, char *errbuf, size_t errlen) {
                      " FROM coord_schema_history ORDER BY \"rank\"",
                      0, NULL, &h->res, errbuf, errlen);
         if (r < 0)
-                goto fail;
+                return r;
         n = PQntuples(h->res);
         if (n > 0) {
                 h->rows = calloc((size_t) n, sizeof(*h->rows));
                 h->times = malloc((size_t) n * 32);
                 if (!h->rows || !h->times) {
-                        r = -ENOMEM;
-                        goto fail;
+                        errbuf_printf(errbuf, errlen, "out of memory");
+                        return -ENOMEM;
                 }
         }
         for (int i = 0; i < n; i++) {
@@ -144,40 +127,74 @@ int history_load(PGconn *c, struct history **ret, char *errbuf, size_t errlen) {
                 w->fencing_token = ival(h->res, i, 10);
         }
         h->n = (size_t) n;
-        if (have_progress) {
-                r = pg_query(c, "SELECT script, checksum, done, total, fencing_token, error FROM coord_schema_progress",
-                             0, NULL, &h->pres, errbuf, errlen);
-                if (r < 0)
-                        goto fail;
-                n = PQntuples(h->pres);
-                if (n > 0) {
-                        h->progress = calloc((size_t) n, sizeof(*h->progress));
-                        if (!h->progress) {
-                                r = -ENOMEM;
-                                goto fail;
-                        }
+        return 0;
+}
+
+/* The rows of coord_schema_progress into h. */
+static int history_read_progress(PGconn *c, struct history *h, char *errbuf, size_t errlen) {
+        int r, n;
+
+        r = pg_query(c, "SELECT script, checksum, done, total, fencing_token, error FROM coord_schema_progress",
+                     0, NULL, &h->pres, errbuf, errlen);
+        if (r < 0)
+                return r;
+        n = PQntuples(h->pres);
+        if (n > 0) {
+                h->progress = calloc((size_t) n, sizeof(*h->progress));
+                if (!h->progress) {
+                        errbuf_printf(errbuf, errlen, "out of memory");
+                        return -ENOMEM;
                 }
-                for (int i = 0; i < n; i++) {
-                        struct progress_row *p = &h->progress[i];
-                        p->script = val(h->pres, i, 0) ?: "";
-                        p->checksum = val(h->pres, i, 1) ?: "";
-                        p->done = ival(h->pres, i, 2);
-                        p->total = ival(h->pres, i, 3);
-                        p->fencing_token = ival(h->pres, i, 4);
-                        p->error = val(h->pres, i, 5);
-                        /* Recorded as reported ("V2__idx.sql: line 3: ..."): the script is said already
-                         * wherever the error is shown. */
-                        if (p->error && strncmp(p->error, p->script, strlen(p->script)) == 0 &&
-                            strncmp(p->error + strlen(p->script), ": ", 2) == 0)
-                                p->error += strlen(p->script) + 2;
-                }
-                h->n_progress = (size_t) n;
+        }
+        for (int i = 0; i < n; i++) {
+                struct progress_row *p = &h->progress[i];
+                p->script = val(h->pres, i, 0) ?: "";
+                p->checksum = val(h->pres, i, 1) ?: "";
+                p->done = ival(h->pres, i, 2);
+                p->total = ival(h->pres, i, 3);
+                p->fencing_token = ival(h->pres, i, 4);
+                p->error = val(h->pres, i, 5);
+                /* Recorded as reported ("V2__idx.sql: line 3: ..."): the script is said already
+                 * wherever the error is shown. */
+                if (p->error && strncmp(p->error, p->script, strlen(p->script)) == 0 &&
+                    strncmp(p->error + strlen(p->script), ": ", 2) == 0)
+                        p->error += strlen(p->script) + 2;
+        }
+        h->n_progress = (size_t) n;
+        return 0;
+}
+
+int history_load(PGconn *c, struct history **ret, char *errbuf, size_t errlen) {
+        _cleanup_pgresult_ PGresult *res = NULL;
+        struct history *h;
+        bool have_progress;
+        int r;
+
+        assert(c);
+        assert(ret);
+        h = calloc(1, sizeof(*h));
+        if (!h) {
+                errbuf_printf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        r = pg_query(c,
+                     TABLES_SQL("coalesce(bool_or(c.relname = 'coord_schema_history'), false),"
+                                " coalesce(bool_or(c.relname = 'coord_schema_progress'), false)"),
+                     0, NULL, &res, errbuf, errlen);
+        if (r == 0) {
+                h->exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+                have_progress = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+                if (h->exists)
+                        r = history_read_rows(c, h, errbuf, errlen);
+                if (r == 0 && h->exists && have_progress)
+                        r = history_read_progress(c, h, errbuf, errlen);
+        }
+        if (r < 0) {
+                history_free(h);
+                return r;
         }
         *ret = h;
         return 0;
-fail:
-        history_free(h);
-        return r;
 }
 
 const struct progress_row *history_find_progress(const struct history *h, const char *script) {

@@ -1,7 +1,7 @@
-/* The migration engine behind `coordctl migrate`: exactly one runner applies a
- * directory of migrations (source.h) to a PostgreSQL schema, under a fenced
- * lock (Redis lock.h, or a pg_try_advisory_lock fallback), recording each in
- * coord_schema_history (history.h).  See docs/migrations.md for the design. */
+/* The migration engine behind `coordctl migrate` (migrate.c): exactly one runner
+ * applies a directory of migrations (source.h) to a PostgreSQL schema, under a
+ * fenced lock (Redis lock.h, or a pg_try_advisory_lock fallback), recording each
+ * in coord_schema_history (history.h).  See docs/migrations.md for the design. */
 #pragma once
 
 #include <stdbool.h>
@@ -23,7 +23,8 @@ enum migrate_command {
         MIGRATE_REPAIR,
         _MIGRATE_COMMAND_MAX,
 };
-/* "apply", "status", "plan", "validate", "baseline", "repair" (DEFINE_STRING_TABLE_LOOKUP). */
+/* "apply", "status", "plan", "validate", "baseline", "repair" (DEFINE_STRING_TABLE_LOOKUP):
+ * NULL out of range; the command, or -EINVAL when unknown. */
 const char *migrate_command_to_string(enum migrate_command c);
 int migrate_command_from_string(const char *s);
 
@@ -37,6 +38,7 @@ enum migrate_phase {
         MIGRATE_PHASE_POST, /* only the pending post-deploy versions, ascending */
         _MIGRATE_PHASE_MAX,
 };
+/* "pre", "post" or "all" (NULL out of range). */
 const char *migrate_phase_to_string(enum migrate_phase p);
 /* "pre", "post" or "all": 0, or -EINVAL (ret untouched). */
 int migrate_phase_from_string(const char *s, enum migrate_phase *ret);
@@ -71,7 +73,9 @@ enum migrate_state {
         STATE_DELETED,   /* file gone, marked deleted by repair */
         _STATE_MAX,
 };
+/* "applied", "pending", ... (NULL out of range); the state, or -EINVAL when unknown. */
 const char *migrate_state_to_string(enum migrate_state s);
+int migrate_state_from_string(const char *s);
 
 struct migrate_entry {
         const struct migration *file; /* the file (in migrate_report.set), NULL for a history row without one */
@@ -108,8 +112,7 @@ struct migrate_entry {
 struct migrate_report {
         struct migrate_entry *v; /* status/plan/validate: every entry; apply: what ran (ran set) */
         size_t n;
-        int exit_code;      /* EXIT_* */
-        char message[4096]; /* the error when exit_code != 0, else a summary */
+        char message[4096]; /* why migrate_run() failed, else a summary */
         char lock[128];     /* how the lock was taken, for output */
         int64_t fencing_token;
         /* owned storage the entries point into */
@@ -119,8 +122,35 @@ struct migrate_report {
         size_t n_strings;
 };
 
-/* Run one command.  Returns the process exit code (also in r->exit_code). */
+/* Run one command.  0, or a negative errno saying how it failed; the report is filled in
+ * either case (free it with migrate_report_done()): on failure r->message says why and,
+ * for apply, r->v holds what ran before the failure.  The errnos, and the exit code
+ * (CONTRACT.md) migrate_exit_code() maps each to:
+ *
+ *   0                                   0  done, or nothing to do (also after waiting)
+ *   -EINVAL, -EPROTONOSUPPORT           2  bad input: a file name, directive, syntax error,
+ *                                          placeholder, baseline version, no current schema;
+ *                                          the advisory-lock fallback behind a pooler
+ *   -ECONNREFUSED, -ECONNRESET,         3  PostgreSQL or Redis unreachable, or refused
+ *   -ECONNABORTED, -EHOSTUNREACH,          (authentication: -EACCES); -EREMOTEIO: the server
+ *   -EHOSTDOWN, -ENETUNREACH,              failed us (a query coord needs to start)
+ *   -ENETDOWN, -ENOTCONN, -EACCES,
+ *   -EREMOTEIO
+ *   -EBADMSG                            4  validation failed: an applied file changed or
+ *                                          vanished, a version added below the highest applied
+ *   -ETIMEDOUT                          5  --wait-timeout expired (waiting for the lock, or for
+ *                                          a superseded runner's transaction)
+ *   any other                           1  it ran and failed: -EIO a migration or coord's own
+ *                                          query failed, -ENOLCK the lock was lost, -ESTALE the
+ *                                          fencing token was superseded, -EINTR SIGINT/SIGTERM,
+ *                                          -ECANCELED --phase post blocked, -EEXIST baseline
+ *                                          over a history, -ENOMEM
+ *
+ * o, o->dir, o->database (and o->baseline_version for MIGRATE_BASELINE) and r must not be
+ * NULL. */
 int migrate_run(const struct migrate_options *o, struct migrate_report *r);
+/* The exit code (EXIT_*, CONTRACT.md) of migrate_run()'s return value r, as tabled above. */
+int migrate_exit_code(int r);
 void migrate_report_done(struct migrate_report *r);
 /* Add what to e's explanation ("detail; what"), or make it the explanation (a copy). */
 void migrate_entry_add_detail(struct migrate_entry *e, const char *what);

@@ -1,4 +1,5 @@
 /* See pglock.h. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,10 +47,10 @@ static int refuse_pooler(PGconn *c, char *errbuf, size_t errlen) {
         if (r < 0)
                 return r;
         if (pooled) {
-                snprintf(errbuf, errlen,
-                         "connected through a connection pooler (the server session pid %d is not the pid %d the "
-                         "connection reports, as with PgBouncer): " POOLER_HINT,
-                         pid, PQbackendPID(c));
+                errbuf_printf(errbuf, errlen,
+                              "connected through a connection pooler (the server session pid %d is not the pid %d the "
+                              "connection reports, as with PgBouncer): " POOLER_HINT,
+                              pid, PQbackendPID(c));
                 return -EPROTONOSUPPORT;
         }
         return 0;
@@ -70,9 +71,9 @@ static int verify_held(PGconn *c, const char *const *params, char *errbuf, size_
         if (r < 0)
                 return r;
         if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-                snprintf(errbuf, errlen,
-                         "the advisory lock just taken is not held by the PostgreSQL session answering now (a "
-                         "connection pooler?): " POOLER_HINT);
+                errbuf_printf(errbuf, errlen,
+                              "the advisory lock just taken is not held by the PostgreSQL session answering now (a "
+                              "connection pooler?): " POOLER_HINT);
                 return -EPROTONOSUPPORT;
         }
         return 0;
@@ -88,6 +89,8 @@ int pglock_acquire(const char *conninfo, const char *application_name, int64_t k
         bool logged = false;
         int r;
 
+        assert(conninfo);
+        assert(ret);
         r = pg_connect(conninfo, application_name, &c, errbuf, errlen);
         if (r < 0)
                 return r;
@@ -125,8 +128,8 @@ int pglock_acquire(const char *conninfo, const char *application_name, int64_t k
                 if (now >= deadline) {
                         _cleanup_free_ char *who = pglock_describe_holder(c, key);
                         char d[DURATION_MAX];
-                        snprintf(errbuf, errlen, "timed out after %s waiting for the migration lock held by %s",
-                                 duration_format(now - start, d, sizeof(d)), who ?: "an unknown session");
+                        errbuf_printf(errbuf, errlen, "timed out after %s waiting for the migration lock held by %s",
+                                      duration_format(now - start, d, sizeof(d)), who ?: "an unknown session");
                         return -ETIMEDOUT;
                 }
                 if (!logged) {

@@ -1,4 +1,5 @@
 /* See pgutil.h. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ int pg_register_secrets(const char *conninfo, char *errbuf, size_t errlen) {
                 /* libpq's message quotes the offending part, which could contain the password. */
                 if (err)
                         PQfreemem(err);
-                snprintf(errbuf, errlen, "--database: not a valid PostgreSQL connection string or URI");
+                errbuf_printf(errbuf, errlen, "--database: not a valid PostgreSQL connection string or URI");
                 return -EINVAL;
         }
         for (PQconninfoOption *o = opts; o->keyword; o++)
@@ -83,9 +84,11 @@ int pg_connect(const char *conninfo, const char *application_name, PGconn **ret,
         const char *vals[] = { "10", conninfo, application_name, NULL };
         PGconn *c;
 
+        assert(conninfo);
+        assert(ret);
         c = PQconnectdbParams(keys, vals, 1);
         if (!c) {
-                snprintf(errbuf, errlen, "out of memory");
+                errbuf_printf(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
         if (PQstatus(c) != CONNECTION_OK) {
@@ -94,11 +97,10 @@ int pg_connect(const char *conninfo, const char *application_name, PGconn **ret,
                 bool auth = strstr(m, "authentication failed") || strstr(m, "password") ||
                             strstr(m, "no pg_hba.conf entry");
                 masked = log_mask_secrets(m);
-                snprintf(errbuf, errlen, "cannot connect to PostgreSQL %s: %s", where ?: "",
-                         masked ? masked : "(error)");
+                errbuf_printf(errbuf, errlen, "cannot connect to PostgreSQL %s: %s", where ?: "",
+                              masked ? masked : "(error)");
                 /* Trim libpq's trailing newline. */
-                size_t l = strlen(errbuf);
-                while (l > 0 && (errbuf[l - 1] == '\n' || errbuf[l - 1] == ' '))
+                for (size_t l = errbuf ? strlen(errbuf) : 0; l > 0 && (errbuf[l - 1] == '\n' || errbuf[l - 1] == ' ');)
                         errbuf[--l] = '\0';
                 PQfinish(c);
                 return auth ? -EACCES : -ECONNREFUSED;
@@ -118,7 +120,7 @@ int pg_detect_pooler(PGconn *c, bool *ret_pooled, int *ret_server_pid, char *err
         if (r < 0)
                 return r;
         if (parse_int(PQgetvalue(res, 0, 0), &pid) < 0) {
-                snprintf(errbuf, errlen, "unexpected reply to SELECT pg_backend_pid()");
+                errbuf_printf(errbuf, errlen, "unexpected reply to SELECT pg_backend_pid()");
                 return -EIO;
         }
         *ret_pooled = pid != PQbackendPID(c);
@@ -221,7 +223,7 @@ int pg_query(PGconn *c, const char *sql, int nparams, const char *const *params,
         PGresult *res;
 
         if (!q) {
-                snprintf(errbuf, errlen, "out of memory");
+                errbuf_printf(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
         res = PQexecParams(c, q, nparams, NULL, params, NULL, NULL, 0);
@@ -243,7 +245,7 @@ int pg_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen) {
         ExecStatusType st;
 
         if (!q) {
-                snprintf(errbuf, errlen, "out of memory");
+                errbuf_printf(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
         res = PQexec(c, q);

@@ -1,4 +1,5 @@
 /* See plan.h: each migration's state, from the directory and the history alone. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -8,58 +9,6 @@
 #include "macro.h"
 #include "plan.h"
 #include "strutil.h"
-
-const char *migrate_state_to_string(enum migrate_state s) {
-        static const char *const t[_STATE_MAX] = {
-                [STATE_APPLIED] = "applied", [STATE_PENDING] = "pending",   [STATE_CHANGED] = "changed",
-                [STATE_MISSING] = "missing", [STATE_FAILED] = "failed",     [STATE_PARTIAL] = "partial",
-                [STATE_FUTURE] = "future",   [STATE_BASELINE] = "baseline", [STATE_IGNORED] = "ignored",
-                [STATE_DELETED] = "deleted",
-        };
-        return s < _STATE_MAX ? t[s] : "unknown";
-}
-
-static const char *const migrate_command_table[_MIGRATE_COMMAND_MAX] = {
-        [MIGRATE_APPLY] = "apply",       [MIGRATE_STATUS] = "status", [MIGRATE_PLAN] = "plan",
-        [MIGRATE_VALIDATE] = "validate", [MIGRATE_BASELINE] = "baseline", [MIGRATE_REPAIR] = "repair",
-};
-DEFINE_STRING_TABLE_LOOKUP(migrate_command, enum migrate_command, _MIGRATE_COMMAND_MAX)
-
-static const char *const phase_table[_MIGRATE_PHASE_MAX] = {
-        [MIGRATE_PHASE_ALL] = "all",
-        [MIGRATE_PHASE_PRE] = "pre",
-        [MIGRATE_PHASE_POST] = "post",
-};
-
-const char *migrate_phase_to_string(enum migrate_phase p) {
-        return p < _MIGRATE_PHASE_MAX ? phase_table[p] : "unknown";
-}
-
-int migrate_phase_from_string(const char *s, enum migrate_phase *ret) {
-        for (size_t i = 0; i < ELEMENTSOF(phase_table); i++)
-                if (strcmp(s, phase_table[i]) == 0) {
-                        *ret = (enum migrate_phase) i;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
-void migrate_report_done(struct migrate_report *r) {
-        for (size_t i = 0; i < r->n; i++)
-                free(r->v[i].detail);
-        free(r->v);
-        for (size_t i = 0; i < r->n_strings; i++)
-                free(r->strings[i]);
-        free(r->strings);
-        source_free(r->set);
-        history_free(r->history);
-        r->v = NULL;
-        r->n = 0;
-        r->strings = NULL;
-        r->n_strings = 0;
-        r->set = NULL;
-        r->history = NULL;
-}
 
 static int row_version_cmp(const void *a, const void *b) {
         const struct history_row *x = *(const struct history_row *const *) a, *y = *(const struct history_row *const *) b;
@@ -221,14 +170,6 @@ static int entry_cmp(const void *a, const void *b) {
                         return c;
         }
         return strcmp(x->script, y->script);
-}
-
-void migrate_entry_add_detail(struct migrate_entry *e, const char *what) {
-        char *d = e->detail ? strdup_printf("%s; %s", e->detail, what) : strdup(what);
-        if (d) {
-                free(e->detail);
-                e->detail = d;
-        }
 }
 
 /* Narrow what will_run to one phase.  The file entries are r->v[0..set->n), in the
@@ -487,6 +428,8 @@ int plan_compute(const struct migration_set *set, const struct history *h, bool 
         size_t allocated = 0;
         int k;
 
+        assert(set);
+        assert(r);
         k = index_build(h, &ix);
         if (k < 0)
                 return k;

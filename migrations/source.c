@@ -1,4 +1,5 @@
 /* See source.h. */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,14 +17,12 @@
 #include "source.h"
 #include "strutil.h"
 
-const char *migration_type_to_string(enum migration_type t) {
-        switch (t) {
-        case MIGRATION_VERSIONED: return "versioned";
-        case MIGRATION_REPEATABLE: return "repeatable";
-        case MIGRATION_SEED: return "seed";
-        }
-        return "unknown";
-}
+static const char *const migration_type_table[_MIGRATION_TYPE_MAX] = {
+        [MIGRATION_VERSIONED] = "versioned",
+        [MIGRATION_REPEATABLE] = "repeatable",
+        [MIGRATION_SEED] = "seed",
+};
+DEFINE_STRING_TABLE_LOOKUP(migration_type, enum migration_type, _MIGRATION_TYPE_MAX)
 
 int version_normalize(const char *s, size_t len, char **ret) {
         _cleanup_free_ char *out = NULL;
@@ -179,17 +178,17 @@ static int parse_directive(struct migration *m, const struct sql_directive *d, u
                 ne++;
         nl = (size_t) (ne - name);
         if (d->block) {
-                snprintf(errbuf, errlen,
-                         "%s:%u: 'coord:%.*s' in a block comment: write directives as line comments "
-                         "(-- coord:NAME) among the leading comments",
-                         m->script, d->line, (int) MIN(nl, (size_t) 64), name);
+                errbuf_printf(errbuf, errlen,
+                              "%s:%u: 'coord:%.*s' in a block comment: write directives as line comments "
+                              "(-- coord:NAME) among the leading comments",
+                              m->script, d->line, (int) MIN(nl, (size_t) 64), name);
                 return -EINVAL;
         }
         if (!d->leading) {
-                snprintf(errbuf, errlen,
-                         "%s:%u: directive 'coord:%.*s' after the first statement (line %u): directives go in "
-                         "the leading comments, before any SQL",
-                         m->script, d->line, (int) MIN(nl, (size_t) 64), name, first_line);
+                errbuf_printf(errbuf, errlen,
+                              "%s:%u: directive 'coord:%.*s' after the first statement (line %u): directives go in "
+                              "the leading comments, before any SQL",
+                              m->script, d->line, (int) MIN(nl, (size_t) 64), name, first_line);
                 return -EINVAL;
         }
         arg = ne;
@@ -209,10 +208,10 @@ static int parse_directive(struct migration *m, const struct sql_directive *d, u
                         goto bad_arg;
                 if (m->type != MIGRATION_VERSIONED) {
                         /* Repeatables and seeds have no version to hold back below. */
-                        snprintf(errbuf, errlen,
-                                 "%s:%u: directive 'coord:post-deploy' is only valid in versioned "
-                                 "migrations (V<version>__<description>.sql), not in %s scripts",
-                                 m->script, d->line, migration_type_to_string(m->type));
+                        errbuf_printf(errbuf, errlen,
+                                      "%s:%u: directive 'coord:post-deploy' is only valid in versioned "
+                                      "migrations (V<version>__<description>.sql), not in %s scripts",
+                                      m->script, d->line, migration_type_to_string(m->type));
                         return -EINVAL;
                 }
                 m->post_deploy = true;
@@ -230,17 +229,17 @@ static int parse_directive(struct migration *m, const struct sql_directive *d, u
                 else
                         m->lock_timeout_usec = usec;
         } else {
-                snprintf(errbuf, errlen,
-                         "%s:%u: unknown directive '%.*s' (known: coord:no-transaction, "
-                         "coord:statement-timeout, coord:lock-timeout, coord:post-deploy)",
-                         m->script, d->line, (int) MIN((size_t) (ne - q), (size_t) 70), q);
+                errbuf_printf(errbuf, errlen,
+                              "%s:%u: unknown directive '%.*s' (known: coord:no-transaction, "
+                              "coord:statement-timeout, coord:lock-timeout, coord:post-deploy)",
+                              m->script, d->line, (int) MIN((size_t) (ne - q), (size_t) 70), q);
                 return -EINVAL;
         }
         return 0;
 bad_arg:
-        snprintf(errbuf, errlen, "%s:%u: directive 'coord:%.*s' has a bad argument '%.*s' (expected: %s)", m->script,
-                 d->line, (int) MIN(nl, (size_t) 64), name, (int) MIN(al, (size_t) 64), arg,
-                 name[0] == 'n' || name[0] == 'p' ? "none" : "a duration like 30s, at least 1ms");
+        errbuf_printf(errbuf, errlen, "%s:%u: directive 'coord:%.*s' has a bad argument '%.*s' (expected: %s)",
+                      m->script, d->line, (int) MIN(nl, (size_t) 64), name, (int) MIN(al, (size_t) 64), arg,
+                      name[0] == 'n' || name[0] == 'p' ? "none" : "a duration like 30s, at least 1ms");
         return -EINVAL;
 }
 
@@ -298,11 +297,11 @@ static int decide_transaction(struct migration *m, char *errbuf, size_t errlen) 
                 m->no_transaction = true;
                 m->no_transaction_reason = strdup("-- coord:no-transaction");
         } else if (never > 0 && tx > 0) {
-                snprintf(errbuf, errlen,
-                         "%s:%u: %s cannot run inside a transaction, and line %u (%s) should not run outside "
-                         "one: move one of them to a migration of its own, or add '-- coord:no-transaction' to "
-                         "run the whole file statement by statement without a transaction",
-                         m->script, never, never_what, tx, tx_what);
+                errbuf_printf(errbuf, errlen,
+                              "%s:%u: %s cannot run inside a transaction, and line %u (%s) should not run outside "
+                              "one: move one of them to a migration of its own, or add '-- coord:no-transaction' to "
+                              "run the whole file statement by statement without a transaction",
+                              m->script, never, never_what, tx, tx_what);
                 return -EINVAL;
         } else if (never > 0) {
                 m->no_transaction = true;
@@ -317,18 +316,18 @@ static int check_statement(struct migration *m, const struct sql_stmt *st, char 
         const char *what = NULL;
 
         if (sqlsplit_copy_kind(m->sql, st) == SQL_COPY_TO_STDOUT) {
-                snprintf(errbuf, errlen,
-                         "%s:%u: COPY ... TO STDOUT prints data, which a migration cannot; COPY to a file on "
-                         "the server instead",
-                         m->script, st->line);
+                errbuf_printf(errbuf, errlen,
+                              "%s:%u: COPY ... TO STDOUT prints data, which a migration cannot; COPY to a file on "
+                              "the server instead",
+                              m->script, st->line);
                 return -EINVAL;
         }
         if (sqlsplit_is_transaction_control(m->sql, st)) {
-                snprintf(errbuf, errlen,
-                         "%s:%u: transaction control statements are not allowed: coord runs each "
-                         "migration in its own transaction (or statement by statement with "
-                         "-- coord:no-transaction); split the file instead",
-                         m->script, st->line);
+                errbuf_printf(errbuf, errlen,
+                              "%s:%u: transaction control statements are not allowed: coord runs each "
+                              "migration in its own transaction (or statement by statement with "
+                              "-- coord:no-transaction); split the file instead",
+                              m->script, st->line);
                 return -EINVAL;
         }
         switch (sqlsplit_transaction_kind(m->sql, st, &what)) {
@@ -363,7 +362,7 @@ static int migration_lex(struct migration *m, bool keep, char *errbuf, size_t er
 
         r = sqlsplit_script(m->sql, m->sql_len, &sc, e, sizeof(e));
         if (r < 0) {
-                snprintf(errbuf, errlen, "%s: %s", m->script, r == -EINVAL ? e : strerror(-r));
+                errbuf_printf(errbuf, errlen, "%s: %s", m->script, r == -EINVAL ? e : strerror(-r));
                 return r;
         }
         /* Everything below is derived from the text: start afresh (a re-split after the text changed). */
@@ -464,10 +463,10 @@ bad:
         m->version = NULL;
         if (flyway_explain_name(name, errbuf, errlen))
                 return -EINVAL; /* a Flyway file coord does not run: undo, callback, baseline migration */
-        snprintf(errbuf, errlen,
-                 "%s: not a migration file name (expected V<version>__<description>.sql with a version like "
-                 "1, 1.1 or 2_1, R__<description>.sql or S__<description>.sql)",
-                 name);
+        errbuf_printf(errbuf, errlen,
+                      "%s: not a migration file name (expected V<version>__<description>.sql with a version like "
+                      "1, 1.1 or 2_1, R__<description>.sql or S__<description>.sql)",
+                      name);
         return -EINVAL;
 }
 
@@ -548,7 +547,7 @@ static int load_contents(int dirfd, const char *dir, struct migration_set *s, bo
                         worst = &rd[t];
         }
         if (worst) {
-                snprintf(errbuf, errlen, "%s", worst->err);
+                errbuf_printf(errbuf, errlen, "%s", worst->err);
                 return worst->r;
         }
         return 0;
@@ -559,84 +558,89 @@ static void closedirp(DIR **d) {
                 closedir(*d);
 }
 
-int source_load(const char *dir, bool split, struct migration_set **ret, char *errbuf, size_t errlen) {
-        _cleanup_(closedirp) DIR *d = NULL;
-        struct migration_set *s = NULL;
+/* Whether the directory entry de of d is a migration to read: a regular file (or a link to
+ * one) named "*.sql" (any case), not hidden.  1 yes, 0 no; -EINVAL (errbuf) for a Flyway file
+ * coord does not run, -errno when it cannot be stat()ed. */
+static int source_entry_wanted(DIR *d, const char *dir, const struct dirent *de, char *errbuf, size_t errlen) {
+        size_t nl = strlen(de->d_name);
+        struct stat st;
+
+        if (de->d_name[0] == '.')
+                return 0;
+        if (nl < 4 || strcasecmp(de->d_name + nl - 4, ".sql") != 0)
+                /* Flyway's "V1__x.sql.conf" changes how its migration runs: never skip it silently.
+                 * ".SQL" counts too: a file must never be skipped for its case. */
+                return flyway_explain_name(de->d_name, errbuf, errlen) ? -EINVAL : 0;
+        /* d_type saves a stat per file; symlinks and unknown types are stat()ed. */
+        if (de->d_type == DT_REG)
+                return 1;
+        if (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN)
+                return 0;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
+                int r = -errno;
+                errbuf_printf(errbuf, errlen, "%s/%s: %s", dir, de->d_name, strerror(-r));
+                return r;
+        }
+        return S_ISREG(st.st_mode);
+}
+
+/* Add the migration file name to s (its text is read later).  0, -EINVAL (errbuf: a bad
+ * name), -E2BIG (errbuf: too many files), -ENOMEM. */
+static int source_add(struct migration_set *s, size_t *allocated, const char *dir, const char *name, char *errbuf,
+                      size_t errlen) {
+        struct migration m = {};
+        int r;
+
+        if (s->n >= MIGRATION_MAX_FILES) {
+                errbuf_printf(errbuf, errlen, "%s: more than %u migration files", dir, MIGRATION_MAX_FILES);
+                return -E2BIG;
+        }
+        r = parse_name(name, &m, errbuf, errlen);
+        if (r < 0)
+                return r;
+        m.script = strdup(name);
+        if (!m.script) {
+                migration_done(&m);
+                return -ENOMEM;
+        }
+        if (s->n == *allocated) {
+                size_t na = *allocated ? *allocated * 2 : 64;
+                struct migration *nv = reallocarray(s->v, na, sizeof(*nv));
+                if (!nv) {
+                        migration_done(&m);
+                        return -ENOMEM;
+                }
+                s->v = nv;
+                *allocated = na;
+        }
+        s->v[s->n++] = m;
+        return 0;
+}
+
+/* The migration files of the open directory d into s, by name only. */
+static int source_list(DIR *d, const char *dir, struct migration_set *s, char *errbuf, size_t errlen) {
         size_t allocated = 0;
         struct dirent *de;
         int r;
 
-        d = opendir(dir);
-        if (!d) {
-                r = -errno;
-                snprintf(errbuf, errlen, "cannot open migrations directory %s: %s", dir, strerror(errno));
-                return r;
-        }
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
         while ((errno = 0, de = readdir(d))) {
-                struct migration m = {};
-                size_t nl = strlen(de->d_name);
-                struct stat st;
-
-                if (de->d_name[0] == '.')
-                        continue;
-                if (nl < 4 || strcasecmp(de->d_name + nl - 4, ".sql") != 0) {
-                        /* Flyway's "V1__x.sql.conf" changes how its migration runs: never skip it silently. */
-                        if (flyway_explain_name(de->d_name, errbuf, errlen)) {
-                                r = -EINVAL;
-                                goto fail;
-                        }
-                        continue; /* ".SQL" counts too: a file must never be skipped for its case */
-                }
-                /* d_type saves a stat per file; symlinks and unknown types are stat()ed. */
-                if (de->d_type != DT_REG) {
-                        if (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN)
-                                continue;
-                        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
-                                r = -errno;
-                                snprintf(errbuf, errlen, "%s/%s: %s", dir, de->d_name, strerror(errno));
-                                goto fail;
-                        }
-                        if (!S_ISREG(st.st_mode))
-                                continue;
-                }
-                if (s->n >= MIGRATION_MAX_FILES) {
-                        snprintf(errbuf, errlen, "%s: more than %u migration files", dir, MIGRATION_MAX_FILES);
-                        r = -E2BIG;
-                        goto fail;
-                }
-                r = parse_name(de->d_name, &m, errbuf, errlen);
+                r = source_entry_wanted(d, dir, de, errbuf, errlen);
+                if (r > 0)
+                        r = source_add(s, &allocated, dir, de->d_name, errbuf, errlen);
                 if (r < 0)
-                        goto fail;
-                m.script = strdup(de->d_name);
-                if (!m.script) {
-                        migration_done(&m);
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                if (s->n == allocated) {
-                        size_t na = allocated ? allocated * 2 : 64;
-                        struct migration *nv = reallocarray(s->v, na, sizeof(*nv));
-                        if (!nv) {
-                                migration_done(&m);
-                                r = -ENOMEM;
-                                goto fail;
-                        }
-                        s->v = nv;
-                        allocated = na;
-                }
-                s->v[s->n++] = m;
+                        return r;
         }
         if (errno != 0) {
                 r = -errno;
-                snprintf(errbuf, errlen, "reading %s: %s", dir, strerror(errno));
-                goto fail;
+                errbuf_printf(errbuf, errlen, "reading %s: %s", dir, strerror(-r));
+                return r;
         }
-        r = load_contents(dirfd(d), dir, s, split, errbuf, errlen);
-        if (r < 0)
-                goto fail;
+        return 0;
+}
+
+/* Sort s (versioned ascending, then repeatables, then seeds), count each type, and refuse
+ * two files of one version.  0, or -EINVAL (errbuf). */
+static int source_sort(struct migration_set *s, char *errbuf, size_t errlen) {
         if (s->n > 0)
                 qsort(s->v, s->n, sizeof(*s->v), migration_cmp);
         for (size_t i = 0; i < s->n; i++) {
@@ -644,18 +648,45 @@ int source_load(const char *dir, bool split, struct migration_set **ret, char *e
                 case MIGRATION_VERSIONED: s->n_versioned++; break;
                 case MIGRATION_REPEATABLE: s->n_repeatable++; break;
                 case MIGRATION_SEED: s->n_seed++; break;
+                default: assert(false);
                 }
                 if (i > 0 && s->v[i].type == MIGRATION_VERSIONED && s->v[i - 1].type == MIGRATION_VERSIONED &&
                     version_compare(s->v[i].version, s->v[i - 1].version) == 0) {
-                        snprintf(errbuf, errlen, "%s and %s: duplicate version %s", s->v[i - 1].script,
-                                 s->v[i].script, s->v[i].version);
-                        r = -EINVAL;
-                        goto fail;
+                        errbuf_printf(errbuf, errlen, "%s and %s: duplicate version %s", s->v[i - 1].script,
+                                      s->v[i].script, s->v[i].version);
+                        return -EINVAL;
                 }
+        }
+        return 0;
+}
+
+int source_load(const char *dir, bool split, struct migration_set **ret, char *errbuf, size_t errlen) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct migration_set *s = NULL;
+        int r;
+
+        assert(dir);
+        assert(ret);
+        d = opendir(dir);
+        if (!d) {
+                r = -errno;
+                errbuf_printf(errbuf, errlen, "cannot open migrations directory %s: %s", dir, strerror(-r));
+                return r;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                errbuf_printf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        r = source_list(d, dir, s, errbuf, errlen);
+        if (r == 0)
+                r = load_contents(dirfd(d), dir, s, split, errbuf, errlen);
+        if (r == 0)
+                r = source_sort(s, errbuf, errlen);
+        if (r < 0) {
+                source_free(s);
+                return r;
         }
         *ret = s;
         return 0;
-fail:
-        source_free(s);
-        return r;
 }

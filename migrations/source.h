@@ -29,6 +29,7 @@ enum migration_type {
         MIGRATION_VERSIONED,
         MIGRATION_REPEATABLE,
         MIGRATION_SEED,
+        _MIGRATION_TYPE_MAX,
 };
 
 /* Where a migration's statements may run, from lexing them (sqlsplit_transaction_kind()). */
@@ -103,4 +104,6 @@ int version_normalize(const char *s, size_t len, char **ret);
 /* Numeric, part by part; missing parts count as 0 ("1" == "1.0").  <0, 0, >0. */
 int version_compare(const char *a, const char *b);
 
+/* "versioned", "repeatable", "seed" (NULL out of range); the type, or -EINVAL when unknown. */
 const char *migration_type_to_string(enum migration_type t);
+int migration_type_from_string(const char *s);

@@ -3,6 +3,7 @@
  * parenthesis depth and psql's BEGIN ATOMIC heuristic, nothing else.  On top of
  * the statements, a token scanner (struct lexer) answers questions about their
  * leading words: transaction control, COPY, where a statement may run. */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "macro.h"
 #include "sqlsplit.h"
+#include "strutil.h"
 
 static bool ident_start(unsigned char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
@@ -257,196 +259,6 @@ static bool option_false(const char *sql, const struct sql_stmt *s, const char *
 
 /* ---- splitting -------------------------------------------------------------------------------- */
 
-struct splitter {
-        struct sql_script out;
-        size_t allocated, allocated_directives;
-        bool bq; /* standard_conforming_strings is off */
-        char *errbuf;
-        size_t errlen;
-};
-
-static int split_error(struct splitter *s, const char *fmt, ...) _printf_(2, 3);
-static int split_error(struct splitter *s, const char *fmt, ...) {
-        va_list ap;
-        if (s->errbuf) {
-                va_start(ap, fmt);
-                vsnprintf(s->errbuf, s->errlen, fmt, ap);
-                va_end(ap);
-        }
-        return -EINVAL;
-}
-
-static int push(struct splitter *s, size_t start, size_t end, unsigned line, const char *sql) {
-        while (end > start && is_space(sql[end - 1]))
-                end--;
-        if (end <= start)
-                return 0;
-        if (s->out.n_stmts == s->allocated) {
-                size_t na = s->allocated ? s->allocated * 2 : 16;
-                struct sql_stmt *nv = reallocarray(s->out.stmts, na, sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                s->out.stmts = nv;
-                s->allocated = na;
-        }
-        s->out.stmts[s->out.n_stmts++] =
-                (struct sql_stmt) { .offset = start, .len = end - start, .line = line, .backslash_quotes = s->bq };
-        return 0;
-}
-
-/* A comment's text at sql[b..e): if it starts with "coord:" (after blanks), record it. */
-static int note_directive(struct splitter *s, const char *sql, size_t b, size_t e, unsigned line, bool block,
-                          bool leading) {
-        while (b < e && (sql[b] == ' ' || sql[b] == '\t' || (block && is_space(sql[b]))))
-                b++;
-        if (e - b < 6 || strncasecmp(sql + b, "coord:", 6) != 0)
-                return 0;
-        if (!block)
-                while (e > b && sql[e - 1] == '\r')
-                        e--;
-        if (s->out.n_directives == s->allocated_directives) {
-                size_t na = s->allocated_directives ? s->allocated_directives * 2 : 4;
-                struct sql_directive *nv = reallocarray(s->out.directives, na, sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                s->out.directives = nv;
-                s->allocated_directives = na;
-        }
-        s->out.directives[s->out.n_directives++] =
-                (struct sql_directive) { .offset = b, .len = e - b, .line = line, .block = block, .leading = leading };
-        return 0;
-}
-
-/* After "COPY ... FROM STDIN;" (sql[*i] is just past the ';'): the rest of the line must be
- * blank or a comment; the data lines follow up to psql's end marker, a line "\.". */
-static int copy_data(struct splitter *s, struct sql_stmt *st, const char *sql, size_t len, size_t *i,
-                     unsigned *line) {
-        size_t k = *i;
-
-        while (k < len && sql[k] != '\n') {
-                if (sql[k] == '-' && k + 1 < len && sql[k + 1] == '-')
-                        break;
-                if (!is_space(sql[k]))
-                        return split_error(s, "line %u: text after COPY ... FROM STDIN; on the same line (its data "
-                                           "starts on the next line)", *line);
-                k++;
-        }
-        if (k < len) {
-                const char *nl = memchr(sql + k, '\n', len - k);
-                k = nl ? (size_t) (nl - sql) : len;
-        }
-        if (k >= len)
-                return split_error(s, "line %u: COPY ... FROM STDIN without its data lines (end them with a line "
-                                   "\\.)", st->line);
-        k++;
-        (*line)++;
-        st->data_offset = k;
-        st->data_line = *line;
-        while (k < len) {
-                const char *nl = memchr(sql + k, '\n', len - k);
-                size_t le = nl ? (size_t) (nl - sql) : len, ll = le - k;
-
-                while (ll > 0 && sql[k + ll - 1] == '\r')
-                        ll--;
-                if (ll == 2 && sql[k] == '\\' && sql[k + 1] == '.') {
-                        st->data_len = k - st->data_offset;
-                        *i = nl ? le + 1 : len;
-                        if (nl)
-                                (*line)++;
-                        return 0;
-                }
-                if (!nl)
-                        break;
-                k = le + 1;
-                (*line)++;
-        }
-        return split_error(s, "line %u: the data of the COPY at line %u has no end marker (a line \\.)",
-                           st->data_line, st->line);
-}
-
-/* Follow "SET standard_conforming_strings" (and RESET) as psql does: it decides whether the
- * '...' strings after it take backslash escapes.  set_config() cannot be followed: refused. */
-static int follow_settings(struct splitter *s, const char *sql, const struct sql_stmt *st) {
-        struct tok t[6];
-        size_t n = lex_tokens(sql, st, t, ELEMENTSOF(t)), k = 1;
-
-        if (n >= 2 && tok_is(&t[0], "reset") && (tok_is(&t[1], "standard_conforming_strings") || tok_is(&t[1], "all"))) {
-                s->bq = false;
-                return 0;
-        }
-        if (n >= 1 && tok_is(&t[0], "set")) {
-                if (k < n && (tok_is(&t[k], "session") || tok_is(&t[k], "local")))
-                        k++;
-                if (k >= n || !tok_is(&t[k], "standard_conforming_strings"))
-                        return 0;
-                k++;
-                if (k < n && (t[k].kind == '=' || tok_is(&t[k], "to")))
-                        k++;
-                if (k + 1 == n) {
-                        static const char *const on[] = { "on", "true", "yes", "1", "t", "y", "default" };
-                        static const char *const off[] = { "off", "false", "no", "0", "f", "n" };
-                        for (size_t j = 0; j < ELEMENTSOF(on); j++)
-                                if (tok_value_is(&t[k], on[j])) {
-                                        s->bq = false;
-                                        return 0;
-                                }
-                        for (size_t j = 0; j < ELEMENTSOF(off); j++)
-                                if (tok_value_is(&t[k], off[j])) {
-                                        s->bq = true;
-                                        return 0;
-                                }
-                }
-                return split_error(s, "line %u: cannot follow this SET standard_conforming_strings (write "
-                                   "'SET standard_conforming_strings = on' or '= off')", st->line);
-        }
-        if (n >= 1 && tok_is(&t[0], "select") && has_words(sql, st, "set_config", NULL)) {
-                struct lexer lx = lexer_of(sql, st);
-                struct tok u;
-                while (lex_next(&lx, &u))
-                        if (u.kind == 's' && u.len == 29 && strncasecmp(u.p, "'standard_conforming_strings'", 29) == 0)
-                                return split_error(s, "line %u: set_config('standard_conforming_strings', ...) "
-                                                   "changes how the rest of the file is lexed; write 'SET "
-                                                   "standard_conforming_strings = on' or '= off' instead", st->line);
-        }
-        return 0;
-}
-
-/* After a statement ended with ';' (at_end: the script ended instead). */
-static int after_statement(struct splitter *s, const char *sql, size_t len, size_t *i, unsigned *line, bool at_end) {
-        struct sql_stmt *st = &s->out.stmts[s->out.n_stmts - 1];
-
-        if (sqlsplit_copy_kind(sql, st) == SQL_COPY_FROM_STDIN) {
-                if (at_end)
-                        return split_error(s, "line %u: COPY ... FROM STDIN without its data lines (end the "
-                                           "statement with ';', then the data, then a line \\.)", st->line);
-                return copy_data(s, st, sql, len, i, line);
-        }
-        return follow_settings(s, sql, st);
-}
-
-/* A backslash outside quotes at sql[*i] is not SQL: a psql meta-command, to the end of the
- * line.  pg_dump's \restrict and \unrestrict (between statements) only stop psql from
- * running meta-commands, which coord never does: skipped (*i at the line's end).  Any
- * other: -EINVAL. */
-static int meta_command(struct splitter *s, const char *sql, size_t len, size_t *i, unsigned line,
-                        bool in_statement) {
-        size_t b = *i + 1, e = b;
-
-        while (e < len && ident_cont((unsigned char) sql[e]))
-                e++;
-        if (!in_statement && ((e - b == 8 && memcmp(sql + b, "restrict", 8) == 0) ||
-                              (e - b == 10 && memcmp(sql + b, "unrestrict", 10) == 0))) {
-                while (*i < len && sql[*i] != '\n')
-                        (*i)++;
-                return 0;
-        }
-        if (e == b)
-                while (e < len && e - b < 16 && !is_space(sql[e]))
-                        e++;
-        return split_error(s, "line %u: psql meta-command '\\%.*s' is not SQL (coord runs SQL only)", line,
-                           (int) (e - b), sql + b);
-}
-
 /* psql's heuristic for the body of a SQL-standard function: inside CREATE [OR REPLACE]
  * FUNCTION|PROCEDURE, BEGIN (and CASE within it) counts against END, outside parentheses;
  * a ';' ends the statement only at depth 0. */
@@ -478,133 +290,387 @@ static void begin_atomic_word(struct begin_atomic *ba, const char *w, size_t wl,
 #undef WORD
 }
 
+/* The state of sqlsplit_script(): the scan position, the statement being scanned, and
+ * what was found.  The split_*() scanners each take one token or construct starting at
+ * sql[i] and return 0 or -errno. */
+struct splitter {
+        const char *sql;
+        size_t len;
+        size_t i;      /* the scan position */
+        unsigned line; /* the line of sql[i] */
+        /* the statement being scanned */
+        bool have_token;    /* it has a token yet (not only blanks and comments) */
+        size_t start;       /* the offset of its first token */
+        unsigned stmt_line; /* the line of its first token */
+        int paren;          /* parentheses open */
+        struct begin_atomic ba;
+        size_t pushed; /* statements after_statement() has seen */
+        /* the result */
+        struct sql_script out;
+        size_t allocated, allocated_directives;
+        bool bq; /* standard_conforming_strings is off */
+        char *errbuf;
+        size_t errlen;
+};
+
+static int split_error(struct splitter *s, const char *fmt, ...) _printf_(2, 3);
+static int split_error(struct splitter *s, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        errbuf_vprintf(s->errbuf, s->errlen, fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static int push(struct splitter *s, size_t start, size_t end, unsigned line) {
+        while (end > start && is_space(s->sql[end - 1]))
+                end--;
+        if (end <= start)
+                return 0;
+        if (s->out.n_stmts == s->allocated) {
+                size_t na = s->allocated ? s->allocated * 2 : 16;
+                struct sql_stmt *nv = reallocarray(s->out.stmts, na, sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                s->out.stmts = nv;
+                s->allocated = na;
+        }
+        s->out.stmts[s->out.n_stmts++] =
+                (struct sql_stmt) { .offset = start, .len = end - start, .line = line, .backslash_quotes = s->bq };
+        return 0;
+}
+
+/* A comment's text at sql[b..e): if it starts with "coord:" (after blanks), record it. */
+static int note_directive(struct splitter *s, size_t b, size_t e, unsigned line, bool block, bool leading) {
+        const char *sql = s->sql;
+
+        while (b < e && (sql[b] == ' ' || sql[b] == '\t' || (block && is_space(sql[b]))))
+                b++;
+        if (e - b < 6 || strncasecmp(sql + b, "coord:", 6) != 0)
+                return 0;
+        if (!block)
+                while (e > b && sql[e - 1] == '\r')
+                        e--;
+        if (s->out.n_directives == s->allocated_directives) {
+                size_t na = s->allocated_directives ? s->allocated_directives * 2 : 4;
+                struct sql_directive *nv = reallocarray(s->out.directives, na, sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                s->out.directives = nv;
+                s->allocated_directives = na;
+        }
+        s->out.directives[s->out.n_directives++] =
+                (struct sql_directive) { .offset = b, .len = e - b, .line = line, .block = block, .leading = leading };
+        return 0;
+}
+
+/* After "COPY ... FROM STDIN;" (sql[i] is just past the ';'): the rest of the line must be
+ * blank or a comment; the data lines follow up to psql's end marker, a line "\.". */
+static int copy_data(struct splitter *s, struct sql_stmt *st) {
+        const char *sql = s->sql;
+        size_t k = s->i, len = s->len;
+
+        while (k < len && sql[k] != '\n') {
+                if (sql[k] == '-' && k + 1 < len && sql[k + 1] == '-')
+                        break;
+                if (!is_space(sql[k]))
+                        return split_error(s, "line %u: text after COPY ... FROM STDIN; on the same line (its data "
+                                           "starts on the next line)", s->line);
+                k++;
+        }
+        if (k < len) {
+                const char *nl = memchr(sql + k, '\n', len - k);
+                k = nl ? (size_t) (nl - sql) : len;
+        }
+        if (k >= len)
+                return split_error(s, "line %u: COPY ... FROM STDIN without its data lines (end them with a line "
+                                   "\\.)", st->line);
+        k++;
+        s->line++;
+        st->data_offset = k;
+        st->data_line = s->line;
+        while (k < len) {
+                const char *nl = memchr(sql + k, '\n', len - k);
+                size_t le = nl ? (size_t) (nl - sql) : len, ll = le - k;
+
+                while (ll > 0 && sql[k + ll - 1] == '\r')
+                        ll--;
+                if (ll == 2 && sql[k] == '\\' && sql[k + 1] == '.') {
+                        st->data_len = k - st->data_offset;
+                        s->i = nl ? le + 1 : len;
+                        if (nl)
+                                s->line++;
+                        return 0;
+                }
+                if (!nl)
+                        break;
+                k = le + 1;
+                s->line++;
+        }
+        return split_error(s, "line %u: the data of the COPY at line %u has no end marker (a line \\.)",
+                           st->data_line, st->line);
+}
+
+/* "SET [SESSION|LOCAL] standard_conforming_strings [=|TO] VALUE" (t[0..n), k past the name):
+ * the value, followed.  0, or -EINVAL for a value that cannot be followed. */
+static int follow_scs_value(struct splitter *s, const struct sql_stmt *st, const struct tok *t, size_t n, size_t k) {
+        static const char *const on[] = { "on", "true", "yes", "1", "t", "y", "default" };
+        static const char *const off[] = { "off", "false", "no", "0", "f", "n" };
+
+        if (k < n && (t[k].kind == '=' || tok_is(&t[k], "to")))
+                k++;
+        if (k + 1 == n) {
+                for (size_t j = 0; j < ELEMENTSOF(on); j++)
+                        if (tok_value_is(&t[k], on[j])) {
+                                s->bq = false;
+                                return 0;
+                        }
+                for (size_t j = 0; j < ELEMENTSOF(off); j++)
+                        if (tok_value_is(&t[k], off[j])) {
+                                s->bq = true;
+                                return 0;
+                        }
+        }
+        return split_error(s, "line %u: cannot follow this SET standard_conforming_strings (write "
+                           "'SET standard_conforming_strings = on' or '= off')", st->line);
+}
+
+/* Follow "SET standard_conforming_strings" (and RESET) as psql does: it decides whether the
+ * '...' strings after it take backslash escapes.  set_config() cannot be followed: refused. */
+static int follow_settings(struct splitter *s, const struct sql_stmt *st) {
+        const char *sql = s->sql;
+        struct tok t[6];
+        size_t n = lex_tokens(sql, st, t, ELEMENTSOF(t)), k = 1;
+
+        if (n >= 2 && tok_is(&t[0], "reset") && (tok_is(&t[1], "standard_conforming_strings") || tok_is(&t[1], "all"))) {
+                s->bq = false;
+                return 0;
+        }
+        if (n >= 1 && tok_is(&t[0], "set")) {
+                if (k < n && (tok_is(&t[k], "session") || tok_is(&t[k], "local")))
+                        k++;
+                if (k >= n || !tok_is(&t[k], "standard_conforming_strings"))
+                        return 0;
+                return follow_scs_value(s, st, t, n, k + 1);
+        }
+        if (n >= 1 && tok_is(&t[0], "select") && has_words(sql, st, "set_config", NULL)) {
+                struct lexer lx = lexer_of(sql, st);
+                struct tok u;
+                while (lex_next(&lx, &u))
+                        if (u.kind == 's' && u.len == 29 && strncasecmp(u.p, "'standard_conforming_strings'", 29) == 0)
+                                return split_error(s, "line %u: set_config('standard_conforming_strings', ...) "
+                                                   "changes how the rest of the file is lexed; write 'SET "
+                                                   "standard_conforming_strings = on' or '= off' instead", st->line);
+        }
+        return 0;
+}
+
+/* After a statement ended with ';' (at_end: the script ended instead). */
+static int after_statement(struct splitter *s, bool at_end) {
+        struct sql_stmt *st = &s->out.stmts[s->out.n_stmts - 1];
+
+        if (sqlsplit_copy_kind(s->sql, st) == SQL_COPY_FROM_STDIN) {
+                if (at_end)
+                        return split_error(s, "line %u: COPY ... FROM STDIN without its data lines (end the "
+                                           "statement with ';', then the data, then a line \\.)", st->line);
+                return copy_data(s, st);
+        }
+        return follow_settings(s, st);
+}
+
+/* sql[i] belongs to the statement being scanned: the first such marks its start. */
+static void split_token(struct splitter *s) {
+        if (s->have_token)
+                return;
+        s->have_token = true;
+        s->start = s->i;
+        s->stmt_line = s->line;
+}
+
+static int split_unterminated(struct splitter *s, const char *what, unsigned at) {
+        return split_error(s, "unterminated %s starting at line %u", what, at);
+}
+
+static int split_line_comment(struct splitter *s) {
+        size_t b = s->i + 2;
+
+        while (s->i < s->len && s->sql[s->i] != '\n')
+                s->i++;
+        return note_directive(s, b, s->i, s->line, false, s->out.n_stmts == 0 && !s->have_token);
+}
+
+static int split_block_comment(struct splitter *s) {
+        unsigned at = s->line;
+        size_t b = s->i + 2;
+
+        if (!skip_block_comment(s->sql, s->len, &s->i, &s->line))
+                return split_unterminated(s, "comment", at);
+        return note_directive(s, b, s->i - 2, at, true, s->out.n_stmts == 0 && !s->have_token);
+}
+
+/* A 'string' (q '\'') or a "quoted identifier" (q '"'). */
+static int split_quoted(struct splitter *s, char q) {
+        bool escapes = q == '\'' && string_escapes(s->sql, s->i, s->bq);
+        unsigned at = s->line;
+
+        split_token(s);
+        if (!skip_quoted(s->sql, s->len, &s->i, &s->line, q, escapes))
+                return split_unterminated(s, q == '\'' ? "quoted string" : "quoted identifier", at);
+        return 0;
+}
+
+/* $$ ... $$ or $tag$ ... $tag$. */
+static int split_dollar(struct splitter *s, size_t delim_len) {
+        unsigned at = s->line;
+
+        split_token(s);
+        if (!skip_dollar(s->sql, s->len, &s->i, &s->line, delim_len))
+                return split_unterminated(s, "dollar-quoted string", at);
+        return 0;
+}
+
+static int split_word(struct splitter *s) {
+        size_t b = s->i;
+
+        split_token(s);
+        while (s->i < s->len && ident_cont((unsigned char) s->sql[s->i]))
+                s->i++;
+        begin_atomic_word(&s->ba, s->sql + b, s->i - b, s->paren);
+        return 0;
+}
+
+/* Numbers (and $1 parameters, split_other()) never start a quote. */
+static int split_number(struct splitter *s) {
+        split_token(s);
+        while (s->i < s->len && (ident_cont((unsigned char) s->sql[s->i]) || s->sql[s->i] == '.'))
+                s->i++;
+        return 0;
+}
+
+/* A backslash outside quotes at sql[i] is not SQL: a psql meta-command, to the end of the
+ * line.  pg_dump's \restrict and \unrestrict (between statements) only stop psql from
+ * running meta-commands, which coord never does: skipped (i at the line's end).  Any
+ * other: -EINVAL. */
+static int split_meta_command(struct splitter *s) {
+        const char *sql = s->sql;
+        size_t b = s->i + 1, e = b;
+
+        while (e < s->len && ident_cont((unsigned char) sql[e]))
+                e++;
+        if (!s->have_token && ((e - b == 8 && memcmp(sql + b, "restrict", 8) == 0) ||
+                               (e - b == 10 && memcmp(sql + b, "unrestrict", 10) == 0))) {
+                while (s->i < s->len && sql[s->i] != '\n')
+                        s->i++;
+                return 0;
+        }
+        if (e == b)
+                while (e < s->len && e - b < 16 && !is_space(sql[e]))
+                        e++;
+        return split_error(s, "line %u: psql meta-command '\\%.*s' is not SQL (coord runs SQL only)", s->line,
+                           (int) (e - b), sql + b);
+}
+
+/* A ';' outside parentheses and BEGIN ATOMIC bodies: the statement ends. */
+static int split_semicolon(struct splitter *s) {
+        int r;
+
+        s->i++;
+        if (s->have_token) {
+                r = push(s, s->start, s->i - 1, s->stmt_line);
+                if (r < 0)
+                        return r;
+        }
+        s->have_token = false;
+        s->ba = (struct begin_atomic) {}; /* its depth is 0 here */
+        if (s->out.n_stmts == s->pushed)
+                return 0;
+        s->pushed = s->out.n_stmts;
+        return after_statement(s, false);
+}
+
+/* Any other character: parentheses are counted; a '$' not starting a dollar quote is taken
+ * with its digits ($1). */
+static int split_other(struct splitter *s) {
+        char c = s->sql[s->i];
+
+        split_token(s);
+        s->i++;
+        if (c == '(')
+                s->paren++;
+        else if (c == ')' && s->paren > 0)
+                s->paren--;
+        else if (c == '$')
+                while (s->i < s->len && s->sql[s->i] >= '0' && s->sql[s->i] <= '9')
+                        s->i++;
+        return 0;
+}
+
+/* One token or construct at sql[i]. */
+static int split_step(struct splitter *s) {
+        unsigned char c = (unsigned char) s->sql[s->i];
+        char next = s->i + 1 < s->len ? s->sql[s->i + 1] : '\0';
+        size_t dl;
+
+        if (c == '\n') {
+                s->line++;
+                s->i++;
+                return 0;
+        }
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+                s->i++;
+                return 0;
+        }
+        if (c == '-' && next == '-')
+                return split_line_comment(s);
+        if (c == '/' && next == '*')
+                return split_block_comment(s);
+        if (c == '\'' || c == '"')
+                return split_quoted(s, (char) c);
+        if (c == '$' && (dl = dollar_delim(s->sql, s->len, s->i)) > 0)
+                return split_dollar(s, dl);
+        if (ident_start(c))
+                return split_word(s);
+        if (c >= '0' && c <= '9')
+                return split_number(s);
+        if (c == '\\')
+                return split_meta_command(s);
+        if (c == ';' && s->paren == 0 && s->ba.depth == 0)
+                return split_semicolon(s);
+        return split_other(s);
+}
+
+/* The end of the script ends the last statement too. */
+static int split_finish(struct splitter *s) {
+        int r;
+
+        if (!s->have_token)
+                return 0;
+        r = push(s, s->start, s->len, s->stmt_line);
+        if (r < 0 || s->out.n_stmts == s->pushed)
+                return r;
+        return after_statement(s, true);
+}
+
 int sqlsplit_script(const char *sql, size_t len, struct sql_script *ret, char *errbuf, size_t errlen) {
-        struct splitter s = { .errbuf = errbuf, .errlen = errlen };
-        struct begin_atomic ba = {};
-        size_t i = 0, start = 0, pushed = 0;
-        unsigned line = 1, stmt_line = 1;
-        bool have_token = false;
-        int paren = 0, r = 0;
+        struct splitter s = { .sql = sql, .len = len, .line = 1, .stmt_line = 1, .errbuf = errbuf, .errlen = errlen };
+        int r = 0;
 
-#define TOKEN()                                         \
-        do {                                            \
-                if (!have_token) {                      \
-                        have_token = true;              \
-                        start = i;                      \
-                        stmt_line = line;               \
-                }                                       \
-        } while (0)
-#define FAIL(what, at)                                                                  \
-        do {                                                                            \
-                r = split_error(&s, "unterminated %s starting at line %u", what, at);  \
-                goto fail;                                                              \
-        } while (0)
-
+        assert(sql || len == 0);
+        assert(ret);
         /* A UTF-8 byte order mark (editors on Windows) is not part of the first statement. */
         if (len >= 3 && memcmp(sql, "\xEF\xBB\xBF", 3) == 0)
-                i = 3;
-        while (i < len) {
-                unsigned char c = (unsigned char) sql[i];
-
-                if (c == '\n') {
-                        line++;
-                        i++;
-                } else if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
-                        i++;
-                } else if (c == '-' && i + 1 < len && sql[i + 1] == '-') {
-                        size_t b = i + 2;
-                        while (i < len && sql[i] != '\n')
-                                i++;
-                        r = note_directive(&s, sql, b, i, line, false, s.out.n_stmts == 0 && !have_token);
-                        if (r < 0)
-                                goto fail;
-                } else if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
-                        unsigned at = line;
-                        size_t b = i + 2;
-                        if (!skip_block_comment(sql, len, &i, &line))
-                                FAIL("comment", at);
-                        r = note_directive(&s, sql, b, i - 2, at, true, s.out.n_stmts == 0 && !have_token);
-                        if (r < 0)
-                                goto fail;
-                } else if (c == '\'') {
-                        bool escapes = string_escapes(sql, i, s.bq);
-                        unsigned at = line;
-                        TOKEN();
-                        if (!skip_quoted(sql, len, &i, &line, '\'', escapes))
-                                FAIL("quoted string", at);
-                } else if (c == '"') {
-                        unsigned at = line;
-                        TOKEN();
-                        if (!skip_quoted(sql, len, &i, &line, '"', false))
-                                FAIL("quoted identifier", at);
-                } else if (c == '$' && dollar_delim(sql, len, i) > 0) {
-                        unsigned at = line;
-                        TOKEN();
-                        if (!skip_dollar(sql, len, &i, &line, dollar_delim(sql, len, i)))
-                                FAIL("dollar-quoted string", at);
-                } else if (ident_start(c)) {
-                        size_t b = i;
-                        TOKEN();
-                        while (i < len && ident_cont((unsigned char) sql[i]))
-                                i++;
-                        begin_atomic_word(&ba, sql + b, i - b, paren);
-                } else if (c >= '0' && c <= '9') {
-                        /* Numbers (and $1 parameters below) never start a quote. */
-                        TOKEN();
-                        while (i < len && (ident_cont((unsigned char) sql[i]) || sql[i] == '.'))
-                                i++;
-                } else if (c == '\\') {
-                        r = meta_command(&s, sql, len, &i, line, have_token);
-                        if (r < 0)
-                                goto fail;
-                } else if (c == ';' && paren == 0 && ba.depth == 0) {
-                        i++;
-                        if (have_token) {
-                                r = push(&s, start, i - 1, stmt_line, sql);
-                                if (r < 0)
-                                        goto fail;
-                        }
-                        have_token = false;
-                        ba = (struct begin_atomic) {}; /* its depth is 0 here */
-                        if (s.out.n_stmts > pushed) {
-                                pushed = s.out.n_stmts;
-                                r = after_statement(&s, sql, len, &i, &line, false);
-                                if (r < 0)
-                                        goto fail;
-                        }
-                } else {
-                        TOKEN();
-                        if (c == '(')
-                                paren++;
-                        else if (c == ')' && paren > 0)
-                                paren--;
-                        else if (c == '$') {
-                                /* $1 parameter or a lone $: consume with its digits. */
-                                i++;
-                                while (i < len && sql[i] >= '0' && sql[i] <= '9')
-                                        i++;
-                                continue;
-                        }
-                        i++;
-                }
+                s.i = 3;
+        while (r == 0 && s.i < len)
+                r = split_step(&s);
+        if (r == 0)
+                r = split_finish(&s);
+        if (r < 0) {
+                sqlsplit_script_done(&s.out);
+                return r;
         }
-        if (have_token) {
-                r = push(&s, start, len, stmt_line, sql);
-                if (r < 0)
-                        goto fail;
-                if (s.out.n_stmts > pushed) {
-                        r = after_statement(&s, sql, len, &i, &line, true);
-                        if (r < 0)
-                                goto fail;
-                }
-        }
-#undef TOKEN
-#undef FAIL
         *ret = s.out;
         return 0;
-fail:
-        sqlsplit_script_done(&s.out);
-        return r;
 }
 
 void sqlsplit_script_done(struct sql_script *s) {

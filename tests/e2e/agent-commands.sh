@@ -35,7 +35,7 @@ migrate 2.0" ] || fail "runs (FIFO, once each): $(cat "$D/runs")"
 [ "$(ihget web-1 version)" = 2.0 ] || fail "version after deploy"
 [ "$(rcli LLEN "coord:{$NS}:agent:$HOST:inflight")" = 0 ] || fail "inflight not empty"
 [ "$(rcli LLEN "coord:{$NS}:agent:$HOST:commands")" = 0 ] || fail "queue not empty"
-ttl=$(rcli PTTL "coord:{$NS}:command:c1")
+ttl=$(rcli PTTL "coord:{$NS}:agent:$HOST:result:c1")
 [ "$ttl" -gt 0 ] || fail "result hash has no expiry"
 fin=$(command_field c1 finished_at)
 

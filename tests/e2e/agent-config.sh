@@ -129,7 +129,7 @@ for s in "$S1" "$S2" "$S3" "$RPW"; do
         if grep -q -- "$s" "$D/agent.log" "$D/agent2.log"; then
                 fail "secret $s appears in a log line"
         fi
-        if rcli HGET "coord:{$NS}:command:a9" output | grep -q -- "$s"; then
+        if command_field a9 output | grep -q -- "$s"; then
                 fail "secret in a command result"
         fi
 done

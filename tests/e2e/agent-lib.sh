@@ -45,6 +45,11 @@ rcli() {
         harness_redis_cli "$@"
 }
 
+# last_seen_after ID MS: the instance heartbeated after MS.
+last_seen_after() {
+        [ "$(ihget "$1" last_seen)" -gt "$2" ]
+}
+
 ihget() {
         rcli HGET "coord:{$NS}:instance:$1" "$2"
 }
@@ -65,7 +70,7 @@ queue_command() {
 }
 
 command_field() {
-        rcli HGET "coord:{$NS}:command:$1" "$2"
+        rcli HGET "coord:{$NS}:agent:$HOST:result:$1" "$2"
 }
 
 command_finished() {

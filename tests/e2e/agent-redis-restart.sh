@@ -32,6 +32,7 @@ note "re-registered ${took} ms after Redis came back (heartbeat 1s)"
 # Longer outage: probes keep running, the change shows once Redis is back.
 harness_kill_redis
 touch "$D/fail"
+# The outage's length is the scenario (the reconnect backoff grows), not a wait.
 sleep 2
 kill -0 "$PID_agent" || fail "agent died while Redis was down"
 grep -q "healthy -> unhealthy" "$D/agent.log" || fail "probes stopped while Redis was down"

@@ -40,8 +40,7 @@ kill -TERM "$PID_app"
 wait_state api-1 unhealthy 5
 wait_state web-1 unhealthy 5
 # Heartbeats refresh last_seen.
-sleep 0.5
-[ "$(ihget web-1 last_seen)" -gt "$seen" ] || fail "last_seen not refreshed"
+harness_wait_for 2 last_seen_after web-1 "$seen" || fail "last_seen not refreshed"
 
 # Graceful stop: stopped, alive gone, exit 0.
 kill -TERM "$PID_agent"

@@ -31,7 +31,7 @@ expect 2 "invalid lock name 'a/b'" "$COORDCTL" lock a/b --redis "$REDIS_URL" -- 
 expect 2 "COORD_REDIS" env -u COORD_REDIS "$COORDCTL" lock j -- true
 expect 2 "--redis" "$COORDCTL" lock j --redis "redis://h:notaport" -- true
 expect 2 "COORD_NAMESPACE" env COORD_NAMESPACE='a b' "$COORDCTL" lock j --redis "$REDIS_URL" -- true
-expect 2 "not supported yet" "$COORDCTL" lock j --redis "127.0.0.1:$REDIS_PORT,password=tls-pw,ssl=true" -- true
+expect 3 "TLS handshake" "$COORDCTL" lock j --redis "127.0.0.1:$REDIS_PORT,password=tls-pw,ssl=true,connectTimeout=300" -- true
 ! grep -q tls-pw "$D/err" || fail "the password leaked into the TLS message"
 [ "$(harness_redis_cli dbsize)" = 0 ] || fail "a usage error touched Redis"
 

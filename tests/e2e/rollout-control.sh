@@ -41,7 +41,7 @@ wait_dep "$a" paused 10
 harness_wait_for 10 sh -c "[ \"\$(curl -s -H 'Authorization: Bearer $TOKEN_DEPLOY' $URL_COORD_A/v1/deployments/$a | jq -r '[.instances[] | select(.state == \"draining\" or .state == \"updating\" or .state == \"verifying\")] | length')\" = 0 ]" ||
         fail "in-flight steps did not finish while paused: $(dep_get "$a" | jq -c '[.instances[] | {id, state}]')"
 drains=$(hook_count drain)
-sleep 1.5
+wait_passes 5
 [ "$(hook_count drain)" = "$drains" ] || fail "a new instance started while paused"
 [ "$(dep_get "$a" | jq -r .progress_deadline_at)" = null ] || fail "the progress deadline runs while paused"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN_DEPLOY" "$URL_COORD_A/v1/deployments/$a/pause")
@@ -53,7 +53,7 @@ harness_wait_for 10 sh -c "[ \$(grep -c ' drain ' '$HOOKS_LOG') -gt $drains ]" |
 ctl cancel "$a" >/dev/null || fail "coordctl cancel failed"
 wait_dep "$a" cancelled 10
 done_before=$(hook_count deploy "" 2.0)
-sleep 1
+wait_passes 3
 [ "$(hook_count deploy "" 1.0)" = 0 ] || fail "cancel reverted something"
 set +e
 ctl cancel "$a" >/dev/null 2>&1

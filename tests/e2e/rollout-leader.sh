@@ -69,7 +69,7 @@ st=$(curl -s -m 2 -H "Authorization: Bearer $TOKEN_DEPLOY" "$other/v1/deployment
 kill -CONT "$spid"
 note "resumed $stopped"
 wait_dep "$id" succeeded 40
-sleep 1
+wait_passes 3
 for i in 1 2 3 4; do
         [ "$(hook_count deploy "web-$i" 3.0)" = 1 ] || fail "web-$i: $(hook_count deploy "web-$i" 3.0) deploy hooks for 3.0, want 1"
         [ "$(hook_count drain "web-$i")" = 1 ] || fail "web-$i drained $(hook_count drain "web-$i") times"

@@ -95,6 +95,12 @@ fleet_start() {
 # write_agent_config I PORT HOOKS_JSON: agent-I.json for instance web-I (host-I,
 # state in web-I) of an app on PORT, probed over HTTP every 100 ms.
 write_agent_config() {
+        # Hooks get a clean environment: pass what they use by name, and
+        # COORD_TEST_DIR (a COORD_ name: never passed, but may be set) so the
+        # harness still finds whatever they leave running.
+        hooks=$(printf '%s' "$3" | jq -c --arg d "$COORD_TEST_DIR" '. + {"env": {"COORD_TEST_DIR": $d},
+                "pass_env": ["HOOKS_LOG", "COORDCTL", "MIGRATIONS", "DATABASE_URL", "REDIS_URL",
+                             "DEPLOY_FAIL_VERSION", "HOOKS", "DEMO", "HA_SOCK", "APP_EXTRA"]}')
         cat >"$COORD_TEST_DIR/agent-$1.json" <<JSON
 {
   "redis": "$REDIS_URL",
@@ -106,7 +112,7 @@ write_agent_config() {
     "name": "web", "instance": "web-$1", "address": "127.0.0.1:$2", "version": "1.0",
     "health": {"http": "http://127.0.0.1:$2/health/ready", "interval": "100ms", "timeout": "1s",
                "rise": 1, "fall": 1},
-    "hooks": $3
+    "hooks": $hooks
   }]
 }
 JSON
@@ -186,6 +192,27 @@ wait_dep() {
 
 leader_name() {
         api GET /v1/leader | jq -r .leader
+}
+
+# Reconcile passes so far, summed over every coordinatord (only the leader's grow).
+reconciler_passes() {
+        n=0
+        for u in $(echo "$URLS" | tr , ' '); do
+                p=$(curl -sf -m 2 -H "Authorization: Bearer $TOKEN_DEPLOY" "$u/metrics" |
+                    awk '$1 == "coordinatord_reconciler_passes_total" { print $2 }')
+                n=$(( n + ${p:-0} ))
+        done
+        echo "$n"
+}
+
+passes_beyond() { [ "$(reconciler_passes)" -ge "$1" ]; }
+
+# wait_passes N: return once the leader has run N more reconcile passes, so a
+# check that something did NOT happen has given the controller that many
+# chances to do it (instead of a blind sleep).
+wait_passes() {
+        target=$(( $(reconciler_passes) + $1 ))
+        harness_wait_for 20 passes_beyond "$target" || fail "the leader ran fewer than $1 reconcile passes in 20 s"
 }
 
 # Count the lines of hooks.log: hook_count HOOK [INSTANCE] [VERSION]

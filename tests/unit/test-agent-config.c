@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent-config.h"
 #include "log.h"
 
 #define SVC "\"name\":\"web\",\"version\":\"1.0\""
 #define BASE "\"redis\":\"redis://127.0.0.1:6379/0\",\"host\":\"h1\","
+#define HOOKS(x) "\"hooks\":{" x "}"
 
 static const struct {
         const char *json;
@@ -38,16 +40,53 @@ static const struct {
         { "{\"redis\":\"redis://:pw@127.0.0.1:99999/0\",\"services\":[{" SVC "}]}", "redis" },
         { "{\"host\":\"h1\",\"services\":[{" SVC "}]}", "redis" },
         { "{" BASE "\"namespace\":\"a/b\",\"services\":[{" SVC "}]}", "namespace" },
+        /* hooks.env and hooks.pass_env */
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"A\":\"1\",\"COORD_TLS_CA_FILE\":\"/ca\"},\"pass_env\":[\"DATABASE_URL\"]") "}]}", NULL },
+        /* tls_* (CONTRACT.md "TLS to Redis"): checked at load, naming the key and the file */
+        { "{" BASE "\"tls_insecure_skip_verify\":true,\"services\":[{" SVC "}]}", NULL },
+        { "{" BASE "\"tls_ca_file\":null,\"tls_cert_file\":null,\"services\":[{" SVC "}]}", NULL },
+        { "{" BASE "\"tls_ca_file\":\"/nonexistent/ca.pem\",\"services\":[{" SVC "}]}", "tls_ca_file: TLS CA file /nonexistent/ca.pem: No such file or directory" },
+        { "{" BASE "\"tls_ca_file\":\"/dev/null\",\"services\":[{" SVC "}]}", "tls_ca_file: TLS CA file /dev/null: " },
+        { "{" BASE "\"tls_cert_file\":\"/dev/null\",\"services\":[{" SVC "}]}", "tls_cert_file: TLS certificate file /dev/null: " },
+        { "{" BASE "\"tls_cert_file\":\"/nonexistent/c.pem\",\"tls_key_file\":\"/dev/null\",\"services\":[{" SVC "}]}", "tls_cert_file: TLS certificate file /nonexistent/c.pem: No such file" },
+        { "{" BASE "\"tls_key_file\":\"/dev/null\",\"services\":[{" SVC "}]}", "tls_key_file: TLS key file /dev/null given without a certificate file" },
+        { "{" BASE "\"tls_ca_file\":\"\",\"services\":[{" SVC "}]}", "tls_ca_file: expected a file path string" },
+        { "{" BASE "\"tls_ca_file\":5,\"services\":[{" SVC "}]}", "tls_ca_file: expected a file path string" },
+        { "{" BASE "\"tls_insecure_skip_verify\":\"yes\",\"services\":[{" SVC "}]}", "tls_insecure_skip_verify: expected true or false" },
+        { "{" BASE "\"tls_key_file_file\":\"/x\",\"services\":[{" SVC "}]}", "tls_key_file_file: unknown key" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":null,\"pass_env\":[]") "}]}", NULL },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":[\"A=1\"]") "}]}", "services[0].hooks.env: expected an object" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"9LIVES\":\"x\"}") "}]}", "services[0].hooks.env: '9LIVES' is not a variable name" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"A-B\":\"x\"}") "}]}", "services[0].hooks.env: 'A-B' is not a variable name" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"A=B\":\"x\"}") "}]}", "services[0].hooks.env: 'A=B' is not a variable name" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"\":\"x\"}") "}]}", "services[0].hooks.env: '' is not a variable name" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"N\":1}") "}]}", "services[0].hooks.env.N: expected a string" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"COORD_VERSION\":\"9\"}") "}]}", "services[0].hooks.env.COORD_VERSION: set by the agent itself" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"CREDENTIALS_DIRECTORY\":\"/x\"}") "}]}", "services[0].hooks.env.CREDENTIALS_DIRECTORY: never given to hooks" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":\"HOME\"") "}]}", "services[0].hooks.pass_env: expected an array" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"HOME\",7]") "}]}", "services[0].hooks.pass_env[1]: expected a variable name" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"BAD NAME\"]") "}]}", "services[0].hooks.pass_env[0]: 'BAD NAME' is not a variable name" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"HOME\",\"COORD_REDIS\"]") "}]}", "services[0].hooks.pass_env[1]: 'COORD_REDIS' is the agent's own" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"COORD_TEST_DIR\"]") "}]}", "services[0].hooks.pass_env[0]: 'COORD_TEST_DIR' is the agent's own" },
+        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"CREDENTIALS_DIRECTORY\"]") "}]}", "services[0].hooks.pass_env[0]: 'CREDENTIALS_DIRECTORY' is the agent's own" },
+        { "{" BASE "\"services\":[{" SVC "},{\"name\":\"api\",\"version\":\"1\"," HOOKS("\"pass_env\":[\"X\",\"Y.Z\"]") "}]}", "services[1].hooks.pass_env[1]: 'Y.Z' is not a variable name" },
 };
+
+static void clear_env(void) {
+        unsetenv("COORD_REDIS");
+        unsetenv("COORD_NAMESPACE");
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unsetenv("COORD_TLS_CA_FILE");
+        unsetenv("COORD_TLS_CERT_FILE");
+        unsetenv("COORD_TLS_KEY_FILE");
+}
 
 START_TEST(test_table) {
         struct agent_config *c = NULL;
         char err[1024] = "";
         int r;
 
-        unsetenv("COORD_REDIS");
-        unsetenv("COORD_NAMESPACE");
-        unsetenv("CREDENTIALS_DIRECTORY");
+        clear_env();
         r = agent_config_load("agent.json", table[_i].json, &c, err, sizeof err);
         if (!table[_i].culprit) {
                 ck_assert_msg(r == 0, "%s: %s", table[_i].json, err);
@@ -65,9 +104,13 @@ START_TEST(test_defaults) {
         struct agent_config *c = NULL;
         char err[512] = "";
 
-        unsetenv("COORD_NAMESPACE");
+        clear_env();
         ck_assert_int_eq(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err), 0);
         ck_assert_str_eq(c->namespace, "default");
+        ck_assert_ptr_null(c->tls.ca_file);
+        ck_assert_ptr_null(c->tls.cert_file);
+        ck_assert_ptr_null(c->tls.key_file);
+        ck_assert(!c->tls.insecure_skip_verify);
         ck_assert_uint_eq(c->heartbeat_interval, 1000000);
         ck_assert_str_eq(c->state_dir, "/var/lib/coord-agent");
         ck_assert_uint_eq(c->n_services, 1);
@@ -84,6 +127,28 @@ START_TEST(test_defaults) {
 }
 END_TEST
 
+START_TEST(test_hooks_env) {
+        struct agent_config *c = NULL;
+        char err[512] = "";
+
+        ck_assert_int_eq(agent_config_load("agent.json",
+                                           "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"B\":\"two=2\",\"A\":\"\"},"
+                                                                        "\"pass_env\":[\"DATABASE_URL\",\"LC_ALL\"]") "},"
+                                           "{\"name\":\"api\",\"version\":\"1\"}]}",
+                                           &c, err, sizeof err),
+                         0);
+        ck_assert_str_eq(c->services[0].hooks.env[0], "B=two=2");
+        ck_assert_str_eq(c->services[0].hooks.env[1], "A=");
+        ck_assert_ptr_null(c->services[0].hooks.env[2]);
+        ck_assert_str_eq(c->services[0].hooks.pass_env[0], "DATABASE_URL");
+        ck_assert_str_eq(c->services[0].hooks.pass_env[1], "LC_ALL");
+        ck_assert_ptr_null(c->services[0].hooks.pass_env[2]);
+        ck_assert_ptr_null(c->services[1].hooks.env);
+        ck_assert_ptr_null(c->services[1].hooks.pass_env);
+        agent_config_free(c);
+}
+END_TEST
+
 START_TEST(test_password_masked_in_errors) {
         struct agent_config *c = NULL;
         char err[512] = "";
@@ -96,6 +161,71 @@ START_TEST(test_password_masked_in_errors) {
 }
 END_TEST
 
+/* COORD_TLS_* when the file sets no tls_* key (all of them, never mixed). */
+START_TEST(test_tls_env) {
+        struct agent_config *c = NULL;
+        char err[1024] = "";
+
+        clear_env();
+        setenv("COORD_TLS_CA_FILE", "/nonexistent/env-ca.pem", 1);
+        ck_assert_int_eq(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err),
+                         -EINVAL);
+        ck_assert_msg(strstr(err, "agent.json: tls_ca_file: $COORD_TLS_CA_FILE: TLS CA file /nonexistent/env-ca.pem"),
+                      "%s", err);
+        /* The file sets one: the environment is not read at all. */
+        ck_assert_msg(agent_config_load("agent.json", "{" BASE "\"tls_insecure_skip_verify\":true,\"services\":[{" SVC "}]}",
+                                        &c, err, sizeof err) == 0,
+                      "%s", err);
+        ck_assert_ptr_null(c->tls.ca_file);
+        agent_config_free(c);
+        /* Readable, usable: taken. */
+        setenv("COORD_TLS_CA_FILE", "/etc/ssl/certs/ca-certificates.crt", 1);
+        if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0) {
+                ck_assert_msg(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err) == 0,
+                              "%s", err);
+                ck_assert_str_eq(c->tls.ca_file, "/etc/ssl/certs/ca-certificates.crt");
+                agent_config_free(c);
+        }
+        clear_env();
+}
+END_TEST
+
+/* tls_key_file defaults to the credential tls_key (its path, for hooks too). */
+START_TEST(test_tls_key_credential) {
+        struct agent_config *c = NULL;
+        char dir[] = "/tmp/coord-test-agent-config.XXXXXX", path[256], err[1024] = "";
+        FILE *f;
+
+        clear_env();
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        setenv("CREDENTIALS_DIRECTORY", dir, 1);
+        /* absent: absent */
+        ck_assert_msg(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err) == 0,
+                      "%s", err);
+        ck_assert_ptr_null(c->tls.key_file);
+        agent_config_free(c);
+        /* present: its path, checked like the key (here: no certificate for it) */
+        snprintf(path, sizeof path, "%s/tls_key", dir);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("not a key\n", f);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err),
+                         -EINVAL);
+        ck_assert_msg(strstr(err, "tls_key_file: TLS key file ") && strstr(err, "/tls_key given without a certificate"),
+                      "%s", err);
+        ck_assert_ptr_null(strstr(err, "not a key"));
+        /* the file's key wins over the credential */
+        ck_assert_int_eq(agent_config_load("agent.json", "{" BASE "\"tls_key_file\":\"/nonexistent/k\",\"services\":[{" SVC "}]}",
+                                           &c, err, sizeof err),
+                         -EINVAL);
+        ck_assert_msg(strstr(err, "TLS key file /nonexistent/k given without"), "%s", err);
+        unlink(path);
+        rmdir(dir);
+        clear_env();
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("agent-config");
         TCase *tc = tcase_create("core");
@@ -104,7 +234,10 @@ int main(void) {
 
         tcase_add_loop_test(tc, test_table, 0, (int) (sizeof table / sizeof table[0]));
         tcase_add_test(tc, test_defaults);
+        tcase_add_test(tc, test_hooks_env);
         tcase_add_test(tc, test_password_masked_in_errors);
+        tcase_add_test(tc, test_tls_env);
+        tcase_add_test(tc, test_tls_key_credential);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -1,10 +1,14 @@
-/* Unit tests for lib/command.c: encode/decode round trip and validation. */
+/* Unit tests for lib/command.c: encode/decode round trip and validation; the
+ * result keys (lib/keys.h) and the ACL patterns built from them. */
 #include <check.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "command.h"
+#include "keys.h"
+#include "test-main.h"
 
 START_TEST(test_roundtrip) {
         struct command *c = NULL, *d = NULL;
@@ -105,21 +109,45 @@ START_TEST(test_types) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("command");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
+/* pattern matches key, the way Redis' glob does for these patterns ("*" spans
+ * any characters, "{" and "}" are plain: fnmatch() without flags agrees). */
+static bool matches(char *pattern, char *key) {
+        bool m = pattern && key && fnmatch(pattern, key, 0) == 0;
 
+        free(pattern);
+        free(key);
+        return m;
+}
+
+START_TEST(test_result_keys) {
+        char *k = key_agent_result("prod", "h1", "c1");
+
+        ck_assert_str_eq(k, "coord:{prod}:agent:h1:result:c1");
+        free(k);
+        k = key_command_legacy("prod", "c1");
+        ck_assert_str_eq(k, "coord:{prod}:command:c1");
+        free(k);
+        /* One host's result pattern: its results only. */
+        ck_assert(matches(key_agent_result("prod", "h1", "*"), key_agent_result("prod", "h1", "c1")));
+        ck_assert(!matches(key_agent_result("prod", "h1", "*"), key_agent_result("prod", "h10", "c1")));
+        ck_assert(!matches(key_agent_result("prod", "h1", "*"), key_agent_commands("prod", "h1")));
+        ck_assert(!matches(key_agent_result("prod", "h1", "*"), key_command_legacy("prod", "c1")));
+        /* The namespace pattern: not its locks, not another namespace. */
+        ck_assert(matches(key_namespace_pattern("prod"), key_agent_result("prod", "h1", "c1")));
+        ck_assert(!matches(key_namespace_pattern("prod"), key_lock("prod", LOCK_NAME_LEADER)));
+        ck_assert(!matches(key_namespace_pattern("prod"), key_instance("prod2", "web-1")));
+        ck_assert(matches(key_lock_fence("prod", "migrate-*"), key_lock_fence("prod", "migrate-0a1b")));
+        ck_assert(!matches(key_lock("prod", "*"), key_lock_fence("prod", "leader")));
+}
+END_TEST
+
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_roundtrip);
         tcase_add_loop_test(tc, test_bad, 0, (int) (sizeof bad / sizeof bad[0]));
         tcase_add_test(tc, test_types);
         tcase_add_test(tc, test_phase);
         tcase_add_test(tc, test_coordinatord_form);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        tcase_add_test(tc, test_result_keys);
 }
+
+TEST_MAIN("command", add_tests)

@@ -420,7 +420,7 @@ START_TEST(test_credentials_directory) {
         write_file("redis", "h1:6379,bogus=1\n");
         ck_assert_int_eq(load("{\"host\": \"h\"}", &a, err, sizeof err), -EINVAL);
         ck_assert_str_eq(err, "t.json: redis: credential redis: unknown option 'bogus' (known: password, user, ssl, "
-                              "defaultDatabase, serviceName, connectTimeout, abortConnect)");
+                              "sslHost, defaultDatabase, serviceName, connectTimeout, abortConnect)");
 
         /* a credential that is absent is just absent */
         unlink(write_file("redis", ""));
@@ -530,6 +530,108 @@ START_TEST(test_print_masked) {
 }
 END_TEST
 
+/* CONFIG_PATH: a file's path, shown as it is; CONFIG_TLS_FIELDS and
+ * config_tls_check(). */
+struct paths {
+        char *plain;
+        struct tls_options tls;
+};
+
+static const struct config_field path_fields[] = {
+        { .key = "plain", .type = CONFIG_PATH, .offset = offsetof(struct paths, plain) },
+        CONFIG_TLS_FIELDS(struct paths, tls),
+        {},
+};
+
+static int load_paths(const char *json, struct paths *p, char *err, size_t errlen) {
+        memset(p, 0, sizeof *p);
+        err[0] = '\0';
+        return config_load_string(json, "p.json", path_fields, p, err, errlen);
+}
+
+START_TEST(test_paths) {
+        struct paths p;
+        char err[512], *key;
+        json_t *j;
+
+        ck_assert_msg(load_paths("{\"plain\": \"/etc/x.pem\", \"tls_ca_file\": \"/etc/ca.pem\"}", &p, err, sizeof err) == 0,
+                      "%s", err);
+        ck_assert_str_eq(p.plain, "/etc/x.pem");
+        ck_assert_str_eq(p.tls.ca_file, "/etc/ca.pem");
+        ck_assert_ptr_null(p.tls.key_file);
+        ck_assert(!p.tls.insecure_skip_verify);
+        j = config_to_json_masked(path_fields, &p);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "tls_ca_file")), "/etc/ca.pem"); /* a path is no secret */
+        ck_assert(json_is_null(json_object_get(j, "tls_key_file")));
+        ck_assert(json_is_false(json_object_get(j, "tls_insecure_skip_verify")));
+        json_decref(j);
+        config_free(path_fields, &p);
+
+        ck_assert_int_eq(load_paths("{\"plain\": \"\"}", &p, err, sizeof err), -EINVAL);
+        ck_assert_str_eq(err, "p.json: plain: expected a file path string");
+        ck_assert_int_eq(load_paths("{\"plain\": [\"/a\"]}", &p, err, sizeof err), -EINVAL);
+        ck_assert_int_eq(load_paths("{\"plain_file\": \"/a\"}", &p, err, sizeof err), -EINVAL);
+        ck_assert_str_eq(err, "p.json: plain_file: unknown key");
+
+        /* The credential's path when it exists (not its content), the file's key first. */
+        key = strdup(write_file("tls_key", "-----BEGIN PRIVATE KEY-----\nnot really\n"));
+        setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+        ck_assert_int_eq(load_paths("{}", &p, err, sizeof err), 0);
+        ck_assert_str_eq(p.tls.key_file, key);
+        ck_assert_ptr_null(p.plain);
+        config_free(path_fields, &p);
+        ck_assert_int_eq(load_paths("{\"tls_key_file\": \"/k.pem\"}", &p, err, sizeof err), 0);
+        ck_assert_str_eq(p.tls.key_file, "/k.pem");
+        config_free(path_fields, &p);
+        unlink(key);
+        ck_assert_int_eq(load_paths("{}", &p, err, sizeof err), 0);
+        ck_assert_ptr_null(p.tls.key_file);
+        config_free(path_fields, &p);
+        free(key);
+}
+END_TEST
+
+START_TEST(test_tls_check) {
+        struct paths p;
+        char err[512];
+
+        unsetenv("COORD_TLS_CA_FILE");
+        unsetenv("COORD_TLS_CERT_FILE");
+        unsetenv("COORD_TLS_KEY_FILE");
+        /* Nothing: the system store, no client certificate. */
+        ck_assert_int_eq(load_paths("{}", &p, err, sizeof err), 0);
+        ck_assert_msg(config_tls_check("p.json", &p.tls, err, sizeof err) == 0, "%s", err);
+        config_free(path_fields, &p);
+
+        /* Each file is named with its key. */
+        ck_assert_int_eq(load_paths("{\"tls_ca_file\": \"/nonexistent/ca\"}", &p, err, sizeof err), 0);
+        ck_assert_int_eq(config_tls_check("p.json", &p.tls, err, sizeof err), -EINVAL);
+        ck_assert_str_eq(err, "p.json: tls_ca_file: TLS CA file /nonexistent/ca: No such file or directory");
+        config_free(path_fields, &p);
+        ck_assert_int_eq(load_paths("{\"tls_cert_file\": \"/dev/null\", \"tls_key_file\": \"/nonexistent/k\"}", &p, err,
+                                    sizeof err),
+                         0);
+        ck_assert_int_eq(config_tls_check("p.json", &p.tls, err, sizeof err), -EINVAL);
+        ck_assert_str_eq(err, "p.json: tls_key_file: TLS key file /nonexistent/k: No such file or directory");
+        config_free(path_fields, &p);
+
+        /* The environment, when the file sets nothing, named as such... */
+        setenv("COORD_TLS_CERT_FILE", "/nonexistent/env-cert", 1);
+        ck_assert_int_eq(load_paths("{}", &p, err, sizeof err), 0);
+        ck_assert_int_eq(config_tls_check("p.json", &p.tls, err, sizeof err), -EINVAL);
+        ck_assert_str_eq(err, "p.json: tls_cert_file: $COORD_TLS_CERT_FILE: TLS certificate file /nonexistent/env-cert: "
+                              "No such file or directory");
+        ck_assert_str_eq(p.tls.cert_file, "/nonexistent/env-cert"); /* shown by --check-config */
+        config_free(path_fields, &p);
+        /* ...and never mixed with what the file says. */
+        ck_assert_int_eq(load_paths("{\"tls_insecure_skip_verify\": true}", &p, err, sizeof err), 0);
+        ck_assert_msg(config_tls_check("p.json", &p.tls, err, sizeof err) == 0, "%s", err);
+        ck_assert_ptr_null(p.tls.cert_file);
+        config_free(path_fields, &p);
+        unsetenv("COORD_TLS_CERT_FILE");
+}
+END_TEST
+
 static Suite *config_suite(void) {
         Suite *s = suite_create("config");
         TCase *tc = tcase_create("core");
@@ -544,6 +646,8 @@ static Suite *config_suite(void) {
         tcase_add_test(tc, test_env_override);
         tcase_add_test(tc, test_files);
         tcase_add_test(tc, test_print_masked);
+        tcase_add_test(tc, test_paths);
+        tcase_add_test(tc, test_tls_check);
         suite_add_tcase(s, tc);
         return s;
 }

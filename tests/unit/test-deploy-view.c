@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "deploy/deploy-view.h"
 #include "duration.h"
+#include "test-main.h"
 
 /* 2026-12-01T10:00:00Z */
 #define T0 UINT64_C(1796119200000000)
@@ -478,12 +479,7 @@ START_TEST(test_clean_text) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("deploy-view");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_timestamps);
         tcase_add_test(tc, test_elapsed);
         tcase_add_test(tc, test_load);
@@ -498,10 +494,6 @@ int main(void) {
         tcase_add_test(tc, test_summary);
         tcase_add_test(tc, test_states);
         tcase_add_test(tc, test_clean_text);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
 }
+
+TEST_MAIN("deploy-view", add_tests)

@@ -14,6 +14,7 @@
 #include "deploy/coordctl-doctor.h"
 #include "exitcode.h"
 #include "keys.h"
+#include "test-main.h"
 
 static char msg[DOCTOR_MESSAGE_MAX];
 
@@ -636,12 +637,7 @@ START_TEST(test_message_bounded) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("doctor");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_status_table);
         tcase_add_test(tc, test_version);
         tcase_add_test(tc, test_persistence_config);
@@ -662,10 +658,6 @@ int main(void) {
         tcase_add_test(tc, test_token);
         tcase_add_test(tc, test_report);
         tcase_add_test(tc, test_message_bounded);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
 }
+
+TEST_MAIN("doctor", add_tests)

@@ -1,16 +1,19 @@
-/* Unit tests for agent/fileio.c and agent/state.c: atomic replacement, the
- * kept previous file, modes, and state_dir records. */
+/* Unit tests for agent/fileio.c: atomic replacement, the kept previous file,
+ * modes (agent/state.c: test-state.c). */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "cleanup.h"
 #include "fileio.h"
-#include "state.h"
 #include "strutil.h"
 
 static char dir[] = "/tmp/test-fileio.XXXXXX";
@@ -71,39 +74,30 @@ START_TEST(test_restore_without_prev_removes) {
 END_TEST
 
 START_TEST(test_failure_leaves_target) {
-        char *p = path_in("missing-dir/x.env");
+        _cleanup_free_ char *p = path_in("keep.env"), *got = NULL, *missing = path_in("missing-dir/x.env");
+        DIR *d;
+        struct rlimit old, small = { .rlim_cur = 4, .rlim_max = RLIM_INFINITY };
+        struct dirent *de;
 
-        ck_assert_int_eq(fileio_write_atomic(p, "X\n", 2, 0640, true), -ENOENT);
-        free(p);
-}
-END_TEST
+        ck_assert_int_eq(fileio_write_atomic(missing, "X\n", 2, 0640, true), -ENOENT);
 
-START_TEST(test_state_records) {
-        char *sd = path_in("state"), *v = NULL;
-        json_t *rec, *got = NULL;
-        int64_t cv = -1;
-
-        ck_assert_int_eq(state_init(sd), 0);
-        ck_assert_int_eq(state_load_instance(sd, "web-1", &v, &cv), -ENOENT);
-        ck_assert_ptr_null(v);
-        ck_assert_int_eq(cv, -1);
-        ck_assert_int_eq(state_save_instance(sd, "web-1", "2.0", 7), 0);
-        ck_assert_int_eq(state_load_instance(sd, "web-1", &v, &cv), 0);
-        ck_assert_str_eq(v, "2.0");
-        ck_assert_int_eq(cv, 7);
-        free(v);
-
-        ck_assert_int_eq(state_command_get(sd, "c1", &got), -ENOENT);
-        rec = json_pack("{s:s}", "state", "started");
-        ck_assert_int_eq(state_command_put(sd, "c1", rec), 0);
-        ck_assert_int_eq(state_command_get(sd, "c1", &got), 0);
-        ck_assert_str_eq(json_string_value(json_object_get(got, "state")), "started");
-        json_decref(got);
-        ck_assert_int_eq(state_command_remove(sd, "c1"), 0);
-        ck_assert_int_eq(state_command_remove(sd, "c1"), 0);
-        ck_assert_int_eq(state_command_get(sd, "c1", &got), -ENOENT);
-        json_decref(rec);
-        free(sd);
+        /* A target that exists, then a write that fails half-way (a file size
+         * limit: EFBIG, also for root): the target keeps its content, and no
+         * temporary file is left next to it. */
+        ck_assert_int_eq(fileio_write_atomic(p, "OLD=1\n", 6, 0640, false), 0);
+        ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+        small.rlim_max = old.rlim_max;
+        (void) signal(SIGXFSZ, SIG_IGN);
+        ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+        ck_assert_int_eq(fileio_write_atomic(p, "NEW=1234567890\n", 15, 0640, true), -EFBIG);
+        ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+        got = slurp(p);
+        ck_assert_str_eq(got, "OLD=1\n");
+        d = opendir(dir);
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                ck_assert_msg(!strstr(de->d_name, "coord-tmp"), "temporary file left: %s", de->d_name);
+        closedir(d);
 }
 END_TEST
 
@@ -119,7 +113,6 @@ int main(void) {
         tcase_add_test(tc, test_write_and_restore);
         tcase_add_test(tc, test_restore_without_prev_removes);
         tcase_add_test(tc, test_failure_leaves_target);
-        tcase_add_test(tc, test_state_records);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_set_fork_status(sr, CK_NOFORK);

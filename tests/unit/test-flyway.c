@@ -11,6 +11,7 @@
 #include "migrations/flyway.h"
 #include "migrations/plan.h"
 #include "strutil.h"
+#include "test-main.h"
 
 /* ---- checksum: expected values computed by Flyway's algorithm on the JVM (BufferedReader
  * readLine, BomFilter, java.util.zip.CRC32 over the UTF-8 bytes of each line). */
@@ -341,19 +342,13 @@ START_TEST(test_adopt_kinds) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("flyway");
-        TCase *tc = tcase_create("core");
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_checksum);
         tcase_add_test(tc, test_replace);
         tcase_add_test(tc, test_env);
         tcase_add_test(tc, test_explain_name);
         tcase_add_test(tc, test_adopt);
         tcase_add_test(tc, test_adopt_kinds);
-        suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+TEST_MAIN("flyway", add_tests)

@@ -2,6 +2,7 @@
 #include <check.h>
 
 #include "health.h"
+#include "test-main.h"
 
 #define MS 1000ULL
 
@@ -96,22 +97,13 @@ START_TEST(test_names) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("health");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_rise_from_starting);
         tcase_add_test(tc, test_fall_and_back);
         tcase_add_test(tc, test_grace_ignores_failures);
         tcase_add_test(tc, test_success_during_grace_counts);
         tcase_add_test(tc, test_restart);
         tcase_add_test(tc, test_names);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
 }
+
+TEST_MAIN("health", add_tests)

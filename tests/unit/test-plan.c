@@ -8,6 +8,7 @@
 #include "macro.h"
 #include "migrate-fixtures.h"
 #include "migrations/plan.h"
+#include "test-main.h"
 
 static struct migration file(enum migration_type t, const char *version, const char *script, const char *sum) {
         struct migration m = { .type = t, .version = (char *) version, .description = (char *) "d",
@@ -363,7 +364,7 @@ START_TEST(test_phase_post_blocked_by_pending_pre) {
         };
         struct migrate_report r = {};
 
-        /* (apply refuses the whole run because of V5's blocked: see runner.c) */
+        /* (apply refuses the whole run because of V5's blocked: see migrate.c) */
         expect_phase(&s, &h, MIGRATE_PHASE_POST, "V2__drop.sql", postc, ELEMENTSOF(postc));
         ck_assert_int_eq(plan_compute(&s, &h, false, MIGRATE_PHASE_POST, &r), 0);
         ck_assert(strstr(find(&r, "V5__drop.sql")->detail, "pre-deploy V4__d.sql below it is pending"));
@@ -443,12 +444,7 @@ START_TEST(test_no_transaction) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("plan");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_fresh);
         tcase_add_test(tc, test_changed_missing);
         tcase_add_test(tc, test_baseline_failed);
@@ -460,10 +456,6 @@ int main(void) {
         tcase_add_test(tc, test_phase_post_blocked_by_pending_pre);
         tcase_add_test(tc, test_phase_deferred_without_file);
         tcase_add_test(tc, test_no_transaction);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
 }
+
+TEST_MAIN("plan", add_tests)

@@ -4,7 +4,8 @@
  *   SENTINEL_URL               a sentinel monitoring it as "mymaster"
  *   REPLICA_PORT               its replica, promoted by the last test (failover)
  *   AUTH_PORT, AUTH_PASSWORD   a redis with --requirepass, and on it the ACL user
- *                              "coord" (Coord-Acl-Pw9) limited to ~coord:* &coord:*
+ *                              "coord" (Coord-Acl-Pw9) limited to ~coord:* &coord:*;
+ *                              the set_url tests add users "rot" and "rot2"
  *   CTL_DIR                    requests to the script: write CTL_DIR/request,
  *                              wait for CTL_DIR/ack
  * Missing variables are a failure, not a skip. */
@@ -390,10 +391,182 @@ START_TEST(test_tls_refused) {
         redis_client *c = NULL;
         _cleanup_free_ char *url = strdup_printf("127.0.0.1:%s,ssl=true", env("REDIS_PORT"));
         struct redis_url *u = parse(url);
+        uint64_t until = mono_usec() + 1500000;
+
+        /* TLS against a plain-text server: it never connects (no fallback). */
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        u->connect_timeout_ms = 300;
+        ck_assert_int_eq(redis_client_new(e, u, NULL, NULL, &c), 0);
+        while (mono_usec() < until)
+                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        ck_assert(!redis_client_is_connected(c));
+        redis_client_free(c);
+        redis_url_free(u);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* ---- redis_client_set_url(): new credentials, make before break ---- */
+
+struct swap {
+        unsigned calls;
+        int error;
+        char reason[256];
+};
+
+static void on_swap(redis_client *c, int error, const char *reason, void *userdata) {
+        struct swap *w = userdata;
+
+        (void) c;
+        w->calls++;
+        w->error = error;
+        snprintf(w->reason, sizeof w->reason, "%s", reason ? reason : "");
+}
+
+static struct swap *swap_watched;
+static bool swap_done(struct obs *o) {
+        (void) o;
+        return swap_watched->calls > 0;
+}
+
+static void wait_swap(sd_event *e, struct obs *o, struct swap *w, const char *what) {
+        swap_watched = w;
+        run_until(e, o, swap_done, 15, what);
+}
+
+/* Run a command on the admin (default) user of the AUTH server. */
+static void admin(const char *fmt, const char *a1, const char *a2) {
+        _cleanup_free_ char *url = strdup_printf("redis://:%s@127.0.0.1:%s", env("AUTH_PASSWORD"), env("AUTH_PORT"));
+        struct redis_url *u = parse(url);
+        _cleanup_redis_ redisContext *rc = NULL;
+        _cleanup_reply_ redisReply *reply = NULL;
+        char err[256];
+
+        ck_assert_msg(redis_connect(u, 2000000, &rc, err, sizeof err) == 0, "%s", err);
+        redis_url_free(u);
+        ck_assert_msg(redis_command(rc, &reply, err, sizeof err, fmt, a1, a2) == 0, "%s: %s", fmt, err);
+}
+
+static struct redis_url *user_url(const char *user, const char *password) {
+        _cleanup_free_ char *url = strdup_printf("redis://%s:%s@127.0.0.1:%s", user, password, env("AUTH_PORT"));
+        return parse(url);
+}
+
+/* ACL WHOAMI through the client: who the command connection is. */
+static void expect_whoami(sd_event *e, redis_client *c, struct obs *o, const char *user) {
+        ck_assert_int_eq(redis_client_command(c, on_reply, o, "ACL WHOAMI"), 0);
+        want_replies = o->replies + o->null_replies + 1;
+        run_until(e, o, got_replies, 10, "ACL WHOAMI");
+        ck_assert_str_eq(o->last_reply, user);
+}
+
+/* Rotation as an operator does it: the password changes on the server (the
+ * connections already authenticated stay so), then the client is given it. */
+START_TEST(test_set_url_rotation) {
+        sd_event *e = NULL;
+        struct obs o = { 0 }, sub = { 0 }, held = { 0 };
+        struct swap w = { 0 };
+        redis_client *c = NULL;
+        struct redis_url *u;
+        char err[256] = "";
+
+        admin("ACL SETUSER %s on resetpass >%s ~coord:* &coord:* +@all", "rot", "Rot-Old-Pw1");
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        u = user_url("rot", "Rot-Old-Pw1");
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        redis_url_free(u);
+        ck_assert_int_eq(redis_client_subscribe(c, "coord:test:swap", on_message, &sub), 0);
+        run_until(e, &o, last_state_up, 10, "connect as rot");
+        admin("ACL SETUSER %s resetpass >%s", "rot", "Rot-New-Pw2");
+
+        /* A wrong password: refused, the working connection stays. */
+        u = user_url("rot", "Rot-Wrong-Pw3");
+        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, &w, err, sizeof err), 0);
+        redis_url_free(u);
+        wait_swap(e, &o, &w, "the wrong password refused");
+        ck_assert_int_eq(w.error, -EACCES);
+        ck_assert_msg(strstr(w.reason, "WRONGPASS") && !strstr(w.reason, "Rot-Wrong-Pw3"), "%s", w.reason);
+        ck_assert(redis_client_is_connected(c));
+        expect_whoami(e, c, &o, "rot");
+
+        /* The right one: swapped without a disconnection; a command in flight
+         * on the old connection still gets its real reply. */
+        ck_assert_int_eq(redis_client_command(c, on_reply, &held, "BLPOP coord:never-pushed 1"), 0);
+        memset(&w, 0, sizeof w);
+        u = user_url("rot", "Rot-New-Pw2");
+        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, &w, err, sizeof err), 0);
+        redis_url_free(u);
+        wait_swap(e, &o, &w, "the new password taken");
+        ck_assert_msg(w.error == 0, "swap failed: %s", w.reason);
+        ck_assert_int_eq(held.replies + held.null_replies, 0); /* still blocked on the old connection */
+        want_replies = 1;
+        run_until(e, &held, got_replies, 5, "BLPOP on the retired connection");
+        ck_assert_int_eq(held.null_replies, 0);
+        ck_assert_int_eq(o.n_states, 1);
+        ck_assert_uint_eq(redis_client_reconnects(c), 0);
+
+        /* Now another user: commands and the subscription moved with it. */
+        admin("ACL SETUSER %s on >%s ~coord:* &coord:* +@all", "rot2", "Rot2-Pw4");
+        memset(&w, 0, sizeof w);
+        u = user_url("rot2", "Rot2-Pw4");
+        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, &w, err, sizeof err), 0);
+        redis_url_free(u);
+        wait_swap(e, &o, &w, "the second user taken");
+        ck_assert_msg(w.error == 0, "swap failed: %s", w.reason);
+        expect_whoami(e, c, &o, "rot2");
+        admin("ACL SETUSER %s off %s", "rot", "resetpass"); /* the old user may go now */
+        admin("CLIENT KILL USER %s%s", "rot", "");
+        admin("PUBLISH %s %s", "coord:test:swap", "after-swap");
+        want_messages = 1;
+        run_until(e, &sub, got_messages, 10, "message after the swap");
+        ck_assert_str_eq(sub.last_message, "after-swap");
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_ge(sd_event_run(e, 20000), 0);
+        ck_assert_int_eq(sub.messages, 1);
+        ck_assert_int_eq(o.n_states, 1);
+        ck_assert(redis_client_is_connected(c));
+
+        redis_client_free(c);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* A newer call supersedes a pending one; a dead endpoint fails; freeing the
+ * client with an attempt pending calls nobody. */
+START_TEST(test_set_url_edges) {
+        sd_event *e = NULL;
+        struct obs o = { 0 };
+        struct swap w1 = { 0 }, w2 = { 0 }, w3 = { 0 };
+        redis_client *c = NULL;
+        _cleanup_free_ char *plain = plain_url();
+        struct redis_url *u = parse(plain), *dead;
+        char err[256] = "";
 
         ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_eq(redis_client_new(e, u, NULL, NULL, &c), -EPROTONOSUPPORT);
-        ck_assert_ptr_null(c);
+        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
+        run_until(e, &o, last_state_up, 10, "connect");
+        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, &w1, err, sizeof err), 0);
+        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, &w2, err, sizeof err), 0);
+        ck_assert_int_eq(w1.calls, 1); /* at once, from within the second call */
+        ck_assert_int_eq(w1.error, -ECANCELED);
+        wait_swap(e, &o, &w2, "the second attempt");
+        ck_assert_int_eq(w2.error, 0);
+        ck_assert_int_eq(w1.calls, 1);
+
+        dead = parse("127.0.0.1:1,connectTimeout=500");
+        ck_assert_int_eq(redis_client_set_url(c, dead, NULL, on_swap, &w3, err, sizeof err), 0);
+        wait_swap(e, &o, &w3, "the dead endpoint");
+        ck_assert_int_lt(w3.error, 0);
+        ck_assert(redis_client_is_connected(c));
+        ck_assert_int_eq(o.n_states, 1);
+
+        memset(&w3, 0, sizeof w3);
+        ck_assert_int_eq(redis_client_set_url(c, dead, NULL, on_swap, &w3, err, sizeof err), 0);
+        redis_client_free(c);
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_ge(sd_event_run(e, 20000), 0);
+        ck_assert_int_eq(w3.calls, 0);
+        redis_url_free(dead);
         redis_url_free(u);
         sd_event_unref(e);
 }
@@ -551,6 +724,8 @@ static Suite *redis_client_suite(void) {
         tcase_add_test(tc, test_auth_db);
         tcase_add_test(tc, test_acl_user_limited);
         tcase_add_test(tc, test_wrong_password);
+        tcase_add_test(tc, test_set_url_rotation);
+        tcase_add_test(tc, test_set_url_edges);
         tcase_add_test(tc, test_free_in_callbacks);
         tcase_add_test(tc, test_restart);
         tcase_add_test(tc, test_restart_sentinel);

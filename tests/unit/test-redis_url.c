@@ -1,6 +1,6 @@
 /* Unit tests for lib/redis_url.c: both connection-string forms, good and
- * malformed inputs, and masking (the password never appears in masked output
- * or in an error message). */
+ * malformed inputs (mistyped ones included), and masking (the password never
+ * appears in masked output or in an error message). */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "redis_url.h"
+#include "secret.h"
+#include "test-main.h"
 
 struct good {
         const char *in;
@@ -74,6 +76,13 @@ static const struct good goods[] = {
         { "h,", "h", 6379, 1, NULL, NULL, NULL, 0, false, NULL, 5000, true, NULL },
         { "h,defaultdatabase=7,ABORTCONNECT=false,connecttimeout=100", "h", 6379, 1, NULL, NULL, NULL, 7, false, NULL,
           100, false, NULL },
+        /* sslHost: the TLS name; the masked form keeps it, so it is the StackExchange form */
+        { "10.0.0.7:6380,ssl=true,sslHost=redis.example.com,password=pw-x", "10.0.0.7", 6380, 1, NULL, NULL, "pw-x", 0,
+          true, NULL, 5000, true, "10.0.0.7:6380,password=*****,ssl=true,sslHost=redis.example.com" },
+        { "h,SSLHOST=Cache-1.internal,sslhost=cache-2.internal", "h", 6379, 1, NULL, NULL, NULL, 0, false, NULL, 5000,
+          true, "h:6379,sslHost=cache-2.internal" },
+        /* a host that happens to be named like an option */
+        { "user:6379,password=x", "user", 6379, 1, NULL, NULL, "x", 0, false, NULL, 5000, true, NULL },
 };
 
 struct bad {
@@ -89,35 +98,41 @@ static const struct bad bads[] = {
         { "redis://h:65536", "port '65536'" },
         { "redis://h:abc", "port after 'h:' is not a number" },
         { "redis://h:", "port" },
-        { "redis://h/x", "database 'x'" },
-        { "redis://h/-1", "database '-1'" },
+        { "redis://h/x", "database after '/': not a number" },
+        { "redis://h/-1", "database after '/'" },
         { "redis://h/1/2", "database" },
         { "redis://u:p%zz@h", "percent-encoding in the password" },
         { "redis://u:p%0@h", "percent-encoding in the password" },
         { "redis://u%4:p@h", "percent-encoding in the user" },
-        { "http://h", "scheme" },
+        { "http://h", "unknown scheme 'http'" },
         { "redis://h?db=1", "unexpected '?' after the host" },
         { "redis://::1:6379", "brackets" },
         { "redis://[::1", "closing ']'" },
         { "redis://[zz]:1", "IPv6" },
-        { "redis://[::1]x", "after IPv6" },
-        { "redis://bad_host!:1", "host name 'bad_host!'" },
+        { "redis://[::1]x", "after the IPv6 address" },
+        { "redis://bad_host!:1", "character 9 of the host name" },
         { "unix://", "absolute" },
         { "unix:///", "empty unix socket path" },
         { "unix:///p?foo=1", "unknown parameter after '?'" },
-        { "unix:///p?db=x", "database 'x'" },
+        { "unix:///p?db=x", "database in ?db=" },
         { "h,foo=bar", "unknown option 'foo'" },
-        { "h,ssl=maybe", "ssl: 'maybe'" },
-        { "h,abortConnect=1", "abortConnect: '1'" },
-        { "h,defaultDatabase=x", "defaultDatabase: 'x'" },
-        { "h,connectTimeout=0", "connectTimeout: '0'" },
-        { "h,connectTimeout=5s", "connectTimeout: '5s'" },
+        { "h,ssl=maybe", "ssl: expected true or false" },
+        { "h,abortConnect=1", "abortConnect: expected true or false" },
+        { "h,defaultDatabase=x", "defaultDatabase: not a number" },
+        { "h,connectTimeout=0", "connectTimeout: not milliseconds" },
+        { "h,connectTimeout=5s", "connectTimeout: not milliseconds" },
         { "h,serviceName=", "serviceName: empty" },
-        { "h,serviceName=a/b", "serviceName: bad name" },
+        { "h,serviceName=a/b", "serviceName: character 2" },
+        { "h,sslHost=", "sslHost: empty" },
+        { "h,sslHost=a b", "sslHost: character 2" },
+        { "h,ssl=true,sslHost=[::1]", "sslHost: character 1" },
         { "password=no-host-here", "no host:port" },
         { ",,", "no host:port" },
         { "h:port", "port after 'h:' is not a number" },
         { "h:1:2", "brackets" },
+        { "h,h2:x", "element 2: port after 'h2:' is not a number" },
+        /* a host:port ends a password even with its port out of range */
+        { "h,password=a,h2:99999", "element 3: bad port '99999'" },
         { "h1,h2,h3,h4,h5,h6,h7,h8,h9,h10,h11,h12,h13,h14,h15,h16,h17", "too many endpoints" },
         { "h\n", "control character" },
 };
@@ -142,8 +157,108 @@ static const char *const bad_with_secret[] = {
         "unix:///run/redis.sock?password=Sup3rS3cret",
 };
 
+/* Mistyped connection strings with the password "PW": every error is
+ * non-empty, says what is wrong (mention) and never shows the password. */
+static const struct bad mistyped[] = {
+        { "redis:/u:PW@h:6379", "the scheme 'redis' must be followed by '://'" },
+        { "rediss:/:PW@h", "the scheme 'rediss' must be followed by '://'" },
+        { "redis//:PW@h:6379", "the scheme 'redis' must be followed by '://'" },
+        { "unix:/u:PW@/run/redis.sock", "the scheme 'unix' must be followed by '://'" },
+        { "Redis:PW@h:6379", "'@' in a host part" },
+        { "//:PW@h:6379", "missing scheme before '//'" },
+        { "u:PW@h:6379", "element 1: '@' in a host part (put credentials in redis://user:password@host" },
+        { "PW@h:6379", "element 1: '@' in a host part" },
+        { ":PW@h:6379", "'@' in a host part" },
+        { "PW:6379@h", "'@' in a host part" },
+        { "h:6379,u:PW@h2", "element 2: '@' in a host part" },
+        { "redis:\\u:PW@h", "'@' in a host part" },
+        { "h:6379,password PW", "element 2: option password needs '=' (password=...)" },
+        { "h:6379,password:PW", "option password needs '='" },
+        { "h:6379,Password :PW,ssl=true", "option password needs '='" },
+        { "h:6379;password=PW", "';' is not a separator here" },
+        { "h:6379 password=PW", "element 1: unknown option" },
+        { "h:6379,pass/word=PW", "'/' outside a redis:// URL" },
+        { "redis://:PW", "empty host name before ':'" },
+        { "redis://u:PW", "port after 'u:' is not a number" },
+        { "redis://PW:", "bad port ''" },
+        { "redis://u:PW@h:99999", "bad port '99999'" },
+        { "redis://u:PW@h/PW", "database after '/'" },
+        { "redis://u:PW@h,h2:6379", "character 2 of the host name" },
+        { "redis://u:PW@[::1", "closing ']'" },
+        { "redis:///u:PW@", "empty host" },
+        { "http://u:PW@h", "unknown scheme 'http'" },
+        { "h,password=PW,ssl=PW", "ssl: expected true or false" },
+        { "h,password=PW,defaultDatabase=PW", "defaultDatabase: not a number" },
+        { "h,password=PW,sslHost=PW/x", "sslHost: character 3" },
+        { "h,password=PW,connectTimeout=PW", "connectTimeout: not milliseconds" },
+};
+
+START_TEST(test_mistyped) {
+        const struct bad *b = &mistyped[_i];
+        struct redis_url *u = NULL;
+        char err[512] = "";
+
+        ck_assert_int_eq(redis_url_parse(b->in, &u, err, sizeof err), -EINVAL);
+        ck_assert_ptr_null(u);
+        ck_assert_msg(err[0] != '\0', "no message for '%s'", b->in);
+        ck_assert_msg(!strstr(err, "PW"), "error for '%s' shows the password: '%s'", b->in, err);
+        ck_assert_msg(strstr(err, b->mention), "error for '%s' is '%s', should mention '%s'", b->in, err, b->mention);
+}
+END_TEST
+
+static void collect_span(const char *span, size_t len, void *userdata) {
+        char *out = userdata;
+        size_t ol = strlen(out);
+
+        snprintf(out + ol, 256 - ol, "[%.*s]", (int) len, span);
+}
+
+/* The spans the parser reads as passwords, as secret_mask_string() uses them. */
+START_TEST(test_password_spans) {
+        static const struct {
+                const char *in, *spans;
+        } t[] = {
+                { "redis://u:pa/ss@h:6379/0", "[pa/ss]" },
+                { "redis://p@ss@h", "[p@ss]" },
+                { "redis://u:@h", "" },
+                { "unix://u:s@c@/run/r.sock", "[s@c]" },
+                { "unix:///run/a@b.sock", "" },
+                { "h:1, password = a b ,b=c,ssl=true,password=x", "[a b ,b=c][x]" },
+                { "password=,h:1", "" },
+                { "h,user=bob", "" },
+                /* lexical: also where the parser fails */
+                { "h:0,password=PW,ssl=maybe", "[PW]" },
+                { "http://u:PW@h", "[PW]" },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+                char out[256] = "";
+                redis_url_foreach_password(t[i].in, collect_span, out);
+                ck_assert_msg(strcmp(out, t[i].spans) == 0, "spans of '%s' are '%s', want '%s'", t[i].in, out, t[i].spans);
+        }
+        redis_url_foreach_password(NULL, collect_span, NULL);
+}
+END_TEST
+
+START_TEST(test_ssl_host) {
+        struct redis_url *u = NULL;
+        char err[256] = "";
+
+        ck_assert_int_eq(redis_url_parse("10.0.0.7:6380,ssl=true,sslHost=Redis-1.example.com", &u, err, sizeof err), 0);
+        ck_assert_str_eq(u->ssl_host, "Redis-1.example.com");
+        ck_assert(u->ssl);
+        u = redis_url_free(u);
+        /* the last one wins; absent means NULL */
+        ck_assert_int_eq(redis_url_parse("h,sslHost=a,SSLHOST=b", &u, err, sizeof err), 0);
+        ck_assert_str_eq(u->ssl_host, "b");
+        u = redis_url_free(u);
+        ck_assert_int_eq(redis_url_parse("rediss://h:6380", &u, err, sizeof err), 0);
+        ck_assert_ptr_null(u->ssl_host);
+        u = redis_url_free(u);
+}
+END_TEST
+
 /* A typo ("password:" for "password=") makes the secret look like a port: the
- * error must still not show it (mask_string does not promise to catch typos). */
+ * error must still not show it. */
 START_TEST(test_typo_never_leaks) {
         struct redis_url *u = NULL;
         char err[512] = "";
@@ -182,6 +297,7 @@ START_TEST(test_good) {
                 ck_assert_str_eq(u->service_name, g->service);
         else
                 ck_assert_ptr_null(u->service_name);
+
         ck_assert_int_eq(u->connect_timeout_ms, g->timeout_ms);
         ck_assert_int_eq(u->abort_connect, g->abort_connect);
 
@@ -204,11 +320,15 @@ START_TEST(test_good) {
         }
         ck_assert_int_eq(back->db, u->db);
         ck_assert_int_eq(back->ssl, u->ssl);
+        if (u->ssl_host)
+                ck_assert_str_eq(back->ssl_host, u->ssl_host);
+        else
+                ck_assert_ptr_null(back->ssl_host);
         redis_url_free(back);
         free(m);
 
         /* The string masker hides the raw and the decoded password. */
-        m = redis_url_mask_string(g->in);
+        m = secret_mask_string(g->in);
         ck_assert_ptr_nonnull(m);
         if (g->password) {
                 ck_assert_msg(!strstr(m, g->password), "mask_string('%s') = '%s' leaks", g->in, m);
@@ -244,7 +364,7 @@ START_TEST(test_bad_never_leaks) {
         ck_assert_msg(err[0] != '\0', "no message for '%s'", in);
         ck_assert_msg(!strstr(err, "Sup3rS3cret"), "error '%s' leaks the password", err);
 
-        char *m = redis_url_mask_string(in);
+        char *m = secret_mask_string(in);
         ck_assert_ptr_nonnull(m);
         ck_assert_msg(!strstr(m, "Sup3rS3cret"), "mask_string('%s') = '%s' leaks", in, m);
         free(m);
@@ -270,12 +390,12 @@ START_TEST(test_mask_string) {
                 { "", "" },
         };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-                char *m = redis_url_mask_string(t[i].in);
+                char *m = secret_mask_string(t[i].in);
                 ck_assert_ptr_nonnull(m);
                 ck_assert_msg(strcmp(m, t[i].out) == 0, "mask_string('%s') = '%s', want '%s'", t[i].in, m, t[i].out);
                 free(m);
         }
-        ck_assert_ptr_null(redis_url_mask_string(NULL));
+        ck_assert_ptr_null(secret_mask_string(NULL));
         ck_assert_ptr_null(redis_url_to_string_masked(NULL));
         ck_assert_ptr_null(redis_url_free(NULL));
 }
@@ -288,6 +408,9 @@ static Suite *redis_url_suite(void) {
         tcase_add_loop_test(tc, test_good, 0, (int) (sizeof goods / sizeof goods[0]));
         tcase_add_loop_test(tc, test_bad, 0, (int) (sizeof bads / sizeof bads[0]));
         tcase_add_test(tc, test_typo_never_leaks);
+        tcase_add_loop_test(tc, test_mistyped, 0, (int) (sizeof mistyped / sizeof mistyped[0]));
+        tcase_add_test(tc, test_password_spans);
+        tcase_add_test(tc, test_ssl_host);
         tcase_add_loop_test(tc, test_bad_never_leaks, 0, (int) (sizeof bad_with_secret / sizeof bad_with_secret[0]));
         tcase_add_test(tc, test_mask_string);
         suite_add_tcase(s, tc);
@@ -295,11 +418,5 @@ static Suite *redis_url_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(redis_url_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run(redis_url_suite());
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rollout.h"
+#include "test-main.h"
 
 #define SIM_MAX 16
 #define RESULTS_MAX 512
@@ -664,12 +665,7 @@ START_TEST(test_no_instances) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("rollout");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_loop_test(tc, test_rollout_succeeds, 0, 3);
         tcase_add_test(tc, test_rollout_unhealthy_reverts);
         tcase_add_test(tc, test_rollout_no_auto_revert);
@@ -692,10 +688,6 @@ int main(void) {
         tcase_add_test(tc, test_strategy_good);
         tcase_add_test(tc, test_state_tables);
         tcase_add_test(tc, test_no_instances);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
 }
+
+TEST_MAIN("rollout", add_tests)

@@ -19,6 +19,7 @@
 
 #include "sdevent_redis.h"
 #include "strutil.h"
+#include "test-main.h"
 
 static int env_int(const char *name) {
         const char *v = getenv(name);
@@ -408,12 +409,6 @@ static Suite *sdevent_redis_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(sdevent_redis_suite());
-        int failed;
-
         signal(SIGPIPE, SIG_IGN);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run(sdevent_redis_suite());
 }

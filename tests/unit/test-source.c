@@ -10,6 +10,7 @@
 
 #include "migrations/source.h"
 #include "strutil.h"
+#include "test-main.h"
 
 static char dir[] = "/tmp/test-source.XXXXXX";
 
@@ -321,12 +322,7 @@ START_TEST(test_missing_dir) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("source");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_versions);
         tcase_add_test(tc, test_load_order_and_fields);
@@ -337,10 +333,6 @@ int main(void) {
         tcase_add_test(tc, test_lexed_without_split);
         tcase_add_test(tc, test_resplit);
         tcase_add_test(tc, test_missing_dir);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
 }
+
+TEST_MAIN("source", add_tests)

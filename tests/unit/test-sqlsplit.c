@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "migrations/sqlsplit.h"
+#include "test-main.h"
 
 struct split_case {
         const char *name;
@@ -352,12 +353,7 @@ START_TEST(test_directives) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("sqlsplit");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_loop_test(tc, test_table, 0, sizeof cases / sizeof cases[0]);
         tcase_add_test(tc, test_unterminated);
         tcase_add_test(tc, test_position_line);
@@ -366,10 +362,6 @@ int main(void) {
         tcase_add_test(tc, test_copy_row_line);
         tcase_add_test(tc, test_transaction_kind);
         tcase_add_test(tc, test_directives);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
 }
+
+TEST_MAIN("sqlsplit", add_tests)

@@ -7,6 +7,7 @@
 
 #include "deploy/sse.h"
 #include "strutil.h"
+#include "test-main.h"
 
 #define REC_MAX 32
 
@@ -307,12 +308,7 @@ START_TEST(test_bom_only_at_start) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("sse");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_whole);
         tcase_add_test(tc, test_every_boundary);
         tcase_add_test(tc, test_byte_by_byte);
@@ -326,10 +322,6 @@ int main(void) {
         tcase_add_test(tc, test_handler_stops);
         tcase_add_test(tc, test_reset);
         tcase_add_test(tc, test_bom_only_at_start);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
 }
+
+TEST_MAIN("sse", add_tests)

@@ -1,4 +1,4 @@
-/* See migrate.h.  The runner: lock, fence, history, and running migrations.
+/* See migrate.h.  The engine: lock, fence, history, and running migrations.
  *
  * Fencing.  The lock (Redis, or the advisory fallback) gives mutual exclusion
  * while leases hold; PostgreSQL enforces it when they do not.  After taking the
@@ -15,12 +15,19 @@
  * can raise the token between that check and the COMMIT (which rides at the head
  * of the next migration's pipeline).  Runner sessions also set
  * idle_in_transaction_session_timeout below the lease, so a paused client's
- * transaction dies on the server by itself. */
+ * transaction dies on the server by itself.
+ *
+ * Errors.  Every step returns 0 or a negative errno that says which exit code the run
+ * gets (migrate_exit_code(), the table in migrate.h), and fail() puts its message into
+ * the report.  A library's errno is passed on where it already means the right thing;
+ * elsewhere the step picks one of the class: as_unreachable() (exit 3), as_failed()
+ * (exit 1), -EINVAL (exit 2), -EBADMSG (exit 4), -ETIMEDOUT (exit 5). */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,16 +147,137 @@ static void signals_install(struct runner *x, bool on) {
         (void) sigaction(SIGTERM, &sa, NULL);
 }
 
-static int fail(struct runner *x, int code, const char *fmt, ...) _printf_(3, 4);
-static int fail(struct runner *x, int code, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(x->rep->message, sizeof(x->rep->message), fmt, ap);
-        va_end(ap);
-        x->rep->exit_code = code;
-        return code;
+/* ---- names, the report ---------------------------------------------------------------------------- */
+
+static const char *const migrate_command_table[_MIGRATE_COMMAND_MAX] = {
+        [MIGRATE_APPLY] = "apply",       [MIGRATE_STATUS] = "status",     [MIGRATE_PLAN] = "plan",
+        [MIGRATE_VALIDATE] = "validate", [MIGRATE_BASELINE] = "baseline", [MIGRATE_REPAIR] = "repair",
+};
+DEFINE_STRING_TABLE_LOOKUP(migrate_command, enum migrate_command, _MIGRATE_COMMAND_MAX)
+
+static const char *const migrate_phase_table[_MIGRATE_PHASE_MAX] = {
+        [MIGRATE_PHASE_ALL] = "all",
+        [MIGRATE_PHASE_PRE] = "pre",
+        [MIGRATE_PHASE_POST] = "post",
+};
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(migrate_phase, enum migrate_phase, _MIGRATE_PHASE_MAX)
+
+int migrate_phase_from_string(const char *s, enum migrate_phase *ret) {
+        int k = string_table_lookup(migrate_phase_table, _MIGRATE_PHASE_MAX, s);
+
+        if (k < 0)
+                return k;
+        *ret = (enum migrate_phase) k;
+        return 0;
 }
 
+static const char *const migrate_state_table[_STATE_MAX] = {
+        [STATE_APPLIED] = "applied", [STATE_PENDING] = "pending",   [STATE_CHANGED] = "changed",
+        [STATE_MISSING] = "missing", [STATE_FAILED] = "failed",     [STATE_PARTIAL] = "partial",
+        [STATE_FUTURE] = "future",   [STATE_BASELINE] = "baseline", [STATE_IGNORED] = "ignored",
+        [STATE_DELETED] = "deleted",
+};
+DEFINE_STRING_TABLE_LOOKUP(migrate_state, enum migrate_state, _STATE_MAX)
+
+void migrate_report_done(struct migrate_report *r) {
+        assert(r);
+        for (size_t i = 0; i < r->n; i++)
+                free(r->v[i].detail);
+        free(r->v);
+        for (size_t i = 0; i < r->n_strings; i++)
+                free(r->strings[i]);
+        free(r->strings);
+        source_free(r->set);
+        history_free(r->history);
+        r->v = NULL;
+        r->n = 0;
+        r->strings = NULL;
+        r->n_strings = 0;
+        r->set = NULL;
+        r->history = NULL;
+}
+
+void migrate_entry_add_detail(struct migrate_entry *e, const char *what) {
+        char *d;
+
+        assert(e);
+        assert(what);
+        d = e->detail ? strdup_printf("%s; %s", e->detail, what) : strdup(what);
+        if (d) {
+                free(e->detail);
+                e->detail = d;
+        }
+}
+
+/* ---- outcomes ----------------------------------------------------------------------------------- */
+
+/* The errnos that mean PostgreSQL or Redis could not be reached, or refused us (exit 3). */
+static bool errno_is_unreachable(int r) {
+        switch (-r) {
+        case ECONNREFUSED:
+        case ECONNRESET:
+        case ECONNABORTED:
+        case EHOSTUNREACH:
+        case EHOSTDOWN:
+        case ENETUNREACH:
+        case ENETDOWN:
+        case ENOTCONN:
+        case EACCES:
+        case EREMOTEIO:
+                return true;
+        default:
+                return false;
+        }
+}
+
+int migrate_exit_code(int r) {
+        assert(r <= 0);
+        if (r == 0)
+                return EXIT_OK;
+        if (r == -EINVAL || r == -EPROTONOSUPPORT)
+                return EXIT_USAGE;
+        if (errno_is_unreachable(r))
+                return EXIT_UNAVAILABLE;
+        if (r == -EBADMSG)
+                return EXIT_VALIDATION;
+        if (r == -ETIMEDOUT)
+                return EXIT_TIMEOUT;
+        return EXIT_FAILED;
+}
+
+/* r when it already means "unreachable" (exit 3); else -EREMOTEIO: the server failed us. */
+static int as_unreachable(int r) {
+        return errno_is_unreachable(r) ? r : -EREMOTEIO;
+}
+
+/* r when it means "ran and failed" (exit 1); else -EIO. */
+static int as_failed(int r) {
+        return migrate_exit_code(r) == EXIT_FAILED ? r : -EIO;
+}
+
+/* A failure to connect (pg_connect(), lock_acquire(), pglock_acquire()): bad input stays
+ * bad input, anything else is unreachable, as exit_code_for_connect() says. */
+static int as_connect_error(int r) {
+        return exit_code_for_connect(r) == EXIT_USAGE ? r : as_unreachable(r);
+}
+
+/* A failed query (pg_query(), history and fence helpers): a lost connection (-ECONNRESET)
+ * is unreachable, anything else failed. */
+static int as_query_error(int r) {
+        return r == -ECONNRESET ? r : as_failed(r);
+}
+
+/* The run's failure r (< 0), with its message in the report.  Returns r. */
+static int fail(struct runner *x, int r, const char *fmt, ...) _printf_(3, 4);
+static int fail(struct runner *x, int r, const char *fmt, ...) {
+        va_list ap;
+
+        assert(r < 0);
+        va_start(ap, fmt);
+        errbuf_vprintf(x->rep->message, sizeof(x->rep->message), fmt, ap);
+        va_end(ap);
+        return r;
+}
 
 /* ---- identity, lock name ---------------------------------------------------------------------- */
 
@@ -157,30 +285,33 @@ static int identify(struct runner *x) {
         _cleanup_pgresult_ PGresult *res = NULL;
         _cleanup_free_ char *ident = NULL;
         char e[512], hex[65], key[17];
+        int r;
 
         /* system_identifier needs pg_monitor-ish rights on some setups: fall back to the database oid
          * (a collision only serialises two databases, never lets two runners in).  Only the
          * fallback's error is said. */
-        if (pg_query(x->conn,
+        r = pg_query(x->conn,
                      "SELECT (SELECT system_identifier::text FROM pg_control_system()),"
                      " current_database(), current_schema()",
-                     0, NULL, &res, e, sizeof(e)) < 0 &&
-            pg_query(x->conn,
-                     "SELECT 'oid' || (SELECT oid FROM pg_database WHERE datname = current_database()),"
-                     " current_database(), current_schema()",
-                     0, NULL, &res, e, sizeof(e)) < 0)
-                return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
+                     0, NULL, &res, e, sizeof(e));
+        if (r < 0)
+                r = pg_query(x->conn,
+                             "SELECT 'oid' || (SELECT oid FROM pg_database WHERE datname = current_database()),"
+                             " current_database(), current_schema()",
+                             0, NULL, &res, e, sizeof(e));
+        if (r < 0)
+                return fail(x, as_unreachable(r), "%s: %s", x->where, e);
         if (PQgetisnull(res, 0, 2))
-                return fail(x, EXIT_USAGE,
+                return fail(x, -EINVAL,
                             "%s: no current schema (search_path names no existing schema): the history "
                             "table lives in the connection's schema",
                             x->where);
         if (pg_set_schema(x->conn, PQgetvalue(res, 0, 2)) < 0)
-                return fail(x, EXIT_FAILED, "out of memory");
+                return fail(x, -ENOMEM, "out of memory");
         ident = strdup_printf("%s/%s/%s/%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
                               HISTORY_TABLE);
         if (!ident)
-                return fail(x, EXIT_FAILED, "out of memory");
+                return fail(x, -ENOMEM, "out of memory");
         sha256_hex(ident, strlen(ident), hex);
         memcpy(x->lockid, hex, 24);
         x->lockid[24] = '\0';
@@ -197,7 +328,7 @@ static int connect_main(struct runner *x, const char *appname) {
         char e[1024];
         int r = pg_connect(x->o->database, appname, &x->conn, e, sizeof(e));
         if (r < 0)
-                return fail(x, exit_code_for_connect(r), "%s", e);
+                return fail(x, as_connect_error(r), "%s", e);
         return 0;
 }
 
@@ -214,35 +345,39 @@ static void on_lost(lock *l, void *userdata) {
         }
 }
 
-static int take_lock(struct runner *x) {
+/* The advisory-lock fallback (no Redis): pg_try_advisory_lock polled on its own connection. */
+static int take_advisory_lock(struct runner *x) {
+        _cleanup_free_ char *app = strdup_printf(APPNAME_LOCK "%s", x->lockid);
         char e[1024];
         int r;
 
-        if (!x->o->redis) {
-                _cleanup_free_ char *app = strdup_printf(APPNAME_LOCK "%s", x->lockid);
-                log_notice("No Redis configured (--redis / $COORD_REDIS): using the PostgreSQL advisory lock "
-                           "fallback (pg_try_advisory_lock polled on its own connection; not usable behind "
-                           "PgBouncer transaction pooling)");
-                r = pglock_acquire(x->o->database, app, x->advisory_key, x->o->wait_timeout_usec, &x->advisory, e,
-                                   sizeof(e));
-                if (r == -ETIMEDOUT)
-                        return fail(x, EXIT_TIMEOUT, "%s", e);
-                if (r < 0)
-                        return fail(x, exit_code_for_connect(r), "%s", e);
-                snprintf(x->rep->lock, sizeof(x->rep->lock), "advisory lock %" PRId64, x->advisory_key);
-                return 0;
-        }
+        log_notice("No Redis configured (--redis / $COORD_REDIS): using the PostgreSQL advisory lock "
+                   "fallback (pg_try_advisory_lock polled on its own connection; not usable behind "
+                   "PgBouncer transaction pooling)");
+        r = pglock_acquire(x->o->database, app, x->advisory_key, x->o->wait_timeout_usec, &x->advisory, e,
+                           sizeof(e));
+        if (r == -ETIMEDOUT)
+                return fail(x, r, "%s", e);
+        if (r < 0)
+                return fail(x, as_connect_error(r), "%s", e);
+        snprintf(x->rep->lock, sizeof(x->rep->lock), "advisory lock %" PRId64, x->advisory_key);
+        return 0;
+}
 
+/* The Redis lock: one try first, so that a wait can say who holds it; then the keeper. */
+static int take_redis_lock(struct runner *x) {
         struct lock_options lo = {
                 .ns = x->o->ns,
                 .lease_usec = x->o->lease_usec,
                 .wait_timeout_usec = 0,
                 .recheck_usec = 0,
         };
+        char e[1024], d[DURATION_MAX];
+        int r;
+
         r = lock_acquire(x->o->redis, x->lock_name, &lo, &x->rlock, e, sizeof(e));
         if (r == -ETIMEDOUT && x->o->wait_timeout_usec > 0) {
                 _cleanup_free_ char *who = NULL;
-                char d[DURATION_MAX];
                 (void) lock_describe_holder(x->o->redis, x->o->ns, x->lock_name, &who);
                 log_info("Waiting up to %s for the migration lock %s held by %s",
                          duration_format(x->o->wait_timeout_usec, d, sizeof(d)), x->lock_name,
@@ -250,20 +385,22 @@ static int take_lock(struct runner *x) {
                 lo.wait_timeout_usec = x->o->wait_timeout_usec;
                 r = lock_acquire(x->o->redis, x->lock_name, &lo, &x->rlock, e, sizeof(e));
         }
-        if (r == -ETIMEDOUT) {
-                char d[DURATION_MAX];
-                return fail(x, EXIT_TIMEOUT, "timed out after %s waiting for the migration lock %s: %s",
+        if (r == -ETIMEDOUT)
+                return fail(x, r, "timed out after %s waiting for the migration lock %s: %s",
                             duration_format(x->o->wait_timeout_usec, d, sizeof(d)), x->lock_name, e);
-        }
         if (r < 0)
-                return fail(x, exit_code_for_connect(r), "Redis: %s", e);
+                return fail(x, as_connect_error(r), "Redis: %s", e);
         snprintf(x->rep->lock, sizeof(x->rep->lock), "redis lock %s fence %" PRIu64, x->lock_name,
                  lock_fence(x->rlock));
         r = lock_keeper_start(x->rlock, on_lost, x);
         if (r < 0)
-                return fail(x, EXIT_FAILED, "cannot start the lease keeper: %s", strerror(-r));
+                return fail(x, as_failed(r), "cannot start the lease keeper: %s", strerror(-r));
         x->keeper = true;
         return 0;
+}
+
+static int take_lock(struct runner *x) {
+        return x->o->redis ? take_redis_lock(x) : take_advisory_lock(x);
 }
 
 static void drop_lock(struct runner *x) {
@@ -311,7 +448,7 @@ static int prepare_own(struct runner *x) {
 }
 
 /* Session settings, stale sessions, then the fence token. */
-static int fence(struct runner *x) {
+static int raise_fence(struct runner *x) {
         uint64_t deadline = x->o->wait_timeout_usec == UINT64_MAX
                                     ? UINT64_MAX
                                     : now_usec() + MAX(x->o->wait_timeout_usec, 10 * USEC_PER_SEC);
@@ -320,18 +457,16 @@ static int fence(struct runner *x) {
 
         r = fence_session_setup(x->conn, x->lockid, x->o->lease_usec, &x->session, e, sizeof(e));
         if (r < 0)
-                return fail(x, EXIT_UNAVAILABLE, "%s: %s", x->where, e);
+                return fail(x, as_unreachable(r), "%s: %s", x->where, e);
         r = history_ensure_tables(x->conn, e, sizeof(e));
         if (r < 0)
-                return fail(x, r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s: %s", x->where, e);
+                return fail(x, as_query_error(r), "%s: %s", x->where, e);
         r = fence_raise(x->conn, &x->session, x->lock_name, x->rlock ? lock_fence(x->rlock) : 0, deadline,
                         &x->token, e, sizeof(e));
         if (r == -ETIMEDOUT)
-                return fail(x, EXIT_TIMEOUT, "%s: timed out waiting for a superseded runner's transaction: %s",
-                            x->where, e);
+                return fail(x, r, "%s: timed out waiting for a superseded runner's transaction: %s", x->where, e);
         if (r < 0)
-                return fail(x, r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s: cannot set the fencing token: %s",
-                            x->where, e);
+                return fail(x, as_query_error(r), "%s: cannot set the fencing token: %s", x->where, e);
         if (!x->session.pooled)
                 x->prepared = prepare_own(x) == 0;
         snprintf(x->token_str, sizeof(x->token_str), "%" PRId64, x->token);
@@ -552,7 +687,7 @@ static int copy_in_transaction(struct runner *x, const struct migration *m, size
         return res ? 0 : -EIO;
 }
 
-/* Describe a failure of statement tag (or an internal query) of m into the report. */
+/* Describe a failure of statement tag (or an internal query) of m into the report; -EIO. */
 static int report_failure(struct runner *x, const struct migration *m, int tag, PGresult *res) {
         char e[2048];
         pg_format_error(res, x->conn, e, sizeof(e));
@@ -587,13 +722,13 @@ static int report_failure(struct runner *x, const struct migration *m, int tag, 
                                                   "back, commit refused)";
                 else if (strcmp(pg_sqlstate(res), "25001") == 0)
                         why = " (add '-- coord:no-transaction' at the top of the file to run it outside a transaction)";
-                return fail(x, EXIT_FAILED, "%s: line %u: %s%s%s", m->script, line, e, copy_ctx, why);
+                return fail(x, -EIO, "%s: line %u: %s%s%s", m->script, line, e, copy_ctx, why);
         }
         if (tag == TAG_COMMIT)
-                return fail(x, EXIT_FAILED, "%s: commit failed: %s%s", m->script, e,
+                return fail(x, -EIO, "%s: commit failed: %s%s", m->script, e,
                             is_lost(x) ? " (the lock was lost and another runner took over: commit refused)"
                                        : "; rolled back");
-        return fail(x, EXIT_FAILED, "%s: %s", m->script, e);
+        return fail(x, -EIO, "%s: %s", m->script, e);
 }
 
 static void pending_done(struct runner *x) {
@@ -603,47 +738,49 @@ static void pending_done(struct runner *x) {
         x->pending_e = NULL;
 }
 
-/* Whether m, whose checks passed, may still commit; if not, fail (its transaction is rolled
- * back by the caller).  Checked right before its COMMIT is sent, wherever that happens. */
+/* Whether m, whose checks passed, may still commit: 0, or the failure (-EINTR, -ENOLCK; its
+ * transaction is rolled back by the caller).  Checked right before its COMMIT is sent,
+ * wherever that happens. */
 static int may_commit(struct runner *x, const struct migration *m) {
         if (atomic_load(&interrupted))
-                return fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back", m->script);
+                return fail(x, -EINTR, "%s: interrupted by a signal: rolled back", m->script);
         if (is_lost(x))
-                return fail(x, EXIT_FAILED,
+                return fail(x, -ENOLCK,
                             "%s: commit refused: the lock was lost (fencing token %" PRId64 " superseded); rolled back",
                             m->script, x->token);
         return 0;
 }
 
-/* Commit the pending migration on its own (before no-transaction work, and at the end). */
+/* Commit the pending migration on its own (before no-transaction work, and at the end), or
+ * roll it back when it may no longer commit.  0, or the failure. */
 static int commit_pending(struct runner *x) {
         struct batch b = { .history_rows = -1 };
         const struct migration *m = x->pending;
-        int code;
+        int r;
 
         if (!m)
                 return 0;
-        code = may_commit(x, m);
+        r = may_commit(x, m);
         if (!PQenterPipelineMode(x->conn)) {
                 x->pending = NULL;
-                return code ?: fail(x, EXIT_UNAVAILABLE, "%s: %s: cannot enter pipeline mode", m->script, x->where);
+                return r ?: fail(x, -ENOTCONN, "%s: %s: cannot enter pipeline mode", m->script, x->where);
         }
-        if (send_q(x->conn, &b, TAG_COMMIT, code ? "ROLLBACK" : "COMMIT", 0, NULL) < 0 || sync_read(x->conn, &b) < 0) {
+        if (send_q(x->conn, &b, TAG_COMMIT, r ? "ROLLBACK" : "COMMIT", 0, NULL) < 0 || sync_read(x->conn, &b) < 0) {
                 char e[1024];
                 pg_format_error(b.err, x->conn, e, sizeof(e));
                 batch_clear(&b);
                 (void) PQexitPipelineMode(x->conn);
                 x->pending = NULL;
-                return code ?: fail(x, EXIT_FAILED, "%s: commit failed (connection lost: %s)%s", m->script, e,
-                                    is_lost(x) ? "; the lock was lost" : "");
+                return r ?: fail(x, -EIO, "%s: commit failed (connection lost: %s)%s", m->script, e,
+                                 is_lost(x) ? "; the lock was lost" : "");
         }
-        if (!code && b.err)
-                code = report_failure(x, m, TAG_COMMIT, b.err);
+        if (r == 0 && b.err)
+                r = report_failure(x, m, TAG_COMMIT, b.err);
         batch_clear(&b);
         (void) PQexitPipelineMode(x->conn);
-        if (code) {
+        if (r < 0) {
                 x->pending = NULL;
-                return code;
+                return r;
         }
         pending_done(x);
         return 0;
@@ -806,12 +943,13 @@ static int send_transaction(struct runner *x, const struct migration *m, bool no
         return b->err ? -EBADMSG : 0;
 }
 
-/* A result of m's transaction failed (b->err): report it, once.  True instead when m is to run
- * again from its start, with unnamed statements from now on: something it ran (a function)
- * deallocated coord's prepared statements (a PREPARE, DEALLOCATE or DISCARD statement of the
- * file itself is seen in advance). */
-static bool transaction_failed(struct runner *x, const struct migration *m, const struct batch *b,
-                               size_t defer_lo) {
+/* A result of m's transaction failed (b->err): report it, once, and return the failure.
+ * -EAGAIN instead when m is to run again from its start, with unnamed statements from now
+ * on: something it ran (a function) deallocated coord's prepared statements (a PREPARE,
+ * DEALLOCATE or DISCARD statement of the file itself is seen in advance). */
+static int transaction_failed(struct runner *x, const struct migration *m, const struct batch *b, size_t defer_lo) {
+        int r;
+
         if (x->prepared && lost_own_statements(b)) {
                 log_notice("%s deallocated coord's prepared statements: running it again, with unnamed ones",
                            m->script);
@@ -820,16 +958,16 @@ static bool transaction_failed(struct runner *x, const struct migration *m, cons
                         if (x->rep->v[k].defer)
                                 x->rep->v[k].deferred = false;
                 x->defer_lo = defer_lo;
-                return true;
+                return -EAGAIN;
         }
         if (b->err_tag == TAG_PREV_COMMIT && x->pending) {
                 /* The previous migration's COMMIT failed (a deferred constraint, a lost session):
                  * it is rolled back, and this one never started. */
-                report_failure(x, x->pending, TAG_COMMIT, b->err);
+                r = report_failure(x, x->pending, TAG_COMMIT, b->err);
                 x->pending = NULL;
         } else
-                report_failure(x, m, b->err_tag, b->err);
-        return false;
+                r = report_failure(x, m, b->err_tag, b->err);
+        return r;
 }
 
 /* Roll back the transaction in the pipeline, and leave pipeline mode. */
@@ -842,27 +980,57 @@ static void transaction_rollback(struct runner *x, struct batch *b) {
 }
 
 /* m's transaction could not be sent, or the connection failed, without a failed result to say
- * why (r: -EIO, or -ENOMEM).  The failure, reported. */
+ * why (r: -EIO, or -ENOMEM).  The failure, reported (exit 1). */
 static int transaction_broken(struct runner *x, const struct migration *m, struct batch *b, int r) {
         char e[1024];
 
         if (x->pending && b->prev_sent) {
                 /* Whether the previous COMMIT got through is unknown: the next run reads the history. */
-                fail(x, EXIT_FAILED, "%s: connection lost while committing%s; the history tells whether it committed",
-                     x->pending->script, is_lost(x) ? " (the lock was lost)" : "");
+                r = fail(x, -EIO, "%s: connection lost while committing%s; the history tells whether it committed",
+                         x->pending->script, is_lost(x) ? " (the lock was lost)" : "");
                 x->pending = NULL;
                 batch_clear(b);
                 if (PQstatus(x->conn) == CONNECTION_OK)
                         (void) PQexitPipelineMode(x->conn);
-                return x->rep->exit_code;
+                return r;
         }
         pg_format_error(NULL, x->conn, e, sizeof(e));
         batch_clear(b);
         if (PQstatus(x->conn) != CONNECTION_OK)
-                return fail(x, EXIT_FAILED, "%s: %s: connection lost%s: %s", m->script, x->where,
+                return fail(x, -EIO, "%s: %s: connection lost%s: %s", m->script, x->where,
                             is_lost(x) ? " (the lock was lost: commit refused)" : "", e);
         (void) PQexitPipelineMode(x->conn);
-        return fail(x, EXIT_FAILED, "%s: %s", m->script, r == -ENOMEM ? "out of memory" : e);
+        return r == -ENOMEM ? fail(x, r, "%s: out of memory", m->script) : fail(x, -EIO, "%s: %s", m->script, e);
+}
+
+/* One try of m's transaction (run_in_transaction()): 0 when its checks passed (its COMMIT is
+ * then still to be sent, and the pipeline left), -EAGAIN to run it again (transaction_failed()),
+ * or the failure, rolled back. */
+static int transaction_try(struct runner *x, const struct migration *m, bool no_tx_finish, const char *exec_ms,
+                           size_t defer_lo) {
+        struct batch b = { .history_rows = -1 };
+        int r;
+
+        if (!PQenterPipelineMode(x->conn))
+                return fail(x, -ENOTCONN, "%s: cannot enter pipeline mode: %s", x->where, PQerrorMessage(x->conn));
+        r = send_transaction(x, m, no_tx_finish, exec_ms, &b);
+        if (r < 0 && !b.err)
+                return transaction_broken(x, m, &b, r);
+        if (r < 0)
+                r = transaction_failed(x, m, &b, defer_lo);
+        else if (b.history_rows != 1)
+                r = fail(x, -ESTALE,
+                         "%s: commit refused: fencing token %" PRId64
+                         " is no longer current (the lock was lost and another runner took over); rolled back",
+                         m->script, x->token);
+        else
+                r = may_commit(x, m);
+        if (r < 0) {
+                transaction_rollback(x, &b);
+                return r;
+        }
+        (void) PQexitPipelineMode(x->conn);
+        return 0;
 }
 
 /* One transaction: BEGIN, settings, the statements, the fenced history row.  The COMMIT
@@ -871,34 +1039,17 @@ static int transaction_broken(struct runner *x, const struct migration *m, struc
  * this pipeline.  no_tx_finish: record completion of a no-transaction script. */
 static int run_in_transaction(struct runner *x, const struct migration *m, struct migrate_entry *ent, uint64_t t0,
                               bool no_tx_finish, const char *exec_ms) {
-        struct batch b = { .history_rows = -1 };
         size_t defer_lo = x->defer_lo;
-        bool again = false;
-        int r, code = 0;
+        int r;
 
-        if (x->pending && may_commit(x, x->pending) != 0)
-                return commit_pending(x); /* rolls the pending one back, keeps its message */
-        if (!PQenterPipelineMode(x->conn))
-                return fail(x, EXIT_UNAVAILABLE, "%s: cannot enter pipeline mode: %s", x->where,
-                            PQerrorMessage(x->conn));
-        r = send_transaction(x, m, no_tx_finish, exec_ms, &b);
-        if (r < 0 && !b.err)
-                return transaction_broken(x, m, &b, r);
+        do {
+                if (x->pending && may_commit(x, x->pending) < 0)
+                        return commit_pending(x); /* rolls the pending one back, keeps its message */
+                r = transaction_try(x, m, no_tx_finish, exec_ms, defer_lo);
+        } while (r == -EAGAIN); /* at most once: statements are unnamed from then on */
         if (r < 0)
-                again = transaction_failed(x, m, &b, defer_lo);
-        else if (b.history_rows != 1)
-                code = fail(x, EXIT_FAILED,
-                            "%s: commit refused: fencing token %" PRId64
-                            " is no longer current (the lock was lost and another runner took over); rolled back",
-                            m->script, x->token);
-        else
-                code = may_commit(x, m);
-        if (r < 0 || code != 0) {
-                transaction_rollback(x, &b);
-                return again ? run_in_transaction(x, m, ent, t0, no_tx_finish, exec_ms) : x->rep->exit_code;
-        }
+                return r;
         /* Checks passed: the COMMIT goes out with the next migration (or commit_pending()). */
-        (void) PQexitPipelineMode(x->conn);
         x->pending = m;
         x->pending_e = ent;
         x->pending_t0 = t0;
@@ -927,14 +1078,16 @@ static int no_tx_timeouts(struct runner *x, const struct migration *m) {
                 s = settings_sql("", m->statement_timeout_usec, "statement_timeout");
         else
                 s = settings_sql("", m->lock_timeout_usec, "lock_timeout");
-        if (!s || pg_exec(x->conn, s, e, sizeof(e)) < 0)
-                return fail(x, EXIT_FAILED, "%s: %s", m->script, s ? e : "out of memory");
+        if (!s)
+                return fail(x, -ENOMEM, "%s: out of memory", m->script);
+        if (pg_exec(x->conn, s, e, sizeof(e)) < 0)
+                return fail(x, -EIO, "%s: %s", m->script, e);
         return 0;
 }
 
 /* Statement i of the no-transaction file m failed (res): report it, and record the failure (a
  * history row with success = false, the error in its progress row), fenced, as coord
- * whatever the file's statements set (fence_query()).  The exit code. */
+ * whatever the file's statements set (fence_query()).  The failure (-EIO). */
 static int no_tx_failed(struct runner *x, const struct migration *m, size_t i, PGresult *res, uint64_t t0) {
         _cleanup_pgresult_ PGresult *h = NULL;
         char ms[24], e[512];
@@ -942,10 +1095,10 @@ static int no_tx_failed(struct runner *x, const struct migration *m, size_t i, P
                              m->script,    m->checksum,    x->installed_by,
                              ms,           "false",        x->token_str,
                              x->lock_name, x->rep->message };
-        int code = report_failure(x, m, (int) i, res);
+        int r = report_failure(x, m, (int) i, res);
 
         if (PQstatus(x->conn) != CONNECTION_OK)
-                return code;
+                return r;
         snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
         if (fence_query(x->conn, &x->session,
                         "WITH p AS (UPDATE coord_schema_progress SET error = $11, updated_at = now()"
@@ -957,22 +1110,18 @@ static int no_tx_failed(struct runner *x, const struct migration *m, size_t i, P
                         " AND token = $9::bigint) AND EXISTS (SELECT 1 FROM p)",
                         (int) ELEMENTSOF(hp), hp, &h, e, sizeof(e)) < 0)
                 log_warning("%s: could not record the failure: %s", m->script, e);
-        return code;
+        return r;
 }
 
-/* Statement by statement, recording progress after each; resumes after the last recorded one. */
-static int run_no_transaction(struct runner *x, const struct migration *m, struct migrate_entry *ent) {
+/* Claim m's progress row for our token (a new one, or the one an earlier run left): how
+ * many statements are done already in *ret_done. */
+static int no_tx_claim(struct runner *x, const struct migration *m, int64_t *ret_done) {
         _cleanup_pgresult_ PGresult *claim = NULL;
-        char e[2048], total[24], ms[24];
+        char e[2048], total[24];
         const char *cp[] = { m->script, m->version, m->checksum, total, x->token_str, x->lock_name };
-        uint64_t t0 = now_usec();
         int64_t done = 0;
         int r;
 
-        /* Autocommit from here: the previous migration must be committed first. */
-        r = commit_pending(x);
-        if (r != 0)
-                return r;
         snprintf(total, sizeof(total), "%zu", m->n_stmts);
         r = pg_query(x->conn,
                      "INSERT INTO coord_schema_progress (script, version, checksum, done, total, fencing_token)"
@@ -983,52 +1132,74 @@ static int run_no_transaction(struct runner *x, const struct migration *m, struc
                      " RETURNING done",
                      6, cp, &claim, e, sizeof(e));
         if (r < 0)
-                return fail(x, EXIT_FAILED, "%s: recording progress: %s", m->script, e);
+                return fail(x, -EIO, "%s: recording progress: %s", m->script, e);
         if (PQntuples(claim) != 1)
-                return fail(x, EXIT_FAILED, "%s: refused: fencing token %" PRId64 " is no longer current", m->script,
+                return fail(x, -ESTALE, "%s: refused: fencing token %" PRId64 " is no longer current", m->script,
                             x->token);
         (void) parse_int64(PQgetvalue(claim, 0, 0), &done);
         if (done > 0)
                 log_notice("%s: resuming after statement %" PRId64 " of %zu (completed by an earlier run)", m->script,
                            done, m->n_stmts);
-        r = no_tx_timeouts(x, m);
-        if (r != 0)
-                return r;
-        for (size_t i = (size_t) done; i < m->n_stmts; i++) {
-                _cleanup_free_ char *s = NULL;
-                _cleanup_pgresult_ PGresult *res = NULL, *up = NULL;
-                char di[24];
-                const char *up_params[] = { m->script, di, x->token_str, x->lock_name };
+        *ret_done = done;
+        return 0;
+}
 
-                if (atomic_load(&interrupted))
-                        return fail(x, EXIT_FAILED, "%s: interrupted by a signal before statement %zu (line %u)",
-                                    m->script, i + 1, m->stmts[i].line);
-                if (is_lost(x))
-                        return fail(x, EXIT_FAILED,
-                                    "%s: stopped before statement %zu (line %u): the lock was lost (fencing token "
-                                    "%" PRId64 " superseded)",
-                                    m->script, i + 1, m->stmts[i].line, x->token);
-                s = strndup(m->sql + m->stmts[i].offset, m->stmts[i].len);
-                if (!s)
-                        return fail(x, EXIT_FAILED, "out of memory");
-                res = m->stmts[i].data_line > 0 ? copy_from_script(x->conn, m->sql, &m->stmts[i]) : PQexec(x->conn, s);
-                if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-                        return no_tx_failed(x, m, i, res, t0);
-                snprintf(di, sizeof(di), "%zu", i + 1);
-                /* The file's session state lasts until its next statement; this write is immune to it. */
-                r = fence_query(x->conn, &x->session,
-                                "UPDATE coord_schema_progress SET done = $2::integer, updated_at = now()"
-                                " WHERE script = $1 AND fencing_token = $3::bigint"
-                                " AND EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $4 AND token = $3::bigint)",
-                                4, up_params, &up, e, sizeof(e));
-                if (r < 0)
-                        return fail(x, EXIT_FAILED, "%s: recording progress after statement %zu: %s%s", m->script,
-                                    i + 1, e, is_lost(x) ? " (the lock was lost: stopped)" : "");
-                if (strcmp(PQcmdTuples(up), "1") != 0)
-                        return fail(x, EXIT_FAILED,
-                                    "%s: stopped after statement %zu: fencing token %" PRId64 " is no longer current",
-                                    m->script, i + 1, x->token);
-        }
+/* Statement i of the no-transaction file m, then its progress, recorded fenced. */
+static int no_tx_statement(struct runner *x, const struct migration *m, size_t i, uint64_t t0) {
+        _cleanup_free_ char *s = NULL;
+        _cleanup_pgresult_ PGresult *res = NULL, *up = NULL;
+        char di[24], e[2048];
+        const char *up_params[] = { m->script, di, x->token_str, x->lock_name };
+        int r;
+
+        if (atomic_load(&interrupted))
+                return fail(x, -EINTR, "%s: interrupted by a signal before statement %zu (line %u)", m->script,
+                            i + 1, m->stmts[i].line);
+        if (is_lost(x))
+                return fail(x, -ENOLCK,
+                            "%s: stopped before statement %zu (line %u): the lock was lost (fencing token "
+                            "%" PRId64 " superseded)",
+                            m->script, i + 1, m->stmts[i].line, x->token);
+        s = strndup(m->sql + m->stmts[i].offset, m->stmts[i].len);
+        if (!s)
+                return fail(x, -ENOMEM, "out of memory");
+        res = m->stmts[i].data_line > 0 ? copy_from_script(x->conn, m->sql, &m->stmts[i]) : PQexec(x->conn, s);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+                return no_tx_failed(x, m, i, res, t0);
+        snprintf(di, sizeof(di), "%zu", i + 1);
+        /* The file's session state lasts until its next statement; this write is immune to it. */
+        r = fence_query(x->conn, &x->session,
+                        "UPDATE coord_schema_progress SET done = $2::integer, updated_at = now()"
+                        " WHERE script = $1 AND fencing_token = $3::bigint"
+                        " AND EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $4 AND token = $3::bigint)",
+                        4, up_params, &up, e, sizeof(e));
+        if (r < 0)
+                return fail(x, -EIO, "%s: recording progress after statement %zu: %s%s", m->script, i + 1, e,
+                            is_lost(x) ? " (the lock was lost: stopped)" : "");
+        if (strcmp(PQcmdTuples(up), "1") != 0)
+                return fail(x, -ESTALE,
+                            "%s: stopped after statement %zu: fencing token %" PRId64 " is no longer current",
+                            m->script, i + 1, x->token);
+        return 0;
+}
+
+/* Statement by statement, recording progress after each; resumes after the last recorded one. */
+static int run_no_transaction(struct runner *x, const struct migration *m, struct migrate_entry *ent) {
+        char e[2048], ms[24];
+        uint64_t t0 = now_usec();
+        int64_t done = 0;
+        int r;
+
+        /* Autocommit from here: the previous migration must be committed first. */
+        r = commit_pending(x);
+        if (r == 0)
+                r = no_tx_claim(x, m, &done);
+        if (r == 0)
+                r = no_tx_timeouts(x, m);
+        for (size_t i = (size_t) done; r == 0 && i < m->n_stmts; i++)
+                r = no_tx_statement(x, m, i, t0);
+        if (r < 0)
+                return r;
         if ((m->statement_timeout_usec > 0 || m->lock_timeout_usec > 0) && !x->session.pooled)
                 (void) pg_exec(x->conn, "RESET statement_timeout; RESET lock_timeout", e, sizeof(e));
         snprintf(ms, sizeof(ms), "%" PRIu64, (now_usec() - t0) / USEC_PER_MSEC);
@@ -1044,8 +1215,9 @@ static int run_one(struct runner *x, const struct migration *m, struct migrate_e
         return m->no_transaction ? run_no_transaction(x, m, e) : run_in_transaction(x, m, e, t0, false, NULL);
 }
 
-/* What apply refuses to start with (plan reports the same): validation problems, then a
- * --phase post that would apply a post-deploy version above a pending pre-deploy one. */
+/* What apply refuses to start with (plan reports the same): validation problems (-EBADMSG; a
+ * failed record: -EIO), then a --phase post that would apply a post-deploy version above a
+ * pending pre-deploy one (-ECANCELED).  0 when none. */
 static int check_problems(struct runner *x, const char *what) {
         struct migrate_report *r = x->rep;
         for (size_t i = 0; i < r->n; i++)
@@ -1054,13 +1226,13 @@ static int check_problems(struct runner *x, const char *what) {
                         const char *st = migrate_state_to_string(e->state);
                         /* Say the state once: a detail may start with it ("failed (line 3: ...)"). */
                         bool said = e->detail && strncmp(e->detail, st, strlen(st)) == 0;
-                        return fail(x, e->state == STATE_FAILED ? EXIT_FAILED : EXIT_VALIDATION, "%s: %s%s%s (%s)",
+                        return fail(x, e->state == STATE_FAILED ? -EIO : -EBADMSG, "%s: %s%s%s (%s)",
                                     e->script, said ? "" : st, said || !e->detail ? "" : ": ", e->detail ?: "",
                                     what);
                 }
         for (size_t i = 0; i < r->n; i++)
                 if (r->v[i].blocked)
-                        return fail(x, EXIT_FAILED, "%s: %s (%s)", r->v[i].script, r->v[i].detail ?: "blocked", what);
+                        return fail(x, -ECANCELED, "%s: %s (%s)", r->v[i].script, r->v[i].detail ?: "blocked", what);
         return 0;
 }
 
@@ -1080,60 +1252,69 @@ static void apply_summary(struct runner *x, size_t ran, size_t held) {
                 snprintf(r->message, sizeof(r->message), "applied %zu migration%s%s", ran, ran == 1 ? "" : "s", h);
 }
 
-static int apply(struct runner *x) {
-        struct migrate_report *r = x->rep;
-        size_t ran = 0, held = 0, keep_n = 0;
-        int code;
+/* Run what will run, in order; then commit the last one.  After a failure the migration
+ * before it, whose checks passed, is committed still (unless the lock is gone), and the
+ * first failure is what the run reports. */
+static int apply_run(struct runner *x) {
+        struct migrate_report *rep = x->rep;
+        int r = 0;
 
-        code = check_problems(x, "nothing applied");
-        if (code != 0)
-                return code;
-        for (size_t i = 0; i < r->n; i++)
-                held += r->v[i].held;
-        for (size_t i = 0; i < r->n && code == 0; i++) {
-                struct migrate_entry *e = &r->v[i];
+        for (size_t i = 0; i < rep->n && r == 0; i++) {
+                struct migrate_entry *e = &rep->v[i];
                 const struct migration *m = e->file;
                 if (!e->will_run || !m)
                         continue;
                 if (atomic_load(&interrupted)) {
-                        code = x->pending ? fail(x, EXIT_FAILED, "%s: interrupted by a signal: rolled back",
-                                                 x->pending->script)
-                                          : fail(x, EXIT_FAILED, "interrupted by a signal before %s", m->script);
+                        r = x->pending ? fail(x, -EINTR, "%s: interrupted by a signal: rolled back", x->pending->script)
+                                       : fail(x, -EINTR, "interrupted by a signal before %s", m->script);
                         break;
                 }
                 /* Versioned entries come first, ascending: every held one before i is below m. */
                 if (m->type == MIGRATION_VERSIONED)
                         x->defer_hi = i;
-                code = run_one(x, m, e);
+                r = run_one(x, m, e);
         }
-        if (code == 0)
-                code = commit_pending(x);
-        else if (x->pending) {
-                /* A failure before the next pipeline went out: the previous migration passed
-                 * its checks, so commit it (unless the lock is gone), keeping the first error. */
-                char saved[sizeof(r->message)];
-                memcpy(saved, r->message, sizeof(saved));
+        if (r == 0)
+                return commit_pending(x);
+        if (x->pending) {
+                char saved[sizeof(rep->message)];
+                memcpy(saved, rep->message, sizeof(saved));
                 (void) commit_pending(x);
-                memcpy(r->message, saved, sizeof(saved));
-                r->exit_code = code;
+                memcpy(rep->message, saved, sizeof(saved));
         }
-        for (size_t i = 0; i < r->n; i++)
-                ran += r->v[i].ran;
-        /* Keep only what ran (and the failure) in the report. */
-        for (size_t i = 0; i < r->n; i++) {
-                if (r->v[i].ran) {
-                        struct migrate_entry t = r->v[i];
-                        r->v[i] = r->v[keep_n];
-                        r->v[keep_n++] = t;
+        return r;
+}
+
+/* Keep only what ran (and the failure) in the report; how many ran. */
+static size_t report_keep_ran(struct migrate_report *rep) {
+        size_t keep_n = 0;
+
+        for (size_t i = 0; i < rep->n; i++) {
+                if (rep->v[i].ran) {
+                        struct migrate_entry t = rep->v[i];
+                        rep->v[i] = rep->v[keep_n];
+                        rep->v[keep_n++] = t;
                 }
         }
-        for (size_t i = keep_n; i < r->n; i++) {
-                free(r->v[i].detail);
-                r->v[i].detail = NULL;
-        }
-        r->n = keep_n;
-        if (code != 0)
-                return code;
+        for (size_t i = keep_n; i < rep->n; i++)
+                rep->v[i].detail = mfree(rep->v[i].detail);
+        rep->n = keep_n;
+        return keep_n;
+}
+
+static int apply(struct runner *x) {
+        size_t held = 0, ran;
+        int r;
+
+        r = check_problems(x, "nothing applied");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < x->rep->n; i++)
+                held += x->rep->v[i].held;
+        r = apply_run(x);
+        ran = report_keep_ran(x->rep);
+        if (r < 0)
+                return r;
         apply_summary(x, ran, held);
         return 0;
 }
@@ -1144,106 +1325,122 @@ static int baseline(struct runner *x) {
         char e[1024];
         const char *p[] = { NULL, x->installed_by, x->token_str, x->lock_name };
 
+        int r;
+
         if (version_normalize(x->o->baseline_version, strlen(x->o->baseline_version), &v) < 0)
-                return fail(x, EXIT_USAGE, "baseline: '%s' is not a version (digits separated by '.' or '_')",
+                return fail(x, -EINVAL, "baseline: '%s' is not a version (digits separated by '.' or '_')",
                             x->o->baseline_version);
         for (size_t i = 0; x->h && i < x->h->n; i++)
                 if (x->h->rows[i].version && (strcmp(x->h->rows[i].type, "versioned") == 0 ||
                                               strcmp(x->h->rows[i].type, "baseline") == 0))
-                        return fail(x, EXIT_FAILED,
+                        return fail(x, -EEXIST,
                                     "baseline: the history already records %s %s; baseline marks an existing schema "
                                     "before any migration ran",
                                     x->h->rows[i].type, x->h->rows[i].version);
         p[0] = v;
-        if (pg_query(x->conn,
+        r = pg_query(x->conn,
                      "INSERT INTO coord_schema_history (version, description, type, script, installed_by, success,"
                      " fencing_token) SELECT $1, '<< baseline >>', 'baseline', '<< baseline >>', $2, true, $3::bigint"
                      " WHERE EXISTS (SELECT 1 FROM coord_schema_fence WHERE name = $4 AND token = $3::bigint)",
-                     4, p, &res, e, sizeof(e)) < 0)
-                return fail(x, EXIT_FAILED, "baseline: %s", e);
+                     4, p, &res, e, sizeof(e));
+        if (r < 0)
+                return fail(x, as_failed(r), "baseline: %s", e);
         if (strcmp(PQcmdTuples(res), "1") != 0)
-                return fail(x, EXIT_FAILED, "baseline refused: fencing token %" PRId64 " superseded", x->token);
+                return fail(x, -ESTALE, "baseline refused: fencing token %" PRId64 " superseded", x->token);
         snprintf(x->rep->message, sizeof(x->rep->message), "baselined at version %s", v);
         return 0;
 }
 
+/* repair's transaction: BEGIN (behind a pooler coord's idle timeout is no session setting:
+ * this transaction's), the fence check, and the failed records removed (*fixed counts). */
+static int repair_begin(struct runner *x, size_t *fixed, char *e, size_t elen) {
+        _cleanup_free_ char *begin = fence_begin_sql(&x->session);
+        _cleanup_pgresult_ PGresult *check = NULL, *del = NULL;
+        const char *p[] = { x->lock_name, x->token_str };
+        int r;
+
+        if (!begin) {
+                errbuf_printf(e, elen, "out of memory");
+                return -ENOMEM;
+        }
+        r = pg_exec(x->conn, begin, e, elen);
+        if (r == 0)
+                r = pg_query(x->conn, fence_check_sql, 2, p, &check, e, elen);
+        if (r == 0)
+                r = pg_query(x->conn, "DELETE FROM coord_schema_history WHERE NOT success", 0, NULL, &del, e, elen);
+        if (r == 0 && strcmp(PQcmdTuples(del), "0") != 0) {
+                log_notice("Removed %s failed record(s)", PQcmdTuples(del));
+                (*fixed)++;
+        }
+        return r;
+}
+
+/* repair's changes for one entry: its progress record removed when it failed or its file
+ * changed; a changed versioned checksum realigned; a missing file marked deleted. */
+static int repair_entry(struct runner *x, struct migrate_entry *ent, size_t *fixed, char *e, size_t elen) {
+        _cleanup_pgresult_ PGresult *res = NULL;
+        const struct progress_row *pr = history_find_progress(x->h, ent->script);
+        int r = 0;
+
+        if (pr && (pr->error || !ent->checksum || strcmp(pr->checksum, ent->checksum) != 0)) {
+                _cleanup_pgresult_ PGresult *del = NULL;
+                const char *p[] = { ent->script };
+                r = pg_query(x->conn, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p, &del, e, elen);
+                free(ent->detail);
+                ent->detail = strdup("progress record removed: runs again from the start");
+                (*fixed)++;
+        }
+        if (r == 0 && ent->state == STATE_CHANGED && ent->version) {
+                const char *p[] = { ent->checksum, ent->description, ent->version };
+                r = pg_query(x->conn,
+                             "UPDATE coord_schema_history SET checksum = $1, description = $2"
+                             " WHERE version = $3 AND type = 'versioned' AND success",
+                             3, p, &res, e, elen);
+                free(ent->detail);
+                ent->detail = strdup("checksum realigned to the file");
+                (*fixed)++;
+        } else if (r == 0 && ent->state == STATE_MISSING) {
+                const char *p[] = { ent->version, ent->description, ent->script, x->installed_by, x->token_str };
+                r = pg_query(x->conn,
+                             "INSERT INTO coord_schema_history (version, description, type, script,"
+                             " installed_by, success, fencing_token)"
+                             " VALUES ($1, $2, 'deleted', $3, $4, true, $5::bigint)",
+                             5, p, &res, e, elen);
+                free(ent->detail);
+                ent->detail = strdup("marked deleted");
+                (*fixed)++;
+        }
+        return r;
+}
+
+/* In one fenced transaction: failed records removed, progress records of failed or changed
+ * no-transaction files removed, changed checksums realigned, vanished files marked deleted. */
 static int repair(struct runner *x) {
-        struct migrate_report *r = x->rep;
+        struct migrate_report *rep = x->rep;
         char e[1024];
         size_t fixed = 0;
-        int rr;
+        int r;
 
-        {
-                /* Behind a pooler coord's idle timeout is no session setting: this transaction's. */
-                _cleanup_free_ char *begin = fence_begin_sql(&x->session);
-                rr = begin ? pg_exec(x->conn, begin, e, sizeof(e)) : -ENOMEM;
-                if (!begin)
-                        snprintf(e, sizeof(e), "out of memory");
-        }
-        if (rr == 0) {
-                _cleanup_pgresult_ PGresult *res = NULL;
-                const char *p[] = { x->lock_name, x->token_str };
-                rr = pg_query(x->conn, fence_check_sql, 2, p, &res, e, sizeof(e));
-        }
-        if (rr == 0) {
-                _cleanup_pgresult_ PGresult *res = NULL;
-                rr = pg_query(x->conn, "DELETE FROM coord_schema_history WHERE NOT success", 0, NULL, &res, e, sizeof(e));
-                if (rr == 0 && strcmp(PQcmdTuples(res), "0") != 0) {
-                        log_notice("Removed %s failed record(s)", PQcmdTuples(res));
-                        fixed++;
-                }
-        }
-        for (size_t i = 0; rr == 0 && i < r->n; i++) {
-                struct migrate_entry *ent = &r->v[i];
-                _cleanup_pgresult_ PGresult *res = NULL;
-                const struct progress_row *pr = history_find_progress(x->h, ent->script);
-
-                if (pr && (pr->error || !ent->checksum || strcmp(pr->checksum, ent->checksum) != 0)) {
-                        _cleanup_pgresult_ PGresult *del = NULL;
-                        const char *p[] = { ent->script };
-                        rr = pg_query(x->conn, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p, &del, e,
-                                      sizeof(e));
-                        ent->detail = (free(ent->detail), strdup("progress record removed: runs again from the start"));
-                        fixed++;
-                }
-                if (rr == 0 && ent->state == STATE_CHANGED && ent->version) {
-                        const char *p[] = { ent->checksum, ent->description, ent->version };
-                        rr = pg_query(x->conn,
-                                      "UPDATE coord_schema_history SET checksum = $1, description = $2"
-                                      " WHERE version = $3 AND type = 'versioned' AND success",
-                                      3, p, &res, e, sizeof(e));
-                        free(ent->detail);
-                        ent->detail = strdup("checksum realigned to the file");
-                        fixed++;
-                } else if (rr == 0 && ent->state == STATE_MISSING) {
-                        const char *p[] = { ent->version, ent->description, ent->script, x->installed_by,
-                                            x->token_str };
-                        rr = pg_query(x->conn,
-                                      "INSERT INTO coord_schema_history (version, description, type, script,"
-                                      " installed_by, success, fencing_token)"
-                                      " VALUES ($1, $2, 'deleted', $3, $4, true, $5::bigint)",
-                                      5, p, &res, e, sizeof(e));
-                        free(ent->detail);
-                        ent->detail = strdup("marked deleted");
-                        fixed++;
-                }
-        }
-        if (rr == 0)
-                rr = pg_exec(x->conn, "COMMIT", e, sizeof(e));
+        r = repair_begin(x, &fixed, e, sizeof(e));
+        for (size_t i = 0; r == 0 && i < rep->n; i++)
+                r = repair_entry(x, &rep->v[i], &fixed, e, sizeof(e));
+        if (r == 0)
+                r = pg_exec(x->conn, "COMMIT", e, sizeof(e));
         else {
                 char e2[256];
                 (void) pg_exec(x->conn, "ROLLBACK", e2, sizeof(e2));
         }
-        if (rr < 0)
-                return fail(x, EXIT_FAILED, "repair: %s", e);
-        snprintf(r->message, sizeof(r->message), "repair: %zu change%s", fixed, fixed == 1 ? "" : "s");
+        if (r < 0)
+                return fail(x, as_failed(r), "repair: %s", e);
+        snprintf(rep->message, sizeof(rep->message), "repair: %zu change%s", fixed, fixed == 1 ? "" : "s");
         return 0;
 }
 
-/* A flyway.h error as the run's outcome: a file's placeholder is bad input (2), a lost
- * connection is unreachable (3), anything else (a Flyway row, a failed query) failed (1). */
-static int flyway_fail(struct runner *x, int r, const char *e) {
-        return fail(x, r == -EINVAL ? EXIT_USAGE : r == -ECONNRESET ? EXIT_UNAVAILABLE : EXIT_FAILED, "%s", e);
+/* A flyway.h error as the run's outcome: a file's placeholder is bad input (-EINVAL, exit
+ * 2), a lost connection is unreachable (-ECONNRESET, 3), anything else (a Flyway row, a
+ * failed query) failed (1). */
+static int fail_flyway(struct runner *x, int r, const char *e) {
+        return fail(x, r == -EINVAL ? r : as_query_error(r), "%s", e);
 }
 
 /* Take over flyway_schema_history (flyway.h), in its own fenced transaction, before apply
@@ -1251,21 +1448,21 @@ static int flyway_fail(struct runner *x, int r, const char *e) {
 static int adopt(struct runner *x) {
         _cleanup_free_ char *begin = NULL;
         char e[2048];
-        int r, code;
+        int r;
 
         if (!x->h || !x->h->adopting)
                 return 0;
         if (x->o->command == MIGRATE_APPLY) {
-                code = check_problems(x, "nothing applied, nothing taken over from " FLYWAY_TABLE);
-                if (code != 0)
-                        return code;
+                r = check_problems(x, "nothing applied, nothing taken over from " FLYWAY_TABLE);
+                if (r < 0)
+                        return r;
         }
         begin = fence_begin_sql(&x->session);
         if (!begin)
-                return flyway_fail(x, -ENOMEM, "out of memory");
+                return fail_flyway(x, -ENOMEM, "out of memory");
         r = flyway_adopt_write(x->conn, begin, x->h, x->lock_name, x->token_str, e, sizeof(e));
         if (r < 0)
-                return flyway_fail(x, r, e);
+                return fail_flyway(x, r, e);
         return 0;
 }
 
@@ -1286,9 +1483,11 @@ static void *loader_run(void *p) {
 /* The history, once per run (the report owns it from here).  0, or the failure. */
 static int read_history(struct runner *x) {
         char e[2048];
+        int r;
 
-        if (history_load(x->conn, &x->h, e, sizeof(e)) < 0)
-                return fail(x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x->where, e);
+        r = history_load(x->conn, &x->h, e, sizeof(e));
+        if (r < 0)
+                return fail(x, as_unreachable(r), "%s: reading the history: %s", x->where, e);
         x->rep->history = x->h;
         return 0;
 }
@@ -1314,20 +1513,20 @@ static int open_run(struct runner *x, bool locked) {
                 r = pg_query(x->conn, "SELECT current_schema()", 0, NULL, &res, e, sizeof(e));
                 if (r == 0)
                         r = pg_set_schema(x->conn, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
-                cr = r < 0 ? fail(x, EXIT_UNAVAILABLE, "%s: reading the history: %s", x->where, e) : read_history(x);
+                cr = r < 0 ? fail(x, as_unreachable(r), "%s: reading the history: %s", x->where, e) : read_history(x);
         }
         log_debug("Connected%s", !locked ? " and read the history" : "");
         if (threaded)
                 pthread_join(th, NULL);
         log_debug("Read %zu migration files", ld.set ? ld.set->n : 0);
         if (ld.r < 0)
-                return fail(x, EXIT_USAGE, "%s", ld.err);
+                return fail(x, -EINVAL, "%s", ld.err); /* a bad file wins: exit 2 whatever the database says */
         x->set = x->rep->set = ld.set;
-        if (cr != 0)
+        if (cr < 0)
                 return cr;
         /* Before PostgreSQL 12, files with ALTER TYPE ... ADD VALUE run without a transaction. */
         if (source_set_server_version(x->set, PQserverVersion(x->conn), e, sizeof(e)) < 0)
-                return fail(x, EXIT_USAGE, "%s", e);
+                return fail(x, -EINVAL, "%s", e);
         if (strcmp(PQparameterStatus(x->conn, "standard_conforming_strings") ?: "on", "off") == 0)
                 log_warning("%s: standard_conforming_strings is off by default here; coord lexes each file as "
                             "psql does with it on until a 'SET standard_conforming_strings = off' in the file",
@@ -1338,7 +1537,7 @@ static int open_run(struct runner *x, bool locked) {
 /* Wait for the lock, then fence, catch signals and, only now that the lock is ours, read the
  * history.  0, or the failure. */
 static int hold_lock(struct runner *x) {
-        int code;
+        int r;
 
         /* Wait on Redis without holding a PostgreSQL session: nothing of ours can get in the way
          * of CREATE INDEX CONCURRENTLY (or use up connection slots) while we wait. */
@@ -1346,13 +1545,13 @@ static int hold_lock(struct runner *x) {
                 PQfinish(x->conn);
                 x->conn = NULL;
         }
-        code = take_lock(x);
-        if (code == 0 && !x->conn)
-                code = connect_main(x, "coord-migrate");
-        if (code == 0)
-                code = fence(x);
-        if (code != 0)
-                return code;
+        r = take_lock(x);
+        if (r == 0 && !x->conn)
+                r = connect_main(x, "coord-migrate");
+        if (r == 0)
+                r = raise_fence(x);
+        if (r < 0)
+                return r;
         signals_install(x, true);
         x->signals = true;
         return read_history(x);
@@ -1360,7 +1559,7 @@ static int hold_lock(struct runner *x) {
 
 /* What the command works from: placeholders replaced, a flyway_schema_history to take over,
  * the plan.  0, or the failure. */
-static int plan_run(struct runner *x, struct flyway_run *fr) {
+static int compute_plan(struct runner *x, struct flyway_run *fr) {
         const struct migrate_options *o = x->o;
         char e[2048], host[256] = "";
         int r;
@@ -1371,57 +1570,57 @@ static int plan_run(struct runner *x, struct flyway_run *fr) {
          * rows of a flyway_schema_history to take over on a schema without coord history. */
         r = flyway_before_plan(fr, x->conn, x->set, x->h, e, sizeof(e));
         if (r < 0)
-                return flyway_fail(x, r, e);
+                return fail_flyway(x, r, e);
         r = plan_compute(x->set, x->h, o->no_seed, o->phase, x->rep);
         if (r < 0)
-                return fail(x, EXIT_FAILED, "%s", strerror(-r));
+                return fail(x, as_failed(r), "%s", strerror(-r));
         /* Explain the adopted entries; replace the placeholders of the versions that will run. */
         r = flyway_after_plan(fr, x->conn, x->rep, o->command == MIGRATE_APPLY || o->command == MIGRATE_PLAN, e,
                               sizeof(e));
         if (r < 0)
-                return flyway_fail(x, r, e);
+                return fail_flyway(x, r, e);
         log_debug("Computed %zu entries from %zu history rows", x->rep->n, x->h ? x->h->n : 0);
         return 0;
 }
 
-static void run_command(struct runner *x) {
+/* validate: the problems, counted. */
+static int validate(struct runner *x) {
         struct migrate_report *rep = x->rep;
+        size_t problems = 0;
+
+        for (size_t i = 0; i < rep->n; i++)
+                problems += rep->v[i].problem;
+        if (problems > 0)
+                return fail(x, -EBADMSG, "validation failed: %zu problem%s", problems, problems == 1 ? "" : "s");
+        snprintf(rep->message, sizeof(rep->message), "validation passed");
+        return 0;
+}
+
+static int run_command(struct runner *x) {
+        int r;
 
         switch (x->o->command) {
         case MIGRATE_STATUS:
-                break;
+                return 0;
         case MIGRATE_PLAN:
-                (void) check_problems(x, "apply would refuse to run");
-                break;
-        case MIGRATE_VALIDATE: {
-                size_t problems = 0;
-                for (size_t i = 0; i < rep->n; i++)
-                        problems += rep->v[i].problem;
-                if (problems > 0)
-                        fail(x, EXIT_VALIDATION, "validation failed: %zu problem%s", problems,
-                             problems == 1 ? "" : "s");
-                else
-                        snprintf(rep->message, sizeof(rep->message), "validation passed");
-                break;
-        }
+                return check_problems(x, "apply would refuse to run");
+        case MIGRATE_VALIDATE:
+                return validate(x);
         case MIGRATE_APPLY:
-                if (adopt(x) == 0)
-                        apply(x);
-                break;
+                r = adopt(x);
+                return r < 0 ? r : apply(x);
         case MIGRATE_BASELINE:
                 if (x->h && x->h->adopting)
-                        fail(x, EXIT_FAILED,
-                             "baseline: the schema has a " FLYWAY_TABLE " and no coord history: run apply to take "
-                             "it over (its baseline and versions included)");
-                else
-                        baseline(x);
-                break;
+                        return fail(x, -EEXIST,
+                                    "baseline: the schema has a " FLYWAY_TABLE " and no coord history: run apply to "
+                                    "take it over (its baseline and versions included)");
+                return baseline(x);
         case MIGRATE_REPAIR:
-                if (adopt(x) == 0)
-                        repair(x);
-                break;
-        case _MIGRATE_COMMAND_MAX:
+                r = adopt(x);
+                return r < 0 ? r : repair(x);
+        default:
                 assert(false);
+                return -EINVAL;
         }
 }
 
@@ -1449,20 +1648,31 @@ int migrate_run(const struct migrate_options *o, struct migrate_report *rep) {
         struct flyway_run fr = { .placeholders = o->placeholders };
         bool locked = o->command == MIGRATE_APPLY || o->command == MIGRATE_BASELINE || o->command == MIGRATE_REPAIR;
         char e[2048];
+        int r;
 
+        assert(o->dir);
+        assert(o->database);
+        assert(o->command >= 0 && o->command < _MIGRATE_COMMAND_MAX);
+        assert(o->command != MIGRATE_BASELINE || o->baseline_version);
+        assert(rep);
         *rep = (struct migrate_report) {};
         log_debug("Starting %s", o->dir);
         if (pg_register_secrets(o->database, e, sizeof(e)) < 0)
-                return fail(&x, EXIT_USAGE, "%s", e);
+                return fail(&x, -EINVAL, "%s", e);
         x.where = pg_describe(o->database);
         if (o->redis && o->redis->password)
                 log_add_secret(o->redis->password);
 
-        if (open_run(&x, locked) == 0 && (!locked || hold_lock(&x) == 0) && plan_run(&x, &fr) == 0)
-                run_command(&x);
+        r = open_run(&x, locked);
+        if (r == 0 && locked)
+                r = hold_lock(&x);
+        if (r == 0)
+                r = compute_plan(&x, &fr);
+        if (r == 0)
+                r = run_command(&x);
 
         runner_close(&x);
         flyway_run_done(&fr);
         free(x.where);
-        return rep->exit_code;
+        return r;
 }
