@@ -26,6 +26,7 @@
 #include "log.h"
 #include "state.h"
 #include "strutil.h"
+#include "strv.h"
 
 #define CONFIG_DOC_MAX (1024 * 1024)
 
@@ -250,7 +251,7 @@ static void apply(instance *in, int64_t version, const char *doc, size_t len) {
                        in->cfg->config_file);
                 r = env ? hook_start(in->agent->event, &spec, on_reload_done, in, &in->reload_hook) : -ENOMEM;
         }
-        hook_env_free(env);
+        strv_free(env);
         if (r < 0) {
                 snprintf(err, sizeof err, "cannot start reload: %s", strerror(-r));
                 apply_failed(in, version, err);

@@ -11,6 +11,7 @@
 #include "hook.h"
 #include "log.h"
 #include "strutil.h"
+#include "strv.h"
 
 #define H(m) offsetof(struct agent_health_config, m)
 static const struct config_field health_fields[] = {
@@ -75,8 +76,8 @@ struct agent_config *agent_config_free(struct agent_config *c) {
         if (!c)
                 return NULL;
         for (size_t i = 0; c->services && i < c->n_services; i++) {
-                c->services[i].hooks.env = hook_env_free(c->services[i].hooks.env);
-                c->services[i].hooks.pass_env = hook_env_free(c->services[i].hooks.pass_env);
+                c->services[i].hooks.env = strv_free(c->services[i].hooks.env);
+                c->services[i].hooks.pass_env = strv_free(c->services[i].hooks.pass_env);
         }
         config_free(agent_config_fields, c);
         free(c);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "state.h"
 #include "strutil.h"
+#include "strv.h"
 
 instance *agent_find_instance(agent *a, const char *id) {
         for (size_t i = 0; i < a->n_instances; i++)
@@ -30,13 +31,6 @@ const char *instance_state(const instance *in) {
 }
 
 extern char **environ;
-
-/* Free the first n entries of l, and l: hook_env_free() would stop at a hole. */
-static char **strv_free_n(char **l, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(l[i]);
-        return mfree(l);
-}
 
 static bool names_tls(const char *const *env) {
         for (size_t i = 0; env && env[i]; i++)
@@ -77,7 +71,7 @@ static char **instance_set_vars(const instance *in) {
         return l;
 }
 
-/* The COORD_* variables of CONTRACT.md for in, NULL-terminated (hook_env_free()). */
+/* The COORD_* variables of CONTRACT.md for in, NULL-terminated (strv_free()). */
 static char **instance_coord_vars(const instance *in, const char *target_version, const char *deployment,
                                   const char *migrate_phase) {
         char **l = calloc(9, sizeof *l);
@@ -104,8 +98,8 @@ static char **instance_coord_vars(const instance *in, const char *target_version
 
 char **instance_env(const instance *in, const char *target_version, const char *deployment,
                     const char *migrate_phase) {
-        _cleanup_(hook_env_freep) char **coord = instance_coord_vars(in, target_version, deployment, migrate_phase);
-        _cleanup_(hook_env_freep) char **set = instance_set_vars(in);
+        _cleanup_(strv_freep) char **coord = instance_coord_vars(in, target_version, deployment, migrate_phase);
+        _cleanup_(strv_freep) char **set = instance_set_vars(in);
         char **env = NULL;
 
         if (!coord || !set ||
@@ -243,7 +237,7 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         r = spec.kind == PROBE_EXEC && !env ? -ENOMEM
                                             : prober_start(in->agent->prober, &spec, on_probe_done, in, &in->probe);
-        hook_env_free(env);
+        strv_free(env);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the health probe of %s: %m", in->id);
                 in->probe = NULL;

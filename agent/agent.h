@@ -113,7 +113,7 @@ void instance_restart_health(instance *in);
  * the agent's TLS files as COORD_TLS_CA_FILE, COORD_TLS_CERT_FILE and
  * COORD_TLS_KEY_FILE unless hooks.env names any COORD_TLS_*, hooks.env, then
  * the COORD_* variables of CONTRACT.md): "K=V" strings,
- * NULL-terminated, freed with hook_env_free(); NULL when out of memory.
+ * NULL-terminated, freed with strv_free(); NULL when out of memory.
  * target_version NULL: no COORD_PREVIOUS_VERSION/COORD_DEPLOYMENT, COORD_VERSION
  * is the installed one.  migrate_phase (COORD_MIGRATE_PHASE) may be NULL. */
 char **instance_env(const instance *in, const char *target_version, const char *deployment,

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "state.h"
 #include "strutil.h"
+#include "strv.h"
 
 /* Results are written by lib/command.h's command_result_script and stay a week. */
 #define POLL_USEC (5 * USEC_PER_SEC)
@@ -336,14 +337,14 @@ static void run_hook(run *r, const char *which, const char *command, const char 
         }
         if (!command) {
                 log_run(LOG_INFO, r, "No %s hook configured for %s: nothing to do", which, in->id);
-                hook_env_free(env);
+                strv_free(env);
                 /* Behave as a successful hook. */
                 on_hook_done(NULL, &(struct hook_result) { .output = "" }, r);
                 return;
         }
         log_run(LOG_INFO, r, "Running the %s hook for %s", which, in->id);
         k = hook_start(r->c->a->event, &spec, on_hook_done, r, &r->hook);
-        hook_env_free(env);
+        strv_free(env);
         if (k < 0) {
                 char err[128];
                 snprintf(err, sizeof err, "cannot start the %s hook: %s", which, strerror(-k));

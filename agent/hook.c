@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "strutil.h"
+#include "strv.h"
 
 extern char **environ;
 
@@ -399,13 +400,6 @@ bool hook_env_name_is_reserved(const char *name) {
         return name_in(name, env_coord, ELEMENTSOF(env_coord)) || strcmp(name, "CREDENTIALS_DIRECTORY") == 0;
 }
 
-char **hook_env_free(char **env) {
-        for (char **p = env; p && *p; p++)
-                free(*p);
-        free(env);
-        return NULL;
-}
-
 /* Length of the name of "NAME=value" (all of it when there is no '='). */
 static size_t entry_name_len(const char *entry) {
         return strcspn(entry, "=");
@@ -498,7 +492,7 @@ int hook_env_build(const char *const *base, const char *const *pass, const char 
         if (r >= 0)
                 r = envlist_add_all(&l, coord);
         if (r < 0) {
-                hook_env_free(l.v);
+                strv_free(l.v);
                 return r;
         }
         *ret = l.v;
@@ -526,7 +520,7 @@ _noreturn_ static void child_exec(int nullfd, int wfd, char *const *argv, char *
 
 int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void *userdata, hook **ret) {
         _cleanup_close_ int nullfd = -1, rfd = -1, wfd = -1;
-        _cleanup_(hook_env_freep) char **envp = NULL;
+        _cleanup_(strv_freep) char **envp = NULL;
         char *argv[] = { (char *) "sh", (char *) "-c", (char *) spec->command, NULL };
         int pipefd[2];
         hook *h;

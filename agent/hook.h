@@ -65,11 +65,10 @@ pid_t hook_pid(const hook *h);
  *   4. coord ("NAME=value": the COORD_* variables of CONTRACT.md).
  * (The agent passes its TLS files, COORD_TLS_*, at the head of set.)
  * pass, set and coord may be NULL.  Returns 0 and *ret (NULL-terminated, owned
- * by the caller: hook_env_free()), or -ENOMEM. */
+ * by the caller: strv_free()), or -ENOMEM. */
 int hook_env_build(const char *const *base, const char *const *pass, const char *const *set,
                    const char *const *coord, char ***ret);
 /* Frees a NULL-terminated string list (NULL is fine).  Returns NULL. */
-char **hook_env_free(char **env);
 /* A shell variable name: [A-Za-z_][A-Za-z0-9_]*, at most HOOK_ENV_NAME_MAX bytes. */
 bool hook_env_name_is_valid(const char *name);
 /* COORD_* (the agent's configuration and the variables it sets itself) or
@@ -78,7 +77,6 @@ bool hook_env_name_is_private(const char *name);
 /* A variable the agent sets itself (hook_env_build()'s coord), or
  * CREDENTIALS_DIRECTORY: hooks.env may not set it. */
 bool hook_env_name_is_reserved(const char *name);
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, hook_env_free)
 
 #define HOOK_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define HOOK_ENV_NAME_MAX 128

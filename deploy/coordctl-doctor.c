@@ -30,6 +30,7 @@
 #include "redis_url.h"
 #include "secret.h"
 #include "strutil.h"
+#include "strv.h"
 #include "tls.h"
 
 /* redis_url.h has no cleanup helper (coordctl-lock.c defines the same). */
@@ -766,21 +767,6 @@ bool doctor_redis_has_password(const char *s) {
 /* Files named by *_file keys that hold public material, not secrets. */
 static bool file_key_is_public(const char *k) {
         return strcmp(k, "tls_ca_file") == 0 || strcmp(k, "tls_cert_file") == 0;
-}
-
-static int strv_push(char ***v, size_t n, char *s) {
-        char **nv;
-
-        if (!s)
-                return -ENOMEM;
-        nv = reallocarray(*v, n + 1, sizeof(char *));
-        if (!nv) {
-                free(s);
-                return -ENOMEM;
-        }
-        nv[n] = s;
-        *v = nv;
-        return 0;
 }
 
 static int config_add_file(struct doctor_config *c, const char *keypath, const char *path, bool group_ok) {

@@ -1,4 +1,4 @@
-/* Unit tests for agent/fileio.c: atomic replacement, the kept previous file,
+/* Unit tests for lib/fileio.c: atomic replacement, the kept previous file,
  * modes (agent/state.c: test-state.c). */
 #include <check.h>
 #include <dirent.h>

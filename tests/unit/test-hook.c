@@ -16,6 +16,7 @@
 #include "log.h"
 #include "strutil.h"
 #include "test-main.h"
+#include "strv.h"
 
 static sd_event *loop;
 
@@ -191,7 +192,7 @@ START_TEST(test_env_build) {
         got = join(env);
         ck_assert_str_eq(got, env_table[_i].want);
         free(got);
-        hook_env_free(env);
+        strv_free(env);
 }
 END_TEST
 
