@@ -75,7 +75,6 @@ static void add_secret(const char *s, void *userdata) {
  * config) so rotated secrets never push current ones out. */
 static void refresh_secrets(agent *a) {
         json_t *redis = json_string(a->config->redis);
-
         const struct redis_url *u = a->redis ? redis_client_url(a->redis) : a->url;
 
         log_clear_secrets();

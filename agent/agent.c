@@ -47,11 +47,9 @@ static bool names_tls(const char *const *env) {
 static char **instance_set_vars(const instance *in) {
         const struct tls_options *tls = &in->agent->config->tls;
         const char *const *env = (const char *const *) in->cfg->hooks.env;
-        size_t n = 0, m = 0;
+        size_t n = 0, m = strv_length(in->cfg->hooks.env);
         char **l;
 
-        while (env && env[m])
-                m++;
         l = calloc(m + 4, sizeof *l);
         if (!l)
                 return NULL;
@@ -424,10 +422,6 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         return 0;
 }
 
-static bool str_eq(const char *x, const char *y) {
-        return (!x && !y) || (x && y && strcmp(x, y) == 0);
-}
-
 /* Remember why a reload changed nothing, "" when it worked (masked: STATUS=
  * is no log line). */
 static void set_reload_error(agent *a, const char *fmt, ...) _printf_(2, 3);
@@ -476,11 +470,11 @@ static void agent_reload_redis(agent *a, const struct agent_config *old, const s
 
 /* namespace, host and state_dir need a restart: n keeps the running ones. */
 static void agent_keep_fixed(struct agent_config *old, struct agent_config *n) {
-        if (!str_eq(old->namespace, n->namespace))
+        if (!streq_ptr(old->namespace, n->namespace))
                 log_warning("namespace changed: restart coord-agent to apply it; keeping '%s'", old->namespace);
-        if (!str_eq(old->host, n->host))
+        if (!streq_ptr(old->host, n->host))
                 log_warning("host changed: restart coord-agent to apply it; keeping '%s'", old->host);
-        if (!str_eq(old->state_dir, n->state_dir))
+        if (!streq_ptr(old->state_dir, n->state_dir))
                 log_warning("state_dir changed: restart coord-agent to apply it; keeping '%s'", old->state_dir);
         SWAP(old->namespace, n->namespace);
         SWAP(old->host, n->host);

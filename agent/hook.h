@@ -68,7 +68,6 @@ pid_t hook_pid(const hook *h);
  * by the caller: strv_free()), or -ENOMEM. */
 int hook_env_build(const char *const *base, const char *const *pass, const char *const *set,
                    const char *const *coord, char ***ret);
-/* Frees a NULL-terminated string list (NULL is fine).  Returns NULL. */
 /* A shell variable name: [A-Za-z_][A-Za-z0-9_]*, at most HOOK_ENV_NAME_MAX bytes. */
 bool hook_env_name_is_valid(const char *name);
 /* COORD_* (the agent's configuration and the variables it sets itself) or

@@ -54,4 +54,3 @@ struct server {
         char reload_error[256];
         uint64_t reload_error_usec; /* CLOCK_REALTIME */
 };
-

@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "macro.h"
 #include "strutil.h"
+#include "strv.h"
 
 #define ACL_NAMES_MAX 256
 #define ACL_PASSWORD_MAX 4096
@@ -49,28 +50,19 @@ struct acl_rules {
 };
 
 static void rules_done(struct acl_rules *r) {
-        for (size_t i = 0; i < r->n; i++)
-                free(r->v[i]);
-        free(r->v);
+        r->v = strv_free_n(r->v, r->n);
+        r->n = 0;
 }
 
 /* Append prefix + s; takes ownership of s (NULL: out of memory). */
 static void rules_add(struct acl_rules *r, const char *prefix, char *s) {
         _cleanup_free_ char *pattern = s;
-        char **nv;
-        char *rule;
 
         if (r->err)
                 return;
-        rule = pattern ? strdup_printf("%s%s", prefix, pattern) : NULL;
-        nv = rule ? realloc(r->v, (r->n + 1) * sizeof *nv) : NULL;
-        if (!nv) {
-                free(rule);
-                r->err = -ENOMEM;
-                return;
-        }
-        r->v = nv;
-        r->v[r->n++] = rule;
+        r->err = strv_push(&r->v, r->n, pattern ? strdup_printf("%s%s", prefix, pattern) : NULL);
+        if (r->err == 0)
+                r->n++;
 }
 
 static void rules_commands(struct acl_rules *r, const char *const *commands) {

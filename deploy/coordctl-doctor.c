@@ -33,8 +33,6 @@
 #include "strv.h"
 #include "tls.h"
 
-/* redis_url.h has no cleanup helper (coordctl-lock.c defines the same). */
-
 /* ======================================================================
  * Decisions (pure)
  * ====================================================================== */
@@ -884,16 +882,10 @@ void doctor_config_done(struct doctor_config *c) {
         free(c->redis);
         free(c->redis_file);
         free(c->listen);
-        for (size_t i = 0; i < c->n_files; i++) {
-                free(c->file_keys[i]);
-                free(c->file_paths[i]);
-        }
-        free(c->file_keys);
-        free(c->file_paths);
+        strv_free_n(c->file_keys, c->n_files);
+        strv_free_n(c->file_paths, c->n_files);
         free(c->file_group_ok);
-        for (size_t i = 0; i < c->n_inline; i++)
-                free(c->inline_secrets[i]);
-        free(c->inline_secrets);
+        strv_free_n(c->inline_secrets, c->n_inline);
         *c = (struct doctor_config) {};
 }
 

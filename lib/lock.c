@@ -189,7 +189,7 @@ static struct timeval usec_to_timeval(uint64_t usec) {
 static int connect_bounded(const struct redis_url *url, uint64_t limit_usec, uint64_t cmd_timeout_usec,
                            redisContext **ret, char *errbuf, size_t errlen) {
         struct redis_url tmp = *url; /* shallow: only the timeout and deadline differ */
-        int ms = tmp.connect_timeout_ms > 0 ? tmp.connect_timeout_ms : 5000;
+        int ms = redis_url_connect_timeout_ms(url);
 
         if (limit_usec != UINT64_MAX) {
                 uint64_t limit_ms = (limit_usec + 999) / 1000;

@@ -22,7 +22,6 @@
 #include "tls_pump.h"
 #include "tls_redis.h"
 
-#define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define SENTINEL_PASSES 2
 
 static void mask_in_place(char *buf, size_t len, const char *secret) {
@@ -73,8 +72,7 @@ static bool deadline_passed(const struct redis_url *u) {
 
 /* One step's timeout: the URL's connect timeout, cut to what is left before the deadline. */
 static uint64_t connect_timeout_usec(const struct redis_url *u) {
-        int ms = u->connect_timeout_ms > 0 ? u->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
-        uint64_t t = (uint64_t) ms * 1000, now;
+        uint64_t t = (uint64_t) redis_url_connect_timeout_ms(u) * 1000, now;
 
         if (u->deadline_usec != 0) {
                 now = now_usec();

@@ -170,7 +170,7 @@ static uint64_t now_mono(redis_client *c) {
 }
 
 static uint64_t connect_timeout_usec(const redis_client *c) {
-        return (uint64_t) (c->url->connect_timeout_ms > 0 ? c->url->connect_timeout_ms : 5000) * 1000;
+        return (uint64_t) redis_url_connect_timeout_ms(c->url) * 1000;
 }
 
 static bool need_role_check(const redis_client *c) {
@@ -418,7 +418,6 @@ static const char *error_text(const char *str) {
 
         return tls ? tls : str;
 }
-
 
 static void subscriptions_purge(redis_client *c) {
         struct subscription **p = &c->subs;
@@ -934,8 +933,7 @@ static void start_connect(redis_client *c) {
                 char err[256] = "";
                 int r = -EHOSTUNREACH;
 
-                tmp.connect_timeout_ms = MIN(c->url->connect_timeout_ms > 0 ? c->url->connect_timeout_ms : 5000,
-                                             SENTINEL_TIMEOUT_MS);
+                tmp.connect_timeout_ms = MIN(redis_url_connect_timeout_ms(c->url), SENTINEL_TIMEOUT_MS);
                 /* Each sentinel in turn; remember which one answered for the watch. */
                 tmp.n_hosts = 1;
                 for (size_t i = 0; i < c->url->n_hosts; i++) {
@@ -1027,14 +1025,10 @@ static redisAsyncContext *context_move(redis_client *c, redis_client *n, redisAs
         return ac;
 }
 
-static bool str_eq(const char *x, const char *y) {
-        return (!x && !y) || (x && y && strcmp(x, y) == 0);
-}
-
 /* Candidate n is up: its connections and URL become c's. */
 static void adopt(redis_client *c, redis_client *n) {
         redisAsyncContext *old_cmd = c->cmd;
-        bool was = c->connected, moved = !str_eq(c->target, n->target);
+        bool was = c->connected, moved = !streq_ptr(c->target, n->target);
 
         c->cmd = NULL;
         teardown(c); /* the old subscriber, the sentinel watch, timers */
@@ -1188,8 +1182,7 @@ int redis_client_set_url(redis_client *c, const struct redis_url *url, const str
                 return -EINVAL;
         r = url_check(url);
         if (r < 0) {
-                if (errbuf && errlen > 0)
-                        snprintf(errbuf, errlen, "ssl=true with a unix socket, or no endpoint");
+                errbuf_printf(errbuf, errlen, "ssl=true with a unix socket, or no endpoint");
                 return r;
         }
         if (c->candidate)
@@ -1227,7 +1220,8 @@ int redis_client_reload(redis_client *c, const struct redis_client_settings *old
 
         if (!c || !old || !new || !new->url || !new->tls)
                 return -EINVAL;
-        if (str_eq(old->url, new->url) && old->tls && tls_options_equal(old->tls, new->tls) && !c->url->ssl && !retry)
+        if (streq_ptr(old->url, new->url) && old->tls && tls_options_equal(old->tls, new->tls) && !c->url->ssl &&
+            !retry)
                 return 0;
         r = redis_url_parse(new->url, &u, errbuf, errlen);
         if (r >= 0) /* plain text: the TLS settings stay as they are (loading them takes time) */

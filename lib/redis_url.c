@@ -132,6 +132,10 @@ oom:
         return NULL;
 }
 
+int redis_url_connect_timeout_ms(const struct redis_url *u) {
+        return u->connect_timeout_ms > 0 ? u->connect_timeout_ms : CONNECT_TIMEOUT_DEFAULT_MS;
+}
+
 static struct redis_url *redis_url_new(void) {
         struct redis_url *u = calloc(1, sizeof *u);
         if (!u)

@@ -45,6 +45,9 @@ struct redis_url {
  * ret is untouched on failure. */
 int redis_url_parse(const char *s, struct redis_url **ret, char *errbuf, size_t errlen);
 struct redis_url *redis_url_free(struct redis_url *u);
+/* The connect timeout of u in ms: connect_timeout_ms, or the default (5000) when it is 0
+ * (a struct not made by redis_url_parse()).  Every connect reads it through this. */
+int redis_url_connect_timeout_ms(const struct redis_url *u);
 /* A deep copy of u (caller frees with redis_url_free()); NULL on OOM. */
 struct redis_url *redis_url_dup(const struct redis_url *u);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct redis_url *, redis_url_free)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Whole string must be a decimal number in range; -EINVAL / -ERANGE otherwise. */
 int parse_uint64(const char *s, uint64_t *ret);
@@ -29,6 +30,11 @@ bool version_is_valid(const char *s);
  * that want no message pass NULL).  One helper for every module, so none keeps its own. */
 void errbuf_printf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void errbuf_vprintf(char *buf, size_t len, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* Whether a and b are equal strings, or both NULL. */
+static inline bool streq_ptr(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
 
 /* Allocating printf; NULL on allocation failure. */
 char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -252,13 +252,9 @@ int tls_options_check(const struct tls_options *opts, enum tls_file *ret_file, c
         return r;
 }
 
-static bool path_eq(const char *a, const char *b) {
-        return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 bool tls_options_equal(const struct tls_options *a, const struct tls_options *b) {
-        return path_eq(a->ca_file, b->ca_file) && path_eq(a->cert_file, b->cert_file) &&
-               path_eq(a->key_file, b->key_file) && a->insecure_skip_verify == b->insecure_skip_verify;
+        return streq_ptr(a->ca_file, b->ca_file) && streq_ptr(a->cert_file, b->cert_file) &&
+               streq_ptr(a->key_file, b->key_file) && a->insecure_skip_verify == b->insecure_skip_verify;
 }
 
 /* Replace the settings in force (ctx NULL: forget them). */

@@ -18,6 +18,7 @@
 
 #include "duration.h"
 #include "log.h"
+#include "strutil.h"
 #include "tls_pump.h"
 #include "tls_redis.h"
 
@@ -65,14 +66,14 @@ int tls_redis_connect(const struct tls_peer *peer, uint64_t timeout_usec, redisC
         } else if ((r = tls_pump_start(ssl, peer, sv[1])) < 0)
                 close(sv[0]);
         if (r < 0) {
-                snprintf(errbuf, errlen, "TLS to Redis at %s:%d: cannot set up the local socket: %s", peer->host,
-                         peer->port, strerror(-r));
+                errbuf_printf(errbuf, errlen, "TLS to Redis at %s:%d: cannot set up the local socket: %s",
+                              peer->host, peer->port, strerror(-r));
                 return r;
         }
         c = redisConnectFd(sv[0]);
         if (!c) {
                 close(sv[0]); /* the pump sees EOF and goes */
-                snprintf(errbuf, errlen, "out of memory connecting to Redis");
+                errbuf_printf(errbuf, errlen, "out of memory connecting to Redis");
                 return -ENOMEM;
         }
         c->connection_type = REDIS_CONN_UNIX; /* no TCP options on the local socket */
@@ -167,8 +168,8 @@ int tls_redis_async_connect(const struct tls_peer *peer, uint64_t timeout_usec, 
                         redisAsyncFree(ac);
         }
         if (r < 0) {
-                snprintf(errbuf, errlen, "TLS to Redis at %s:%d: cannot set up the local socket: %s", peer->host,
-                         peer->port, strerror(-r));
+                errbuf_printf(errbuf, errlen, "TLS to Redis at %s:%d: cannot set up the local socket: %s",
+                              peer->host, peer->port, strerror(-r));
                 return r;
         }
         *ret = ac;

@@ -1375,6 +1375,13 @@ static int repair_begin(struct runner *x, size_t *fixed, char *e, size_t elen) {
         return r;
 }
 
+/* One change of repair's to ent: what it did becomes ent's detail. */
+static void repaired(struct migrate_entry *ent, size_t *fixed, const char *what) {
+        free(ent->detail);
+        ent->detail = strdup(what);
+        (*fixed)++;
+}
+
 /* repair's changes for one entry: its progress record removed when it failed or its file
  * changed; a changed versioned checksum realigned; a missing file marked deleted. */
 static int repair_entry(struct runner *x, struct migrate_entry *ent, size_t *fixed, char *e, size_t elen) {
@@ -1386,9 +1393,7 @@ static int repair_entry(struct runner *x, struct migrate_entry *ent, size_t *fix
                 _cleanup_pgresult_ PGresult *del = NULL;
                 const char *p[] = { ent->script };
                 r = pg_query(x->conn, "DELETE FROM coord_schema_progress WHERE script = $1", 1, p, &del, e, elen);
-                free(ent->detail);
-                ent->detail = strdup("progress record removed: runs again from the start");
-                (*fixed)++;
+                repaired(ent, fixed, "progress record removed: runs again from the start");
         }
         if (r == 0 && ent->state == STATE_CHANGED && ent->version) {
                 const char *p[] = { ent->checksum, ent->description, ent->version };
@@ -1396,9 +1401,7 @@ static int repair_entry(struct runner *x, struct migrate_entry *ent, size_t *fix
                              "UPDATE coord_schema_history SET checksum = $1, description = $2"
                              " WHERE version = $3 AND type = 'versioned' AND success",
                              3, p, &res, e, elen);
-                free(ent->detail);
-                ent->detail = strdup("checksum realigned to the file");
-                (*fixed)++;
+                repaired(ent, fixed, "checksum realigned to the file");
         } else if (r == 0 && ent->state == STATE_MISSING) {
                 const char *p[] = { ent->version, ent->description, ent->script, x->installed_by, x->token_str };
                 r = pg_query(x->conn,
@@ -1406,9 +1409,7 @@ static int repair_entry(struct runner *x, struct migrate_entry *ent, size_t *fix
                              " installed_by, success, fencing_token)"
                              " VALUES ($1, $2, 'deleted', $3, $4, true, $5::bigint)",
                              5, p, &res, e, elen);
-                free(ent->detail);
-                ent->detail = strdup("marked deleted");
-                (*fixed)++;
+                repaired(ent, fixed, "marked deleted");
         }
         return r;
 }

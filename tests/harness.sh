@@ -6,6 +6,11 @@
 #   harness_start_postgres        # PG_PORT, DATABASE_URL
 #   harness_spawn NAME CMD...     # background process, tracked and killed at cleanup
 #   harness_wait_for 10 CMD...    # poll CMD until it succeeds (bounded), no blind sleeps
+#   harness_expect [-F] CODE PATTERN CMD...  # CMD exits CODE, its stderr matches PATTERN
+#   harness_serve_requests ...    # act on the redis for a check program (unit/test-request.h)
+#   harness_lock_section          # the critical section of the lock tests,
+#   harness_lock_holders N ...    # N concurrent holders running it, and
+#   harness_lock_verify N         # the verdict: no overlap, N increasing tokens
 #
 # Servers run on free loopback ports inside a fresh temporary directory; every
 # process the harness started is stopped and the directory removed on exit,
@@ -207,6 +212,18 @@ harness_restart_redis() {
         fail "redis-server did not restart on port $port"
 }
 
+# harness_sentinel_conf DIR SERVICE MASTER_PORT: the lines every test
+# sentinel's config has: its directory DIR, its log DIR.log, and
+# 127.0.0.1:MASTER_PORT monitored as SERVICE (quorum 1).
+harness_sentinel_conf() {
+        echo "bind 127.0.0.1"
+        echo "daemonize no"
+        echo "dir $1"
+        echo "logfile $1.log"
+        echo "sentinel monitor $2 127.0.0.1 $3 1"
+        echo "sentinel down-after-milliseconds $2 5000"
+}
+
 # harness_start_sentinel [MASTER_PORT] [SERVICE] [MASTER_PASSWORD] [SENTINEL_PASSWORD]:
 # a redis-sentinel on a free port monitoring 127.0.0.1:MASTER_PORT (default
 # $REDIS_PORT) as SERVICE (default mymaster), quorum 1, itself requiring
@@ -225,12 +242,7 @@ harness_start_sentinel() {
                 # Sentinel rewrites its config file: it must live in a writable place.
                 {
                         echo "port $port"
-                        echo "bind 127.0.0.1"
-                        echo "daemonize no"
-                        echo "dir $s_dir"
-                        echo "logfile $COORD_TEST_DIR/sentinel-$port.log"
-                        echo "sentinel monitor $s_service 127.0.0.1 $s_master 1"
-                        echo "sentinel down-after-milliseconds $s_service 5000"
+                        harness_sentinel_conf "$s_dir" "$s_service" "$s_master"
                         if [ -n "$s_pass" ]; then
                                 echo "sentinel auth-pass $s_service \"$s_pass\""
                         fi
@@ -328,4 +340,118 @@ harness_redis_cli() {
 # Milliseconds since the epoch.
 now_ms() {
         echo $(( $(date +%s%N) / 1000000 ))
+}
+
+# harness_expect [-F] CODE PATTERN CMD...: CMD exits CODE and its stderr (in
+# $COORD_TEST_DIR/err, stdout in .../out) matches PATTERN, a basic regular
+# expression (with -F a fixed string); an empty PATTERN matches anything.
+harness_expect() {
+        e_grep=-q e_says="does not match"
+        if [ "$1" = -F ]; then
+                e_grep=-qF e_says="does not say"
+                shift
+        fi
+        e_want=$1 e_pattern=$2
+        shift 2
+        set +e
+        "$@" >"$COORD_TEST_DIR/out" 2>"$COORD_TEST_DIR/err"
+        e_got=$?
+        set -e
+        [ "$e_got" -eq "$e_want" ] || { cat "$COORD_TEST_DIR/err" >&2; fail "'$*' exited $e_got, expected $e_want"; }
+        [ -z "$e_pattern" ] || grep "$e_grep" -- "$e_pattern" "$COORD_TEST_DIR/err" ||
+                { cat "$COORD_TEST_DIR/err" >&2; fail "'$*': stderr $e_says '$e_pattern'"; }
+}
+
+# harness_serve_requests CTL_DIR PID NAME START FAILOVER...: until the check
+# program PID (NAME in messages) exits, serve the requests it writes to
+# CTL_DIR/request (tests/unit/test-request.h) on the redis "redis": kill, start
+# (runs START), stop (SIGSTOP), cont (SIGCONT), failover (runs FAILOVER...),
+# answering each in CTL_DIR/ack; then fail unless PID exited 0.
+harness_serve_requests() {
+        r_ctl=$1 r_pid=$2 r_name=$3 r_start=$4
+        shift 4
+        while kill -0 "$r_pid" 2>/dev/null; do
+                if [ -f "$r_ctl/request" ]; then
+                        req=$(cat "$r_ctl/request")
+                        rm -f "$r_ctl/request"
+                        pid=$(cat "$COORD_TEST_DIR/redis.pid")
+                        case "$req" in
+                        kill) harness_kill_redis ;;
+                        start) "$r_start" ;;
+                        stop) kill -STOP "$pid" ;;
+                        cont) kill -CONT "$pid" ;;
+                        failover) "$@" ;;
+                        *) fail "unknown request '$req' from the test" ;;
+                        esac
+                        note "$(date +%T.%N | cut -c1-12) served request: $req"
+                        echo "$req" >"$r_ctl/ack.tmp"
+                        mv "$r_ctl/ack.tmp" "$r_ctl/ack" # atomic: the test never reads half a file
+                fi
+                sleep 0.02
+        done
+        set +e
+        wait "$r_pid"
+        r_rc=$?
+        set -e
+        [ "$r_rc" -eq 0 ] || fail "$r_name failed ($r_rc)"
+}
+
+# harness_lock_section [CHECK]: write $COORD_TEST_DIR/critical.sh, the critical
+# section of the lock tests (harness_lock_holders), run with D (the test
+# directory) and REDIS_PORT exported: two independent "somebody else is
+# inside" checks, noting an overlap in $D/overlaps, then its fencing token
+# pushed to the Redis list "tokens"; CHECK, a line of shell, runs after that.
+harness_lock_section() {
+        {
+                cat <<'EOS'
+# Inside the lock: two independent "somebody else is inside" checks, one on
+# the file system and one in Redis, then record our token.
+set -u
+mkdir "$D/inside" 2>/dev/null || echo "mkdir: overlap at token $COORD_FENCING_TOKEN" >>"$D/overlaps"
+[ "$(redis-cli -p "$REDIS_PORT" setnx inside "$COORD_FENCING_TOKEN")" = 1 ] ||
+        echo "setnx: overlap at token $COORD_FENCING_TOKEN" >>"$D/overlaps"
+redis-cli -p "$REDIS_PORT" rpush tokens "$COORD_FENCING_TOKEN" >/dev/null
+EOS
+                [ -z "${1:-}" ] || printf '%s\n' "$1"
+                cat <<'EOS'
+sleep 0.02
+redis-cli -p "$REDIS_PORT" del inside >/dev/null
+rmdir "$D/inside"
+EOS
+        } >"$COORD_TEST_DIR/critical.sh"
+}
+
+# harness_lock_holders N WHAT URL...: N concurrent `coordctl lock mutex` (c1 to
+# cN, lease 5s, waiting up to 60s) running the critical section, holder i
+# connecting to the i-th URL (round robin); fail unless each exits 0 (WHAT: how
+# the message names one).
+harness_lock_holders() {
+        l_n=$1 l_what=$2
+        shift 2
+        l_pids=""
+        for i in $(seq 1 "$l_n"); do
+                eval "l_url=\${$(( (i - 1) % $# + 1 ))}"
+                harness_spawn "c$i" "$COORDCTL" lock mutex --redis "$l_url" --lease 5s --wait-timeout 60s -- \
+                        sh "$COORD_TEST_DIR/critical.sh"
+                l_pids="$l_pids $pid"
+        done
+        for p in $l_pids; do
+                wait "$p" || fail "$l_what exited $? (see logs)"
+        done
+}
+
+# harness_lock_verify N: after N holders of the lock "mutex" ran
+# harness_lock_section: no overlap, N tokens, strictly increasing in
+# critical-section order, and the lock gone.
+harness_lock_verify() {
+        [ ! -e "$COORD_TEST_DIR/overlaps" ] || { cat "$COORD_TEST_DIR/overlaps" >&2; fail "critical sections overlapped"; }
+        n=$(harness_redis_cli llen tokens)
+        [ "$n" -eq "$1" ] || fail "expected $1 tokens, got $n"
+        prev=0
+        for t in $(harness_redis_cli lrange tokens 0 -1); do
+                [ "$t" -gt "$prev" ] ||
+                        fail "fencing tokens not strictly increasing: $t after $prev ($(harness_redis_cli lrange tokens 0 -1 | tr '\n' ' '))"
+                prev=$t
+        done
+        [ "$(harness_redis_cli exists 'coord:{default:lock:mutex}')" = 0 ] || fail "lock left behind after the last release"
 }

@@ -4,17 +4,9 @@ harness_init
 harness_start_redis
 D=$COORD_TEST_DIR
 
-# expect CODE PATTERN CMD...: CMD exits CODE and its stderr matches PATTERN.
+# expect CODE PATTERN CMD...: CMD exits CODE and its stderr ($D/err) matches PATTERN.
 expect() {
-        want=$1
-        pattern=$2
-        shift 2
-        set +e
-        "$@" >"$D/out" 2>"$D/err"
-        got=$?
-        set -e
-        [ "$got" -eq "$want" ] || { cat "$D/err" >&2; fail "'$*' exited $got, expected $want"; }
-        [ -z "$pattern" ] || grep -q -- "$pattern" "$D/err" || { cat "$D/err" >&2; fail "'$*': stderr does not match '$pattern'"; }
+        harness_expect "$@"
 }
 
 # Help and usage errors (2), each naming the culprit.

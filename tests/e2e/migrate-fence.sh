@@ -14,11 +14,7 @@ mig "$D" V2__fenced.sql "CREATE TABLE fenced (id int, pid int DEFAULT pg_backend
 INSERT INTO fenced (id) VALUES (1);
 SELECT pg_sleep(2);"
 # shellcheck disable=SC2086
-harness_spawn old "$COORDCTL" migrate $ARGS
-harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(2)%'\" | grep -q 1" ||
-        fail "V2 did not start"
-kill -STOP "$PID_old"
-note "old runner stopped inside V2's transaction"
+fence_stop_old 2 $ARGS
 # shellcheck disable=SC2086
 harness_spawn new "$COORDCTL" migrate $ARGS
 start=$(now_ms)
@@ -27,18 +23,9 @@ el=$(( $(now_ms) - start ))
 note "new holder finished in ${el}ms"
 [ "$el" -lt 15000 ] || fail "new holder took ${el}ms: blocked by the paused transaction?"
 grep -q "applied V2__fenced.sql" "$T/new.log" || { cat "$T/new.log"; fail "new holder did not apply V2"; }
-kill -CONT "$PID_old"
-set +e
-wait "$PID_old"
-rc=$?
-set -e
-cat "$T/old.log" >&2
-[ "$rc" = 1 ] || fail "old runner exited $rc, want 1"
+fence_resume_old
 grep -q "commit refused" "$T/old.log" || fail "old runner does not say its commit was refused"
-[ "$(q "SELECT count(*) FROM fenced")" = 1 ] || fail "fenced has $(q "SELECT count(*) FROM fenced") rows"
-[ "$(q "SELECT count(*) FROM coord_schema_history WHERE version = '2'")" = 1 ] || fail "V2 recorded more than once"
-[ "$(q "SELECT h.fencing_token = f.token FROM coord_schema_history h, coord_schema_fence f WHERE h.version = '2'")" = t ] ||
-        fail "V2 was not recorded by the newest holder"
+fence_applied_once 2
 [ "$(q "SELECT count(DISTINCT fencing_token) FROM coord_schema_history")" = 2 ] || fail "expected V1 and V2 under different tokens"
 
 # The same in a no-transaction file: the paused runner's in-flight statement is
@@ -77,12 +64,7 @@ harness_spawn b1 "$COORDCTL" migrate $ARGS
 harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(1)%'\" | grep -q 1" ||
         fail "V4 did not start"
 q "UPDATE coord_schema_fence SET token = token + 1" >/dev/null
-set +e
-wait "$PID_b1"
-rc=$?
-set -e
-cat "$T/b1.log" >&2
-[ "$rc" = 1 ] || fail "runner behind the fence exited $rc, want 1"
+runner_exits_1 b1 "runner behind the fence"
 grep -q "commit refused: fencing token .* is no longer current" "$T/b1.log" || fail "no fencing refusal"
 [ "$(q "SELECT to_regclass('behind') IS NULL")" = t ] || fail "refused migration left its table"
 [ "$(q "SELECT count(*) FROM coord_schema_history WHERE version = '4'")" = 0 ] || fail "refused migration recorded"
@@ -95,12 +77,7 @@ harness_spawn b2 "$COORDCTL" migrate $ARGS
 harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(1)%'\" | grep -q 1" ||
         fail "V5 did not start"
 q "UPDATE coord_schema_fence SET token = token + 1" >/dev/null
-set +e
-wait "$PID_b2"
-rc=$?
-set -e
-cat "$T/b2.log" >&2
-[ "$rc" = 1 ] || fail "no-transaction runner behind the fence exited $rc, want 1"
+runner_exits_1 b2 "no-transaction runner behind the fence"
 grep -q "stopped after statement 1: fencing token .* is no longer current" "$T/b2.log" || fail "no per-statement fencing"
 [ "$(q "SELECT to_regclass('behind_notx') IS NULL")" = t ] || fail "statement after the fence moved ran"
 echo "migrate-fence: ok"

@@ -126,29 +126,16 @@ INSERT INTO fenced VALUES (1);
 SET idle_in_transaction_session_timeout = 0;
 SELECT pg_sleep(2);"
 # shellcheck disable=SC2086
-harness_spawn old "$COORDCTL" migrate $ARGS
-harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(2)%'\" | grep -q 1" ||
-        fail "V40 did not start"
-kill -STOP "$PID_old"
-note "old runner stopped inside V40's transaction"
+fence_stop_old 40 $ARGS
 # shellcheck disable=SC2086
 harness_spawn new "$COORDCTL" migrate $ARGS
 wait "$PID_new" || { cat "$T/new.log" >&2; fail "new holder failed"; }
 grep -q "applied V40__fenced.sql" "$T/new.log" || { cat "$T/new.log"; fail "new holder did not apply V40"; }
 ! grep -q "Terminated" "$T/new.log" || fail "the new holder terminated a pooled session"
-kill -CONT "$PID_old"
-set +e
-wait "$PID_old"
-rc=$?
-set -e
-cat "$T/old.log" >&2
-[ "$rc" = 1 ] || fail "old runner exited $rc, want 1"
+fence_resume_old
 # Its transaction ended by coord's own idle timeout, which the file's SET did not cancel.
 grep -q "idle-in-transaction timeout" "$T/postgres.log" || fail "the paused transaction was not ended by its idle timeout"
-[ "$(q "SELECT count(*) FROM fenced")" = 1 ] || fail "fenced has $(q "SELECT count(*) FROM fenced") rows"
-[ "$(q "SELECT count(*) FROM coord_schema_history WHERE version = '40'")" = 1 ] || fail "V40 recorded more than once"
-[ "$(q "SELECT h.fencing_token = f.token FROM coord_schema_history h, coord_schema_fence f WHERE h.version = '40'")" = t ] ||
-        fail "V40 was not recorded by the newest holder"
+fence_applied_once 40
 "$COORDCTL" migrate validate --dir "$D" --database "$BOUNCED" >"$O" 2>&1 || { cat "$O"; fail "validate"; }
 
 # --- identify(): its first query fails and so does the fallback (as when the pooled server

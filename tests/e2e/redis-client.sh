@@ -32,39 +32,17 @@ CTL_DIR=$ctl REPLICA_PORT=$replica_port AUTH_PORT=$auth_port AUTH_PASSWORD=$auth
 test_pid=$!
 harness_track "$test_pid"
 
+# Sentinel promotes the replica (no quorum needed when forced); it refuses
+# (NOGOODSLAVE) until it has fresh INFO from the replica.
+failover() {
+        harness_wait_for 30 sh -c \
+                "redis-cli -p $SENTINEL_PORT sentinel failover mymaster | grep -qx OK" ||
+                fail "SENTINEL FAILOVER refused: $(redis-cli -p "$SENTINEL_PORT" sentinel failover mymaster)"
+        harness_wait_for 30 sh -c \
+                "redis-cli -p $SENTINEL_PORT sentinel get-master-addr-by-name mymaster | grep -qx $replica_port" ||
+                fail "sentinel did not switch to the replica"
+}
 # Serve the test's requests until it exits.
-while kill -0 "$test_pid" 2>/dev/null; do
-        if [ -f "$ctl/request" ]; then
-                req=$(cat "$ctl/request")
-                rm -f "$ctl/request"
-                pid=$(cat "$COORD_TEST_DIR/redis.pid")
-                case "$req" in
-                kill) harness_kill_redis ;;
-                start) harness_restart_redis ;;
-                stop) kill -STOP "$pid" ;;
-                cont) kill -CONT "$pid" ;;
-                failover)
-                        # Sentinel promotes the replica (no quorum needed when forced);
-                        # it refuses (NOGOODSLAVE) until it has fresh INFO from the replica.
-                        harness_wait_for 30 sh -c \
-                                "redis-cli -p $SENTINEL_PORT sentinel failover mymaster | grep -qx OK" ||
-                                fail "SENTINEL FAILOVER refused: $(redis-cli -p "$SENTINEL_PORT" sentinel failover mymaster)"
-                        harness_wait_for 30 sh -c \
-                                "redis-cli -p $SENTINEL_PORT sentinel get-master-addr-by-name mymaster | grep -qx $replica_port" ||
-                                fail "sentinel did not switch to the replica"
-                        ;;
-                *) fail "unknown request '$req' from the test" ;;
-                esac
-                note "$(date +%T.%N | cut -c1-12) served request: $req"
-                echo "$req" >"$ctl/ack.tmp"
-                mv "$ctl/ack.tmp" "$ctl/ack" # atomic: the test never reads half a file
-        fi
-        sleep 0.02
-done
-set +e
-wait "$test_pid"
-rc=$?
-set -e
-[ "$rc" -eq 0 ] || fail "test-redis_client failed ($rc)"
+harness_serve_requests "$ctl" "$test_pid" test-redis_client harness_restart_redis failover
 [ "$(harness_redis_cli ping)" = PONG ] || fail "redis does not answer after the test"
 echo "redis-client: ok"

@@ -10,14 +10,10 @@
 . "$top_srcdir/tests/e2e/agent-lib.sh"
 . "$top_srcdir/tests/e2e/tls-lib.sh"
 agent_init
-tls_make_certs
-tls_start_redis mtls --tls-auth-clients yes
 D=$COORD_TEST_DIR
 PW='Agent-Tls-Pw7'
-rcli ACL SETUSER agent on ">$PW" resetchannels '~coord:*' '&coord:*' '+@all' | grep -qx OK || fail "ACL SETUSER failed"
-mkdir -p "$D/creds" "$D/out"
-printf 'rediss://agent:%s@127.0.0.1:%s/0\n' "$PW" "$TLS_PORT" >"$D/creds/redis"
-cp "$TLS_DIR/client.key" "$D/creds/tls_key"
+tls_mtls_redis agent "$PW" "$D/creds"
+mkdir -p "$D/out"
 chmod 0600 "$D/creds/redis" "$D/creds/tls_key"
 
 # The drain hook: its environment, then a lock held over TLS with the

@@ -35,29 +35,6 @@ REDIS_PORT=$master_port TLS_PORT=$master_tls MTLS_PORT=$mtls_port REPLICA_TLS_PO
 test_pid=$!
 harness_track "$test_pid"
 
-while kill -0 "$test_pid" 2>/dev/null; do
-        if [ -f "$ctl/request" ]; then
-                req=$(cat "$ctl/request")
-                rm -f "$ctl/request"
-                pid=$(cat "$COORD_TEST_DIR/redis.pid")
-                case "$req" in
-                kill) harness_kill_redis ;;
-                start) tls_restart_redis ;;
-                stop) kill -STOP "$pid" ;;
-                cont) kill -CONT "$pid" ;;
-                failover) tls_failover mymaster "$replica_tls" ;;
-                *) fail "unknown request '$req' from the test" ;;
-                esac
-                note "$(date +%T.%N | cut -c1-12) served request: $req"
-                echo "$req" >"$ctl/ack.tmp"
-                mv "$ctl/ack.tmp" "$ctl/ack"
-        fi
-        sleep 0.02
-done
-set +e
-wait "$test_pid"
-rc=$?
-set -e
-[ "$rc" -eq 0 ] || fail "test-tls failed ($rc)"
+harness_serve_requests "$ctl" "$test_pid" test-tls tls_restart_redis tls_failover mymaster "$replica_tls"
 [ -z "$(ls -A "$COORD_TEST_DIR/tmp")" ] || fail "left behind in TMPDIR: $(ls -A "$COORD_TEST_DIR/tmp")"
 echo "tls-client: ok"

@@ -10,27 +10,16 @@ harness_init
 harness_need curl jq openssl
 . "$top_srcdir/tests/e2e/coordinatord-lib.sh"
 . "$top_srcdir/tests/e2e/tls-lib.sh"
-tls_make_certs
-tls_start_redis mtls --tls-auth-clients yes
 D=$COORD_TEST_DIR
 PW='Coord-Tls-Pw8'
-rcli ACL SETUSER coord on ">$PW" resetchannels '~coord:*' '&coord:*' '+@all' | grep -qx OK || fail "ACL SETUSER failed"
-mkdir -p "$D/creds" "$D/creds-sentinel"
-printf 'rediss://coord:%s@127.0.0.1:%s/0\n' "$PW" "$TLS_PORT" >"$D/creds/redis"
-cp "$TLS_DIR/client.key" "$D/creds/tls_key"
+tls_mtls_redis coord "$PW" "$D/creds"
+mkdir -p "$D/creds-sentinel"
 cp "$TLS_DIR/client.key" "$D/creds-sentinel/tls_key"
 printf '%s\n' "$TOKEN_ADMIN" >"$D/admin.token"
 
-# The writer for spawn_listening: no "redis" key (the credential is used).
-write_cd() { # PORT
-        printf '{"listen":"127.0.0.1:%s","namespace":"%s","id":"%s","leader_lease":"2s",
- "tls_ca_file":"%s","tls_cert_file":"%s",
- "tokens":[{"name":"reader","role":"read","sha256":"%s"},{"name":"ops","role":"admin","token_file":"%s/admin.token"}]}\n' \
-                "$1" "$NS" "$CD" "$TLS_DIR/ca.crt" "$TLS_DIR/client.crt" "$(sha $TOKEN_READ)" "$D" >"$D/$CD.json"
-}
 start_cd() { # NAME CREDENTIALS_DIR
         CD=$1
-        spawn_listening "$1" write_cd CREDENTIALS_DIRECTORY="$2"
+        spawn_listening "$1" tls_write_cd CREDENTIALS_DIRECTORY="$2"
         eval "$(echo "$1" | tr a-z A-Z)_URL=http://127.0.0.1:$PORT"
 }
 start_cd cda "$D/creds"

@@ -11,6 +11,11 @@
 #                                  talks TLS to the master and replicas too
 #                                  (SENTINEL_TLS_PORT)
 #   tls_cli PORT ARGS...           redis-cli over TLS
+#   tls_mtls_redis USER PASSWORD DIR  certificates, tls_start_redis mtls (client
+#                                  certificates required), the ACL user USER and the
+#                                  daemons' credentials in DIR (redis, tls_key)
+#   tls_redis_credential USER PASSWORD DIR  DIR/redis: rediss://USER:PASSWORD@...
+#   tls_write_cd PORT              a coordinatord config for spawn_listening
 # Certificates are EC P-256 made with the openssl CLI; the server certificate
 # is valid for 127.0.0.1 and localhost, the expired one ended a day before it began.
 
@@ -92,17 +97,12 @@ tls_start_sentinel() {
                 {
                         echo "port 0"
                         echo "tls-port $s_port"
-                        echo "bind 127.0.0.1"
-                        echo "daemonize no"
-                        echo "dir $s_dir"
-                        echo "logfile $COORD_TEST_DIR/tls-sentinel-$s_port.log"
                         echo "tls-cert-file $TLS_DIR/server.crt"
                         echo "tls-key-file $TLS_DIR/server.key"
                         echo "tls-ca-cert-file $TLS_DIR/ca.crt"
                         echo "tls-auth-clients optional"
                         echo "tls-replication yes"
-                        echo "sentinel monitor $s_service 127.0.0.1 $s_master 1"
-                        echo "sentinel down-after-milliseconds $s_service 5000"
+                        harness_sentinel_conf "$s_dir" "$s_service" "$s_master"
                 } >"$s_dir/sentinel.conf"
                 redis-sentinel "$s_dir/sentinel.conf" &
                 s_pid=$!
@@ -124,4 +124,37 @@ tls_failover() {
                 sentinel failover $1 | grep -qx OK" || fail "SENTINEL FAILOVER refused"
         harness_wait_for 30 sh -c "redis-cli --tls --cacert '$TLS_DIR/ca.crt' -p $SENTINEL_TLS_PORT \
                 sentinel get-master-addr-by-name $1 | grep -qx $2" || fail "sentinel did not switch to $2"
+}
+
+# tls_redis_credential USER PASSWORD DIR: DIR/redis, the systemd credential
+# with the connection string to the TLS port ($TLS_PORT) as USER.
+tls_redis_credential() {
+        printf 'rediss://%s:%s@127.0.0.1:%s/0\n' "$1" "$2" "$TLS_PORT" >"$3/redis"
+}
+
+# tls_mtls_redis USER PASSWORD DIR: certificates, a redis that requires client
+# certificates (tls_start_redis mtls), on it the ACL user USER with PASSWORD
+# limited to coord's keys and channels, and in DIR the daemons' systemd
+# credentials: redis (tls_redis_credential) and tls_key (the client key).
+tls_mtls_redis() {
+        tls_make_certs
+        tls_start_redis mtls --tls-auth-clients yes
+        harness_redis_cli ACL SETUSER "$1" on ">$2" resetchannels '~coord:*' '&coord:*' '+@all' | grep -qx OK ||
+                fail "ACL SETUSER failed"
+        mkdir -p "$3"
+        tls_redis_credential "$1" "$2" "$3"
+        cp "$TLS_DIR/client.key" "$3/tls_key"
+}
+
+# tls_write_cd PORT: the writer for spawn_listening (coordinatord-lib.sh): the
+# config of coordinatord $CD in $COORD_TEST_DIR/$CD.json, with no "redis" key
+# (the credential is used), tls_ca_file, tls_cert_file $TLS_CD_CERT_FILE
+# (default: the client certificate), a reader token and an admin token file
+# ($COORD_TEST_DIR/admin.token).
+tls_write_cd() {
+        printf '{"listen":"127.0.0.1:%s","namespace":"%s","id":"%s","leader_lease":"2s",
+ "tls_ca_file":"%s","tls_cert_file":"%s",
+ "tokens":[{"name":"reader","role":"read","sha256":"%s"},{"name":"ops","role":"admin","token_file":"%s/admin.token"}]}\n' \
+                "$1" "$NS" "$CD" "$TLS_DIR/ca.crt" "${TLS_CD_CERT_FILE:-$TLS_DIR/client.crt}" "$(sha "$TOKEN_READ")" \
+                "$COORD_TEST_DIR" >"$COORD_TEST_DIR/$CD.json"
 }

@@ -12,17 +12,11 @@ D=$COORD_TEST_DIR
 pw='Refusal-Pw-77'
 export COORD_TLS_CA_FILE="$TLS_DIR/ca.crt"
 
-# expect CODE PATTERN CMD...: CMD exits CODE and its stderr matches PATTERN (fixed string).
+# expect CODE PATTERN CMD...: CMD exits CODE, its stderr ($D/err) says PATTERN
+# (a fixed string), and neither output has the password.
 expect() {
-        want=$1
-        pattern=$2
+        harness_expect -F "$@"
         shift 2
-        set +e
-        "$@" >"$D/out" 2>"$D/err"
-        got=$?
-        set -e
-        [ "$got" -eq "$want" ] || { cat "$D/err" >&2; fail "'$*' exited $got, expected $want"; }
-        [ -z "$pattern" ] || grep -qF -- "$pattern" "$D/err" || { cat "$D/err" >&2; fail "'$*': stderr does not say '$pattern'"; }
         ! grep -qF -- "$pw" "$D/err" "$D/out" || fail "'$*': the password reached the output"
 }
 lock() {

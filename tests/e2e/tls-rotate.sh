@@ -24,36 +24,28 @@ harness_need curl jq openssl redis-cli
 . "$top_srcdir/tests/e2e/tls-lib.sh"
 NOTIFY_LISTEN="$top_builddir/tests/util/notify-listen"
 [ -x "$NOTIFY_LISTEN" ] || fail "notify-listen not built: $NOTIFY_LISTEN"
-tls_make_certs
-tls_start_redis mtls --tls-auth-clients yes
 D=$COORD_TEST_DIR
 P1='Rotate-Pw-One1' P2='Rotate-Pw-Two2' P3='Rotate-Pw-Wrong3'
 INTERVAL_MS=250
-rcli ACL SETUSER coord on ">$P1" resetchannels '~coord:*' '&coord:*' '+@all' | grep -qx OK || fail "ACL SETUSER failed"
-mkdir -p "$D/creds" "$D/files"
-set_password() { printf 'rediss://coord:%s@127.0.0.1:%s/0\n' "$1" "$TLS_PORT" >"$D/creds/redis"; }
+tls_mtls_redis coord "$P1" "$D/creds"
+mkdir -p "$D/files"
+set_password() { tls_redis_credential coord "$1" "$D/creds"; }
 set_client() { # NAME: the certificate and key files the daemons are configured with, rewritten in place
         cp "$TLS_DIR/$1.crt" "$D/files/client.crt"
         cp "$TLS_DIR/$1.key" "$D/creds/tls_key"
 }
-set_password "$P1"
 set_client client
 printf '%s\n' "$TOKEN_ADMIN" >"$D/admin.token"
 
-write_cd() { # PORT
-        printf '{"listen":"127.0.0.1:%s","namespace":"%s","id":"%s","leader_lease":"2s",
- "tls_ca_file":"%s","tls_cert_file":"%s/files/client.crt",
- "tokens":[{"name":"reader","role":"read","sha256":"%s"},{"name":"ops","role":"admin","token_file":"%s/admin.token"}]}\n' \
-                "$1" "$NS" "$CD" "$TLS_DIR/ca.crt" "$D" "$(sha $TOKEN_READ)" "$D" >"$D/$CD.json"
-}
+TLS_CD_CERT_FILE=$D/files/client.crt # tls_write_cd: the file set_client rewrites
 leader_of() { curl -s -m 1 -H "Authorization: Bearer $TOKEN_READ" "$1/v1/leader"; }
 is_leader() { leader_of "$1" | jq -e '.is_leader' >/dev/null; }
 CD=cda
-spawn_listening cda write_cd CREDENTIALS_DIRECTORY="$D/creds"
+spawn_listening cda tls_write_cd CREDENTIALS_DIRECTORY="$D/creds"
 A=http://127.0.0.1:$PORT
 harness_wait_for 15 is_leader "$A" || fail "cda does not lead: $(leader_of "$A")"
 CD=cdb
-spawn_listening cdb write_cd CREDENTIALS_DIRECTORY="$D/creds"
+spawn_listening cdb tls_write_cd CREDENTIALS_DIRECTORY="$D/creds"
 B=http://127.0.0.1:$PORT
 harness_wait_for 15 ready "$B" || fail "cdb not ready"
 

@@ -8,69 +8,82 @@
 
 #include "agent-config.h"
 #include "log.h"
+#include "test-main.h"
 
 #define SVC "\"name\":\"web\",\"version\":\"1.0\""
 #define BASE "\"redis\":\"redis://127.0.0.1:6379/0\",\"host\":\"h1\","
 #define HOOKS(x) "\"hooks\":{" x "}"
+/* A whole file: top-level keys x (each with its comma) before the services. */
+#define TOP(x) "{" BASE x "\"services\":[{" SVC "}]}"
+/* A whole file with the services array x. */
+#define SERVICES(x) "{" BASE "\"services\":[" x "]}"
+/* A whole file with one service "web" and its further keys x (each after a comma). */
+#define SERVICE(x) SERVICES("{" SVC x "}")
+#define HOOKED(x) SERVICE("," HOOKS(x))
 
 static const struct {
         const char *json;
         const char *culprit; /* substring of the error; NULL: valid */
 } table[] = {
-        { "{" BASE "\"services\":[{" SVC "}]}", NULL },
-        { "{" BASE "\"services\":[{" SVC ",\"health\":{\"tcp\":\"127.0.0.1:80\"}}]}", NULL },
-        { "{" BASE "\"services\":[{" SVC ",\"health\":{\"intervall\":\"1s\"}}]}", "services[0].health.intervall: unknown key" },
-        { "{" BASE "\"bogus\":1,\"services\":[{" SVC "}]}", "bogus: unknown key" },
-        { "{" BASE "\"services\":[{" SVC ",\"health\":{\"interval\":\"10\"}}]}", "services[0].health.interval" },
-        { "{" BASE "\"heartbeat_interval\":\"fast\",\"services\":[{" SVC "}]}", "heartbeat_interval" },
-        { "{" BASE "\"services\":[{\"version\":\"1.0\"}]}", "services[0].name" },
-        { "{" BASE "\"services\":[{\"name\":\"we b\",\"version\":\"1\"}]}", "services[0].name: invalid name" },
-        { "{" BASE "\"services\":[{\"name\":\"web\"}]}", "services[0].version" },
-        { "{" BASE "\"services\":[]}", "services: at least one" },
-        { "{" BASE "\"services\":[{" SVC "},{" SVC "}]}", "services[1].instance: 'h1-web' is already used" },
-        { "{" BASE "\"services\":[{" SVC ",\"health\":{\"http\":\"http://x/\",\"tcp\":\"x:1\"}}]}", "services[0].health: only one" },
-        { "{" BASE "\"services\":[{" SVC ",\"health\":{\"http\":\"ftp://x/\"}}]}", "services[0].health.http" },
-        { "{" BASE "\"services\":[{" SVC ",\"health\":{\"tcp\":\"noport\"}}]}", "services[0].health.tcp" },
-        { "{" BASE "\"services\":[{" SVC ",\"health\":{\"rise\":0}}]}", "services[0].health.rise" },
-        { "{" BASE "\"services\":[{" SVC ",\"config_format\":\"yaml\"}]}", "services[0].config_format" },
-        { "{" BASE "\"services\":[{" SVC ",\"config_file\":\"rel/path\"}]}", "services[0].config_file" },
-        { "{" BASE "\"services\":[{" SVC ",\"reload\":\"true\"}]}", "services[0].reload" },
-        { "{" BASE "\"services\":[{" SVC ",\"hooks\":{\"timeout\":\"5 minutes\"}}]}", "services[0].hooks.timeout" },
-        { "{" BASE "\"state_dir\":\"var/lib\",\"services\":[{" SVC "}]}", "state_dir" },
+        { SERVICE(""), NULL },
+        { SERVICE(",\"health\":{\"tcp\":\"127.0.0.1:80\"}"), NULL },
+        { SERVICE(",\"health\":{\"intervall\":\"1s\"}"), "services[0].health.intervall: unknown key" },
+        { TOP("\"bogus\":1,"), "bogus: unknown key" },
+        { SERVICE(",\"health\":{\"interval\":\"10\"}"), "services[0].health.interval" },
+        { TOP("\"heartbeat_interval\":\"fast\","), "heartbeat_interval" },
+        { SERVICES("{\"version\":\"1.0\"}"), "services[0].name" },
+        { SERVICES("{\"name\":\"we b\",\"version\":\"1\"}"), "services[0].name: invalid name" },
+        { SERVICES("{\"name\":\"web\"}"), "services[0].version" },
+        { SERVICES(""), "services: at least one" },
+        { SERVICES("{" SVC "},{" SVC "}"), "services[1].instance: 'h1-web' is already used" },
+        { SERVICE(",\"health\":{\"http\":\"http://x/\",\"tcp\":\"x:1\"}"), "services[0].health: only one" },
+        { SERVICE(",\"health\":{\"http\":\"ftp://x/\"}"), "services[0].health.http" },
+        { SERVICE(",\"health\":{\"tcp\":\"noport\"}"), "services[0].health.tcp" },
+        { SERVICE(",\"health\":{\"rise\":0}"), "services[0].health.rise" },
+        { SERVICE(",\"config_format\":\"yaml\""), "services[0].config_format" },
+        { SERVICE(",\"config_file\":\"rel/path\""), "services[0].config_file" },
+        { SERVICE(",\"reload\":\"true\""), "services[0].reload" },
+        { HOOKED("\"timeout\":\"5 minutes\""), "services[0].hooks.timeout" },
+        { TOP("\"state_dir\":\"var/lib\","), "state_dir" },
         { "{\"redis\":\"redis://:pw@127.0.0.1:99999/0\",\"services\":[{" SVC "}]}", "redis" },
         { "{\"host\":\"h1\",\"services\":[{" SVC "}]}", "redis" },
-        { "{" BASE "\"namespace\":\"a/b\",\"services\":[{" SVC "}]}", "namespace" },
+        { TOP("\"namespace\":\"a/b\","), "namespace" },
         /* hooks.env and hooks.pass_env */
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"A\":\"1\",\"COORD_TLS_CA_FILE\":\"/ca\"},\"pass_env\":[\"DATABASE_URL\"]") "}]}", NULL },
+        { HOOKED("\"env\":{\"A\":\"1\",\"COORD_TLS_CA_FILE\":\"/ca\"},\"pass_env\":[\"DATABASE_URL\"]"), NULL },
         /* tls_* (CONTRACT.md "TLS to Redis"): checked at load, naming the key and the file */
-        { "{" BASE "\"tls_insecure_skip_verify\":true,\"services\":[{" SVC "}]}", NULL },
-        { "{" BASE "\"tls_ca_file\":null,\"tls_cert_file\":null,\"services\":[{" SVC "}]}", NULL },
-        { "{" BASE "\"tls_ca_file\":\"/nonexistent/ca.pem\",\"services\":[{" SVC "}]}", "tls_ca_file: TLS CA file /nonexistent/ca.pem: No such file or directory" },
-        { "{" BASE "\"tls_ca_file\":\"/dev/null\",\"services\":[{" SVC "}]}", "tls_ca_file: TLS CA file /dev/null: " },
-        { "{" BASE "\"tls_cert_file\":\"/dev/null\",\"services\":[{" SVC "}]}", "tls_cert_file: TLS certificate file /dev/null: " },
-        { "{" BASE "\"tls_cert_file\":\"/nonexistent/c.pem\",\"tls_key_file\":\"/dev/null\",\"services\":[{" SVC "}]}", "tls_cert_file: TLS certificate file /nonexistent/c.pem: No such file" },
-        { "{" BASE "\"tls_key_file\":\"/dev/null\",\"services\":[{" SVC "}]}", "tls_key_file: TLS key file /dev/null given without a certificate file" },
-        { "{" BASE "\"tls_ca_file\":\"\",\"services\":[{" SVC "}]}", "tls_ca_file: expected a file path string" },
-        { "{" BASE "\"tls_ca_file\":5,\"services\":[{" SVC "}]}", "tls_ca_file: expected a file path string" },
-        { "{" BASE "\"tls_insecure_skip_verify\":\"yes\",\"services\":[{" SVC "}]}", "tls_insecure_skip_verify: expected true or false" },
-        { "{" BASE "\"tls_key_file_file\":\"/x\",\"services\":[{" SVC "}]}", "tls_key_file_file: unknown key" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":null,\"pass_env\":[]") "}]}", NULL },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":[\"A=1\"]") "}]}", "services[0].hooks.env: expected an object" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"9LIVES\":\"x\"}") "}]}", "services[0].hooks.env: '9LIVES' is not a variable name" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"A-B\":\"x\"}") "}]}", "services[0].hooks.env: 'A-B' is not a variable name" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"A=B\":\"x\"}") "}]}", "services[0].hooks.env: 'A=B' is not a variable name" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"\":\"x\"}") "}]}", "services[0].hooks.env: '' is not a variable name" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"N\":1}") "}]}", "services[0].hooks.env.N: expected a string" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"COORD_VERSION\":\"9\"}") "}]}", "services[0].hooks.env.COORD_VERSION: set by the agent itself" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"CREDENTIALS_DIRECTORY\":\"/x\"}") "}]}", "services[0].hooks.env.CREDENTIALS_DIRECTORY: never given to hooks" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":\"HOME\"") "}]}", "services[0].hooks.pass_env: expected an array" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"HOME\",7]") "}]}", "services[0].hooks.pass_env[1]: expected a variable name" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"BAD NAME\"]") "}]}", "services[0].hooks.pass_env[0]: 'BAD NAME' is not a variable name" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"HOME\",\"COORD_REDIS\"]") "}]}", "services[0].hooks.pass_env[1]: 'COORD_REDIS' is the agent's own" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"COORD_TEST_DIR\"]") "}]}", "services[0].hooks.pass_env[0]: 'COORD_TEST_DIR' is the agent's own" },
-        { "{" BASE "\"services\":[{" SVC "," HOOKS("\"pass_env\":[\"CREDENTIALS_DIRECTORY\"]") "}]}", "services[0].hooks.pass_env[0]: 'CREDENTIALS_DIRECTORY' is the agent's own" },
-        { "{" BASE "\"services\":[{" SVC "},{\"name\":\"api\",\"version\":\"1\"," HOOKS("\"pass_env\":[\"X\",\"Y.Z\"]") "}]}", "services[1].hooks.pass_env[1]: 'Y.Z' is not a variable name" },
+        { TOP("\"tls_insecure_skip_verify\":true,"), NULL },
+        { TOP("\"tls_ca_file\":null,\"tls_cert_file\":null,"), NULL },
+        { TOP("\"tls_ca_file\":\"/nonexistent/ca.pem\","), "tls_ca_file: TLS CA file /nonexistent/ca.pem: No such file or directory" },
+        { TOP("\"tls_ca_file\":\"/dev/null\","), "tls_ca_file: TLS CA file /dev/null: " },
+        { TOP("\"tls_cert_file\":\"/dev/null\","), "tls_cert_file: TLS certificate file /dev/null: " },
+        { TOP("\"tls_cert_file\":\"/nonexistent/c.pem\",\"tls_key_file\":\"/dev/null\","), "tls_cert_file: TLS certificate file /nonexistent/c.pem: No such file" },
+        { TOP("\"tls_key_file\":\"/dev/null\","), "tls_key_file: TLS key file /dev/null given without a certificate file" },
+        { TOP("\"tls_ca_file\":\"\","), "tls_ca_file: expected a file path string" },
+        { TOP("\"tls_ca_file\":5,"), "tls_ca_file: expected a file path string" },
+        { TOP("\"tls_insecure_skip_verify\":\"yes\","), "tls_insecure_skip_verify: expected true or false" },
+        { TOP("\"tls_key_file_file\":\"/x\","), "tls_key_file_file: unknown key" },
+        { HOOKED("\"env\":null,\"pass_env\":[]"), NULL },
+        { HOOKED("\"env\":[\"A=1\"]"), "services[0].hooks.env: expected an object" },
+        { HOOKED("\"env\":{\"9LIVES\":\"x\"}"), "services[0].hooks.env: '9LIVES' is not a variable name" },
+        { HOOKED("\"env\":{\"A-B\":\"x\"}"), "services[0].hooks.env: 'A-B' is not a variable name" },
+        { HOOKED("\"env\":{\"A=B\":\"x\"}"), "services[0].hooks.env: 'A=B' is not a variable name" },
+        { HOOKED("\"env\":{\"\":\"x\"}"), "services[0].hooks.env: '' is not a variable name" },
+        { HOOKED("\"env\":{\"N\":1}"), "services[0].hooks.env.N: expected a string" },
+        { HOOKED("\"env\":{\"COORD_VERSION\":\"9\"}"), "services[0].hooks.env.COORD_VERSION: set by the agent itself" },
+        { HOOKED("\"env\":{\"CREDENTIALS_DIRECTORY\":\"/x\"}"), "services[0].hooks.env.CREDENTIALS_DIRECTORY: never given to hooks" },
+        { HOOKED("\"pass_env\":\"HOME\""), "services[0].hooks.pass_env: expected an array" },
+        { HOOKED("\"pass_env\":[\"HOME\",7]"), "services[0].hooks.pass_env[1]: expected a variable name" },
+        { HOOKED("\"pass_env\":[\"BAD NAME\"]"), "services[0].hooks.pass_env[0]: 'BAD NAME' is not a variable name" },
+        { HOOKED("\"pass_env\":[\"HOME\",\"COORD_REDIS\"]"), "services[0].hooks.pass_env[1]: 'COORD_REDIS' is the agent's own" },
+        { HOOKED("\"pass_env\":[\"COORD_TEST_DIR\"]"), "services[0].hooks.pass_env[0]: 'COORD_TEST_DIR' is the agent's own" },
+        { HOOKED("\"pass_env\":[\"CREDENTIALS_DIRECTORY\"]"), "services[0].hooks.pass_env[0]: 'CREDENTIALS_DIRECTORY' is the agent's own" },
+        { SERVICES("{" SVC "},{\"name\":\"api\",\"version\":\"1\"," HOOKS("\"pass_env\":[\"X\",\"Y.Z\"]") "}"), "services[1].hooks.pass_env[1]: 'Y.Z' is not a variable name" },
 };
+
+/* agent_config_load() of json as "agent.json". */
+static int load(const char *json, struct agent_config **c, char *err, size_t errlen) {
+        return agent_config_load("agent.json", json, c, err, errlen);
+}
 
 static void clear_env(void) {
         unsetenv("COORD_REDIS");
@@ -87,7 +100,7 @@ START_TEST(test_table) {
         int r;
 
         clear_env();
-        r = agent_config_load("agent.json", table[_i].json, &c, err, sizeof err);
+        r = load(table[_i].json, &c, err, sizeof err);
         if (!table[_i].culprit) {
                 ck_assert_msg(r == 0, "%s: %s", table[_i].json, err);
                 agent_config_free(c);
@@ -105,7 +118,7 @@ START_TEST(test_defaults) {
         char err[512] = "";
 
         clear_env();
-        ck_assert_int_eq(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err), 0);
+        ck_assert_int_eq(load(SERVICE(""), &c, err, sizeof err), 0);
         ck_assert_str_eq(c->namespace, "default");
         ck_assert_ptr_null(c->tls.ca_file);
         ck_assert_ptr_null(c->tls.cert_file);
@@ -131,11 +144,10 @@ START_TEST(test_hooks_env) {
         struct agent_config *c = NULL;
         char err[512] = "";
 
-        ck_assert_int_eq(agent_config_load("agent.json",
-                                           "{" BASE "\"services\":[{" SVC "," HOOKS("\"env\":{\"B\":\"two=2\",\"A\":\"\"},"
-                                                                        "\"pass_env\":[\"DATABASE_URL\",\"LC_ALL\"]") "},"
-                                           "{\"name\":\"api\",\"version\":\"1\"}]}",
-                                           &c, err, sizeof err),
+        ck_assert_int_eq(load(SERVICES("{" SVC "," HOOKS("\"env\":{\"B\":\"two=2\",\"A\":\"\"},"
+                                                        "\"pass_env\":[\"DATABASE_URL\",\"LC_ALL\"]") "},"
+                                       "{\"name\":\"api\",\"version\":\"1\"}"),
+                              &c, err, sizeof err),
                          0);
         ck_assert_str_eq(c->services[0].hooks.env[0], "B=two=2");
         ck_assert_str_eq(c->services[0].hooks.env[1], "A=");
@@ -153,9 +165,8 @@ START_TEST(test_password_masked_in_errors) {
         struct agent_config *c = NULL;
         char err[512] = "";
 
-        ck_assert_int_eq(agent_config_load("agent.json",
-                                           "{\"redis\":\"redis://:hunter22@127.0.0.1:6379/0\",\"services\":[{\"name\":\"x y\",\"version\":\"1\"}]}",
-                                           &c, err, sizeof err),
+        ck_assert_int_eq(load("{\"redis\":\"redis://:hunter22@127.0.0.1:6379/0\",\"services\":[{\"name\":\"x y\",\"version\":\"1\"}]}",
+                              &c, err, sizeof err),
                          -EINVAL);
         ck_assert_ptr_null(strstr(err, "hunter22"));
 }
@@ -168,21 +179,17 @@ START_TEST(test_tls_env) {
 
         clear_env();
         setenv("COORD_TLS_CA_FILE", "/nonexistent/env-ca.pem", 1);
-        ck_assert_int_eq(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err),
-                         -EINVAL);
+        ck_assert_int_eq(load(SERVICE(""), &c, err, sizeof err), -EINVAL);
         ck_assert_msg(strstr(err, "agent.json: tls_ca_file: $COORD_TLS_CA_FILE: TLS CA file /nonexistent/env-ca.pem"),
                       "%s", err);
         /* The file sets one: the environment is not read at all. */
-        ck_assert_msg(agent_config_load("agent.json", "{" BASE "\"tls_insecure_skip_verify\":true,\"services\":[{" SVC "}]}",
-                                        &c, err, sizeof err) == 0,
-                      "%s", err);
+        ck_assert_msg(load(TOP("\"tls_insecure_skip_verify\":true,"), &c, err, sizeof err) == 0, "%s", err);
         ck_assert_ptr_null(c->tls.ca_file);
         agent_config_free(c);
         /* Readable, usable: taken. */
         setenv("COORD_TLS_CA_FILE", "/etc/ssl/certs/ca-certificates.crt", 1);
         if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0) {
-                ck_assert_msg(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err) == 0,
-                              "%s", err);
+                ck_assert_msg(load(SERVICE(""), &c, err, sizeof err) == 0, "%s", err);
                 ck_assert_str_eq(c->tls.ca_file, "/etc/ssl/certs/ca-certificates.crt");
                 agent_config_free(c);
         }
@@ -200,8 +207,7 @@ START_TEST(test_tls_key_credential) {
         ck_assert_ptr_nonnull(mkdtemp(dir));
         setenv("CREDENTIALS_DIRECTORY", dir, 1);
         /* absent: absent */
-        ck_assert_msg(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err) == 0,
-                      "%s", err);
+        ck_assert_msg(load(SERVICE(""), &c, err, sizeof err) == 0, "%s", err);
         ck_assert_ptr_null(c->tls.key_file);
         agent_config_free(c);
         /* present: its path, checked like the key (here: no certificate for it) */
@@ -210,15 +216,12 @@ START_TEST(test_tls_key_credential) {
         ck_assert_ptr_nonnull(f);
         fputs("not a key\n", f);
         ck_assert_int_eq(fclose(f), 0);
-        ck_assert_int_eq(agent_config_load("agent.json", "{" BASE "\"services\":[{" SVC "}]}", &c, err, sizeof err),
-                         -EINVAL);
+        ck_assert_int_eq(load(SERVICE(""), &c, err, sizeof err), -EINVAL);
         ck_assert_msg(strstr(err, "tls_key_file: TLS key file ") && strstr(err, "/tls_key given without a certificate"),
                       "%s", err);
         ck_assert_ptr_null(strstr(err, "not a key"));
         /* the file's key wins over the credential */
-        ck_assert_int_eq(agent_config_load("agent.json", "{" BASE "\"tls_key_file\":\"/nonexistent/k\",\"services\":[{" SVC "}]}",
-                                           &c, err, sizeof err),
-                         -EINVAL);
+        ck_assert_int_eq(load(TOP("\"tls_key_file\":\"/nonexistent/k\","), &c, err, sizeof err), -EINVAL);
         ck_assert_msg(strstr(err, "TLS key file /nonexistent/k given without"), "%s", err);
         unlink(path);
         rmdir(dir);
@@ -226,22 +229,13 @@ START_TEST(test_tls_key_credential) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("agent-config");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_loop_test(tc, test_table, 0, (int) (sizeof table / sizeof table[0]));
         tcase_add_test(tc, test_defaults);
         tcase_add_test(tc, test_hooks_env);
         tcase_add_test(tc, test_password_masked_in_errors);
         tcase_add_test(tc, test_tls_env);
         tcase_add_test(tc, test_tls_key_credential);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
 }
+
+TEST_MAIN("agent-config", add_tests)

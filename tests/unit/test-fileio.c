@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "fileio.h"
 #include "strutil.h"
+#include "test-main.h"
 
 static char dir[] = "/tmp/test-fileio.XXXXXX";
 
@@ -101,27 +102,10 @@ START_TEST(test_failure_leaves_target) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("fileio");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-        char *cmd;
-
-        if (!mkdtemp(dir))
-                return 1;
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_write_and_restore);
         tcase_add_test(tc, test_restore_without_prev_removes);
         tcase_add_test(tc, test_failure_leaves_target);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_set_fork_status(sr, CK_NOFORK);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        cmd = strdup_printf("rm -rf '%s'", dir);
-        if (cmd && system(cmd) != 0)
-                failed++;
-        free(cmd);
-        return failed ? 1 : 0;
 }
+
+TEST_MAIN_TMPDIR("fileio", dir, add_tests)

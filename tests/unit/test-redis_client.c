@@ -26,6 +26,7 @@
 #include "redis_client.h"
 #include "redis_url.h"
 #include "strutil.h"
+#include "test-request.h"
 
 static const char *env(const char *name) {
         const char *v = getenv(name);
@@ -109,32 +110,28 @@ static bool got_messages(struct obs *o) {
         return o->messages >= want_messages;
 }
 
+/* Run the loop until sub has n messages; the last one must be want. */
+static void expect_message(sd_event *e, struct obs *sub, unsigned n, const char *want, const char *what) {
+        want_messages = n;
+        run_until(e, sub, got_messages, 10, what);
+        ck_assert_str_eq(sub->last_message, want);
+}
+
+/* Turn the loop n times, each turn waiting at most usec. */
+static void run_turns(sd_event *e, unsigned n, uint64_t usec) {
+        for (unsigned i = 0; i < n; i++)
+                ck_assert_int_ge(sd_event_run(e, usec), 0);
+}
+
+/* Turn the loop for usec (each turn waiting at most 50 ms). */
+static void run_for(sd_event *e, uint64_t usec) {
+        for (uint64_t until = mono_usec() + usec; mono_usec() < until;)
+                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+}
+
 /* Ask the e2e script to act on the redis and wait for it, keeping the loop turning. */
 static void request(sd_event *e, const char *what) {
-        char path[512], tmp[512], ack[512];
-        _cleanup_free_ char *got = NULL;
-        uint64_t deadline = mono_usec() + 30 * 1000000ULL;
-        FILE *f;
-
-        snprintf(path, sizeof path, "%s/request", env("CTL_DIR"));
-        snprintf(tmp, sizeof tmp, "%s/request.tmp", env("CTL_DIR"));
-        snprintf(ack, sizeof ack, "%s/ack", env("CTL_DIR"));
-        (void) unlink(ack);
-        f = fopen(tmp, "we");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "%s\n", what);
-        ck_assert_int_eq(fclose(f), 0);
-        ck_assert_int_eq(rename(tmp, path), 0); /* the script never sees half a request */
-        while (access(ack, F_OK) != 0) {
-                if (e)
-                        ck_assert_int_ge(sd_event_run(e, 20000), 0);
-                else
-                        usleep(20000);
-                ck_assert_msg(mono_usec() < deadline, "script did not serve request '%s'", what);
-        }
-        ck_assert_int_eq(read_file_string(ack, 64, true, &got), 0);
-        ck_assert_str_eq(got, what);
-        (void) unlink(ack);
+        test_request(e, env("CTL_DIR"), what, 30);
 }
 
 static struct redis_url *parse(const char *s) {
@@ -215,9 +212,7 @@ static void test_restart_via(const char *url) {
         ck_assert_int_eq(redis_client_subscribe(c, channel, on_message, &sub), 0);
         run_until(e, &o, last_state_up, 10, "connect");
         publish_sync(direct, channel, "before");
-        want_messages = 1;
-        run_until(e, &sub, got_messages, 10, "message before restart");
-        ck_assert_str_eq(sub.last_message, "before");
+        expect_message(e, &sub, 1, "before", "message before restart");
 
         /* A command in flight when redis dies gets a NULL reply. */
         ck_assert_int_eq(redis_client_command(c, on_reply, &o, "BLPOP never-pushed 30"), 0);
@@ -230,8 +225,7 @@ static void test_restart_via(const char *url) {
                 ck_assert_int_eq(redis_client_command(c, on_reply, &o, "PING"), -ENOTCONN);
         ck_assert_int_eq(o.replies, 0);
         /* Let a few reconnect attempts fail against the dead port. */
-        for (int i = 0; i < 10; i++)
-                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        run_turns(e, 10, 50000);
         ck_assert(!redis_client_is_connected(c));
 
         request(e, "start");
@@ -244,9 +238,7 @@ static void test_restart_via(const char *url) {
 
         /* Re-subscribed: a publish after the restart is delivered. */
         publish_sync(direct, channel, "after");
-        want_messages = 2;
-        run_until(e, &sub, got_messages, 10, "message after restart");
-        ck_assert_str_eq(sub.last_message, "after");
+        expect_message(e, &sub, 2, "after", "message after restart");
         /* And commands work again. */
         ck_assert_int_eq(redis_client_command(c, on_reply, &o, "PING"), 0);
         want_replies = 2;
@@ -282,8 +274,7 @@ START_TEST(test_hung_server) {
         redis_client_set_keepalive(c, 200000, 1000000);
         run_until(e, &o, last_state_up, 10, "connect");
         /* Idle but alive: keepalive must not flap the connection. */
-        for (uint64_t until = mono_usec() + 1500000; mono_usec() < until;)
-                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        run_for(e, 1500000);
         ck_assert_int_eq(o.n_states, 1);
 
         /* A frozen server keeps TCP up; only the keepalive notices. */
@@ -351,12 +342,9 @@ START_TEST(test_acl_user_limited) {
         run_until(e, &o, last_state_up, 10, "connect as a limited ACL user");
         direct = strdup_printf("redis://coord:Coord-Acl-Pw9@127.0.0.1:%s", env("AUTH_PORT"));
         publish_sync(direct, "coord:test:acl", "acl-ok");
-        want_messages = 1;
-        run_until(e, &sub, got_messages, 10, "message as a limited ACL user");
-        ck_assert_str_eq(sub.last_message, "acl-ok");
+        expect_message(e, &sub, 1, "acl-ok", "message as a limited ACL user");
         /* Keepalive probes flow (100 ms interval): still up after several. */
-        for (uint64_t until = mono_usec() + 700000; mono_usec() < until;)
-                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        run_for(e, 700000);
         ck_assert_int_eq(o.n_states, 1);
         ck_assert(redis_client_is_connected(c));
         redis_client_free(c);
@@ -377,8 +365,7 @@ START_TEST(test_wrong_password) {
         ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
         redis_url_free(u);
         /* It keeps trying (with backoff) but never reports connected. */
-        for (uint64_t until = mono_usec() + 1500000; mono_usec() < until;)
-                ck_assert_int_ge(sd_event_run(e, 50000), 0);
+        run_for(e, 1500000);
         ck_assert_int_eq(o.n_states, 0);
         ck_assert(!redis_client_is_connected(c));
         redis_client_free(c);
@@ -452,6 +439,19 @@ static struct redis_url *user_url(const char *user, const char *password) {
         return parse(url);
 }
 
+/* Give c the URL of user on the AUTH server (redis_client_set_url()) and wait
+ * until the attempt reports to w (cleared first). */
+static void swap_to(sd_event *e, redis_client *c, struct obs *o, struct swap *w, const char *user, const char *password,
+                    const char *what) {
+        struct redis_url *u = user_url(user, password);
+        char err[256] = "";
+
+        memset(w, 0, sizeof *w);
+        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, w, err, sizeof err), 0);
+        redis_url_free(u);
+        wait_swap(e, o, w, what);
+}
+
 /* ACL WHOAMI through the client: who the command connection is. */
 static void expect_whoami(sd_event *e, redis_client *c, struct obs *o, const char *user) {
         ck_assert_int_eq(redis_client_command(c, on_reply, o, "ACL WHOAMI"), 0);
@@ -468,7 +468,6 @@ START_TEST(test_set_url_rotation) {
         struct swap w = { 0 };
         redis_client *c = NULL;
         struct redis_url *u;
-        char err[256] = "";
 
         admin("ACL SETUSER %s on resetpass >%s ~coord:* &coord:* +@all", "rot", "Rot-Old-Pw1");
         ck_assert_int_ge(sd_event_new(&e), 0);
@@ -480,10 +479,7 @@ START_TEST(test_set_url_rotation) {
         admin("ACL SETUSER %s resetpass >%s", "rot", "Rot-New-Pw2");
 
         /* A wrong password: refused, the working connection stays. */
-        u = user_url("rot", "Rot-Wrong-Pw3");
-        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, &w, err, sizeof err), 0);
-        redis_url_free(u);
-        wait_swap(e, &o, &w, "the wrong password refused");
+        swap_to(e, c, &o, &w, "rot", "Rot-Wrong-Pw3", "the wrong password refused");
         ck_assert_int_eq(w.error, -EACCES);
         ck_assert_msg(strstr(w.reason, "WRONGPASS") && !strstr(w.reason, "Rot-Wrong-Pw3"), "%s", w.reason);
         ck_assert(redis_client_is_connected(c));
@@ -492,11 +488,7 @@ START_TEST(test_set_url_rotation) {
         /* The right one: swapped without a disconnection; a command in flight
          * on the old connection still gets its real reply. */
         ck_assert_int_eq(redis_client_command(c, on_reply, &held, "BLPOP coord:never-pushed 1"), 0);
-        memset(&w, 0, sizeof w);
-        u = user_url("rot", "Rot-New-Pw2");
-        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, &w, err, sizeof err), 0);
-        redis_url_free(u);
-        wait_swap(e, &o, &w, "the new password taken");
+        swap_to(e, c, &o, &w, "rot", "Rot-New-Pw2", "the new password taken");
         ck_assert_msg(w.error == 0, "swap failed: %s", w.reason);
         ck_assert_int_eq(held.replies + held.null_replies, 0); /* still blocked on the old connection */
         want_replies = 1;
@@ -507,21 +499,14 @@ START_TEST(test_set_url_rotation) {
 
         /* Now another user: commands and the subscription moved with it. */
         admin("ACL SETUSER %s on >%s ~coord:* &coord:* +@all", "rot2", "Rot2-Pw4");
-        memset(&w, 0, sizeof w);
-        u = user_url("rot2", "Rot2-Pw4");
-        ck_assert_int_eq(redis_client_set_url(c, u, NULL, on_swap, &w, err, sizeof err), 0);
-        redis_url_free(u);
-        wait_swap(e, &o, &w, "the second user taken");
+        swap_to(e, c, &o, &w, "rot2", "Rot2-Pw4", "the second user taken");
         ck_assert_msg(w.error == 0, "swap failed: %s", w.reason);
         expect_whoami(e, c, &o, "rot2");
         admin("ACL SETUSER %s off %s", "rot", "resetpass"); /* the old user may go now */
         admin("CLIENT KILL USER %s%s", "rot", "");
         admin("PUBLISH %s %s", "coord:test:swap", "after-swap");
-        want_messages = 1;
-        run_until(e, &sub, got_messages, 10, "message after the swap");
-        ck_assert_str_eq(sub.last_message, "after-swap");
-        for (int i = 0; i < 10; i++)
-                ck_assert_int_ge(sd_event_run(e, 20000), 0);
+        expect_message(e, &sub, 1, "after-swap", "message after the swap");
+        run_turns(e, 10, 20000);
         ck_assert_int_eq(sub.messages, 1);
         ck_assert_int_eq(o.n_states, 1);
         ck_assert(redis_client_is_connected(c));
@@ -563,8 +548,7 @@ START_TEST(test_set_url_edges) {
         memset(&w3, 0, sizeof w3);
         ck_assert_int_eq(redis_client_set_url(c, dead, NULL, on_swap, &w3, err, sizeof err), 0);
         redis_client_free(c);
-        for (int i = 0; i < 10; i++)
-                ck_assert_int_ge(sd_event_run(e, 20000), 0);
+        run_turns(e, 10, 20000);
         ck_assert_int_eq(w3.calls, 0);
         redis_url_free(dead);
         redis_url_free(u);
@@ -622,8 +606,7 @@ START_TEST(test_free_in_callbacks) {
         /* The 20 commands behind it were completed with NULL by the free. */
         ck_assert_int_eq(o.null_replies, 20);
         ck_assert_int_eq(o.replies, 1);
-        for (int i = 0; i < 10; i++)
-                ck_assert_int_ge(sd_event_run(e, 10000), 0);
+        run_turns(e, 10, 10000);
         ck_assert_int_eq(o.null_replies, 20);
 
         /* From on_state(true). */
@@ -631,15 +614,13 @@ START_TEST(test_free_in_callbacks) {
         o.free_in_callback = true;
         ck_assert_int_eq(redis_client_new(e, u, free_on_state, &o, &c), 0);
         run_until(e, &o, last_state_up, 10, "connect");
-        for (int i = 0; i < 10; i++)
-                ck_assert_int_ge(sd_event_run(e, 10000), 0);
+        run_turns(e, 10, 10000);
         ck_assert_int_eq(o.n_states, 1);
 
         /* Free while still connecting, and right after creation. */
         ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
         redis_client_free(c);
-        for (int i = 0; i < 10; i++)
-                ck_assert_int_ge(sd_event_run(e, 10000), 0);
+        run_turns(e, 10, 10000);
 
         redis_url_free(u);
         sd_event_unref(e);
@@ -678,8 +659,7 @@ START_TEST(test_sentinel_failover) {
         t0 = mono_usec();
         while (!reconnected_once(&o) && mono_usec() < t0 + 20000000) {
                 (void) redis_client_command(c, NULL, NULL, "SET failover-probe 1");
-                for (int i = 0; i < 4; i++)
-                        ck_assert_int_ge(sd_event_run(e, 50000), 0);
+                run_turns(e, 4, 50000);
         }
         ck_assert_msg(reconnected_once(&o), "client did not reconnect after the failover (%u states)", o.n_states);
         took = mono_usec() - t0;
@@ -705,9 +685,7 @@ START_TEST(test_sentinel_failover) {
         }
         /* Subscriptions followed: a publish on the new master arrives. */
         publish_sync(replica, channel, "on-new-master");
-        want_messages = 1;
-        run_until(e, &sub, got_messages, 10, "message on the new master");
-        ck_assert_str_eq(sub.last_message, "on-new-master");
+        expect_message(e, &sub, 1, "on-new-master", "message on the new master");
 
         redis_client_free(c);
         sd_event_unref(e);

@@ -9,6 +9,7 @@
 
 #include "state.h"
 #include "strutil.h"
+#include "test-main.h"
 
 static char dir[] = "/tmp/test-state.XXXXXX";
 
@@ -45,25 +46,8 @@ START_TEST(test_state_records) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("state");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-        char *cmd;
-
-        if (!mkdtemp(dir))
-                return 1;
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_state_records);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_set_fork_status(sr, CK_NOFORK);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        cmd = strdup_printf("rm -rf '%s'", dir);
-        if (cmd && system(cmd) != 0)
-                failed++;
-        free(cmd);
-        return failed ? 1 : 0;
 }
+
+TEST_MAIN_TMPDIR("state", dir, add_tests)

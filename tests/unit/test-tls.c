@@ -36,6 +36,7 @@
 #include "redis_client.h"
 #include "redis_url.h"
 #include "strutil.h"
+#include "test-request.h"
 #include "tls.h"
 #include "tls_pump.h"
 #include "tls_redis.h"
@@ -436,29 +437,9 @@ static uint64_t mono_usec(void) {
         return now_usec();
 }
 
+/* Ask the e2e script to act on the redis and wait for it, keeping the loop turning. */
 static void request(sd_event *e, const char *what) {
-        _cleanup_free_ char *path = strdup_printf("%s/request", env("CTL_DIR")),
-                            *tmp = strdup_printf("%s/request.tmp", env("CTL_DIR")),
-                            *ack = strdup_printf("%s/ack", env("CTL_DIR")), *got = NULL;
-        uint64_t deadline = mono_usec() + 60 * SEC;
-        FILE *f;
-
-        (void) unlink(ack);
-        f = fopen(tmp, "we");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "%s\n", what);
-        ck_assert_int_eq(fclose(f), 0);
-        ck_assert_int_eq(rename(tmp, path), 0);
-        while (access(ack, F_OK) != 0) {
-                if (e)
-                        ck_assert_int_ge(sd_event_run(e, 20000), 0);
-                else
-                        usleep(20000);
-                ck_assert_msg(mono_usec() < deadline, "script did not serve request '%s'", what);
-        }
-        ck_assert_int_eq(read_file_string(ack, 64, true, &got), 0);
-        ck_assert_str_eq(got, what);
-        (void) unlink(ack);
+        test_request(e, env("CTL_DIR"), what, 60);
 }
 
 START_TEST(test_sync_frozen_server) {
