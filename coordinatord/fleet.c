@@ -381,10 +381,12 @@ static void op_done(struct fleet *f, struct op *o) {
 }
 
 /* An agent that stops gracefully writes state=stopped and deletes its alive
- * key: that instance is "stopped", not "lost". */
+ * key: that instance is "stopped", not "lost". Without its hash (deregistered,
+ * or an event about an instance not read yet) an entry is hidden, never lost:
+ * the "deregistered" event must not bring a reaped instance back as a ghost. */
 static void inst_update_lost(struct fleet *f, struct fl_inst *x) {
         bool stopped = x->info && x->info->state && strcmp(x->info->state, "stopped") == 0;
-        bool lost = x->gone && !stopped;
+        bool lost = x->gone && x->info && !stopped;
 
         if (lost == x->lost)
                 return;
@@ -431,6 +433,7 @@ static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
                         info_unref(x->info);
                         x->info = NULL;
                         f->dirty = true;
+                        inst_update_lost(f, x);
                 }
                 goto done;
         }
@@ -538,7 +541,7 @@ static void on_reap(redis_client *c, redisReply *reply, void *userdata) {
 
         if (o->epoch == f->epoch && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
                 size_t i = inst_lower_bound(f, o->id);
-                log_info("Instance %s deregistered (lost for longer than deregister_after)", o->id);
+                log_info("Instance %s deregistered (not heard from for longer than deregister_after)", o->id);
                 if (i < f->n && strcmp(f->v[i]->id, o->id) == 0)
                         inst_remove_at(f, i);
         } else if (o->epoch == f->epoch) {
