@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "advertise-render.h"
-#include "cleanup.h"
+#include "jsonutil.h"
 #include "macro.h"
 #include "secret.h"
 

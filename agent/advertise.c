@@ -20,10 +20,11 @@
 
 #include "advertise-render.h"
 #include "agent.h"
-#include "cleanup.h"
 #include "fileio.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "log.h"
+#include "parse-util.h"
 #include "state.h"
 #include "strutil.h"
 #include "strv.h"
@@ -31,13 +32,13 @@
 #define CONFIG_DOC_MAX (1024 * 1024)
 
 struct fetch {
-        agent *a;
+        struct agent *a;
         char id[NAME_MAX_LEN + 1];
         bool explicit_request;
 };
 
-static void notify_waiter(instance *in, bool ok, const char *error) {
-        void (*w)(instance *, bool, const char *, void *) = in->config_waiter;
+static void notify_waiter(struct instance *in, bool ok, const char *error) {
+        void (*w)(struct instance *, bool, const char *, void *) = in->config_waiter;
         void *ud = in->config_waiter_data;
 
         if (!w)
@@ -47,7 +48,7 @@ static void notify_waiter(instance *in, bool ok, const char *error) {
         w(in, ok, error, ud);
 }
 
-static void done(instance *in, bool explicit_request) {
+static void done(struct instance *in, bool explicit_request) {
         in->config_busy = false;
         if (in->config_waiter) {
                 char err[512];
@@ -73,7 +74,7 @@ static void add_secret(const char *s, void *userdata) {
 /* The log keeps a bounded set of secrets: rebuild it from what is still in
  * use (the Redis connection string, each instance's applied and pending
  * config) so rotated secrets never push current ones out. */
-static void refresh_secrets(agent *a) {
+static void refresh_secrets(struct agent *a) {
         json_t *redis = json_string(a->config->redis);
         const struct redis_url *u = a->redis ? redis_client_url(a->redis) : a->url;
 
@@ -91,13 +92,10 @@ static void refresh_secrets(agent *a) {
         }
 }
 
-static void apply_failed(instance *in, int64_t version, const char *why) {
+/* Config version `version` is not applied (the file as it was): say why, and keep the one in effect. */
+static void not_applied(struct instance *in, int64_t version, const char *why) {
         char d[768];
-        int r;
 
-        r = fileio_restore_prev(in->cfg->config_file);
-        if (r < 0)
-                instance_log(LOG_ERR, in, "Failed to put back the previous %s: %s", in->cfg->config_file, strerror(-r));
         snprintf(d, sizeof d, "config version %lld not applied: %s", (long long) version, why);
         instance_log(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
         in->config_failed_version = version;
@@ -105,9 +103,18 @@ static void apply_failed(instance *in, int64_t version, const char *why) {
         registry_register(in->agent, in, NULL);
 }
 
+static void apply_failed(struct instance *in, int64_t version, const char *why) {
+        int r;
+
+        r = fileio_restore_prev(in->cfg->config_file);
+        if (r < 0)
+                instance_log(LOG_ERR, in, "Failed to put back the previous %s: %s", in->cfg->config_file, strerror(-r));
+        not_applied(in, version, why);
+}
+
 /* Keep the applied config in state_dir: after a restart its secrets are
  * registered before any hook or probe runs (advertise_restore()). */
-static void save_applied(instance *in, int64_t version) {
+static void save_applied(struct instance *in, int64_t version) {
         int r;
 
         if (!in->applied_config)
@@ -118,7 +125,7 @@ static void save_applied(instance *in, int64_t version) {
                              in->agent->config->state_dir, strerror(-r));
 }
 
-void advertise_restore(instance *in) {
+void advertise_restore(struct instance *in) {
         json_t *config = NULL;
         int r;
 
@@ -138,7 +145,7 @@ void advertise_restore(instance *in) {
 
 /* The applied version is current but its document was not kept (state_dir
  * from an older agent): take it from Redis for its secrets. */
-static void adopt_applied(instance *in, int64_t version, const char *doc, size_t len) {
+static void adopt_applied(struct instance *in, int64_t version, const char *doc, size_t len) {
         json_t *config;
 
         if (in->applied_config)
@@ -151,7 +158,7 @@ static void adopt_applied(instance *in, int64_t version, const char *doc, size_t
         save_applied(in, version);
 }
 
-static void apply_succeeded(instance *in, int64_t version) {
+static void apply_succeeded(struct instance *in, int64_t version) {
         (void) fileio_drop_prev(in->cfg->config_file);
         if (in->pending_config) {
                 json_decref(in->applied_config);
@@ -171,8 +178,8 @@ static void apply_succeeded(instance *in, int64_t version) {
         registry_register(in->agent, in, instance_state(in));
 }
 
-static void on_reload_done(hook *h, const struct hook_result *res, void *userdata) {
-        instance *in = userdata;
+static void on_reload_done(struct hook *h, const struct hook_result *res, void *userdata) {
+        struct instance *in = userdata;
         int64_t version = in->config_pending_version;
 
         if (res->error)
@@ -183,7 +190,7 @@ static void on_reload_done(hook *h, const struct hook_result *res, void *userdat
         done(in, false);
 }
 
-static void apply(instance *in, int64_t version, const char *doc, size_t len) {
+static void apply(struct instance *in, int64_t version, const char *doc, size_t len) {
         _cleanup_json_ json_t *config = NULL;
         _cleanup_free_ char *text = NULL;
         json_error_t jerr;
@@ -217,17 +224,7 @@ static void apply(instance *in, int64_t version, const char *doc, size_t len) {
         r = fileio_write_atomic(in->cfg->config_file, text, tlen, 0640, true);
         if (r < 0) {
                 snprintf(err, sizeof err, "cannot write %s: %s", in->cfg->config_file, strerror(-r));
-                /* Nothing was replaced. */
-                in->config_failed_version = version;
-                {
-                        char d[768];
-                        snprintf(d, sizeof d, "config version %lld not applied: %s", (long long) version, err);
-                        instance_log(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
-                        instance_set_detail(in, d);
-                        registry_register(in->agent, in, NULL);
-                }
-                done(in, false);
-                return;
+                goto fail; /* nothing was replaced */
         }
         if (!in->cfg->reload) {
                 apply_succeeded(in, version);
@@ -259,20 +256,13 @@ static void apply(instance *in, int64_t version, const char *doc, size_t len) {
         return;
 
 fail:
-        in->config_failed_version = version;
-        {
-                char d[768];
-                snprintf(d, sizeof d, "config version %lld not applied: %s", (long long) version, err);
-                instance_log(LOG_ERR, in, "%s: %s; keeping version %lld", in->id, d, (long long) in->config_version);
-                instance_set_detail(in, d);
-                registry_register(in->agent, in, NULL);
-        }
+        not_applied(in, version, err);
         done(in, false);
 }
 
-static void on_fetched(redis_client *rc, redisReply *reply, void *userdata) {
+static void on_fetched(struct redis_client *rc, redisReply *reply, void *userdata) {
         struct fetch *f = userdata;
-        instance *in = agent_find_instance(f->a, f->id);
+        struct instance *in = agent_find_instance(f->a, f->id);
         bool explicit_request = f->explicit_request;
         int64_t version;
         struct stat st;
@@ -321,8 +311,8 @@ static void on_fetched(redis_client *rc, redisReply *reply, void *userdata) {
         apply(in, version, reply->element[1]->str, reply->element[1]->len);
 }
 
-void advertise_reconcile(instance *in, bool explicit_request) {
-        agent *a = in->agent;
+void advertise_reconcile(struct instance *in, bool explicit_request) {
+        struct agent *a = in->agent;
         _cleanup_free_ char *key = NULL;
         struct fetch *f;
 
@@ -360,13 +350,13 @@ void advertise_reconcile(instance *in, bool explicit_request) {
         }
 }
 
-void advertise_on_changed(agent *a, const char *service) {
+void advertise_on_changed(struct agent *a, const char *service) {
         for (size_t i = 0; i < a->n_instances; i++)
                 if (strcmp(a->instances[i]->cfg->name, service) == 0)
                         advertise_reconcile(a->instances[i], false);
 }
 
-void advertise_cancel(instance *in) {
+void advertise_cancel(struct instance *in) {
         if (in->reload_hook) {
                 in->reload_hook = hook_free(in->reload_hook);
                 (void) fileio_restore_prev(in->cfg->config_file);

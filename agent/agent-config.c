@@ -7,9 +7,10 @@
 #include <unistd.h>
 
 #include "agent-config.h"
-#include "cleanup.h"
 #include "hook.h"
 #include "log.h"
+#include "macro.h"
+#include "parse-util.h"
 #include "strutil.h"
 #include "strv.h"
 

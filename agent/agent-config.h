@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "config.h"
+#include "conf-parser.h"
 #include "tls.h"
 
 struct agent_health_config {

@@ -11,22 +11,22 @@
 #include <systemd/sd-daemon.h>
 
 #include "agent.h"
-#include "cleanup.h"
 #include "duration.h"
 #include "keys.h"
 #include "log.h"
+#include "macro.h"
 #include "state.h"
 #include "strutil.h"
 #include "strv.h"
 
-instance *agent_find_instance(agent *a, const char *id) {
+struct instance *agent_find_instance(struct agent *a, const char *id) {
         for (size_t i = 0; i < a->n_instances; i++)
                 if (strcmp(a->instances[i]->id, id) == 0)
                         return a->instances[i];
         return NULL;
 }
 
-const char *instance_state(const instance *in) {
+const char *instance_state(const struct instance *in) {
         return instance_state_name(in->health.state, in->draining, in->stopped);
 }
 
@@ -44,7 +44,7 @@ static bool names_tls(const char *const *env) {
  * user, which hooks run as).  A hooks.env naming any COORD_TLS_* (a hook
  * talking to another Redis) gets none of the agent's: never a certificate
  * from one place and its key from another.  NULL-terminated, or NULL. */
-static char **instance_set_vars(const instance *in) {
+static char **instance_set_vars(const struct instance *in) {
         const struct tls_options *tls = &in->agent->config->tls;
         const char *const *env = (const char *const *) in->cfg->hooks.env;
         size_t n = 0, m = strv_length(in->cfg->hooks.env);
@@ -70,7 +70,7 @@ static char **instance_set_vars(const instance *in) {
 }
 
 /* The COORD_* variables of CONTRACT.md for in, NULL-terminated (strv_free()). */
-static char **instance_coord_vars(const instance *in, const char *target_version, const char *deployment,
+static char **instance_coord_vars(const struct instance *in, const char *target_version, const char *deployment,
                                   const char *migrate_phase) {
         char **l = calloc(9, sizeof *l);
         size_t n = 0;
@@ -94,7 +94,7 @@ static char **instance_coord_vars(const instance *in, const char *target_version
         return l;
 }
 
-char **instance_env(const instance *in, const char *target_version, const char *deployment,
+char **instance_env(const struct instance *in, const char *target_version, const char *deployment,
                     const char *migrate_phase) {
         _cleanup_(strv_freep) char **coord = instance_coord_vars(in, target_version, deployment, migrate_phase);
         _cleanup_(strv_freep) char **set = instance_set_vars(in);
@@ -107,7 +107,7 @@ char **instance_env(const instance *in, const char *target_version, const char *
         return env;
 }
 
-void instance_set_detail(instance *in, const char *detail) {
+void instance_set_detail(struct instance *in, const char *detail) {
         char *d = strdup(detail ? detail : "");
 
         if (!d)
@@ -116,29 +116,25 @@ void instance_set_detail(instance *in, const char *detail) {
         in->detail = d;
 }
 
-void instance_save_state(instance *in) {
+void instance_save_state(struct instance *in) {
         int r = state_save_instance(in->agent->config->state_dir, in->id, in->version, in->config_version);
         if (r < 0)
                 log_error_errno(r, "Failed to record the state of %s in %s: %m", in->id, in->agent->config->state_dir);
 }
 
-void agent_update_status(agent *a) {
-        unsigned healthy = 0, unhealthy = 0, starting = 0, draining = 0;
+void agent_update_status(struct agent *a) {
+        unsigned n[_INSTANCE_STATE_MAX] = { 0 };
         char buf[sizeof a->last_status];
 
         for (size_t i = 0; i < a->n_instances; i++) {
-                const char *s = instance_state(a->instances[i]);
-                if (strcmp(s, "healthy") == 0)
-                        healthy++;
-                else if (strcmp(s, "unhealthy") == 0)
-                        unhealthy++;
-                else if (strcmp(s, "draining") == 0)
-                        draining++;
-                else
-                        starting++;
+                const struct instance *in = a->instances[i];
+
+                n[instance_state_of(in->health.state, in->draining, in->stopped)]++;
         }
+        /* Stopped instances count as starting. */
         snprintf(buf, sizeof buf, "STATUS=%zu instance%s: %u healthy, %u unhealthy, %u starting, %u draining; redis %s%s%s",
-                 a->n_instances, a->n_instances == 1 ? "" : "s", healthy, unhealthy, starting, draining,
+                 a->n_instances, a->n_instances == 1 ? "" : "s", n[INSTANCE_HEALTHY], n[INSTANCE_UNHEALTHY],
+                 n[INSTANCE_STARTING] + n[INSTANCE_STOPPED], n[INSTANCE_DRAINING],
                  a->redis && redis_client_is_connected(a->redis) ? "connected" : "disconnected",
                  a->reload_error[0] ? "; last reload failed: " : "", a->reload_error);
         if (strcmp(buf, a->last_status) == 0)
@@ -147,7 +143,7 @@ void agent_update_status(agent *a) {
         (void) sd_notify(0, buf);
 }
 
-void instance_log(int level, const instance *in, const char *fmt, ...) {
+void instance_log(int level, const struct instance *in, const char *fmt, ...) {
         char fs[80], fi[96], msg[1024];
         const char *fields[] = { fs, fi, NULL };
         va_list ap;
@@ -160,7 +156,7 @@ void instance_log(int level, const instance *in, const char *fmt, ...) {
         log_fields(level, fields, "%s", msg);
 }
 
-void instance_state_changed(instance *in) {
+void instance_state_changed(struct instance *in) {
         const char *now = instance_state(in), *prev = in->published_state;
 
         if (prev && strcmp(prev, now) == 0) {
@@ -179,10 +175,10 @@ void instance_state_changed(instance *in) {
 
 /* ---- health probes ---- */
 
-static void probe_schedule(instance *in, uint64_t delay);
+static void probe_schedule(struct instance *in, uint64_t delay);
 
-static void on_probe_done(probe_run *run, bool ok, const char *reason, void *userdata) {
-        instance *in = userdata;
+static void on_probe_done(struct probe_run *run, bool ok, const char *reason, void *userdata) {
+        struct instance *in = userdata;
         bool changed;
 
         in->probe = NULL;
@@ -201,7 +197,7 @@ static void on_probe_done(probe_run *run, bool ok, const char *reason, void *use
 }
 
 static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        instance *in = userdata;
+        struct instance *in = userdata;
         const struct agent_health_config *h = &in->cfg->health;
         struct probe_spec spec = {
                 .timeout_usec = h->timeout,
@@ -245,7 +241,7 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void probe_schedule(instance *in, uint64_t delay) {
+static void probe_schedule(struct instance *in, uint64_t delay) {
         int r;
 
         if (!in->has_probe)
@@ -261,7 +257,7 @@ static void probe_schedule(instance *in, uint64_t delay) {
                 log_error_errno(r, "Failed to schedule health probes for %s: %m", in->id);
 }
 
-static void probe_stop(instance *in) {
+static void probe_stop(struct instance *in) {
         in->probe_timer = sd_event_source_disable_unref(in->probe_timer);
         if (in->probe) {
                 probe_run_cancel(in->probe);
@@ -269,7 +265,7 @@ static void probe_stop(instance *in) {
         }
 }
 
-void instance_restart_health(instance *in) {
+void instance_restart_health(struct instance *in) {
         health_restart(&in->health, now_usec());
         if (!in->has_probe)
                 in->health.state = HEALTH_HEALTHY;
@@ -280,7 +276,7 @@ void instance_restart_health(instance *in) {
 
 /* ---- instances ---- */
 
-static instance *instance_free(instance *in) {
+static struct instance *instance_free(struct instance *in) {
         if (!in)
                 return NULL;
         probe_stop(in);
@@ -295,7 +291,7 @@ static instance *instance_free(instance *in) {
         return NULL;
 }
 
-static void instance_apply_health_config(instance *in) {
+static void instance_apply_health_config(struct instance *in) {
         const struct agent_health_config *h = &in->cfg->health;
 
         in->has_probe = h->http || h->tcp || h->exec;
@@ -304,8 +300,8 @@ static void instance_apply_health_config(instance *in) {
         in->health.grace_usec = h->grace;
 }
 
-static int instance_new(agent *a, const struct agent_service_config *cfg, instance **ret) {
-        instance *in;
+static int instance_new(struct agent *a, const struct agent_service_config *cfg, struct instance **ret) {
+        struct instance *in;
         char *v = NULL;
         int64_t cv = 0;
         int r;
@@ -351,13 +347,14 @@ static int instance_new(agent *a, const struct agent_service_config *cfg, instan
 
 /* ---- Redis ---- */
 
-static void on_wake(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
-        agent *a = userdata;
+static void on_wake(struct redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+        struct agent *a = userdata;
         commands_kick(a->commands, false);
 }
 
-static void on_config_changed(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
-        agent *a = userdata;
+static void on_config_changed(struct redis_client *c, const char *channel, const char *data, size_t len,
+                              void *userdata) {
+        struct agent *a = userdata;
         char service[NAME_MAX_LEN + 1];
 
         if (len == 0 || len > NAME_MAX_LEN)
@@ -369,8 +366,8 @@ static void on_config_changed(redis_client *c, const char *channel, const char *
         advertise_on_changed(a, service);
 }
 
-static void on_redis_state(redis_client *c, bool connected, void *userdata) {
-        agent *a = userdata;
+static void on_redis_state(struct redis_client *c, bool connected, void *userdata) {
+        struct agent *a = userdata;
 
         if (a->stopping)
                 return;
@@ -387,7 +384,7 @@ static void on_redis_state(redis_client *c, bool connected, void *userdata) {
 }
 
 static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
-        agent *a = userdata;
+        struct agent *a = userdata;
 
         (void) sd_event_source_set_time(s, usec + a->config->heartbeat_interval);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
@@ -400,13 +397,13 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- stop and reload ---- */
 
-static void on_stopped(agent *a) {
+static void on_stopped(struct agent *a) {
         log_info("All instances marked stopped; exiting");
         (void) sd_event_exit(a->event, 0);
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        agent *a = userdata;
+        struct agent *a = userdata;
 
         if (a->stopping)
                 return 0;
@@ -424,8 +421,8 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
 
 /* Remember why a reload changed nothing, "" when it worked (masked: STATUS=
  * is no log line). */
-static void set_reload_error(agent *a, const char *fmt, ...) _printf_(2, 3);
-static void set_reload_error(agent *a, const char *fmt, ...) {
+static void set_reload_error(struct agent *a, const char *fmt, ...) _printf_(2, 3);
+static void set_reload_error(struct agent *a, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
@@ -435,8 +432,8 @@ static void set_reload_error(agent *a, const char *fmt, ...) {
         agent_update_status(a);
 }
 
-static void on_redis_swapped(redis_client *c, int error, const char *reason, void *userdata) {
-        agent *a = userdata;
+static void on_redis_swapped(struct redis_client *c, int error, const char *reason, void *userdata) {
+        struct agent *a = userdata;
 
         if (error == -ECANCELED) /* a newer reload took over */
                 return;
@@ -454,7 +451,8 @@ static void on_redis_swapped(redis_client *c, int error, const char *reason, voi
  * connection tries them and replaces the working one only when it is up
  * (redis_client_reload()); after a failure, the same settings are tried
  * again. */
-static void agent_reload_redis(agent *a, const struct agent_config *old, const struct agent_config *n, bool retry) {
+static void agent_reload_redis(struct agent *a, const struct agent_config *old, const struct agent_config *n,
+                               bool retry) {
         char err[512] = "";
         int r;
 
@@ -481,9 +479,9 @@ static void agent_keep_fixed(struct agent_config *old, struct agent_config *n) {
         SWAP(old->state_dir, n->state_dir);
 }
 
-static void agent_apply_reload(agent *a, struct agent_config *n) {
+static void agent_apply_reload(struct agent *a, struct agent_config *n) {
         struct agent_config *old = a->config;
-        instance **list, **removed;
+        struct instance **list, **removed;
         size_t n_removed = 0;
         bool retry = a->reload_error[0] != '\0';
 
@@ -502,7 +500,7 @@ static void agent_apply_reload(agent *a, struct agent_config *n) {
         }
         a->config = n;
         for (size_t i = 0; i < n->n_services; i++) {
-                instance *in = agent_find_instance(a, n->services[i].instance);
+                struct instance *in = agent_find_instance(a, n->services[i].instance);
                 if (in) {
                         bool had = in->has_probe;
                         in->cfg = &n->services[i];
@@ -560,7 +558,7 @@ static void agent_apply_reload(agent *a, struct agent_config *n) {
         }
 }
 
-static void agent_reload(agent *a) {
+static void agent_reload(struct agent *a) {
         _cleanup_free_ char *msg = NULL;
         struct agent_config *n = NULL;
         char err[1024] = "";
@@ -587,13 +585,13 @@ static void agent_reload(agent *a) {
         agent_update_status(a);
 }
 
-void agent_reload_if_pending(agent *a) {
+void agent_reload_if_pending(struct agent *a) {
         if (a->reload_pending && !a->stopping && !commands_busy(a->commands))
                 agent_reload(a);
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        agent *a = userdata;
+        struct agent *a = userdata;
         char buf[128];
 
         if (a->stopping)
@@ -608,8 +606,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 /* ---- lifecycle ---- */
 
-int agent_new(sd_event *e, const char *config_path, struct agent_config *config, agent **ret) {
-        agent *a;
+int agent_new(sd_event *e, const char *config_path, struct agent_config *config, struct agent **ret) {
+        struct agent *a;
         char err[512] = "";
         int r;
 
@@ -652,7 +650,7 @@ int agent_new(sd_event *e, const char *config_path, struct agent_config *config,
         return 0;
 }
 
-agent *agent_free(agent *a) {
+struct agent *agent_free(struct agent *a) {
         if (!a)
                 return NULL;
         /* Redis first: pending replies complete (with NULL) while their owners still exist. */
@@ -677,7 +675,7 @@ agent *agent_free(agent *a) {
         return NULL;
 }
 
-int agent_start(agent *a) {
+int agent_start(struct agent *a) {
         _cleanup_free_ char *wake = NULL, *changed = NULL;
         int r;
 
@@ -708,7 +706,7 @@ int agent_start(agent *a) {
                 return log_error_errno(r, "Failed to set up the command queue: %m");
 
         for (size_t i = 0; i < a->n_instances; i++) {
-                instance *in = a->instances[i];
+                struct instance *in = a->instances[i];
                 in->published_state = NULL;
                 instance_log(LOG_INFO, in, "instance %s: service %s version %s", in->id, in->cfg->name, in->version);
                 /* Spread the first probes a little so many instances do not probe in lockstep. */

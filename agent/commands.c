@@ -21,11 +21,12 @@
 #include <syslog.h>
 
 #include "agent.h"
-#include "cleanup.h"
 #include "command.h"
 #include "duration.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "log.h"
+#include "parse-util.h"
 #include "state.h"
 #include "strutil.h"
 #include "strv.h"
@@ -35,26 +36,24 @@
 /* Commands held at once (running or waiting for their instance). */
 #define RUNS_MAX 64
 
-typedef struct run run;
-
 struct run {
         struct commands *c;
-        run *next;
+        struct run *next;
         uint64_t seq;         /* queue order */
         char *raw;            /* the command as found in the list (LREM needs it) */
         struct command *cmd;
         char *cmd_id;         /* id even when the command did not parse */
-        instance *in;         /* while executing (reloads wait for all runs) */
+        struct instance *in;         /* while executing (reloads wait for all runs) */
         char *target;         /* instance id it runs on, once resolved */
         bool waiting;         /* parked until its instance is free */
         bool executing;
-        hook *hook;
+        struct hook *hook;
         uint64_t started_usec, started_ms;
 };
 
 struct commands {
-        agent *a;
-        run *runs;
+        struct agent *a;
+        struct run *runs;
         unsigned n_runs;
         uint64_t seq;
         bool fetching;        /* an LRANGE or LMOVE is in flight */
@@ -65,7 +64,7 @@ struct commands {
         sd_event_source *poll_timer;
 };
 
-static void execute(run *r);
+static void execute(struct run *r);
 
 static bool connected(struct commands *c) {
         return c->a->redis && redis_client_is_connected(c->a->redis);
@@ -75,8 +74,8 @@ static const char *ns(struct commands *c) {
         return c->a->config->namespace;
 }
 
-static void log_run(int level, run *r, const char *fmt, ...) _printf_(3, 4);
-static void log_run(int level, run *r, const char *fmt, ...) {
+static void log_run(int level, struct run *r, const char *fmt, ...) _printf_(3, 4);
+static void log_run(int level, struct run *r, const char *fmt, ...) {
         char fi[96], fc[96], msg[1024];
         const char *fields[] = { fi, fc, NULL };
         va_list ap;
@@ -90,8 +89,8 @@ static void log_run(int level, run *r, const char *fmt, ...) {
         log_fields(level, fields, "%s", msg);
 }
 
-static run *run_new(struct commands *c, const char *raw, size_t len) {
-        run *r = calloc(1, sizeof *r);
+static struct run *run_new(struct commands *c, const char *raw, size_t len) {
+        struct run *r = calloc(1, sizeof *r);
 
         if (!r)
                 return NULL;
@@ -108,10 +107,10 @@ static run *run_new(struct commands *c, const char *raw, size_t len) {
         return r;
 }
 
-static void run_free(run *r) {
+static void run_free(struct run *r) {
         struct commands *c = r->c;
 
-        for (run **p = &c->runs; *p; p = &(*p)->next)
+        for (struct run **p = &c->runs; *p; p = &(*p)->next)
                 if (*p == r) {
                         *p = r->next;
                         c->n_runs--;
@@ -131,15 +130,15 @@ static void run_free(run *r) {
 
 /* The run is over (result written, or left for the next reconcile): start
  * the next command waiting for the same instance, and look for more work. */
-static void run_done(run *r) {
+static void run_done(struct run *r) {
         struct commands *c = r->c;
         _cleanup_free_ char *target = r->target ? strdup(r->target) : NULL;
         bool was_executing = r->executing;
-        run *next = NULL;
+        struct run *next = NULL;
 
         run_free(r);
         if (target && was_executing) {
-                for (run *w = c->runs; w; w = w->next)
+                for (struct run *w = c->runs; w; w = w->next)
                         if (w->waiting && strcmp(w->target, target) == 0 && (!next || w->seq < next->seq))
                                 next = w;
                 if (next && !c->a->stopping) {
@@ -152,7 +151,7 @@ static void run_done(run *r) {
 }
 
 /* The result hash: under this agent's host (keys.h), so an ACL user per host suffices. */
-static char *result_key(run *r) {
+static char *result_key(struct run *r) {
         return key_agent_result(ns(r->c), r->c->a->config->host, r->cmd_id);
 }
 
@@ -162,7 +161,7 @@ static void hold(struct commands *c) {
         c->held = true;
 }
 
-static void lrem_raw(run *r) {
+static void lrem_raw(struct run *r) {
         _cleanup_free_ char *kinflight = key_agent_inflight(ns(r->c), r->c->a->config->host);
 
         if (kinflight) {
@@ -173,8 +172,8 @@ static void lrem_raw(run *r) {
 
 /* ---- writing the result ---- */
 
-static void on_result_written(redis_client *rc, redisReply *reply, void *userdata) {
-        run *r = userdata;
+static void on_result_written(struct redis_client *rc, redisReply *reply, void *userdata) {
+        struct run *r = userdata;
 
         if (!reply || reply->type == REDIS_REPLY_ERROR) {
                 /* Kept locally; the next reconcile of :inflight writes it. */
@@ -193,7 +192,7 @@ static void on_result_written(redis_client *rc, redisReply *reply, void *userdat
         run_done(r);
 }
 
-static void write_result(run *r, json_t *result) {
+static void write_result(struct run *r, json_t *result) {
         struct commands *c = r->c;
         _cleanup_free_ char *khash = result_key(r);
         _cleanup_free_ char *kinflight = key_agent_inflight(ns(c), c->a->config->host);
@@ -235,7 +234,7 @@ static void write_result(run *r, json_t *result) {
         }
 }
 
-static json_t *make_result(run *r, bool ok, int exit_code, uint64_t duration_usec, const char *output,
+static json_t *make_result(struct run *r, bool ok, int exit_code, uint64_t duration_usec, const char *output,
                            const char *error) {
         _cleanup_free_ char *masked_out = log_mask_secrets(output ? output : "");
         _cleanup_free_ char *masked_err = log_mask_secrets(error ? error : "");
@@ -252,7 +251,8 @@ static json_t *make_result(run *r, bool ok, int exit_code, uint64_t duration_use
                          "error", masked_err ? masked_err : "");
 }
 
-static void finish(run *r, bool ok, int exit_code, uint64_t duration_usec, const char *output, const char *error) {
+static void finish(struct run *r, bool ok, int exit_code, uint64_t duration_usec, const char *output,
+                   const char *error) {
         _cleanup_json_ json_t *result = make_result(r, ok, exit_code, duration_usec, output, error);
         _cleanup_json_ json_t *record = NULL;
         int k;
@@ -281,9 +281,9 @@ static void finish(run *r, bool ok, int exit_code, uint64_t duration_usec, const
 
 /* ---- running ---- */
 
-static void on_hook_done(hook *h, const struct hook_result *res, void *userdata) {
-        run *r = userdata;
-        instance *in = r->in;
+static void on_hook_done(struct hook *h, const struct hook_result *res, void *userdata) {
+        struct run *r = userdata;
+        struct instance *in = r->in;
         bool ok = res->error == NULL;
 
         if (ok) {
@@ -313,8 +313,8 @@ static void on_hook_done(hook *h, const struct hook_result *res, void *userdata)
         finish(r, ok, res->exit_code, res->duration_usec, res->output, res->error);
 }
 
-static void run_hook(run *r, const char *which, const char *command, const char *target) {
-        instance *in = r->in;
+static void run_hook(struct run *r, const char *which, const char *command, const char *target) {
+        struct instance *in = r->in;
         /* Every hook sees all five variables; without a target the target is what is installed. */
         const char *phase = r->cmd->type != COMMAND_MIGRATE ? NULL : r->cmd->phase ? r->cmd->phase : "all";
         char **env = instance_env(in, target ? target : in->version, r->cmd->deployment, phase);
@@ -352,13 +352,13 @@ static void run_hook(run *r, const char *which, const char *command, const char 
         }
 }
 
-static void on_config_applied(instance *in, bool ok, const char *error, void *userdata) {
-        run *r = userdata;
+static void on_config_applied(struct instance *in, bool ok, const char *error, void *userdata) {
+        struct run *r = userdata;
 
         finish(r, ok, ok ? 0 : 1, now_usec() - r->started_usec, "", error);
 }
 
-static void execute(run *r) {
+static void execute(struct run *r) {
         struct commands *c = r->c;
         const struct agent_service_config *cfg;
         _cleanup_json_ json_t *record = NULL;
@@ -430,7 +430,7 @@ static void execute(run *r) {
 }
 
 /* Run now, or after the command ahead of it on the same instance. */
-static void dispatch(run *r) {
+static void dispatch(struct run *r) {
         struct commands *c = r->c;
         const char *id = r->cmd->instance;
 
@@ -448,14 +448,14 @@ static void dispatch(run *r) {
                 run_done(r);
                 return;
         }
-        for (run *o = c->runs; o; o = o->next)
+        for (struct run *o = c->runs; o; o = o->next)
                 if (o != r && o->executing && o->target && strcmp(o->target, r->target) == 0) {
                         r->waiting = true;
                         log_run(LOG_DEBUG, r, "Command %s waits for command %s on %s", r->cmd_id, o->cmd_id,
                                 r->target);
                         return;
                 }
-        for (run *o = c->runs; o; o = o->next)
+        for (struct run *o = c->runs; o; o = o->next)
                 if (o != r && o->waiting && o->seq < r->seq && strcmp(o->target, r->target) == 0) {
                         r->waiting = true;
                         return;
@@ -463,8 +463,8 @@ static void dispatch(run *r) {
         execute(r);
 }
 
-static void on_result_checked(redis_client *rc, redisReply *reply, void *userdata) {
-        run *r = userdata;
+static void on_result_checked(struct redis_client *rc, redisReply *reply, void *userdata) {
+        struct run *r = userdata;
 
         if (!reply || reply->type == REDIS_REPLY_ERROR || r->c->a->stopping) {
                 if (reply && reply->type == REDIS_REPLY_ERROR) {
@@ -492,7 +492,7 @@ static char *raw_id(const char *raw, size_t len) {
         return id && name_is_valid(id) ? strdup(id) : NULL;
 }
 
-static void process(run *r) {
+static void process(struct run *r) {
         struct commands *c = r->c;
         _cleanup_json_ json_t *local = NULL;
         _cleanup_free_ char *khash = NULL;
@@ -521,7 +521,7 @@ static void process(run *r) {
                 return;
         }
         /* The same command delivered twice while the first copy runs. */
-        for (run *o = c->runs; o; o = o->next)
+        for (struct run *o = c->runs; o; o = o->next)
                 if (o != r && o->cmd_id && strcmp(o->cmd_id, r->cmd_id) == 0) {
                         log_run(LOG_INFO, r, "Command %s is already being handled; dropping a duplicate", r->cmd_id);
                         lrem_raw(r);
@@ -553,7 +553,7 @@ static void process(run *r) {
 }
 
 static bool raw_is_active(struct commands *c, const char *raw, size_t len) {
-        for (run *o = c->runs; o; o = o->next)
+        for (struct run *o = c->runs; o; o = o->next)
                 if (strlen(o->raw) == len && memcmp(o->raw, raw, len) == 0)
                         return true;
         return false;
@@ -568,9 +568,9 @@ static void fetch_done(struct commands *c) {
                 commands_kick(c, false);
 }
 
-static void on_popped(redis_client *rc, redisReply *reply, void *userdata) {
+static void on_popped(struct redis_client *rc, redisReply *reply, void *userdata) {
         struct commands *c = userdata;
-        run *r;
+        struct run *r;
 
         c->fetching = false;
         if (!reply || reply->type == REDIS_REPLY_ERROR) {
@@ -595,7 +595,7 @@ static void on_popped(redis_client *rc, redisReply *reply, void *userdata) {
         commands_kick(c, false);
 }
 
-static void on_inflight(redis_client *rc, redisReply *reply, void *userdata) {
+static void on_inflight(struct redis_client *rc, redisReply *reply, void *userdata) {
         struct commands *c = userdata;
 
         c->fetching = false;
@@ -607,7 +607,7 @@ static void on_inflight(redis_client *rc, redisReply *reply, void *userdata) {
         /* Newest first: handle the oldest first. */
         for (size_t i = reply->elements; i > 0; i--) {
                 redisReply *e = reply->element[i - 1];
-                run *r;
+                struct run *r;
 
                 if (e->type != REDIS_REPLY_STRING || raw_is_active(c, e->str, e->len))
                         continue;
@@ -660,7 +660,7 @@ bool commands_busy(struct commands *c) {
 void commands_stop(struct commands *c) {
         if (!c)
                 return;
-        for (run *r = c->runs; r; r = r->next)
+        for (struct run *r = c->runs; r; r = r->next)
                 r->hook = hook_free(r->hook);
         c->poll_timer = sd_event_source_disable_unref(c->poll_timer);
 }
@@ -689,7 +689,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int commands_new(agent *a, struct commands **ret) {
+int commands_new(struct agent *a, struct commands **ret) {
         struct commands *c;
         int k;
 

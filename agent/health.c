@@ -1,5 +1,9 @@
 /* See health.h. */
+#include <errno.h>
+#include <string.h>
+
 #include "health.h"
+#include "macro.h"
 
 void health_init(struct health *h, unsigned rise, unsigned fall, uint64_t grace_usec, uint64_t now_usec) {
         *h = (struct health) {
@@ -41,19 +45,30 @@ bool health_observe(struct health *h, bool ok, uint64_t now_usec) {
         return h->state != old;
 }
 
-const char *health_state_to_string(enum health_state s) {
-        switch (s) {
-        case HEALTH_STARTING: return "starting";
-        case HEALTH_HEALTHY: return "healthy";
-        case HEALTH_UNHEALTHY: return "unhealthy";
-        }
-        return "unknown";
+static const char *const health_state_table[_HEALTH_STATE_MAX] = {
+        [HEALTH_STARTING] = "starting",
+        [HEALTH_HEALTHY] = "healthy",
+        [HEALTH_UNHEALTHY] = "unhealthy",
+};
+DEFINE_STRING_TABLE_LOOKUP(health_state, enum health_state, _HEALTH_STATE_MAX)
+
+static const char *const instance_state_table[_INSTANCE_STATE_MAX] = {
+        [INSTANCE_STARTING] = "starting",
+        [INSTANCE_HEALTHY] = "healthy",
+        [INSTANCE_UNHEALTHY] = "unhealthy",
+        [INSTANCE_DRAINING] = "draining",
+        [INSTANCE_STOPPED] = "stopped",
+};
+DEFINE_STRING_TABLE_LOOKUP(instance_state, enum instance_state, _INSTANCE_STATE_MAX)
+
+enum instance_state instance_state_of(enum health_state s, bool draining, bool stopped) {
+        if (stopped)
+                return INSTANCE_STOPPED;
+        if (draining)
+                return INSTANCE_DRAINING;
+        return (enum instance_state) s;
 }
 
 const char *instance_state_name(enum health_state s, bool draining, bool stopped) {
-        if (stopped)
-                return "stopped";
-        if (draining)
-                return "draining";
-        return health_state_to_string(s);
+        return instance_state_to_string(instance_state_of(s, draining, stopped));
 }

@@ -43,14 +43,14 @@ struct hook {
         int exit_code, signal;
 };
 
-static void hook_close_io(hook *h) {
+static void hook_close_io(struct hook *h) {
         h->io_source = sd_event_source_disable_unref(h->io_source);
         if (h->fd >= 0)
                 close(h->fd);
         h->fd = -1;
 }
 
-hook *hook_free(hook *h) {
+struct hook *hook_free(struct hook *h) {
         if (!h)
                 return NULL;
         if (h->pid > 0 && !h->exited) {
@@ -72,15 +72,15 @@ hook *hook_free(hook *h) {
         return NULL;
 }
 
-bool hook_is_running(const hook *h) {
+bool hook_is_running(const struct hook *h) {
         return h && !h->done;
 }
 
-pid_t hook_pid(const hook *h) {
+pid_t hook_pid(const struct hook *h) {
         return h ? h->pid : 0;
 }
 
-static void tail_add(hook *h, const char *line) {
+static void tail_add(struct hook *h, const char *line) {
         size_t len = strlen(line);
         char *c;
 
@@ -102,7 +102,7 @@ static void tail_add(hook *h, const char *line) {
         h->tail_bytes += len + 1;
 }
 
-static void emit_line(hook *h) {
+static void emit_line(struct hook *h) {
         char fs[80], fi[96], fh[64];
         const char *fields[] = { fs, fi, fh, NULL };
 
@@ -117,7 +117,7 @@ static void emit_line(hook *h) {
         h->line_len = 0;
 }
 
-static void feed(hook *h, const char *buf, size_t n) {
+static void feed(struct hook *h, const char *buf, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 if (buf[i] == '\n') {
                         emit_line(h);
@@ -189,7 +189,7 @@ static int on_sink_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 }
 
 /* Hand h's still open pipe to a sink; false when that is not possible. */
-static bool hook_detach_output(hook *h) {
+static bool hook_detach_output(struct hook *h) {
         struct sink *k = calloc(1, sizeof *k);
 
         if (!k)
@@ -216,7 +216,7 @@ void hook_sinks_free(void) {
                 sink_free(sinks);
 }
 
-static void hook_finish(hook *h) {
+static void hook_finish(struct hook *h) {
         char err[256];
         _cleanup_free_ char *out = NULL;
         struct hook_result res = {};
@@ -272,10 +272,10 @@ static void hook_finish(hook *h) {
         h->cb(h, &res, h->userdata);
 }
 
-static void maybe_finish(hook *h);
+static void maybe_finish(struct hook *h);
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        hook *h = userdata;
+        struct hook *h = userdata;
 
         if (h->exited) {
                 /* Drain period over: a background child still holds the pipe. */
@@ -301,7 +301,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void maybe_finish(hook *h) {
+static void maybe_finish(struct hook *h) {
         if (h->done || !h->exited)
                 return;
         if (h->eof || h->fd < 0) {
@@ -320,7 +320,7 @@ static void maybe_finish(hook *h) {
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        hook *h = userdata;
+        struct hook *h = userdata;
         char buf[4096];
 
         for (int rounds = 0; rounds < 16; rounds++) {
@@ -343,7 +343,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
-        hook *h = userdata;
+        struct hook *h = userdata;
 
         h->exited = true;
         if (si->si_code == CLD_EXITED)
@@ -518,12 +518,12 @@ _noreturn_ static void child_exec(int nullfd, int wfd, char *const *argv, char *
         _exit(127);
 }
 
-int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void *userdata, hook **ret) {
+int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void *userdata, struct hook **ret) {
         _cleanup_close_ int nullfd = -1, rfd = -1, wfd = -1;
         _cleanup_(strv_freep) char **envp = NULL;
         char *argv[] = { (char *) "sh", (char *) "-c", (char *) spec->command, NULL };
         int pipefd[2];
-        hook *h;
+        struct hook *h;
         pid_t pid;
         int r;
 

@@ -18,7 +18,7 @@
 
 #include "macro.h"
 
-typedef struct hook hook;
+struct hook;
 
 struct hook_spec {
         const char *name;       /* "deploy", "probe", "reload": for logs and errors */
@@ -41,17 +41,19 @@ struct hook_result {
 };
 
 /* Called once when the run is over (unless the hook is freed first). */
-typedef void (*hook_done_cb)(hook *h, const struct hook_result *res, void *userdata);
+typedef void (*hook_done_cb)(struct hook *h, const struct hook_result *res, void *userdata);
 
 /* Start spec on e.  Returns 0 and *ret (owned by the caller, free it with
- * hook_free(), also from inside the callback), or -errno. */
-int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void *userdata, hook **ret);
+ * hook_free(), also from inside the callback), or -errno.  spec is read during
+ * the call only (its strings are copied or used before it returns); e gets a
+ * reference; userdata is borrowed until the callback or hook_free(). */
+int hook_start(sd_event *e, const struct hook_spec *spec, hook_done_cb cb, void *userdata, struct hook **ret);
 /* Kill a still running group (SIGKILL) and free; no callback.  Returns NULL. */
-hook *hook_free(hook *h);
-bool hook_is_running(const hook *h);
+struct hook *hook_free(struct hook *h);
+bool hook_is_running(const struct hook *h);
 /* Free the readers of background children's output (at exit). */
 void hook_sinks_free(void);
-pid_t hook_pid(const hook *h);
+pid_t hook_pid(const struct hook *h);
 
 /* The environment of every child the agent starts (hooks, exec probes, reload
  * commands): never the agent's own environment wholesale, which may hold its

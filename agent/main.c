@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
         bool check = false;
         char err[1024] = "";
         sd_event *e = NULL;
-        agent *a = NULL;
+        struct agent *a = NULL;
         sigset_t ss;
         int c, r;
 

@@ -14,11 +14,11 @@
 #include "strutil.h"
 
 struct probe_run {
-        prober *prober;
-        probe_run *next, *prev;
+        struct prober *prober;
+        struct probe_run *next, *prev;
         enum probe_kind kind;
         CURL *easy;
-        hook *hook;
+        struct hook *hook;
         probe_done_cb cb;
         void *userdata;
         char error[CURL_ERROR_SIZE];
@@ -28,10 +28,10 @@ struct prober {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
-        probe_run *runs;
+        struct probe_run *runs;
 };
 
-static void run_unlink(probe_run *r) {
+static void run_unlink(struct probe_run *r) {
         if (r->prev)
                 r->prev->next = r->next;
         else if (r->prober->runs == r)
@@ -41,7 +41,7 @@ static void run_unlink(probe_run *r) {
         r->next = r->prev = NULL;
 }
 
-static void run_free(probe_run *r) {
+static void run_free(struct probe_run *r) {
         if (!r)
                 return;
         run_unlink(r);
@@ -53,11 +53,11 @@ static void run_free(probe_run *r) {
         free(r);
 }
 
-void probe_run_cancel(probe_run *r) {
+void probe_run_cancel(struct probe_run *r) {
         run_free(r);
 }
 
-static void run_complete(probe_run *r, bool ok, const char *reason) {
+static void run_complete(struct probe_run *r, bool ok, const char *reason) {
         probe_done_cb cb = r->cb;
         void *ud = r->userdata;
 
@@ -73,12 +73,12 @@ static void run_complete(probe_run *r, bool ok, const char *reason) {
         free(r);
 }
 
-static void check_multi_info(prober *p) {
+static void check_multi_info(struct prober *p) {
         CURLMsg *msg;
         int left;
 
         while ((msg = curl_multi_info_read(p->multi, &left))) {
-                probe_run *r = NULL;
+                struct probe_run *r = NULL;
                 char reason[CURL_ERROR_SIZE + 64];
                 long code = 0;
 
@@ -107,7 +107,7 @@ static void check_multi_info(prober *p) {
 }
 
 static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        prober *p = userdata;
+        struct prober *p = userdata;
         int flags = 0, running;
 
         if (revents & EPOLLIN)
@@ -122,7 +122,7 @@ static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *user
 }
 
 static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        prober *p = userdata;
+        struct prober *p = userdata;
         int running;
 
         curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -131,7 +131,7 @@ static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
-        prober *p = userp;
+        struct prober *p = userp;
         sd_event_source *src = socketp;
         uint32_t events = 0;
 
@@ -158,7 +158,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 }
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-        prober *p = userp;
+        struct prober *p = userp;
 
         if (timeout_ms < 0)
                 return sd_event_source_set_enabled(p->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
@@ -167,8 +167,8 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         return sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
 }
 
-int prober_new(sd_event *e, prober **ret) {
-        prober *p;
+int prober_new(sd_event *e, struct prober **ret) {
+        struct prober *p;
         int r;
 
         p = calloc(1, sizeof *p);
@@ -194,7 +194,7 @@ int prober_new(sd_event *e, prober **ret) {
         return 0;
 }
 
-prober *prober_free(prober *p) {
+struct prober *prober_free(struct prober *p) {
         if (!p)
                 return NULL;
         while (p->runs)
@@ -211,15 +211,16 @@ static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         return size * nmemb;
 }
 
-static void on_exec_done(hook *h, const struct hook_result *res, void *userdata) {
-        probe_run *r = userdata;
+static void on_exec_done(struct hook *h, const struct hook_result *res, void *userdata) {
+        struct probe_run *r = userdata;
 
         /* run_complete() frees the hook after the callback. */
         run_complete(r, res->error == NULL, res->error);
 }
 
-int prober_start(prober *p, const struct probe_spec *spec, probe_done_cb cb, void *userdata, probe_run **ret) {
-        probe_run *r;
+int prober_start(struct prober *p, const struct probe_spec *spec, probe_done_cb cb, void *userdata,
+                 struct probe_run **ret) {
+        struct probe_run *r;
         int k;
 
         r = calloc(1, sizeof *r);

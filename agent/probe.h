@@ -9,8 +9,8 @@
 
 #include <systemd/sd-event.h>
 
-typedef struct prober prober;
-typedef struct probe_run probe_run;
+struct prober;
+struct probe_run;
 
 enum probe_kind { PROBE_HTTP, PROBE_TCP, PROBE_EXEC };
 
@@ -23,13 +23,17 @@ struct probe_spec {
 };
 
 /* ok: healthy; reason: why not (NULL when ok), valid during the callback. */
-typedef void (*probe_done_cb)(probe_run *run, bool ok, const char *reason, void *userdata);
+typedef void (*probe_done_cb)(struct probe_run *run, bool ok, const char *reason, void *userdata);
 
-int prober_new(sd_event *e, prober **ret);
+/* e gets a reference.  *ret written only on success; 0 or -errno. */
+int prober_new(sd_event *e, struct prober **ret);
 /* Cancels every outstanding run (without callbacks). */
-prober *prober_free(prober *p);
+struct prober *prober_free(struct prober *p);
 
 /* Start one probe.  cb runs exactly once unless the run is cancelled first.
- * *ret is owned by the prober until the callback returns; keep it only to cancel. */
-int prober_start(prober *p, const struct probe_spec *spec, probe_done_cb cb, void *userdata, probe_run **ret);
-void probe_run_cancel(probe_run *run);
+ * *ret is owned by the prober until the callback returns; keep it only to cancel.
+ * spec is read during the call only (an exec probe copies what it keeps);
+ * userdata is borrowed until the callback or the cancel. */
+int prober_start(struct prober *p, const struct probe_spec *spec, probe_done_cb cb, void *userdata,
+                 struct probe_run **ret);
+void probe_run_cancel(struct probe_run *run);

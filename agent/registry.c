@@ -10,33 +10,33 @@
 #include <systemd/sd-daemon.h>
 
 #include "agent.h"
-#include "cleanup.h"
 #include "duration.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "log.h"
 #include "strutil.h"
 
 struct reg_call {
-        agent *a;
+        struct agent *a;
         char id[NAME_MAX_LEN + 1];
         bool stop_round;
 };
 
-static uint64_t ttl_ms(const agent *a) {
+static uint64_t ttl_ms(const struct agent *a) {
         uint64_t t = 3 * a->config->heartbeat_interval / USEC_PER_MSEC;
         return t < 100 ? 100 : t;
 }
 
 /* What "health" is based on, so `coordctl doctor` can tell an instance with no
  * health check (healthy the moment it starts) from one that passed its probe. */
-static const char *probe_kind(const instance *in) {
+static const char *probe_kind(const struct instance *in) {
         const struct agent_health_config *h = &in->cfg->health;
 
         return h->http ? "http" : h->tcp ? "tcp" : h->exec ? "exec" : "none";
 }
 
-static void stop_finished(agent *a) {
-        void (*done)(agent *) = a->stop_done;
+static void stop_finished(struct agent *a) {
+        void (*done)(struct agent *) = a->stop_done;
 
         a->stop_done = NULL;
         a->stop_pending = 0;
@@ -45,9 +45,9 @@ static void stop_finished(agent *a) {
                 done(a);
 }
 
-static void on_exec(redis_client *c, redisReply *reply, void *userdata) {
+static void on_exec(struct redis_client *c, redisReply *reply, void *userdata) {
         struct reg_call *call = userdata;
-        agent *a = call->a;
+        struct agent *a = call->a;
 
         if (!reply)
                 log_debug("Registration of %s not written: Redis disconnected", call->id);
@@ -55,7 +55,7 @@ static void on_exec(redis_client *c, redisReply *reply, void *userdata) {
                 log_warning("Registration of %s failed: %s", call->id,
                             reply->type == REDIS_REPLY_ERROR ? reply->str : "transaction aborted");
         else if (!call->stop_round) {
-                instance *in = agent_find_instance(a, call->id);
+                struct instance *in = agent_find_instance(a, call->id);
                 if (in && !in->registered) {
                         in->registered = true;
                         log_info("Registered instance %s", in->id);
@@ -77,7 +77,7 @@ static void on_exec(redis_client *c, redisReply *reply, void *userdata) {
         free(call);
 }
 
-static int send_registration(agent *a, instance *in, const char *prev_state, bool stop_round) {
+static int send_registration(struct agent *a, struct instance *in, const char *prev_state, bool stop_round) {
         _cleanup_free_ char *khash = key_instance(a->config->namespace, in->id);
         _cleanup_free_ char *kalive = key_alive(a->config->namespace, in->id);
         _cleanup_free_ char *kset = key_instances(a->config->namespace);
@@ -154,16 +154,16 @@ static int send_registration(agent *a, instance *in, const char *prev_state, boo
         return 0;
 }
 
-void registry_register(agent *a, instance *in, const char *prev_state) {
+void registry_register(struct agent *a, struct instance *in, const char *prev_state) {
         int r = send_registration(a, in, prev_state, false);
 
         if (r < 0 && r != -ENOTCONN)
                 log_warning_errno(r, "Failed to send the registration of %s: %m", in->id);
 }
 
-void registry_heartbeat(agent *a, bool announce) {
+void registry_heartbeat(struct agent *a, bool announce) {
         for (size_t i = 0; i < a->n_instances; i++) {
-                instance *in = a->instances[i];
+                struct instance *in = a->instances[i];
                 /* After a (re)connect everyone hears the current state: changes made
                  * while Redis was away were never published. */
                 const char *prev = announce ? (in->published_state ? in->published_state : "") : NULL;
@@ -179,18 +179,18 @@ void registry_heartbeat(agent *a, bool announce) {
 }
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        agent *a = userdata;
+        struct agent *a = userdata;
 
         log_warning("Timed out marking instances stopped in Redis; exiting anyway");
         stop_finished(a);
         return 0;
 }
 
-void registry_stop_all(agent *a, instance **list, size_t n, void (*done)(agent *a)) {
+void registry_stop_all(struct agent *a, struct instance **list, size_t n, void (*done)(struct agent *a)) {
         unsigned sent = 0;
 
         for (size_t i = 0; i < n; i++) {
-                instance *in = list[i];
+                struct instance *in = list[i];
                 const char *prev = in->published_state ? in->published_state : "";
 
                 in->stopped = true;

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cleanup.h"
 #include "fileio.h"
+#include "jsonutil.h"
 #include "state.h"
 #include "strutil.h"
 
@@ -27,12 +27,19 @@ int state_init(const char *state_dir) {
         return access(state_dir, W_OK) < 0 ? -errno : 0;
 }
 
-static int read_json(const char *path, json_t **ret) {
-        _cleanup_free_ char *s = NULL;
+/* STATE_DIR/SUB/ID.SUFFIX: where the state of ID of one kind is kept. */
+static char *state_path(const char *state_dir, const char *sub, const char *id, const char *suffix) {
+        return strdup_printf("%s/%s/%s.%s", state_dir, sub, id, suffix);
+}
+
+static int read_json(const char *state_dir, const char *sub, const char *id, const char *suffix, json_t **ret) {
+        _cleanup_free_ char *path = state_path(state_dir, sub, id, suffix), *s = NULL;
         json_t *j;
         int r;
 
-        r = read_file_string(path, STATE_FILE_MAX, false, &s);
+        if (!path)
+                return -ENOMEM;
+        r = fileio_read_string(path, STATE_FILE_MAX, false, &s);
         if (r < 0)
                 return r;
         j = json_loads(s, 0, NULL);
@@ -46,11 +53,13 @@ static int read_json(const char *path, json_t **ret) {
         return 0;
 }
 
-static int write_json(const char *path, json_t *j, mode_t mode) {
+static int write_json(const char *state_dir, const char *sub, const char *id, const char *suffix, json_t *j,
+                      mode_t mode) {
+        _cleanup_free_ char *path = state_path(state_dir, sub, id, suffix);
         _cleanup_free_ char *s = json_dumps(j, JSON_COMPACT);
         int r;
 
-        if (!s)
+        if (!path || !s)
                 return -ENOMEM;
         r = fileio_write_atomic(path, s, strlen(s), mode, false);
         explicit_bzero(s, strlen(s));
@@ -58,15 +67,12 @@ static int write_json(const char *path, json_t *j, mode_t mode) {
 }
 
 int state_load_instance(const char *state_dir, const char *id, char **ret_version, int64_t *ret_config_version) {
-        _cleanup_free_ char *path = strdup_printf("%s/instances/%s.json", state_dir, id);
         _cleanup_json_ json_t *j = NULL;
         const char *v;
         char *c;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_json(path, &j);
+        r = read_json(state_dir, "instances", id, "json", &j);
         if (r < 0)
                 return r;
         v = json_string_value(json_object_get(j, "version"));
@@ -81,24 +87,18 @@ int state_load_instance(const char *state_dir, const char *id, char **ret_versio
 }
 
 int state_save_instance(const char *state_dir, const char *id, const char *version, int64_t config_version) {
-        _cleanup_free_ char *path = strdup_printf("%s/instances/%s.json", state_dir, id);
         _cleanup_json_ json_t *j = json_pack("{s:s, s:I}", "version", version, "config_version",
                                              (json_int_t) config_version);
 
-        if (!path || !j)
-                return -ENOMEM;
-        return write_json(path, j, 0640);
+        return write_json(state_dir, "instances", id, "json", j, 0640);
 }
 
 int state_load_config(const char *state_dir, const char *id, json_t **ret) {
-        _cleanup_free_ char *path = strdup_printf("%s/instances/%s.config.json", state_dir, id);
         _cleanup_json_ json_t *j = NULL;
         json_t *config;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_json(path, &j);
+        r = read_json(state_dir, "instances", id, "config.json", &j);
         if (r < 0)
                 return r;
         config = json_object_get(j, "config");
@@ -109,32 +109,21 @@ int state_load_config(const char *state_dir, const char *id, json_t **ret) {
 }
 
 int state_save_config(const char *state_dir, const char *id, int64_t version, json_t *config) {
-        _cleanup_free_ char *path = strdup_printf("%s/instances/%s.config.json", state_dir, id);
         _cleanup_json_ json_t *j = json_pack("{s:I, s:O}", "version", (json_int_t) version, "config", config);
 
-        if (!path || !j)
-                return -ENOMEM;
-        return write_json(path, j, 0600);
+        return write_json(state_dir, "instances", id, "config.json", j, 0600);
 }
 
 int state_command_get(const char *state_dir, const char *cmd_id, json_t **ret) {
-        _cleanup_free_ char *path = strdup_printf("%s/commands/%s.json", state_dir, cmd_id);
-
-        if (!path)
-                return -ENOMEM;
-        return read_json(path, ret);
+        return read_json(state_dir, "commands", cmd_id, "json", ret);
 }
 
 int state_command_put(const char *state_dir, const char *cmd_id, json_t *record) {
-        _cleanup_free_ char *path = strdup_printf("%s/commands/%s.json", state_dir, cmd_id);
-
-        if (!path)
-                return -ENOMEM;
-        return write_json(path, record, 0640);
+        return write_json(state_dir, "commands", cmd_id, "json", record, 0640);
 }
 
 int state_command_remove(const char *state_dir, const char *cmd_id) {
-        _cleanup_free_ char *path = strdup_printf("%s/commands/%s.json", state_dir, cmd_id);
+        _cleanup_free_ char *path = state_path(state_dir, "commands", cmd_id, "json");
 
         if (!path)
                 return -ENOMEM;

@@ -21,6 +21,7 @@
 
 #include "duration.h"
 #include "keys.h"
+#include "parse-util.h"
 #include "strutil.h"
 
 static int cmp(const void *a, const void *b) {

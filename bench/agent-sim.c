@@ -55,10 +55,11 @@
 #include <hiredis/hiredis.h>
 #include <systemd/sd-event.h>
 
-#include "cleanup.h"
 #include "command.h"
 #include "duration.h"
 #include "keys.h"
+#include "macro.h"
+#include "parse-util.h"
 #include "sdevent_redis.h"
 #include "strutil.h"
 

@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "parse-util.h"
 #include "strutil.h"
 
 static int arg_port, arg_agents = 10000, arg_ttl = 3000, arg_duration = 40, arg_silent = 20, arg_warmup = 8;

@@ -50,6 +50,7 @@
 #include "duration.h"
 #include "lock.h"
 #include "log.h"
+#include "parse-util.h"
 #include "redis_url.h"
 #include "strutil.h"
 
@@ -86,6 +87,16 @@ static void shared_init(struct shared *s, size_t target) {
                 fprintf(stderr, "out of memory\n");
                 exit(1);
         }
+}
+
+/* Wait for the n contender threads, then hand the latencies to res. */
+static int join_all(pthread_t *t, int n, struct shared *s, size_t handoffs, struct result *res) {
+        for (int i = 0; i < n; i++)
+                pthread_join(t[i], NULL);
+        res->lat = s->lat;
+        res->n = s->count;
+        res->ok = !s->failed && s->count == handoffs;
+        return res->ok ? 0 : -EIO;
 }
 
 /* Called by the new holder: record the hand-off.  Returns false when the run
@@ -156,7 +167,7 @@ static void *coord_main(void *p) {
         };
 
         for (;;) {
-                lock *l = NULL;
+                struct lock *l = NULL;
                 char err[256];
                 uint64_t t;
                 bool go;
@@ -203,12 +214,7 @@ static int run_coord(const struct redis_url *url, int n, size_t handoffs, struct
                 ctx[i] = (struct coord_ctx) { .s = &s, .url = url, .id = i };
                 pthread_create(&t[i], NULL, coord_main, &ctx[i]);
         }
-        for (int i = 0; i < n; i++)
-                pthread_join(t[i], NULL);
-        res->lat = s.lat;
-        res->n = s.count;
-        res->ok = !s.failed && s.count == handoffs;
-        return res->ok ? 0 : -EIO;
+        return join_all(t, n, &s, handoffs, res);
 }
 
 /* ---- PostgreSQL advisory lock polling ---- */
@@ -299,12 +305,7 @@ static int run_pg(const char *url, int n, size_t handoffs, uint64_t interval_use
                 ctx[i] = (struct pg_ctx) { .s = &s, .url = url, .id = i, .interval_usec = interval_usec };
                 pthread_create(&t[i], NULL, pg_main, &ctx[i]);
         }
-        for (int i = 0; i < n; i++)
-                pthread_join(t[i], NULL);
-        res->lat = s.lat;
-        res->n = s.count;
-        res->ok = !s.failed && s.count == handoffs;
-        return res->ok ? 0 : -EIO;
+        return join_all(t, n, &s, handoffs, res);
 }
 
 /* ---- etcdctl lock ---- */
@@ -503,6 +504,16 @@ static void usage(void) {
         exit(2);
 }
 
+/* One more row: run the tool's contenders into res[*nres]. */
+static int add_procs(struct result *res, size_t *nres, const char *label, enum proc_kind kind, const char *tool,
+                     const char *endpoint, int n, size_t handoffs) {
+        struct proc_cfg cfg = { .kind = kind, .tool = tool, .endpoint = endpoint };
+
+        res[*nres] = (struct result) {};
+        snprintf(res[*nres].label, sizeof res[*nres].label, "%s", label);
+        return run_procs(&cfg, n, handoffs, &res[(*nres)++]);
+}
+
 int main(int argc, char **argv) {
         const char *redis = NULL, *etcd = NULL, *etcdctl = "etcdctl", *pg = NULL, *intervals = "100,1000",
                    *coordctl = NULL;
@@ -573,31 +584,15 @@ int main(int argc, char **argv) {
         nres++;
 
         fprintf(stderr, "# coord done\n");
-        if (etcd) {
-                struct proc_cfg cfg = { .kind = PROC_ETCD, .tool = etcdctl, .endpoint = etcd };
-
-                res[nres] = (struct result) { .label = "etcdctl lock" };
-                if (run_procs(&cfg, n, (size_t) handoffs, &res[nres]) < 0)
-                        rc = 1;
-                nres++;
-        }
+        if (etcd && add_procs(res, &nres, "etcdctl lock", PROC_ETCD, etcdctl, etcd, n, (size_t) handoffs) < 0)
+                rc = 1;
         /* The command-line tools, each running a job under the lock. */
-        if (coordctl) {
-                struct proc_cfg cfg = { .kind = PROC_COORDCTL, .tool = coordctl, .endpoint = redis };
-
-                res[nres] = (struct result) { .label = "coordctl lock -- JOB" };
-                if (run_procs(&cfg, n, (size_t) cli_handoffs, &res[nres]) < 0)
-                        rc = 1;
-                nres++;
-        }
-        if (etcd) {
-                struct proc_cfg cfg = { .kind = PROC_ETCD_CMD, .tool = etcdctl, .endpoint = etcd };
-
-                res[nres] = (struct result) { .label = "etcdctl lock -- JOB" };
-                if (run_procs(&cfg, n, (size_t) cli_handoffs, &res[nres]) < 0)
-                        rc = 1;
-                nres++;
-        }
+        if (coordctl &&
+            add_procs(res, &nres, "coordctl lock -- JOB", PROC_COORDCTL, coordctl, redis, n, (size_t) cli_handoffs) < 0)
+                rc = 1;
+        if (etcd &&
+            add_procs(res, &nres, "etcdctl lock -- JOB", PROC_ETCD_CMD, etcdctl, etcd, n, (size_t) cli_handoffs) < 0)
+                rc = 1;
         if (pg) {
                 const char *p = intervals;
 

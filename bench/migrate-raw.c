@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "parse-util.h"
 #include "strutil.h"
 
 static double now(void) {

@@ -31,7 +31,7 @@ COORDCTL=$(cd "$(dirname "$COORDCTL")" && pwd)/$(basename "$COORDCTL")
 RAW=$(cd "$(dirname "$RAW")" && pwd)/$(basename "$RAW")
 
 COORD_HARNESS="$srcdir/tests/harness.sh"
-. "$COORD_HARNESS"
+. "$srcdir/tests/e2e/migrate-lib.sh"
 harness_init
 harness_start_redis
 harness_start_postgres
@@ -39,32 +39,11 @@ export COORD_LOG_LEVEL=warning
 T=$COORD_TEST_DIR
 BASE="postgresql://postgres@127.0.0.1:$PG_PORT"
 
-# PgBouncer (pool_mode = transaction, trust) on a free port in front of the same
-# PostgreSQL, as the postgres user when root; tracked, so the harness stops it.
+# PgBouncer (pool_mode = transaction, 5 server sessions per pool, trust) on a
+# free port in front of the same PostgreSQL (tests/e2e/migrate-lib.sh).
 BOUNCER_PORT=""
-start_pgbouncer() {
-        B=$T/pgbouncer
-        mkdir -p "$B"
-        printf '"postgres" ""\n' >"$B/userlist.txt"
-        for _attempt in 1 2 3 4 5; do
-                port=$(harness_free_port)
-                printf '%s\n' "[databases]" "* = host=127.0.0.1 port=$PG_PORT" "[pgbouncer]" "listen_addr = 127.0.0.1" \
-                        "listen_port = $port" "unix_socket_dir =" "auth_type = trust" "auth_file = $B/userlist.txt" \
-                        "pool_mode = transaction" "default_pool_size = 5" "ignore_startup_parameters = extra_float_digits" \
-                        "logfile = $B/pgbouncer.log" "pidfile = $B/pgbouncer.pid" >"$B/pgbouncer.ini"
-                [ "$(id -u)" -ne 0 ] || chown -R postgres "$B"
-                harness_as_pg pgbouncer "$B/pgbouncer.ini" >>"$T/pgbouncer.out" 2>&1 &
-                harness_track $!
-                if harness_wait_for 10 test -s "$B/pgbouncer.pid" && harness_track "$(cat "$B/pgbouncer.pid")" &&
-                        harness_wait_for 10 psql -XAtq "postgresql://postgres@127.0.0.1:$port/postgres" -c "SELECT 1"; then
-                        BOUNCER_PORT=$port
-                        return 0
-                fi
-        done
-        fail "pgbouncer did not start (see $B/pgbouncer.log)"
-}
 if command -v pgbouncer >/dev/null 2>&1; then
-        start_pgbouncer
+        start_pgbouncer 5
         echo "# $(pgbouncer --version | head -1), pool_mode = transaction, on port $BOUNCER_PORT" >&2
 else
         echo "# pgbouncer not installed (apt-get install pgbouncer): the PgBouncer run is skipped" >&2

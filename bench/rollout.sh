@@ -272,11 +272,7 @@ EOF
                 w="$d/web-$i"
                 mkdir -p "$w"
                 printf '1.0\n' >"$w/version"
-                for _attempt in 1 2 3 4 5; do
-                        port=$(harness_free_port)
-                        harness_spawn "app-$i" "$DEMO" --port "$port" --version-file "$w/version"
-                        harness_wait_for 10 curl -fsS "http://127.0.0.1:$port/health/live" && break
-                done
+                harness_spawn_port "app-$i" health/live "$DEMO" --version-file "$w/version"
                 cat >"$d/agent-$i.json" <<JSON
 {"redis":"$REDIS_URL","namespace":"$NS","host":"host-$i","heartbeat_interval":"1s","state_dir":"$w",
  "services":[{"name":"web","instance":"web-$i","address":"127.0.0.1:$port","version":"1.0",

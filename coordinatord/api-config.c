@@ -5,13 +5,14 @@
 #include <string.h>
 
 #include "api.h"
-#include "cleanup.h"
 #include "configadv.h"
 #include "coordinatord.h"
 #include "duration.h"
 #include "fleet.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "log.h"
+#include "parse-util.h"
 #include "rconn.h"
 #include "strutil.h"
 

@@ -11,14 +11,15 @@
 #include <string.h>
 
 #include "api.h"
-#include "cleanup.h"
 #include "command.h"
 #include "coordinatord.h"
 #include "depstore.h"
 #include "duration.h"
 #include "fleet.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "log.h"
+#include "parse-util.h"
 #include "rconn.h"
 #include "redis.h"
 #include "rollout.h"

@@ -4,13 +4,13 @@
 #include <string.h>
 
 #include "api.h"
-#include "cleanup.h"
 #include "command.h"
 #include "coordinatord.h"
 #include "duration.h"
 #include "fleet.h"
 #include "keys.h"
 #include "log.h"
+#include "macro.h"
 #include "rconn.h"
 #include "strutil.h"
 

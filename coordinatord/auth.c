@@ -21,25 +21,19 @@ struct auth {
         size_t n;
 };
 
-const char *role_to_string(enum role r) {
-        switch (r) {
-        case ROLE_READ: return "read";
-        case ROLE_DEPLOY: return "deploy";
-        case ROLE_ADMIN: return "admin";
-        default: return "none";
-        }
-}
+static const char *const role_table[_ROLE_MAX] = {
+        [ROLE_NONE] = "none",
+        [ROLE_READ] = "read",
+        [ROLE_DEPLOY] = "deploy",
+        [ROLE_ADMIN] = "admin",
+};
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(role, enum role, _ROLE_MAX)
 
+/* "none" only names the absence of a token: no token is configured with it. */
 int role_from_string(const char *s) {
-        if (!s)
-                return -EINVAL;
-        if (strcmp(s, "read") == 0)
-                return ROLE_READ;
-        if (strcmp(s, "deploy") == 0)
-                return ROLE_DEPLOY;
-        if (strcmp(s, "admin") == 0)
-                return ROLE_ADMIN;
-        return -EINVAL;
+        int r = string_table_lookup(role_table, _ROLE_MAX, s);
+
+        return r == ROLE_NONE ? -EINVAL : r;
 }
 
 struct auth *auth_new(const struct cd_token *tokens, size_t n) {

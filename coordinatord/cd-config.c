@@ -6,8 +6,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "auth.h"
 #include "cd-config.h"
 #include "duration.h"
+#include "parse-util.h"
 #include "strutil.h"
 
 static const struct config_field token_fields[] = {
@@ -152,7 +154,7 @@ int cd_config_load(const char *path, struct cd_config *ret, char *errbuf, size_t
                 BAD("%s: request_head_timeout: must be between 1s and 5m", path);
         for (size_t i = 0; i < c.n_tokens; i++) {
                 struct cd_token *t = &c.tokens[i];
-                if (strcmp(t->role, "read") != 0 && strcmp(t->role, "deploy") != 0 && strcmp(t->role, "admin") != 0)
+                if (role_from_string(t->role) < 0)
                         BAD("%s: tokens[%zu].role: '%s' is not one of read, deploy, admin", path, i, t->role);
                 if (!!t->sha256 == !!t->token)
                         BAD("%s: tokens[%zu]: exactly one of sha256, token, token_file is required", path, i);

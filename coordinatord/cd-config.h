@@ -1,12 +1,12 @@
 /* coordinatord's configuration file (CONTRACT.md "coordinatord configuration"),
- * described as a lib/config.h schema. */
+ * described as a lib/conf-parser.h schema. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "conf-parser.h"
 #include "tls.h"
 
 struct cd_token {

@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "configadv.h"
 #include "duration.h"
+#include "jsonutil.h"
 #include "keys.h"
+#include "parse-util.h"
+#include "redis.h"
 #include "secret.h"
 #include "strutil.h"
 

@@ -25,7 +25,7 @@ struct httpd;
 struct auth;
 struct reconciler;
 struct sse_hub;
-typedef struct redis_client redis_client;
+struct redis_client;
 
 struct server {
         const char *config_path;
@@ -34,7 +34,7 @@ struct server {
         const char *ns;
         char *id;
         sd_event *event;
-        redis_client *redis;
+        struct redis_client *redis;
         struct auth *auth;
         struct fleet *fleet;
         struct leader *leader;

@@ -3,8 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "depstore.h"
+#include "jsonutil.h"
+#include "parse-util.h"
 #include "rollout.h"
 #include "strutil.h"
 

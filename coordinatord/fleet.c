@@ -4,13 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "coordinatord.h"
 #include "duration.h"
 #include "fleet.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "leader.h"
 #include "log.h"
+#include "parse-util.h"
 #include "redis.h"
 #include "redis_client.h"
 #include "strutil.h"
@@ -150,15 +151,17 @@ const char *fleet_entry_state(const struct fleet_entry *e) {
         return e->info->state && fleet_state_is_valid(e->info->state) ? e->info->state : "starting";
 }
 
+/* The health words an agent writes (agent/health.c's health_state_table). */
+static const char *const healths[] = { "starting", "healthy", "unhealthy" };
+
 const char *fleet_entry_health(const struct fleet_entry *e) {
         const char *st = fleet_entry_state(e);
 
         if (e->lost)
                 return "lost";
-        if (e->info->health && (strcmp(e->info->health, "healthy") == 0 || strcmp(e->info->health, "unhealthy") == 0 ||
-                                strcmp(e->info->health, "starting") == 0))
+        if (string_table_lookup(healths, ELEMENTSOF(healths), e->info->health) >= 0)
                 return e->info->health;
-        return strcmp(st, "healthy") == 0 || strcmp(st, "unhealthy") == 0 ? st : "starting";
+        return string_table_lookup(healths, ELEMENTSOF(healths), st) >= 0 ? st : "starting";
 }
 
 json_t *fleet_entry_to_json(const struct fleet_entry *e) {
@@ -406,14 +409,22 @@ static char *dup_field(redisReply *r, const char *name) {
 
 static int send_fetch(struct fleet *f, struct fl_inst *x, bool resync);
 
-static void on_hgetall(redis_client *c, redisReply *reply, void *userdata) {
+/* Whether the reply to o is of the current epoch (those of an earlier one are ignored); *ret is then the
+ * instance o is about, NULL where it is not known (any longer). */
+static bool op_current(struct op *o, struct fl_inst **ret) {
+        if (o->epoch != o->f->epoch)
+                return false;
+        *ret = inst_find(o->f, o->id);
+        return true;
+}
+
+static void on_hgetall(struct redis_client *c, redisReply *reply, void *userdata) {
         struct op *o = userdata;
         struct fleet *f = o->f;
         struct fl_inst *x;
 
-        if (o->epoch != f->epoch)
+        if (!op_current(o, &x))
                 goto done;
-        x = inst_find(f, o->id);
         if (x) {
                 x->fetching = false;
                 if (x->refetch) {
@@ -477,15 +488,12 @@ done:
         op_done(f, o);
 }
 
-static void on_exists(redis_client *c, redisReply *reply, void *userdata) {
+static void on_exists(struct redis_client *c, redisReply *reply, void *userdata) {
         struct op *o = userdata;
         struct fleet *f = o->f;
         struct fl_inst *x;
 
-        if (o->epoch != f->epoch)
-                goto done;
-        x = inst_find(f, o->id);
-        if (!x)
+        if (!op_current(o, &x) || !x)
                 goto done;
         x->checking = false;
         if (!reply || reply->type != REDIS_REPLY_INTEGER)
@@ -535,7 +543,7 @@ static int send_check(struct fleet *f, struct fl_inst *x, bool resync) {
         return send_op(f, x, resync, on_exists, "EXISTS", key_alive(f->s->ns, x->id), &x->checking);
 }
 
-static void on_reap(redis_client *c, redisReply *reply, void *userdata) {
+static void on_reap(struct redis_client *c, redisReply *reply, void *userdata) {
         struct op *o = userdata;
         struct fleet *f = o->f;
 
@@ -589,7 +597,7 @@ static void full_resync(struct fleet *f) {
         }
 }
 
-static void on_zrange(redis_client *c, redisReply *reply, void *userdata) {
+static void on_zrange(struct redis_client *c, redisReply *reply, void *userdata) {
         struct op *o = userdata;
         struct fleet *f = o->f;
         uint64_t now = now_usec();
@@ -682,7 +690,7 @@ static int on_tick(sd_event_source *es, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void on_event(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+static void on_event(struct redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
         struct fleet *f = userdata;
         _cleanup_json_ json_t *ev = json_loadb(data, len, 0, NULL);
         const char *id = ev ? json_string_value(json_object_get(ev, "id")) : NULL;

@@ -49,12 +49,14 @@ struct fleet_snapshot {
 
 #define FLEET_TICK_USEC (250 * 1000)
 
+/* Borrows s (the server outlives its fleet); *ret written only on success, 0 or -errno. */
 int fleet_new(struct server *s, struct fleet **ret);
 struct fleet *fleet_free(struct fleet *f);
 /* Loop thread: the Redis connection came up (full resync) or went down. */
 void fleet_on_redis(struct fleet *f, bool connected);
 
-/* Loop thread: call cb(userdata) on the loop after each new snapshot. */
+/* Loop thread: call cb(userdata) on the loop after each new snapshot.  userdata is
+ * borrowed: it must outlive the fleet or be replaced first. */
 void fleet_set_on_change(struct fleet *f, void (*cb)(void *userdata), void *userdata);
 
 /* Any thread: the current snapshot (a reference; never NULL after fleet_new). */

@@ -63,7 +63,8 @@ struct http_clients *http_clients_free(struct http_clients *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct http_clients *, http_clients_free)
 /* How many connections c holds. */
 unsigned http_clients_held(const struct http_clients *t, const struct http_client *c);
-/* One more for c: 0, or -ENOSPC when capacity distinct clients already hold some. */
+/* One more for c (copied, not kept): 0, or -ENOSPC when capacity distinct
+ * clients already hold some. */
 int http_clients_add(struct http_clients *t, const struct http_client *c);
 /* One fewer for c (its entry goes at zero); -ENOENT when it holds none. */
 int http_clients_remove(struct http_clients *t, const struct http_client *c);

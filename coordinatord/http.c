@@ -12,12 +12,12 @@
 
 #include <microhttpd.h>
 
-#include "cleanup.h"
 #include "coordinatord.h"
 #include "duration.h"
 #include "http-guard.h"
 #include "http.h"
 #include "log.h"
+#include "macro.h"
 #include "metrics.h"
 #include "strutil.h"
 

@@ -5,18 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "coordinatord.h"
 #include "duration.h"
 #include "keys.h"
 #include "leader.h"
 #include "lock.h"
 #include "log.h"
+#include "macro.h"
 #include "metrics.h"
+#include "parse-util.h"
 #include "redis_client.h"
 #include "strutil.h"
 
-#define LEADER_NAME "leader"
 #define LEADER_TICK_MAX_USEC (250 * USEC_PER_MSEC)
 
 struct leader {
@@ -115,7 +115,7 @@ static void step_down(struct leader *l, const char *why) {
         view_set(l, false, NULL, l->term);
 }
 
-static void on_release(redis_client *c, redisReply *reply, void *userdata) {
+static void on_release(struct redis_client *c, redisReply *reply, void *userdata) {
         struct lop *o = userdata;
         struct leader *l = o->l;
 
@@ -142,7 +142,7 @@ static int send_release(struct leader *l) {
         return r;
 }
 
-static void on_acquire(redis_client *c, redisReply *reply, void *userdata) {
+static void on_acquire(struct redis_client *c, redisReply *reply, void *userdata) {
         struct lop *o = userdata;
         struct leader *l = o->l;
 
@@ -170,7 +170,7 @@ out:
         free(o);
 }
 
-static void on_renew(redis_client *c, redisReply *reply, void *userdata) {
+static void on_renew(struct redis_client *c, redisReply *reply, void *userdata) {
         struct lop *o = userdata;
         struct leader *l = o->l;
 
@@ -187,7 +187,7 @@ out:
         free(o);
 }
 
-static void on_view(redis_client *c, redisReply *reply, void *userdata) {
+static void on_view(struct redis_client *c, redisReply *reply, void *userdata) {
         struct lop *o = userdata;
         struct leader *l = o->l;
 
@@ -284,7 +284,7 @@ static int on_tick(sd_event_source *es, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void on_released_msg(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+static void on_released_msg(struct redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
         struct leader *l = userdata;
 
         /* The holder let go: try at once rather than at the next tick. */
@@ -330,10 +330,10 @@ int leader_new(struct server *s, struct leader **ret) {
         pthread_mutex_init(&l->view_lock, NULL);
         l->lease_usec = s->cfg.leader_lease;
         l->tick_usec = MIN(l->lease_usec / 5, LEADER_TICK_MAX_USEC);
-        l->k_lock = key_lock(s->ns, LEADER_NAME);
-        l->k_fence = key_lock_fence(s->ns, LEADER_NAME);
-        l->k_holder = key_lock_holder(s->ns, LEADER_NAME);
-        l->channel = key_lock_channel(s->ns, LEADER_NAME);
+        l->k_lock = key_lock(s->ns, LOCK_NAME_LEADER);
+        l->k_fence = key_lock_fence(s->ns, LOCK_NAME_LEADER);
+        l->k_holder = key_lock_holder(s->ns, LOCK_NAME_LEADER);
+        l->channel = key_lock_channel(s->ns, LOCK_NAME_LEADER);
         if (!l->k_lock || !l->k_fence || !l->k_holder || !l->channel) {
                 leader_free(l);
                 return -ENOMEM;

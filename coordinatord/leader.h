@@ -23,6 +23,7 @@ struct leader_view {
         char *leader;    /* id of the current leader, or NULL when nobody leads */
 };
 
+/* Borrows s (the server outlives its leader); *ret written only on success. */
 int leader_new(struct server *s, struct leader **ret);
 struct leader *leader_free(struct leader *l);
 /* Loop thread: Redis came up or went down (down: stop leading at once). */

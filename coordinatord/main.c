@@ -14,13 +14,13 @@
 
 #include "api.h"
 #include "auth.h"
-#include "cleanup.h"
 #include "cd-config.h"
 #include "coordinatord.h"
 #include "duration.h"
 #include "exitcode.h"
 #include "fleet.h"
 #include "http.h"
+#include "jsonutil.h"
 #include "leader.h"
 #include "log.h"
 #include "metrics.h"
@@ -47,7 +47,7 @@ static void help(void) {
                "SIGHUP re-reads redis and tls_* (credential rotation, without losing leadership).\n");
 }
 
-static void on_redis_state(redis_client *c, bool connected, void *userdata) {
+static void on_redis_state(struct redis_client *c, bool connected, void *userdata) {
         struct server *s = userdata;
 
         if (connected) {
@@ -124,7 +124,7 @@ static void set_reload_error(struct server *s, const char *fmt, ...) {
                 (void) sd_notifyf(0, "STATUS=Serving; last reload failed: %s", msg);
 }
 
-static void on_redis_swapped(redis_client *c, int error, const char *reason, void *userdata) {
+static void on_redis_swapped(struct redis_client *c, int error, const char *reason, void *userdata) {
         struct server *s = userdata;
 
         if (error == -ECANCELED) /* a newer reload took over */

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "log.h"
+#include "macro.h"
 #include "rconn.h"
 #include "redis.h"
 #include "redis_url.h"

@@ -6,16 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "command.h"
 #include "coordinatord.h"
 #include "depstore.h"
 #include "duration.h"
 #include "fleet.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "leader.h"
 #include "log.h"
 #include "metrics.h"
+#include "parse-util.h"
 #include "reconciler.h"
 #include "redis_client.h"
 #include "rollout.h"
@@ -117,13 +118,18 @@ struct reconciler {
 
 /* ---- cache ---- */
 
-static void rdep_clear_results(struct rdep *x) {
-        for (size_t i = 0; i < x->n_res; i++) {
-                free(x->res[i].cmd);
-                free(x->res[i].type);
-                free(x->res[i].error);
-                free(x->res[i].output);
+/* Frees what the n results of v own (not v itself). */
+static void fetched_clear(struct fetched *v, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].cmd);
+                free(v[i].type);
+                free(v[i].error);
+                free(v[i].output);
         }
+}
+
+static void rdep_clear_results(struct rdep *x) {
+        fetched_clear(x->res, x->n_res);
         x->n_res = 0;
 }
 
@@ -306,7 +312,7 @@ static void take_result(struct rdep *x, const char *cmd, redisReply *reply) {
         x->n_res++;
 }
 
-static void on_reply(redis_client *c, redisReply *reply, void *userdata) {
+static void on_reply(struct redis_client *c, redisReply *reply, void *userdata) {
         struct op *o = userdata;
         struct reconciler *r = o->r;
         struct rdep *x;
@@ -380,17 +386,12 @@ struct commit_op {
 };
 
 static void commit_op_free(struct commit_op *o) {
-        for (size_t i = 0; i < o->n_res; i++) {
-                free(o->res[i].cmd);
-                free(o->res[i].type);
-                free(o->res[i].error);
-                free(o->res[i].output);
-        }
+        fetched_clear(o->res, o->n_res);
         free(o->res);
         free(o);
 }
 
-static void on_commit(redis_client *c, redisReply *reply, void *userdata) {
+static void on_commit(struct redis_client *c, redisReply *reply, void *userdata) {
         struct commit_op *o = userdata;
         struct reconciler *r = o->r;
         struct rdep *x = o->gen == r->gen ? rdep_find(r, o->id) : NULL;
@@ -556,21 +557,15 @@ static void commit_migration(struct reconciler *r, const struct rollout *d, cons
                 argv_int(a, 0);
                 return;
         }
+        /* field, value; then requested_at */
+        const char *const fields[] = {
+                "command", c->id, "host", c->host, "service", d->service, "version", d->version,
+                "phase", c->phase ? c->phase : "all", "instance", c->instance, "deployment", d->id,
+        };
+
         argv_int(a, 8);
-        argv_add(a, "command");
-        argv_add(a, c->id);
-        argv_add(a, "host");
-        argv_add(a, c->host);
-        argv_add(a, "service");
-        argv_add(a, d->service);
-        argv_add(a, "version");
-        argv_add(a, d->version);
-        argv_add(a, "phase");
-        argv_add(a, c->phase ? c->phase : "all");
-        argv_add(a, "instance");
-        argv_add(a, c->instance);
-        argv_add(a, "deployment");
-        argv_add(a, d->id);
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                argv_add(a, fields[i]);
         argv_add(a, "requested_at");
         argv_int(a, r->now_ms);
 }
@@ -896,7 +891,7 @@ static void kick(struct reconciler *r) {
         (void) sd_event_source_set_time(r->timer, MAX(now_usec(), r->pass_start_usec + RECONCILER_MIN_GAP_USEC));
 }
 
-static void on_message(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+static void on_message(struct redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
         kick(userdata);
 }
 

@@ -25,6 +25,8 @@ struct reconciler;
 
 #define RECONCILER_TICK_USEC (100 * 1000)
 
+/* Borrows s (the server outlives its reconciler); *ret written only on success,
+ * 0 or -errno. */
 int reconciler_new(struct server *s, struct reconciler **ret);
 struct reconciler *reconciler_free(struct reconciler *r);
 /* Loop thread: Redis came up or went down. */

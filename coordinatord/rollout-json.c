@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "duration.h"
+#include "jsonutil.h"
 #include "rollout.h"
 #include "strutil.h"
 

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "duration.h"
+#include "macro.h"
 #include "rollout.h"
 #include "strutil.h"
 

@@ -10,12 +10,13 @@
 
 #include <microhttpd.h>
 
-#include "cleanup.h"
 #include "coordinatord.h"
 #include "duration.h"
 #include "http.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "log.h"
+#include "parse-util.h"
 #include "redis_client.h"
 #include "sse.h"
 #include "strutil.h"
@@ -230,7 +231,7 @@ static char *render(struct stream *st, redisReply *reply, bool *ret_terminal_las
         return out;
 }
 
-static void on_range(redis_client *c, redisReply *reply, void *userdata) {
+static void on_range(struct redis_client *c, redisReply *reply, void *userdata) {
         struct stream *st = userdata;
         _cleanup_free_ char *frames = NULL;
         bool terminal = false, full;
@@ -326,7 +327,7 @@ static int on_tick(sd_event_source *es, uint64_t usec, void *userdata) {
 }
 
 /* "ID SEQ": fetch the streams of that deployment now. */
-static void on_message(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+static void on_message(struct redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
         struct sse_hub *h = userdata;
         char id[NAME_MAX_LEN + 1];
         size_t l = strcspn(data, " ");

@@ -24,7 +24,7 @@ struct sse_hub;
 
 #define SSE_KEEPALIVE_USEC (10 * 1000 * 1000)
 
-/* Loop thread. */
+/* Loop thread.  Borrows s (the server outlives its hub); *ret only on success. */
 int sse_hub_new(struct server *s, struct sse_hub **ret);
 /* Loop thread: end every stream and resume them all, so that the HTTP
  * server can be stopped (libmicrohttpd must not stop with suspended

@@ -17,9 +17,9 @@
 
 #include <jansson.h>
 
-#include "cleanup.h"
 #include "coordctl.h"
 #include "exitcode.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "macro.h"
 #include "strutil.h"

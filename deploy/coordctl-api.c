@@ -2,20 +2,24 @@
  * (libcurl), and coordctl_http(), the request helper other commands share
  * (with the list of base URLs it fails over between). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "cleanup.h"
 #include "coordctl.h"
 #include "deploy-view.h"
 #include "exitcode.h"
+#include "fileio.h"
+#include "jsonutil.h"
+#include "parse-util.h"
 #include "strutil.h"
 
 #define RESPONSE_MAX (64 * 1024 * 1024)
@@ -235,6 +239,27 @@ static void print_json(const char *body) {
         printf("%s\n", s ? s : body);
 }
 
+/* Sends the request of coordctl WHAT and handles what every command does alike: no answer, an error
+ * answer, or --output json (the answer printed as it is). Returns the exit code; *ret_body is set only
+ * on a 200 answer that is for the caller to render (and the code is then EXIT_OK). */
+static int api_request(const struct coordctl_globals *g, const char *what, const char *method, const char *path,
+                       const char *req, const char *const *headers, char **ret_body) {
+        _cleanup_free_ char *body = NULL;
+        long status;
+
+        *ret_body = NULL;
+        if (coordctl_http(g, method, path, req, headers, &status, &body) < 0)
+                return EXIT_UNAVAILABLE;
+        if (status != 200)
+                return coordctl_http_failure(what, status, body);
+        if (g->output == OUTPUT_JSON) {
+                print_json(body);
+                return EXIT_OK;
+        }
+        *ret_body = TAKE_PTR(body);
+        return EXIT_OK;
+}
+
 static const char *str_or(json_t *o, const char *k, const char *def) {
         const char *v = json_string_value(json_object_get(o, k));
         return v && *v ? v : def;
@@ -257,7 +282,6 @@ int coordctl_instances_main(int argc, char **argv, const struct coordctl_globals
         };
         const char *service = NULL, *state = NULL;
         _cleanup_free_ char *path = NULL, *body = NULL;
-        long status;
         int c, r;
 
         optind = 1;
@@ -285,15 +309,9 @@ int coordctl_instances_main(int argc, char **argv, const struct coordctl_globals
                              state ? "state=" : "", state ? state : "");
         if (!path)
                 return EXIT_FAILED;
-        r = coordctl_http(g, "GET", path, NULL, NULL, &status, &body);
-        if (r < 0)
-                return EXIT_UNAVAILABLE;
-        if (status != 200)
-                return coordctl_http_failure("instances", status, body);
-        if (g->output == OUTPUT_JSON) {
-                print_json(body);
-                return EXIT_OK;
-        }
+        r = api_request(g, "instances", "GET", path, NULL, NULL, &body);
+        if (!body)
+                return r;
         _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
         json_t *arr = json_object_get(j, "instances");
         if (!json_is_array(arr)) {
@@ -328,45 +346,54 @@ static void config_help(void) {
                "      --if-match VERSION refuses (exit 1) when the current version differs.\n");
 }
 
-static int config_get(int argc, char **argv, const struct coordctl_globals *g) {
-        static const struct option opts[] = {
-                { "reveal", no_argument, NULL, 'r' },
+/* Sentinel of config_args(): the arguments are fine, go on. */
+#define ARGS_OK (-1)
+
+/* The arguments of coordctl WHAT (config get or set): --help, one option named OPT (*ret_opt is set to
+ * its argument, or to "" where it takes none), then nargs arguments (EXPECTED names them), the first a
+ * service name. Returns ARGS_OK, or the exit code. */
+static int config_args(int argc, char **argv, const char *what, const char *opt, int has_arg, const char **ret_opt,
+                       int nargs, const char *expected) {
+        const struct option opts[] = {
+                { opt, has_arg, NULL, 'o' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        bool reveal = false;
-        _cleanup_free_ char *path = NULL, *body = NULL;
-        long status;
-        int c, r;
+        int c;
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
                 switch (c) {
-                case 'r': reveal = true; break;
+                case 'o': *ret_opt = optarg ? optarg : ""; break;
                 case 'h': config_help(); return EXIT_OK;
                 default: return EXIT_USAGE;
                 }
-        if (argc - optind != 1) {
-                fprintf(stderr, "coordctl config get: expected SERVICE\n");
+        if (argc - optind != nargs) {
+                fprintf(stderr, "coordctl %s: expected %s\n", what, expected);
                 return EXIT_USAGE;
         }
+        if (!name_is_valid(argv[optind])) {
+                fprintf(stderr, "coordctl %s: '%s' is not a valid service name\n", what, argv[optind]);
+                return EXIT_USAGE;
+        }
+        return ARGS_OK;
+}
+
+static int config_get(int argc, char **argv, const struct coordctl_globals *g) {
+        const char *reveal = NULL;
+        _cleanup_free_ char *path = NULL, *body = NULL;
+        int r;
+
+        r = config_args(argc, argv, "config get", "reveal", no_argument, &reveal, 1, "SERVICE");
+        if (r != ARGS_OK)
+                return r;
         const char *service = argv[optind];
-        if (!name_is_valid(service)) {
-                fprintf(stderr, "coordctl config get: '%s' is not a valid service name\n", service);
-                return EXIT_USAGE;
-        }
         path = strdup_printf("/v1/config/%s%s", service, reveal ? "?reveal=true" : "");
         if (!path)
                 return EXIT_FAILED;
-        r = coordctl_http(g, "GET", path, NULL, NULL, &status, &body);
-        if (r < 0)
-                return EXIT_UNAVAILABLE;
-        if (status != 200)
-                return coordctl_http_failure("config get", status, body);
-        if (g->output == OUTPUT_JSON) {
-                print_json(body);
-                return EXIT_OK;
-        }
+        r = api_request(g, "config get", "GET", path, NULL, NULL, &body);
+        if (!body)
+                return r;
         _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
         if (!j) {
                 fprintf(stderr, "coordctl config get: unexpected answer from coordinatord\n");
@@ -382,63 +409,27 @@ static int config_get(int argc, char **argv, const struct coordctl_globals *g) {
 }
 
 static int read_input(const char *file, char **ret) {
-        FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "re");
-        char *buf;
+        _cleanup_close_ int fd = -1;
         size_t n;
 
-        if (!f)
-                return -errno;
-        buf = malloc(CONFIG_FILE_MAX + 2);
-        if (!buf) {
-                if (f != stdin)
-                        fclose(f);
-                return -ENOMEM;
+        if (strcmp(file, "-") != 0) {
+                fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return -errno;
         }
-        n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
-        bool err = ferror(f);
-        if (f != stdin)
-                fclose(f);
-        if (err) {
-                free(buf);
-                return -EIO;
-        }
-        if (n > CONFIG_FILE_MAX) {
-                free(buf);
-                return -EFBIG;
-        }
-        buf[n] = '\0';
-        *ret = buf;
-        return 0;
+        return fileio_read_fd(fd >= 0 ? fd : STDIN_FILENO, CONFIG_FILE_MAX, 0, ret, &n);
 }
 
 static int config_set(int argc, char **argv, const struct coordctl_globals *g) {
-        static const struct option opts[] = {
-                { "if-match", required_argument, NULL, 'm' },
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
         const char *if_match = NULL;
         _cleanup_free_ char *input = NULL, *req = NULL, *body = NULL, *path = NULL, *hdr = NULL;
         json_error_t jerr;
-        long status;
-        int c, r;
+        int r;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
-                switch (c) {
-                case 'm': if_match = optarg; break;
-                case 'h': config_help(); return EXIT_OK;
-                default: return EXIT_USAGE;
-                }
-        if (argc - optind != 2) {
-                fprintf(stderr, "coordctl config set: expected SERVICE FILE|-\n");
-                return EXIT_USAGE;
-        }
+        r = config_args(argc, argv, "config set", "if-match", required_argument, &if_match, 2, "SERVICE FILE|-");
+        if (r != ARGS_OK)
+                return r;
         const char *service = argv[optind], *file = argv[optind + 1];
-        if (!name_is_valid(service)) {
-                fprintf(stderr, "coordctl config set: '%s' is not a valid service name\n", service);
-                return EXIT_USAGE;
-        }
         uint64_t v;
         if (if_match && parse_uint64(if_match, &v) < 0) {
                 fprintf(stderr, "coordctl config set: --if-match: '%s' is not a version number\n", if_match);
@@ -471,15 +462,9 @@ static int config_set(int argc, char **argv, const struct coordctl_globals *g) {
         if (!req || !path || (if_match && !hdr))
                 return EXIT_FAILED;
         const char *headers[] = { hdr, NULL };
-        r = coordctl_http(g, "PUT", path, req, hdr ? headers : NULL, &status, &body);
-        if (r < 0)
-                return EXIT_UNAVAILABLE;
-        if (status != 200)
-                return coordctl_http_failure("config set", status, body);
-        if (g->output == OUTPUT_JSON) {
-                print_json(body);
-                return EXIT_OK;
-        }
+        r = api_request(g, "config set", "PUT", path, req, hdr ? headers : NULL, &body);
+        if (!body)
+                return r;
         _cleanup_json_ json_t *j = json_loads(body, 0, NULL);
         printf("%s: config version %lld stored\n", service,
                (long long) json_integer_value(json_object_get(j, "version")));

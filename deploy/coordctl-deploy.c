@@ -25,11 +25,12 @@
 #include <jansson.h>
 
 #include "backoff.h"
-#include "cleanup.h"
 #include "coordctl.h"
 #include "deploy-view.h"
 #include "duration.h"
 #include "exitcode.h"
+#include "jsonutil.h"
+#include "parse-util.h"
 #include "sse.h"
 #include "strutil.h"
 

@@ -19,13 +19,15 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
-#include "cleanup.h"
 #include "coordctl-doctor.h"
 #include "coordctl.h"
 #include "deploy-view.h"
 #include "duration.h"
 #include "exitcode.h"
+#include "fileio.h"
+#include "jsonutil.h"
 #include "keys.h"
+#include "parse-util.h"
 #include "redis.h"
 #include "redis_url.h"
 #include "secret.h"
@@ -373,7 +375,7 @@ enum doctor_status doctor_check_eviction(const char *policy, int64_t maxmemory, 
 /* ---- 4. namespaces ---- */
 
 int doctor_classify_key(const char *key, char *ns, size_t nslen) {
-        static const char prefix[] = "coord:{", lock[] = ":lock:leader";
+        static const char prefix[] = "coord:{", lock[] = ":lock:" LOCK_NAME_LEADER;
         const char *in, *close, *rest;
         size_t inner, nl;
         int kind;
@@ -1142,7 +1144,7 @@ static int load_config(const char *path, struct loaded_config *ret) {
                 fprintf(stderr, "coordctl doctor: --config %s: %s\n", path, strerror(errno));
                 return -errno;
         }
-        r = read_file_string(path, DOCTOR_CONFIG_BYTES, false, &text);
+        r = fileio_read_string(path, DOCTOR_CONFIG_BYTES, false, &text);
         if (r < 0) {
                 fprintf(stderr, "coordctl doctor: --config %s: %s\n", path,
                         r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
@@ -1300,9 +1302,10 @@ static void check_redis_version(struct doctor_report *rep, redisContext *c, cons
         if (!version) {
                 /* LMOVE on a key that does not exist changes nothing; Redis < 6.2 does not know it. */
                 _cleanup_reply_ redisReply *lm = NULL;
+                _cleanup_free_ char *probe = key_lmove_probe("doctor");
                 char lerr[256] = "";
-                int r = redis_command(c, &lm, lerr, sizeof lerr,
-                                      "LMOVE coord:{doctor}:lmove-probe coord:{doctor}:lmove-probe LEFT LEFT");
+                int r = probe ? redis_command(c, &lm, lerr, sizeof lerr, "LMOVE %s %s LEFT LEFT", probe, probe)
+                              : -ENOMEM;
                 lmove = r == 0 ? 1 : strstr(lerr, "unknown command") ? 0 : -1;
         }
         (void) doctor_report_add(rep, "redis-version", doctor_check_version(version, lmove, msg, sizeof msg), msg);
@@ -1435,8 +1438,9 @@ static void scan_namespaces(struct redis_facts *f, redisContext *c) {
  * ZRANGE reply of its instance ids (the most recent DOCTOR_NS_INSTANCES_MAX),
  * NULL when they could not be read.  0 or -ENOMEM. */
 static int read_namespace(redisContext *c, struct ns_fact *n, redisReply **ret_ids) {
-        _cleanup_free_ char *kl = key_lock(n->name, "leader"), *kf = key_lock_fence(n->name, "leader"),
-                            *kh = key_lock_holder(n->name, "leader"), *ki = key_instances(n->name);
+        _cleanup_free_ char *kl = key_lock(n->name, LOCK_NAME_LEADER),
+                            *kf = key_lock_fence(n->name, LOCK_NAME_LEADER),
+                            *kh = key_lock_holder(n->name, LOCK_NAME_LEADER), *ki = key_instances(n->name);
         _cleanup_reply_ redisReply *rl = NULL, *rf = NULL, *rh = NULL, *rz = NULL;
         char err[512];
 
@@ -1990,7 +1994,7 @@ static int pick_redis(const struct doctor_args *a, const struct loaded_config *c
                         }
                 for (size_t i = 0; i < n && !*ret; i++)
                         if (cfgs[i].cfg.redis_file &&
-                            read_file_string(cfgs[i].cfg.redis_file, DOCTOR_SECRET_BYTES, true, ret) == 0)
+                            fileio_read_string(cfgs[i].cfg.redis_file, DOCTOR_SECRET_BYTES, true, ret) == 0)
                                 *ret_source = strdup_printf("redis_file of %s", cfgs[i].path);
                 if (!*ret) {
                         *ret_source = NULL;

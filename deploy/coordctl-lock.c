@@ -22,15 +22,16 @@
 
 #include <systemd/sd-event.h>
 
-#include "cleanup.h"
 #include "coordctl-lock.h"
 #include "coordctl.h"
 #include "duration.h"
 #include "exitcode.h"
 #include "lock.h"
 #include "log.h"
+#include "macro.h"
 #include "redis_url.h"
 #include "strutil.h"
+#include "strv.h"
 #include "tls.h"
 
 #define LOST_GRACE_USEC (5 * USEC_PER_SEC)
@@ -208,7 +209,7 @@ int coordctl_lock_args_parse(int argc, char **argv, struct coordctl_lock_args *r
 /* ---- running ---- */
 
 struct coordctl_lock_run {
-        lock *lock;
+        struct lock *lock;
         const char *name;
         const char *command;
         pid_t pid;
@@ -221,7 +222,7 @@ struct coordctl_lock_run {
         sd_event_source *grace;
 };
 
-static void on_lost(lock *l, void *userdata) {
+static void on_lost(struct lock *l, void *userdata) {
         int *fd = userdata;
         uint64_t one = 1;
 
@@ -302,44 +303,23 @@ static int on_lost_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-/* environ without any COORD_FENCING_TOKEN/COORD_LOCK_NAME, plus ours. */
+/* A copy of environ without any COORD_FENCING_TOKEN/COORD_LOCK_NAME, plus ours;
+ * freed with strv_free().  NULL on allocation failure. */
 static char **child_env(uint64_t fence, const char *name) {
-        size_t n = 0, k = 0;
-        char **env;
+        _cleanup_(strv_freep) char **env = NULL;
+        size_t n = strv_length(environ), k = 0;
 
-        while (environ && environ[n])
-                n++;
-        env = calloc(n + 3, sizeof(char *));
+        env = calloc(n + 3, sizeof(char *)); /* zeroed: NULL-terminated at every step */
         if (!env)
                 return NULL;
         for (size_t i = 0; i < n; i++)
                 if (strncmp(environ[i], "COORD_FENCING_TOKEN=", 20) != 0 &&
-                    strncmp(environ[i], "COORD_LOCK_NAME=", 16) != 0)
-                        env[k++] = environ[i];
-        env[k++] = strdup_printf("COORD_FENCING_TOKEN=%llu", (unsigned long long) fence);
-        env[k++] = strdup_printf("COORD_LOCK_NAME=%s", name);
-        if (!env[k - 1] || !env[k - 2]) {
-                free(env[k - 1]);
-                free(env[k - 2]);
-                free(env);
+                    strncmp(environ[i], "COORD_LOCK_NAME=", 16) != 0 && !(env[k++] = strdup(environ[i])))
+                        return NULL;
+        if (!(env[k++] = strdup_printf("COORD_FENCING_TOKEN=%llu", (unsigned long long) fence)) ||
+            !(env[k] = strdup_printf("COORD_LOCK_NAME=%s", name)))
                 return NULL;
-        }
-        return env;
-}
-
-static void child_env_free(char **env) {
-        size_t n = 0;
-
-        if (!env)
-                return;
-        while (env[n])
-                n++;
-        /* Only the two we added are ours: they are the last two. */
-        if (n >= 2) {
-                free(env[n - 1]);
-                free(env[n - 2]);
-        }
-        free(env);
+        return TAKE_PTR(env);
 }
 
 /* fork + exec COMMAND in a new process group; exec errors come back over a
@@ -490,10 +470,10 @@ static int lock_target(const struct coordctl_lock_args *a, struct redis_url **re
 /* Take the lock, waiting as a says.  Signals keep their default action while we wait:
  * nothing is held yet.  0 with *ret, or lock_acquire()'s -errno (message printed). */
 static int lock_take(const struct redis_url *url, const struct coordctl_lock_args *a,
-                     const struct lock_options *opts, lock **ret) {
+                     const struct lock_options *opts, struct lock **ret) {
         _cleanup_free_ char *masked = NULL;
         char err[512] = "", d[DURATION_MAX];
-        lock *l = NULL;
+        struct lock *l = NULL;
         int r;
 
         r = lock_acquire(url, a->name, opts, &l, err, sizeof err);
@@ -597,7 +577,7 @@ static int run_finish(struct coordctl_lock_run *run) {
 
 /* Run a's COMMAND while holding l; the exit status (CONTRACT.md: COMMAND's own, 1 when the
  * lock was lost or the keeper could not start, 126/127 when COMMAND cannot be run). */
-static int run_command(const struct coordctl_lock_args *a, lock *l) {
+static int run_command(const struct coordctl_lock_args *a, struct lock *l) {
         struct coordctl_lock_run run = { .lock = l, .name = a->name, .command = a->command[0], .lost_fd = -1,
                                          .guard = -1, .guard_fd = -1 };
         _cleanup_close_ int lost_fd = -1;
@@ -620,7 +600,7 @@ static int run_command(const struct coordctl_lock_args *a, lock *l) {
                 return EXIT_FAILED;
         }
         r = spawn(a->command, envp, &orig, &run.pid);
-        child_env_free(envp);
+        strv_free(envp);
         if (r < 0) {
                 fprintf(stderr, "coordctl lock: cannot run '%s': %s\n", run.command, strerror(-r));
                 (void) lock_release(l);
@@ -636,7 +616,7 @@ static int run_command(const struct coordctl_lock_args *a, lock *l) {
 
 int coordctl_lock_main(int argc, char **argv, const struct coordctl_globals *g) {
         _cleanup_(redis_url_freep) struct redis_url *url = NULL;
-        _cleanup_(lock_freep) lock *l = NULL;
+        _cleanup_(lock_freep) struct lock *l = NULL;
         struct coordctl_lock_args a;
         struct lock_options opts;
         char err[512] = "";

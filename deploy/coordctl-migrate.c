@@ -8,14 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "coordctl.h"
 #include "duration.h"
 #include "exitcode.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "log.h"
 #include "migrations/flyway.h"
 #include "migrations/migrate.h"
+#include "parse-util.h"
 #include "redis_url.h"
 #include "strutil.h"
 #include "tls.h"

@@ -8,9 +8,16 @@
 
 #include "coordctl.h"
 #include "exitcode.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "strutil.h"
+
+static const char *const coordctl_output_table[_OUTPUT_MAX] = {
+        [OUTPUT_TEXT] = "text",
+        [OUTPUT_JSON] = "json",
+};
+DEFINE_PRIVATE_STRING_TABLE_LOOKUP(coordctl_output, enum coordctl_output, _OUTPUT_MAX)
 
 static void help(void) {
         printf("Usage: coordctl [GLOBAL FLAGS] COMMAND [ARGS...]\n"
@@ -133,10 +140,9 @@ int main(int argc, char **argv) {
         }
 
         if (output) {
-                if (strcmp(output, "text") == 0)
-                        g.output = OUTPUT_TEXT;
-                else if (strcmp(output, "json") == 0)
-                        g.output = OUTPUT_JSON;
+                int o = coordctl_output_from_string(output);
+                if (o >= 0)
+                        g.output = (enum coordctl_output) o;
                 else {
                         fprintf(stderr, "coordctl: --output: '%s' is not one of text, json\n", output);
                         free(rest);
@@ -149,7 +155,7 @@ int main(int argc, char **argv) {
         else if ((v = getenv("COORD_TOKEN")) && *v)
                 g.token = strdup(v);
         else if ((v = getenv("COORD_TOKEN_FILE")) && *v) {
-                r = read_file_string(v, 4096, true, &g.token);
+                r = fileio_read_string(v, 4096, true, &g.token);
                 if (r < 0) {
                         fprintf(stderr, "coordctl: COORD_TOKEN_FILE=%s: %s\n", v, strerror(-r));
                         free(rest);

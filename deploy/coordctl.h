@@ -7,6 +7,7 @@
 enum coordctl_output {
         OUTPUT_TEXT,
         OUTPUT_JSON,
+        _OUTPUT_MAX,
 };
 
 struct coordctl_globals {

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "deploy-view.h"
 #include "duration.h"
+#include "macro.h"
 
 #define ID_COLUMN_MAX 32
 #define STEP_COLUMN 9 /* strlen("verifying") */
@@ -161,29 +161,33 @@ static void emit_line(struct sbuf *out, struct sbuf *line, const struct deploy_v
         (*n_lines)++;
 }
 
-static const char *const terminal_states[] = { "succeeded", "failed", "reverted", "cancelled" };
-static const char *const active_steps[] = { "draining", "updating", "verifying" };
-static const char *const finished_steps[] = { "done", "failed", "reverted" };
+static const char *const deploy_event_type_table[_DEPLOY_EVENT_TYPE_MAX] = {
+        [DEPLOY_EVENT_STATE] = "state",
+        [DEPLOY_EVENT_INSTANCE] = "instance",
+        [DEPLOY_EVENT_MIGRATION] = "migration",
+};
+DEFINE_STRING_TABLE_LOOKUP(deploy_event_type, enum deploy_event_type, _DEPLOY_EVENT_TYPE_MAX)
 
-static bool in_table(const char *s, const char *const *table, size_t n) {
-        if (!s)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(s, table[i]) == 0)
-                        return true;
-        return false;
-}
+/* Sets of the server's state names (not enum maps: the names come from the
+ * server, and only membership matters); NULL is in none. */
+#define IN_SET(s, set) (string_table_lookup((set), (int) ELEMENTSOF(set), (s)) >= 0)
 
 bool deploy_state_is_terminal(const char *state) {
-        return in_table(state, terminal_states, ELEMENTSOF(terminal_states));
+        static const char *const terminal_states[] = { "succeeded", "failed", "reverted", "cancelled" };
+
+        return IN_SET(state, terminal_states);
 }
 
 bool deploy_step_is_active(const char *state) {
-        return in_table(state, active_steps, ELEMENTSOF(active_steps));
+        static const char *const active_steps[] = { "draining", "updating", "verifying" };
+
+        return IN_SET(state, active_steps);
 }
 
 static bool step_is_finished(const char *state) {
-        return in_table(state, finished_steps, ELEMENTSOF(finished_steps));
+        static const char *const finished_steps[] = { "done", "failed", "reverted" };
+
+        return IN_SET(state, finished_steps);
 }
 
 /* Howard Hinnant's days_from_civil: days since 1970-01-01 of a proleptic Gregorian date. */
@@ -572,12 +576,19 @@ int deploy_view_apply(struct deploy_view *v, json_t *ev, uint64_t now_usec) {
         if (!v->id && jstr(ev, "deployment") && set_str(&v->id, jstr(ev, "deployment")) < 0)
                 return -ENOMEM;
         progress_load(&v->progress, json_object_get(ev, "progress"));
-        if (strcmp(type, "state") == 0)
+        switch (deploy_event_type_from_string(type)) {
+        case DEPLOY_EVENT_STATE:
                 r = apply_state(v, ev, ts);
-        else if (strcmp(type, "instance") == 0)
+                break;
+        case DEPLOY_EVENT_INSTANCE:
                 r = apply_instance(v, ev, ts);
-        else if (strcmp(type, "migration") == 0)
+                break;
+        case DEPLOY_EVENT_MIGRATION:
                 r = apply_migration(v, ev);
+                break;
+        default:
+                break;
+        }
         if (r < 0)
                 return r;
         json_decref(v->last_event);
@@ -661,17 +672,25 @@ static void describe(struct sbuf *b, json_t *ev, bool utf8) {
         const char *type = jstr(ev, "type");
         int64_t code = 0;
 
-        if (!type)
+        bool has;
+
+        if (!type) {
                 sbuf_puts(b, "event");
-        else if (strcmp(type, "instance") == 0)
+                return;
+        }
+        switch (deploy_event_type_from_string(type)) {
+        case DEPLOY_EVENT_INSTANCE:
                 describe_instance(b, ev, glyphs(utf8));
-        else if (strcmp(type, "state") == 0)
+                break;
+        case DEPLOY_EVENT_STATE:
                 describe_state(b, ev);
-        else if (strcmp(type, "migration") == 0) {
-                bool has = jint(ev, "exit_code", &code);
+                break;
+        case DEPLOY_EVENT_MIGRATION:
+                has = jint(ev, "exit_code", &code);
                 describe_migration(b, true, jstr(ev, "phase"), jstr(ev, "state"), jstr(ev, "instance"), has, code,
                                    jtext(ev, "error"));
-        } else {
+                break;
+        default:
                 sbuf_put_clean(b, type);
                 sbuf_puts(b, " event");
         }

@@ -59,6 +59,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct deploy_view *, deploy_view_free)
  * now_usec is the local realtime clock when d arrived.  0, -EINVAL when d is
  * not an object with an "id", -ENOMEM. */
 int deploy_view_load(struct deploy_view *v, json_t *d, uint64_t now_usec);
+/* The event types deploy_view_apply() and deploy_event_describe() know (the
+ * "type" of an event's data object); -EINVAL, NULL otherwise. */
+enum deploy_event_type {
+        DEPLOY_EVENT_STATE,
+        DEPLOY_EVENT_INSTANCE,
+        DEPLOY_EVENT_MIGRATION,
+        _DEPLOY_EVENT_TYPE_MAX,
+};
+const char *deploy_event_type_to_string(enum deploy_event_type t);
+int deploy_event_type_from_string(const char *s);
+
 /* Apply one event's data object (borrowed): "state", "instance" and
  * "migration" events; other types only update progress and the message.
  * 0, -EINVAL when ev is not an object with a "type", -ENOMEM. */

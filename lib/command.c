@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "command.h"
 #include "duration.h"
+#include "jsonutil.h"
 #include "keys.h"
 #include "redis.h"
 #include "strutil.h"
@@ -29,7 +29,7 @@ const char command_result_read_script[] =
         "if #ARGV == 0 then return redis.call('HGETALL', k) end\n"
         "return redis.call('HMGET', k, unpack(ARGV))\n";
 
-static const char *const type_names[_COMMAND_TYPE_MAX] = {
+static const char *const command_type_table[_COMMAND_TYPE_MAX] = {
         [COMMAND_DRAIN] = "drain",
         [COMMAND_UNDRAIN] = "undrain",
         [COMMAND_DEPLOY] = "deploy",
@@ -37,19 +37,7 @@ static const char *const type_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_RESTART] = "restart",
         [COMMAND_APPLY_CONFIG] = "apply-config",
 };
-
-const char *command_type_to_string(enum command_type t) {
-        return t >= 0 && t < _COMMAND_TYPE_MAX ? type_names[t] : NULL;
-}
-
-int command_type_from_string(const char *s) {
-        if (!s)
-                return -EINVAL;
-        for (int i = 0; i < _COMMAND_TYPE_MAX; i++)
-                if (strcmp(s, type_names[i]) == 0)
-                        return i;
-        return -EINVAL;
-}
+DEFINE_STRING_TABLE_LOOKUP(command_type, enum command_type, _COMMAND_TYPE_MAX)
 
 bool command_type_needs_version(enum command_type t) {
         return t == COMMAND_DEPLOY || t == COMMAND_MIGRATE || t == COMMAND_APPLY_CONFIG;

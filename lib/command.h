@@ -49,8 +49,8 @@ struct command {
 
 #define COMMAND_JSON_MAX (16 * 1024)
 
+/* NULL when out of range; -EINVAL when unknown. */
 const char *command_type_to_string(enum command_type t);
-/* -EINVAL when unknown. */
 int command_type_from_string(const char *s);
 bool command_type_needs_version(enum command_type t);
 /* Versions are checked with version_is_valid() (strutil.h). */

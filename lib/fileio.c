@@ -1,9 +1,11 @@
 /* See fileio.h. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -122,5 +124,99 @@ int fileio_mkdir_p(const char *path, mode_t mode) {
         }
         if (mkdir(p, mode) < 0 && errno != EEXIST)
                 return -errno;
+        return 0;
+}
+
+/* Read into buf[*n..cap) until end of file or until cap is full. */
+static int read_into(int fd, char *buf, size_t cap, size_t *n) {
+        while (*n < cap) {
+                ssize_t k = read(fd, buf + *n, cap - *n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return 0;
+                *n += (size_t) k;
+        }
+        return 0;
+}
+
+static int take_buffer(char *buf, size_t n, char **ret, size_t *ret_len) {
+        buf[n] = '\0';
+        *ret = buf;
+        *ret_len = n;
+        return 0;
+}
+
+int fileio_read_fd(int fd, size_t max, unsigned flags, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        char small[16384];
+        size_t want = MIN(sizeof(small), max + 1), n, cap;
+        struct stat st;
+        ssize_t k;
+        int r;
+
+        assert(fd >= 0 && ret && ret_len);
+        do
+                k = read(fd, small, want);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        n = (size_t) k;
+        if (n > max)
+                return -EFBIG;
+        if (n == 0 || ((flags & FILEIO_READ_REGULAR) && n < want)) {
+                buf = malloc(n + 1);
+                if (!buf)
+                        return -ENOMEM;
+                memcpy(buf, small, n);
+                return take_buffer(TAKE_PTR(buf), n, ret, ret_len);
+        }
+        /* A regular file's size is the first guess, a pipe grows by doubling; at
+         * most one byte more than the limit is asked for, so more is detected. */
+        cap = n * 2;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size >= n)
+                cap = (uint64_t) st.st_size < max ? (size_t) st.st_size + 1 : max + 1;
+        cap = MIN(cap, max + 1);
+        buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, small, n);
+        for (;;) {
+                r = read_into(fd, buf, cap, &n);
+                if (r < 0)
+                        return r;
+                if (n > max)
+                        return -EFBIG;
+                if (n < cap)
+                        return take_buffer(TAKE_PTR(buf), n, ret, ret_len);
+                /* Full below the limit: grow (a pipe, or a file that grew since fstat()). */
+                size_t ncap = MIN(cap * 2, max + 1);
+                char *nb = realloc(buf, ncap + 1);
+                if (!nb)
+                        return -ENOMEM;
+                buf = nb;
+                cap = ncap;
+        }
+}
+
+int fileio_read_string(const char *path, size_t max, bool strip_newline, char **ret) {
+        _cleanup_close_ int fd = -1;
+        char *buf;
+        size_t n;
+        int r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        r = fileio_read_fd(fd, max, 0, &buf, &n);
+        if (r < 0)
+                return r;
+        if (strip_newline)
+                while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+                        buf[--n] = '\0';
+        *ret = buf;
         return 0;
 }

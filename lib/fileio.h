@@ -1,5 +1,6 @@
-/* Atomic file replacement: temporary file in the same directory, fsync,
- * rename over the target, fsync of the directory. */
+/* Files whole: reading one into memory with a size limit, and atomic
+ * replacement (temporary file in the same directory, fsync, rename over the
+ * target, fsync of the directory). */
 #pragma once
 
 #include <stdbool.h>
@@ -17,3 +18,15 @@ int fileio_restore_prev(const char *path);
 int fileio_drop_prev(const char *path);
 /* mkdir -p with mode for missing components.  0 or -errno. */
 int fileio_mkdir_p(const char *path, mode_t mode);
+
+/* Read fd to its end into a NUL-terminated buffer: *ret (the caller frees it)
+ * and *ret_len (without the NUL), both written only on success.  More than max
+ * bytes: -EFBIG (the rest is not read).  With FILEIO_READ_REGULAR the caller
+ * vouches that fd is a regular file, so a short first read is its end: a small
+ * file costs one read(), no fstat().  0 or -errno. */
+#define FILEIO_READ_REGULAR 1u
+int fileio_read_fd(int fd, size_t max, unsigned flags, char **ret, size_t *ret_len);
+/* Open path and read it whole (<= max bytes) as a string; trailing newlines
+ * (and CRs) stripped when strip_newline.  *ret written only on success.
+ * -EFBIG when larger, -errno otherwise. */
+int fileio_read_string(const char *path, size_t max, bool strip_newline, char **ret);

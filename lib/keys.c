@@ -1,5 +1,6 @@
 /* See keys.h. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "keys.h"
 #include "strutil.h"
@@ -96,11 +97,19 @@ char *key_migration(const char *ns, const char *service) {
         return strdup_printf("coord:{%s}:migration:%s", ns, service);
 }
 
+char *key_lmove_probe(const char *ns) {
+        return strdup_printf("coord:{%s}:lmove-probe", ns);
+}
+
 char *key_namespace_pattern(const char *ns) {
         return strdup_printf("coord:{%s}:*", ns);
 }
+#define KEEPALIVE_PREFIX "coord:keepalive:"
 char *key_keepalive(const char *random) {
-        return strdup_printf("coord:keepalive:%s", random);
+        return strdup_printf(KEEPALIVE_PREFIX "%s", random);
+}
+bool key_is_keepalive(const char *channel) {
+        return strncmp(channel, KEEPALIVE_PREFIX, strlen(KEEPALIVE_PREFIX)) == 0;
 }
 
 const char *namespace_default(void) {

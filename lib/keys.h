@@ -68,6 +68,10 @@
  *   system_identifier/database/schema/coord_schema_history>", one per schema;
  *   its fencing token is also written to PostgreSQL (docs/migrations.md).
  *
+ * Probes (coordctl doctor, NS "doctor"):
+ *   coord:{NS}:lmove-probe               never written: an LMOVE of it onto itself tells
+ *                                        whether Redis knows LMOVE (6.2 or newer)
+ *
  * Connection liveness (redis_client.c, no namespace: one per client):
  *   coord:keepalive:RANDOM               channel: the client's own probe, published on
  *                                        its command connection, received on its
@@ -100,6 +104,8 @@
  * are plain characters to Redis' glob), and a key function called with "*"
  * for a name gives the pattern of all such keys. */
 #pragma once
+
+#include <stdbool.h>
 
 char *key_lock(const char *ns, const char *name);
 char *key_lock_fence(const char *ns, const char *name);
@@ -135,12 +141,15 @@ char *key_idempotency(const char *ns, const char *sha256_hex);
 char *key_deployment_events_channel(const char *ns);
 char *key_deployment_wake(const char *ns);
 char *key_migration(const char *ns, const char *service);
+char *key_lmove_probe(const char *ns);
 
 #define LOCK_NAME_LEADER "leader"
 /* The ACL pattern of every key and channel of namespace ns but its locks: "coord:{NS}:*". */
 char *key_namespace_pattern(const char *ns);
 /* A client's liveness probe channel "coord:keepalive:RANDOM" (redis_client.c). */
 char *key_keepalive(const char *random);
+/* Whether channel is one of those (no client may subscribe to another's probes). */
+bool key_is_keepalive(const char *channel);
 
 /* The namespace from $COORD_NAMESPACE, else "default". */
 const char *namespace_default(void);

@@ -23,11 +23,12 @@
 #include <openssl/evp.h>
 
 #include "backoff.h"
-#include "cleanup.h"
 #include "duration.h"
 #include "keys.h"
 #include "lock.h"
 #include "log.h"
+#include "macro.h"
+#include "parse-util.h"
 #include "redis.h"
 #include "strutil.h"
 
@@ -173,7 +174,7 @@ struct lock {
         pthread_t keeper;
         bool keeper_running;
         int stop_fd;
-        void (*on_lost)(lock *l, void *userdata);
+        void (*on_lost)(struct lock *l, void *userdata);
         void *userdata;
 
         _Atomic uint64_t last_good_usec; /* monotonic time the last good renewal was sent */
@@ -205,19 +206,9 @@ static int connect_bounded(const struct redis_url *url, uint64_t limit_usec, uin
         return redis_connect(&tmp, MIN(cmd_timeout_usec, limit_usec), ret, errbuf, errlen);
 }
 
-static int context_errno(const redisContext *c) {
-        switch (c->err) {
-        case REDIS_ERR_EOF:
-                return -ECONNRESET;
-        case REDIS_ERR_IO:
-                return errno == EAGAIN || errno == EWOULDBLOCK || errno == 0 ? -ETIMEDOUT : -ECONNRESET;
-        case REDIS_ERR_OOM:
-                return -ENOMEM;
-        default:
-                return -EIO;
-        }
-}
-
+/* Worth a reconnect and another try.  Not: -EPROTO (a reply that is not what the
+ * scripts promise, or hiredis' protocol error: reconnecting cures neither),
+ * -ENOLCK (not ours), -ENOMEM, -EINVAL. */
 static bool is_connection_error(int r) {
         return r < 0 && r != -EPROTO && r != -ENOLCK && r != -ENOMEM && r != -EINVAL;
 }
@@ -283,7 +274,7 @@ static int eval_script_clock(redisContext *c, const char *script, const char *sh
                 } else
                         reply = redisCommandArgv(c, argc, argv, NULL);
                 if (!reply) {
-                        int r = context_errno(c);
+                        int r = redis_context_errno(c, errno);
                         errbuf_printf(errbuf, errlen, "Redis: %s", c->errstr[0] ? c->errstr : strerror(-r));
                         return r;
                 }
@@ -310,8 +301,8 @@ static int eval_script(redisContext *c, const char *script, const char *sha, int
         return eval_script_clock(c, script, sha, nkeys, keys, nargs, args, ret, NULL, errbuf, errlen);
 }
 
-static lock *lock_alloc(const struct redis_url *u, const char *ns, const char *name, uint64_t lease_usec) {
-        lock *l = calloc(1, sizeof *l);
+static struct lock *lock_alloc(const struct redis_url *u, const char *ns, const char *name, uint64_t lease_usec) {
+        struct lock *l = calloc(1, sizeof *l);
         char host[128] = "localhost";
 
         if (!l)
@@ -350,7 +341,7 @@ static lock *lock_alloc(const struct redis_url *u, const char *ns, const char *n
 /* One acquisition attempt.  *ret_fence > 0 when taken; else 0 and *ret_pttl_ms
  * is the holder's remaining lease (0 when unknown).  queue_ttl_usec > 0 queues
  * us as a waiter for that long when the lock is held. */
-static int try_acquire(lock *l, uint64_t queue_ttl_usec, struct clock_sample *clk, uint64_t *ret_fence,
+static int try_acquire(struct lock *l, uint64_t queue_ttl_usec, struct clock_sample *clk, uint64_t *ret_fence,
                        uint64_t *ret_pttl_ms, char *errbuf, size_t errlen) {
         _cleanup_reply_ redisReply *reply = NULL;
         char lease_ms[32], ttl_ms[32];
@@ -382,7 +373,7 @@ static int describe_holder(redisContext *c, const char *key, const char *key_hol
 
         pttl = redisCommand(c, "PTTL %s", key);
         if (!pttl)
-                return context_errno(c);
+                return redis_context_errno(c, errno);
         if (pttl->type != REDIS_REPLY_INTEGER)
                 return -EPROTO;
         if (pttl->integer == -2) {
@@ -391,7 +382,7 @@ static int describe_holder(redisContext *c, const char *key, const char *key_hol
         }
         desc = redisCommand(c, "GET %s", key_holder);
         if (!desc)
-                return context_errno(c);
+                return redis_context_errno(c, errno);
         if (pttl->integer >= 0)
                 snprintf(ttl, sizeof ttl, "expires in %lldms", pttl->integer);
         else
@@ -412,7 +403,7 @@ static uint64_t wait_left(uint64_t wait, uint64_t deadline) {
 }
 
 /* The waiter's subscription to the :released channel, connected within limit_usec. */
-static int sub_open(lock *l, uint64_t limit_usec, redisContext **ret) {
+static int sub_open(struct lock *l, uint64_t limit_usec, redisContext **ret) {
         _cleanup_redis_ redisContext *c = NULL;
         _cleanup_reply_ redisReply *reply = NULL;
         char err[256];
@@ -425,12 +416,12 @@ static int sub_open(lock *l, uint64_t limit_usec, redisContext **ret) {
          * (releases by clients that do not queue, and the fallback). */
         reply = redisCommand(c, "SUBSCRIBE %s %s", l->wake_channel, l->channel);
         if (!reply)
-                return context_errno(c);
+                return redis_context_errno(c, errno);
         if (reply->type != REDIS_REPLY_ARRAY)
                 return -EPROTO;
         freeReplyObject(TAKE_PTR(reply));
         if (redisGetReply(c, (void **) &reply) != REDIS_OK || !reply)
-                return context_errno(c);
+                return redis_context_errno(c, errno);
         if (reply->type != REDIS_REPLY_ARRAY)
                 return -EPROTO;
         *ret = TAKE_PTR(c);
@@ -519,7 +510,7 @@ static int sub_wait(redisContext *sub, const char *wake_channel, uint64_t until,
                 if (n == 0)
                         break;
                 if (redisBufferRead(sub) != REDIS_OK)
-                        return context_errno(sub);
+                        return redis_context_errno(sub, errno);
         }
         *ret_wake = wake;
         if (wake == LOCK_WAKE_HANDOFF)
@@ -529,7 +520,7 @@ static int sub_wait(redisContext *sub, const char *wake_channel, uint64_t until,
 
 /* Run the release script for our token (reconnecting once).  The caller has
  * l->c to itself.  0 released, -ENOLCK not ours, -errno. */
-static int release_token(lock *l, char *errbuf, size_t errlen) {
+static int release_token(struct lock *l, char *errbuf, size_t errlen) {
         const char *keys[] = { l->key, l->key_holder, l->key_waiters, l->key_fence };
         const char *args[] = { l->token, l->channel, l->waiter_entry };
         int r = -EIO;
@@ -579,7 +570,7 @@ enum acquire_next {
 };
 
 struct acquire {
-        lock *l;            /* owned until it is handed out */
+        struct lock *l;            /* owned until it is handed out */
         redisContext *sub;  /* subscribed to release notices, or NULL (re-check only) */
         uint64_t wait, recheck, deadline;
         uint64_t last_pttl_usec;   /* the holder's lease left at our last attempt (0: unknown) */
@@ -632,7 +623,7 @@ static int acquire_check(const char *name, const char *ns, const struct lock_opt
  * subscription: before the first attempt, or a release between a failed attempt and the
  * subscription would go unheard. */
 static int acquire_connect(struct acquire *a) {
-        lock *l = a->l;
+        struct lock *l = a->l;
         int r;
 
         r = connect_bounded(l->url, wait_left(a->wait, a->deadline), l->cmd_timeout_usec, &l->c, a->errbuf,
@@ -649,7 +640,7 @@ static int acquire_connect(struct acquire *a) {
 /* Reconnect the command connection an earlier step dropped; while Redis is unreachable,
  * back off and try again until the deadline. */
 static int acquire_reconnect(struct acquire *a) {
-        lock *l = a->l;
+        struct lock *l = a->l;
         int r;
 
         if (l->c)
@@ -683,7 +674,7 @@ static int acquire_resubscribe(struct acquire *a) {
  * what it had left) rather than take the lock from under it. */
 static int acquire_check_data_loss(struct acquire *a) {
         _cleanup_reply_ redisReply *ex = NULL;
-        lock *l = a->l;
+        struct lock *l = a->l;
         uint64_t q;
 
         if (a->check_data_loss && a->seen_held) {
@@ -718,7 +709,7 @@ static int acquire_quarantine(struct acquire *a) {
 /* One attempt on the command connection, queueing us as a waiter while someone listens
  * on our channel. */
 static int acquire_try(struct acquire *a) {
-        lock *l = a->l;
+        struct lock *l = a->l;
         uint64_t fence = 0, pttl_ms = 0, t0 = now_usec();
         int r;
 
@@ -748,7 +739,7 @@ static int acquire_try(struct acquire *a) {
  * that to our clock conservatively (never later than it really was).  Too late (we were
  * stopped?) or without a clock sample: pass it on and keep waiting. */
 static int acquire_handoff(struct acquire *a, const struct lock_handoff *h) {
-        lock *l = a->l;
+        struct lock *l = a->l;
         int64_t granted = -1;
 
         if (a->clk.valid)
@@ -806,7 +797,7 @@ static int acquire_attempt(struct acquire *a) {
 static int acquire_timed_out(struct acquire *a) {
         _cleanup_free_ char *holder = NULL;
         char d[DURATION_MAX];
-        lock *l = a->l;
+        struct lock *l = a->l;
 
         if (l->c && describe_holder(l->c, l->key, l->key_holder, &holder) >= 0 && holder)
                 errbuf_printf(a->errbuf, a->errlen, "timed out after %s waiting for lock %s, held by %s",
@@ -819,7 +810,7 @@ static int acquire_timed_out(struct acquire *a) {
         return -ETIMEDOUT;
 }
 
-int lock_acquire(const struct redis_url *u, const char *name, const struct lock_options *opts, lock **ret,
+int lock_acquire(const struct redis_url *u, const char *name, const struct lock_options *opts, struct lock **ret,
                  char *errbuf, size_t errlen) {
         static const struct lock_options defaults = { 0 };
         _cleanup_(acquire_done) struct acquire a = { .errbuf = errbuf, .errlen = errlen };
@@ -859,18 +850,18 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
         return 0;
 }
 
-uint64_t lock_fence(const lock *l) {
+uint64_t lock_fence(const struct lock *l) {
         assert(l);
         return l->fence;
 }
 
-const char *lock_name(const lock *l) {
+const char *lock_name(const struct lock *l) {
         assert(l);
         return l->name;
 }
 
 /* Renew, with all I/O finished by the monotonic time deadline.  Caller holds l->io. */
-static int renew_locked(lock *l, uint64_t deadline, char *errbuf, size_t errlen) {
+static int renew_locked(struct lock *l, uint64_t deadline, char *errbuf, size_t errlen) {
         char lease_ms[32];
         const char *keys[] = { l->key, l->key_holder };
         const char *args[] = { l->token, lease_ms };
@@ -913,7 +904,7 @@ static int renew_locked(lock *l, uint64_t deadline, char *errbuf, size_t errlen)
         return r;
 }
 
-int lock_renew(lock *l) {
+int lock_renew(struct lock *l) {
         uint64_t t0 = now_usec();
         int r;
 
@@ -926,16 +917,16 @@ int lock_renew(lock *l) {
         return r;
 }
 
-static uint64_t lost_deadline(const lock *l) {
+static uint64_t lost_deadline(const struct lock *l) {
         return atomic_load(&l->last_good_usec) + l->lease_usec - l->lease_usec / 4;
 }
 
-bool lock_is_lost(const lock *l) {
+bool lock_is_lost(const struct lock *l) {
         assert(l);
         return atomic_load(&l->lost) || now_usec() >= lost_deadline(l);
 }
 
-int lock_release(lock *l) {
+int lock_release(struct lock *l) {
         int r;
 
         assert(l);
@@ -951,7 +942,7 @@ int lock_release(lock *l) {
 }
 
 static void *keeper_main(void *p) {
-        lock *l = p;
+        struct lock *l = p;
         uint64_t interval = l->lease_usec / 3, next;
         struct backoff bo;
         bool warned = false;
@@ -1008,7 +999,7 @@ static void *keeper_main(void *p) {
         return NULL;
 }
 
-int lock_keeper_start(lock *l, void (*on_lost)(lock *l, void *userdata), void *userdata) {
+int lock_keeper_start(struct lock *l, void (*on_lost)(struct lock *l, void *userdata), void *userdata) {
         sigset_t all, old;
         int r;
 
@@ -1039,7 +1030,7 @@ int lock_keeper_start(lock *l, void (*on_lost)(lock *l, void *userdata), void *u
         return r;
 }
 
-void lock_keeper_stop(lock *l) {
+void lock_keeper_stop(struct lock *l) {
         uint64_t one = 1;
 
         if (!l)
@@ -1059,7 +1050,7 @@ void lock_keeper_stop(lock *l) {
         pthread_mutex_unlock(&l->keeper_lock);
 }
 
-lock *lock_free(lock *l) {
+struct lock *lock_free(struct lock *l) {
         if (!l)
                 return NULL;
         lock_keeper_stop(l);

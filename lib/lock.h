@@ -25,7 +25,7 @@
 #include "macro.h"
 #include "redis_url.h"
 
-typedef struct lock lock;
+struct lock;
 
 /* hiredis writes with write(): programs using locks should ignore SIGPIPE (the
  * keeper thread blocks it, so its writes to a dead connection just fail). */
@@ -49,34 +49,35 @@ struct lock_options {
  * restarted without its data) waits one lease before trying, so a holder that
  * has not yet noticed is not overlapped.  On success *ret is held with
  * lock_fence() set (untouched on failure).  u, name and ret must not be NULL. */
-int lock_acquire(const struct redis_url *u, const char *name, const struct lock_options *opts, lock **ret,
+int lock_acquire(const struct redis_url *u, const char *name, const struct lock_options *opts, struct lock **ret,
                  char *errbuf, size_t errlen);
 /* The fencing token of this acquisition (> 0). */
-uint64_t lock_fence(const lock *l);
-const char *lock_name(const lock *l);
+uint64_t lock_fence(const struct lock *l);
+const char *lock_name(const struct lock *l);
 /* Extend the lease by lease_usec.  0 renewed; -ENOLCK the lock is no longer ours;
  * other -errno: Redis unreachable (reconnect attempted once).  Thread-safe
  * against the keeper. */
-int lock_renew(lock *l);
+int lock_renew(struct lock *l);
 /* Stop the keeper, then release if still ours (compare-and-set on the token,
  * and publish the wake-up); 0 or -ENOLCK or -errno.  Afterwards the lock
  * counts as lost. */
-int lock_release(lock *l);
+int lock_release(struct lock *l);
 /* Release nothing; close connections, stop the keeper, free.  Accepts NULL. */
-lock *lock_free(lock *l);
-DEFINE_TRIVIAL_CLEANUP_FUNC(lock *, lock_free)
+struct lock *lock_free(struct lock *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct lock *, lock_free)
 
 /* Renew every lease/3 from a background thread.  When a renewal says the lock
  * is gone, or no renewal succeeded within lease - lease/4 of the last good one
  * (so the holder learns before the lease expires on the server), marks the lock
  * lost and calls on_lost once from that thread.  All keeper I/O (reconnects
  * included) is bounded by that deadline.  on_lost must not stop, release or
- * free the lock: wake your own loop instead.  The keeper blocks all signals. */
-int lock_keeper_start(lock *l, void (*on_lost)(lock *l, void *userdata), void *userdata);
-void lock_keeper_stop(lock *l);
+ * free the lock: wake your own loop instead.  The keeper blocks all signals.
+ * userdata is borrowed: it must outlive the keeper (lock_keeper_stop()). */
+int lock_keeper_start(struct lock *l, void (*on_lost)(struct lock *l, void *userdata), void *userdata);
+void lock_keeper_stop(struct lock *l);
 /* True once lost, released, or when lease - lease/4 has passed since the last
  * good renewal (the keeper may not have run yet, e.g. after SIGSTOP). */
-bool lock_is_lost(const lock *l);
+bool lock_is_lost(const struct lock *l);
 
 /* Describe the current holder of NAME ("host pid N, fence F, expires in Xms"),
  * or NULL if free; caller frees.  For "who holds it" messages. */

@@ -70,15 +70,18 @@ int log_get_max_level(void) {
         return max_level;
 }
 
+static const char *const log_level_table[LOG_DEBUG + 1] = {
+        [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "error",
+        [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+};
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(log_level, int, LOG_DEBUG + 1)
+
 int log_level_from_string(const char *s) {
-        static const char *const names[] = {
-                "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
-        };
-        if (!s)
-                return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (strcmp(s, names[i]) == 0)
-                        return (int) i;
+        int r = string_table_lookup(log_level_table, LOG_DEBUG + 1, s);
+
+        if (r >= 0 || !s)
+                return r;
+        /* syslog's short names, and the numbers */
         if (strcmp(s, "err") == 0)
                 return LOG_ERR;
         if (strcmp(s, "warn") == 0)
@@ -157,11 +160,6 @@ char *log_mask_secrets(const char *s) {
         return r;
 }
 
-static const char *level_name(int level) {
-        static const char *const n[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
-        return level >= 0 && level < 8 ? n[level] : "?";
-}
-
 int log_internalv(int level, int error, const char *file, int line, const char *func,
                   const char *const *fields, const char *fmt, va_list ap) {
         char msg[LOG_LINE_MAX];
@@ -217,8 +215,8 @@ int log_internalv(int level, int error, const char *file, int line, const char *
                 clock_gettime(CLOCK_REALTIME, &now);
                 gmtime_r(&now.tv_sec, &tm);
                 strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-                o = (size_t) snprintf(out, sizeof out, "%s.%03ldZ %s[%d]: %s: %s", ts,
-                                      now.tv_nsec / 1000000, ident, (int) getpid(), level_name(level), msg);
+                o = (size_t) snprintf(out, sizeof out, "%s.%03ldZ %s[%d]: %s: %s", ts, now.tv_nsec / 1000000,
+                                      ident, (int) getpid(), log_level_to_string(level) ?: "?", msg);
                 for (size_t i = 0; fields && fields[i] && o < sizeof out - 2; i++) {
                         const char *eq = strchr(fields[i], '=');
                         char key[64];

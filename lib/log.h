@@ -16,7 +16,10 @@
 void log_open(const char *ident);
 void log_set_max_level(int level);
 int log_get_max_level(void);
-/* "error", "warning", "notice", "info", "debug" (or a number 0-7); -EINVAL if unknown. */
+/* "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" for
+ * LOG_EMERG..LOG_DEBUG; NULL when out of range. */
+const char *log_level_to_string(int level);
+/* Those names, "err", "warn" or a number 0-7; -EINVAL if unknown. */
 int log_level_from_string(const char *s);
 /* Force the stderr sink even under journald (tests). */
 void log_force_stderr(int yes);

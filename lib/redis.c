@@ -14,9 +14,9 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "cleanup.h"
-#include "macro.h"
 #include "duration.h"
+#include "macro.h"
+#include "parse-util.h"
 #include "redis.h"
 #include "strutil.h"
 #include "tls_pump.h"
@@ -97,8 +97,7 @@ static int step_timeout(const struct redis_url *u, redisContext *c, const char *
         return 0;
 }
 
-/* Map a failed context to -errno.  saved_errno is errno right after the failing call. */
-static int context_errno(const redisContext *c, int saved_errno) {
+int redis_context_errno(const redisContext *c, int saved_errno) {
         if (!c)
                 return -ENOMEM;
         switch (c->err) {
@@ -153,7 +152,7 @@ static int command_internal(const struct redis_url *u, redisContext *c, redisRep
         reply = redisCommandArgv(c, argc, argv, argvlen);
         saved = errno;
         if (!reply) {
-                int r = context_errno(c, saved);
+                int r = redis_context_errno(c, saved);
                 if (r == -ETIMEDOUT)
                         seterr(u, errbuf, errlen, "%s: command timed out", argc > 0 ? argv[0] : "?");
                 else
@@ -193,7 +192,7 @@ int redis_command(redisContext *c, redisReply **ret, char *errbuf, size_t errlen
         saved = errno;
         va_end(ap);
         if (!reply) {
-                int r = context_errno(c, saved);
+                int r = redis_context_errno(c, saved);
                 if (r == -ETIMEDOUT)
                         seterr(NULL, errbuf, errlen, "command timed out");
                 else
@@ -227,7 +226,7 @@ static int open_plain(const struct redis_url *u, const char *host, int port, con
                 return -ENOMEM;
         }
         if (c->err) {
-                r = context_errno(c, saved);
+                r = redis_context_errno(c, saved);
                 if (unix_path)
                         seterr(u, errbuf, errlen, "Failed to connect to Redis at unix:%s: %s", unix_path,
                                r == -ETIMEDOUT ? "connection timed out" : c->errstr);
@@ -291,7 +290,7 @@ static int handshake_command(const struct redis_url *u, redisContext *c, const c
         errno = 0;
         reply = redisCommandArgv(c, argc, argv, NULL);
         if (!reply) {
-                r = context_errno(c, errno);
+                r = redis_context_errno(c, errno);
                 seterr(u, errbuf, errlen, "%s on %s failed: %s%s", label, what,
                        r == -ETIMEDOUT ? "timed out" : c->errstr, plain_text_hint(u, r));
                 return r;

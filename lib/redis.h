@@ -18,7 +18,22 @@
 
 #include <hiredis/hiredis.h>
 
+#include "macro.h"
 #include "redis_url.h"
+
+/* Scope-bound hiredis handles: a reply, a synchronous context. */
+DEFINE_TRIVIAL_CLEANUP_FUNC(redisReply *, freeReplyObject)
+#define _cleanup_reply_ _cleanup_(freeReplyObjectp)
+DEFINE_TRIVIAL_CLEANUP_FUNC(redisContext *, redisFree)
+#define _cleanup_redis_ _cleanup_(redisFreep)
+
+/* The one translation of a failed hiredis context into -errno, for every
+ * module: saved_errno is errno right after the failing call.  -ENOMEM for a
+ * NULL context; -ETIMEDOUT when a socket timeout expired; the socket's errno;
+ * -ECONNRESET at end of stream; -EPROTO for a protocol error (not Redis on the
+ * other end, or a stream out of step); -ECONNREFUSED, -EHOSTUNREACH, -EIO from
+ * the error text otherwise. */
+int redis_context_errno(const redisContext *c, int saved_errno);
 
 /* Connect.  command_timeout_usec 0 means none.  On failure returns -errno
  * (-ECONNREFUSED, -ETIMEDOUT, -EACCES for auth, -EHOSTUNREACH when no sentinel

@@ -44,8 +44,10 @@
 #include <hiredis/async.h>
 
 #include "backoff.h"
+#include "keys.h"
 #include "log.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "redis.h"
 #include "redis_client.h"
 #include "sdevent_redis.h"
@@ -59,7 +61,6 @@
 #define KEEPALIVE_TIMEOUT_USEC (3 * 1000 * 1000ULL)
 #define SENTINEL_TIMEOUT_MS 1000
 #define WATCH_RETRY_USEC (5 * 1000 * 1000ULL)
-#define KEEPALIVE_PREFIX "coord:keepalive:" /* see keys.h; ACL "&coord:*" covers it */
 
 struct subscription {
         struct subscription *next;
@@ -70,7 +71,7 @@ struct subscription {
 };
 
 struct command {
-        redis_client *client;
+        struct redis_client *client;
         redis_client_reply_cb cb;
         void *userdata;
 };
@@ -100,7 +101,7 @@ struct redis_client {
         sd_event_source *keepalive_timer;
         uint64_t keepalive_interval_usec, keepalive_timeout_usec;
         uint64_t last_probe_back;
-        char keepalive_channel[64];
+        char *keepalive_channel; /* key_keepalive(): ACL "&coord:*" covers it */
 
         struct subscription *subs;
         unsigned dispatching;
@@ -116,24 +117,24 @@ struct redis_client {
         char last_error[256];  /* why the last attempt failed */
 
         /* Make before break (redis_client_set_url()). */
-        redis_client *parent;        /* in a candidate: the client it is for (not a reference) */
-        redis_client *candidate;     /* in a parent: the candidate trying a new URL, owned */
+        struct redis_client *parent;        /* in a candidate: the client it is for (not a reference) */
+        struct redis_client *candidate;     /* in a parent: the candidate trying a new URL, owned */
         redis_client_swap_cb swap_cb;
         void *swap_userdata;
-        tls_settings *tls_saved;     /* the TLS settings to put back if the candidate fails */
+        struct tls_settings *tls_saved;     /* the TLS settings to put back if the candidate fails */
         redisAsyncContext *retired;  /* the old command connection, finishing its replies */
         sd_event_source *retire_timer;
 };
 
-static void connection_lost(redis_client *c, const char *why);
-static void start_connect(redis_client *c);
+static void connection_lost(struct redis_client *c, const char *why);
+static void start_connect(struct redis_client *c);
 
-static redis_client *client_ref(redis_client *c) {
+static struct redis_client *client_ref(struct redis_client *c) {
         c->n_ref++;
         return c;
 }
 
-static void subscriptions_free(redis_client *c) {
+static void subscriptions_free(struct redis_client *c) {
         while (c->subs) {
                 struct subscription *s = c->subs;
                 c->subs = s->next;
@@ -142,7 +143,7 @@ static void subscriptions_free(redis_client *c) {
         }
 }
 
-static void client_unref(redis_client *c) {
+static void client_unref(struct redis_client *c) {
         if (!c || --c->n_ref > 0)
                 return;
         c->reconnect_timer = sd_event_source_unref(c->reconnect_timer);
@@ -155,11 +156,12 @@ static void client_unref(redis_client *c) {
         free(c->master_host);
         redis_url_free(c->url);
         free(c->target);
+        free(c->keepalive_channel);
         sd_event_unref(c->event);
         free(c);
 }
 
-static uint64_t now_mono(redis_client *c) {
+static uint64_t now_mono(struct redis_client *c) {
         uint64_t t = 0;
         if (sd_event_now(c->event, CLOCK_MONOTONIC, &t) < 0) {
                 struct timespec ts;
@@ -169,11 +171,11 @@ static uint64_t now_mono(redis_client *c) {
         return t;
 }
 
-static uint64_t connect_timeout_usec(const redis_client *c) {
+static uint64_t connect_timeout_usec(const struct redis_client *c) {
         return (uint64_t) redis_url_connect_timeout_ms(c->url) * 1000;
 }
 
-static bool need_role_check(const redis_client *c) {
+static bool need_role_check(const struct redis_client *c) {
         return c->url->service_name || c->url->n_hosts > 1;
 }
 
@@ -181,7 +183,7 @@ static bool need_role_check(const redis_client *c) {
  * (at once, or when hiredis returns from the reply callback we are inside);
  * the context's reference is dropped by its disconnect callback when it was
  * connected, here otherwise. */
-static void context_abandon(redis_client *c, redisAsyncContext *ac) {
+static void context_abandon(struct redis_client *c, redisAsyncContext *ac) {
         bool was_connected;
 
         if (!ac)
@@ -194,7 +196,7 @@ static void context_abandon(redis_client *c, redisAsyncContext *ac) {
         client_unref(c);
 }
 
-static void teardown(redis_client *c) {
+static void teardown(struct redis_client *c) {
         redisAsyncContext *cmd = c->cmd, *sub = c->sub, *watch = c->watch, *retired = c->retired;
 
         /* Detach first: callbacks of these contexts then see them as foreign. */
@@ -212,7 +214,7 @@ static void teardown(redis_client *c) {
 }
 
 /* The channels a client subscribes: a candidate takes its parent's. */
-static struct subscription *subs_of(redis_client *c) {
+static struct subscription *subs_of(struct redis_client *c) {
         return c->parent ? c->parent->subs : c->subs;
 }
 
@@ -220,7 +222,7 @@ static struct subscription *subs_of(redis_client *c) {
 
 static void command_reply(redisAsyncContext *ac, void *r, void *privdata) {
         struct command *cmd = privdata;
-        redis_client *c = cmd->client;
+        struct redis_client *c = cmd->client;
         redisReply *reply = r;
 
         c->dispatching++;
@@ -238,66 +240,66 @@ static void command_reply(redisAsyncContext *ac, void *r, void *privdata) {
         client_unref(c);
 }
 
-static struct command *command_new(redis_client *c, redis_client_reply_cb cb, void *userdata) {
-        struct command *cmd = malloc(sizeof *cmd);
+/* The pending command of a request about to be sent on the command connection: 0 or -errno. */
+static int command_new(struct redis_client *c, redis_client_reply_cb cb, void *userdata, struct command **ret) {
+        struct command *cmd;
 
+        if (!c->connected || !c->cmd || c->freeing)
+                return -ENOTCONN;
+        cmd = malloc(sizeof *cmd);
         if (!cmd)
-                return NULL;
+                return -ENOMEM;
         cmd->client = client_ref(c);
         cmd->cb = cb;
         cmd->userdata = userdata;
-        return cmd;
+        *ret = cmd;
+        return 0;
 }
 
-static void command_drop(struct command *cmd) {
-        redis_client *c = cmd->client;
+/* hiredis took the request (REDIS_OK), or cmd is dropped: 0 or -ENOTCONN. */
+static int command_sent(struct command *cmd, int redis_r) {
+        struct redis_client *c = cmd->client;
+
+        if (redis_r == REDIS_OK)
+                return 0;
         free(cmd);
         client_unref(c);
+        return -ENOTCONN;
 }
 
-int redis_client_command(redis_client *c, redis_client_reply_cb cb, void *userdata, const char *fmt, ...) {
+int redis_client_command(struct redis_client *c, redis_client_reply_cb cb, void *userdata, const char *fmt, ...) {
         struct command *cmd;
         va_list ap;
         int r;
 
         if (!c || !fmt)
                 return -EINVAL;
-        if (!c->connected || !c->cmd || c->freeing)
-                return -ENOTCONN;
-        cmd = command_new(c, cb, userdata);
-        if (!cmd)
-                return -ENOMEM;
+        r = command_new(c, cb, userdata, &cmd);
+        if (r < 0)
+                return r;
         va_start(ap, fmt);
         r = redisvAsyncCommand(c->cmd, command_reply, cmd, fmt, ap);
         va_end(ap);
-        if (r != REDIS_OK) {
-                command_drop(cmd);
-                return -ENOTCONN;
-        }
-        return 0;
+        return command_sent(cmd, r);
 }
 
-int redis_client_commandargv(redis_client *c, redis_client_reply_cb cb, void *userdata, int argc, const char **argv,
+int redis_client_commandargv(struct redis_client *c, redis_client_reply_cb cb, void *userdata, int argc,
+                             const char **argv,
                              const size_t *argvlen) {
         struct command *cmd;
+        int r;
 
         if (!c || argc <= 0 || !argv)
                 return -EINVAL;
-        if (!c->connected || !c->cmd || c->freeing)
-                return -ENOTCONN;
-        cmd = command_new(c, cb, userdata);
-        if (!cmd)
-                return -ENOMEM;
-        if (redisAsyncCommandArgv(c->cmd, command_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
-                command_drop(cmd);
-                return -ENOTCONN;
-        }
-        return 0;
+        r = command_new(c, cb, userdata, &cmd);
+        if (r < 0)
+                return r;
+        return command_sent(cmd, redisAsyncCommandArgv(c->cmd, command_reply, cmd, argc, argv, argvlen));
 }
 
 /* ---- state ---------------------------------------------------------------- */
 
-static void notify_state(redis_client *c, bool connected) {
+static void notify_state(struct redis_client *c, bool connected) {
         if (c->on_state && !c->freeing) {
                 client_ref(c);
                 c->dispatching++;
@@ -308,12 +310,12 @@ static void notify_state(redis_client *c, bool connected) {
 }
 
 static int keepalive_fire(sd_event_source *s, uint64_t usec, void *userdata);
-static void watch_start(redis_client *c);
+static void watch_start(struct redis_client *c);
 
-static void candidate_ready(redis_client *n);
+static void candidate_ready(struct redis_client *n);
 
 /* Both connections are up: reset the backoff, start the keepalive probes. */
-static void mark_up(redis_client *c) {
+static void mark_up(struct redis_client *c) {
         backoff_reset(&c->backoff);
         c->attempt = 0;
         c->last_error[0] = '\0';
@@ -324,7 +326,7 @@ static void mark_up(redis_client *c) {
                 (void) sd_event_source_set_description(c->keepalive_timer, "redis-keepalive");
 }
 
-static void check_ready(redis_client *c) {
+static void check_ready(struct redis_client *c) {
         if (!c->cmd_ready || !c->sub_ready || c->connected)
                 return;
         c->handshake_timer = sd_event_source_unref(c->handshake_timer);
@@ -346,7 +348,7 @@ static void check_ready(redis_client *c) {
 }
 
 static int reconnect_fire(sd_event_source *s, uint64_t usec, void *userdata) {
-        redis_client *c = client_ref(userdata);
+        struct redis_client *c = client_ref(userdata);
 
         (void) s;
         (void) usec;
@@ -356,9 +358,9 @@ static int reconnect_fire(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void candidate_retry_or_fail(redis_client *n);
+static void candidate_retry_or_fail(struct redis_client *n);
 
-static void schedule_reconnect(redis_client *c) {
+static void schedule_reconnect(struct redis_client *c) {
         uint64_t delay;
 
         if (c->freeing || c->reconnect_timer)
@@ -377,7 +379,7 @@ static void schedule_reconnect(redis_client *c) {
 
 /* Log attempt failures without flooding: the first, then every 10th.  A
  * plain-text connection the server drops at once may be talking to a TLS port. */
-static void log_attempt_failure(redis_client *c, const char *why) {
+static void log_attempt_failure(struct redis_client *c, const char *why) {
         const char *hint = !c->url->ssl && strstr(why, "closed the connection") ? " (does it need ssl=true?)" : "";
 
         snprintf(c->last_error, sizeof c->last_error, "%s%s", why, hint);
@@ -392,7 +394,7 @@ static void log_attempt_failure(redis_client *c, const char *why) {
                           why, hint);
 }
 
-static void connection_lost(redis_client *c, const char *why) {
+static void connection_lost(struct redis_client *c, const char *why) {
         bool was = c->connected;
 
         client_ref(c);
@@ -419,7 +421,7 @@ static const char *error_text(const char *str) {
         return tls ? tls : str;
 }
 
-static void subscriptions_purge(redis_client *c) {
+static void subscriptions_purge(struct redis_client *c) {
         struct subscription **p = &c->subs;
 
         if (c->dispatching)
@@ -435,7 +437,7 @@ static void subscriptions_purge(redis_client *c) {
         }
 }
 
-static bool channel_wanted(redis_client *c, const char *channel) {
+static bool channel_wanted(struct redis_client *c, const char *channel) {
         for (struct subscription *s = subs_of(c); s; s = s->next)
                 if (!s->dead && strcmp(s->channel, channel) == 0)
                         return true;
@@ -444,13 +446,13 @@ static bool channel_wanted(redis_client *c, const char *channel) {
 
 static void sub_reply(redisAsyncContext *ac, void *r, void *privdata);
 
-static int send_subscribe(redis_client *c, const char *channel) {
+static int send_subscribe(struct redis_client *c, const char *channel) {
         const char *argv[2] = { "SUBSCRIBE", channel };
         return redisAsyncCommandArgv(c->sub, sub_reply, c, 2, argv, NULL) == REDIS_OK ? 0 : -ENOTCONN;
 }
 
 static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
-        redis_client *c = ac->data; /* not privdata: the context may have moved from a candidate */
+        struct redis_client *c = ac->data; /* not privdata: the context may have moved from a candidate */
         redisReply *reply = r;
         const char *type, *channel;
 
@@ -501,25 +503,25 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
 /* Live connection (or handshake past its SUBSCRIBE): subscribe now, and while
  * connecting count it as one more confirmation to wait for.  Otherwise the
  * (re)connect subscribes everything.  c may be NULL. */
-static void subscribe_live(redis_client *c, const char *channel) {
+static void subscribe_live(struct redis_client *c, const char *channel) {
         if (c && c->sub && c->sub_started && send_subscribe(c, channel) >= 0 && !c->sub_ready)
                 c->sub_handshake++;
 }
 
-static void unsubscribe_live(redis_client *c, const char *channel) {
+static void unsubscribe_live(struct redis_client *c, const char *channel) {
         const char *argv[2] = { "UNSUBSCRIBE", channel };
 
         if (c && c->sub && c->sub_started)
                 (void) redisAsyncCommandArgv(c->sub, NULL, NULL, 2, argv, NULL);
 }
 
-int redis_client_subscribe(redis_client *c, const char *channel, redis_client_message_cb cb, void *userdata) {
+int redis_client_subscribe(struct redis_client *c, const char *channel, redis_client_message_cb cb, void *userdata) {
         struct subscription *s, **tail;
         bool already;
 
         if (!c || !channel || !*channel || !cb)
                 return -EINVAL;
-        if (strncmp(channel, KEEPALIVE_PREFIX, strlen(KEEPALIVE_PREFIX)) == 0)
+        if (key_is_keepalive(channel))
                 return -EINVAL;
         already = channel_wanted(c, channel);
         s = calloc(1, sizeof *s);
@@ -542,7 +544,7 @@ int redis_client_subscribe(redis_client *c, const char *channel, redis_client_me
         return 0;
 }
 
-int redis_client_unsubscribe(redis_client *c, const char *channel) {
+int redis_client_unsubscribe(struct redis_client *c, const char *channel) {
         bool found = false;
 
         if (!c || !channel)
@@ -565,7 +567,7 @@ int redis_client_unsubscribe(redis_client *c, const char *channel) {
 /* ---- keepalive -------------------------------------------------------------- */
 
 static int keepalive_fire(sd_event_source *s, uint64_t usec, void *userdata) {
-        redis_client *c = userdata;
+        struct redis_client *c = userdata;
         const char *argv[3] = { "PUBLISH", c->keepalive_channel, "1" };
 
         (void) usec;
@@ -595,7 +597,7 @@ static void handshake_error(char *buf, size_t len, const char *context, const ch
 }
 
 static void handshake_reply(redisAsyncContext *ac, void *r, void *privdata) {
-        redis_client *c = privdata;
+        struct redis_client *c = privdata;
         redisReply *reply = r;
         if (!reply || c->freeing || ac != c->cmd)
                 return;
@@ -625,7 +627,7 @@ ok:
 }
 
 static void sub_handshake_reply(redisAsyncContext *ac, void *r, void *privdata) {
-        redis_client *c = privdata;
+        struct redis_client *c = privdata;
         redisReply *reply = r;
 
         if (!reply || c->freeing || ac != c->sub)
@@ -637,7 +639,7 @@ static void sub_handshake_reply(redisAsyncContext *ac, void *r, void *privdata) 
         }
 }
 
-static int send_auth(redis_client *c, redisAsyncContext *ac, redisCallbackFn *fn) {
+static int send_auth(struct redis_client *c, redisAsyncContext *ac, redisCallbackFn *fn) {
         const char *argv[3];
         int argc = 0;
 
@@ -649,7 +651,7 @@ static int send_auth(redis_client *c, redisAsyncContext *ac, redisCallbackFn *fn
 }
 
 /* Called from hiredis' connect callback: only queue commands here. */
-static void cmd_handshake_start(redis_client *c) {
+static void cmd_handshake_start(struct redis_client *c) {
         char db[16];
         const char *select_argv[2] = { "SELECT", db };
         unsigned n = 0;
@@ -677,7 +679,7 @@ static void cmd_handshake_start(redis_client *c) {
         c->cmd_handshake = n;
 }
 
-static void sub_handshake_start(redis_client *c) {
+static void sub_handshake_start(struct redis_client *c) {
         _cleanup_free_ const char **argv = NULL;
         size_t n = 0, max = 2;
 
@@ -712,10 +714,10 @@ static void sub_handshake_start(redis_client *c) {
 
 /* ---- sentinel watch ----------------------------------------------------------- */
 
-static redisAsyncContext *context_new(redis_client *c, const char *host, int port, bool unix_ok);
+static redisAsyncContext *context_new(struct redis_client *c, const char *host, int port, bool unix_ok);
 
 static int watch_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        redis_client *c = client_ref(userdata);
+        struct redis_client *c = client_ref(userdata);
 
         (void) s;
         (void) usec;
@@ -727,7 +729,7 @@ static int watch_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* The watch is an optimisation: losing it never drops the data connections. */
-static void watch_lost(redis_client *c, const char *why) {
+static void watch_lost(struct redis_client *c, const char *why) {
         if (c->freeing || !c->connected || c->watch_timer)
                 return;
         log_debug("Sentinel watch connection lost (%s); retrying in %llus", why && *why ? why : "closed",
@@ -736,7 +738,7 @@ static void watch_lost(redis_client *c, const char *why) {
                                           watch_retry, c);
 }
 
-static void watch_start(redis_client *c) {
+static void watch_start(struct redis_client *c) {
         const struct redis_endpoint *s;
 
         if (c->watch || c->freeing || c->sentinel_index >= c->url->n_hosts)
@@ -755,7 +757,7 @@ static void watch_auth_reply(redisAsyncContext *ac, void *r, void *privdata) {
 }
 
 static void watch_reply(redisAsyncContext *ac, void *r, void *privdata) {
-        redis_client *c = privdata;
+        struct redis_client *c = privdata;
         redisReply *reply = r;
         _cleanup_free_ char *copy = NULL;
         char *tok[5], *p;
@@ -790,7 +792,7 @@ static void watch_reply(redisAsyncContext *ac, void *r, void *privdata) {
 }
 
 /* Called from hiredis' connect callback: only queue commands here. */
-static void watch_handshake(redis_client *c) {
+static void watch_handshake(struct redis_client *c) {
         const char *argv[2] = { "SUBSCRIBE", "+switch-master" };
 
         if (c->url->password)
@@ -800,7 +802,7 @@ static void watch_handshake(redis_client *c) {
 
 static void on_connect(const redisAsyncContext *cac, int status) {
         redisAsyncContext *ac = (redisAsyncContext *) cac;
-        redis_client *c = ac->data;
+        struct redis_client *c = ac->data;
 
         if (ac == c->watch) {
                 if (status != REDIS_OK) {
@@ -838,7 +840,7 @@ static void on_connect(const redisAsyncContext *cac, int status) {
 
 static void on_disconnect(const redisAsyncContext *cac, int status) {
         redisAsyncContext *ac = (redisAsyncContext *) cac;
-        redis_client *c = ac->data;
+        struct redis_client *c = ac->data;
 
         (void) status;
         if (ac == c->retired) {
@@ -862,7 +864,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status) {
 }
 
 static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        redis_client *c = client_ref(userdata);
+        struct redis_client *c = client_ref(userdata);
 
         (void) s;
         (void) usec;
@@ -876,7 +878,7 @@ static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
 /* hiredis' own connect, or (ssl) one over TLS: its handshake runs in a pump
  * thread, bounded by the connect timeout, and a failure there arrives as the
  * error reply to the first handshake command. */
-static redisAsyncContext *context_connect(redis_client *c, const char *host, int port, bool unix_ok) {
+static redisAsyncContext *context_connect(struct redis_client *c, const char *host, int port, bool unix_ok) {
         redisAsyncContext *ac = NULL;
         char err[256];
 
@@ -898,7 +900,7 @@ static redisAsyncContext *context_connect(redis_client *c, const char *host, int
         return ac;
 }
 
-static redisAsyncContext *context_new(redis_client *c, const char *host, int port, bool unix_ok) {
+static redisAsyncContext *context_new(struct redis_client *c, const char *host, int port, bool unix_ok) {
         redisAsyncContext *ac;
 
         ac = context_connect(c, host, port, unix_ok);
@@ -917,7 +919,7 @@ static redisAsyncContext *context_new(redis_client *c, const char *host, int por
         return ac;
 }
 
-static void start_connect(redis_client *c) {
+static void start_connect(struct redis_client *c) {
         _cleanup_free_ char *host = NULL;
         int port = 0;
         uint64_t timeout;
@@ -982,10 +984,10 @@ static void start_connect(redis_client *c) {
 
 /* ---- new credentials: make before break -------------------------------------- */
 
-static void candidate_finish(redis_client *c, int error, const char *why);
+static void candidate_finish(struct redis_client *c, int error, const char *why);
 
 static int retire_fire(sd_event_source *s, uint64_t usec, void *userdata) {
-        redis_client *c = client_ref(userdata);
+        struct redis_client *c = client_ref(userdata);
         redisAsyncContext *ac = c->retired;
 
         (void) s;
@@ -1001,7 +1003,7 @@ static int retire_fire(sd_event_source *s, uint64_t usec, void *userdata) {
  * still owes arrive, then it closes (on_disconnect forgets it).  Bounded by
  * the connect timeout, should the old server hang.  One that was not ready
  * owes nothing to anyone: it is dropped. */
-static void retire(redis_client *c, redisAsyncContext *ac, bool ready) {
+static void retire(struct redis_client *c, redisAsyncContext *ac, bool ready) {
         if (!ac)
                 return;
         if (!ready || !(ac->c.flags & REDIS_CONNECTED)) {
@@ -1019,14 +1021,14 @@ static void retire(redis_client *c, redisAsyncContext *ac, bool ready) {
 }
 
 /* ac, connected by candidate n, now belongs to c. */
-static redisAsyncContext *context_move(redis_client *c, redis_client *n, redisAsyncContext *ac) {
+static redisAsyncContext *context_move(struct redis_client *c, struct redis_client *n, redisAsyncContext *ac) {
         ac->data = client_ref(c);
         client_unref(n);
         return ac;
 }
 
 /* Candidate n is up: its connections and URL become c's. */
-static void adopt(redis_client *c, redis_client *n) {
+static void adopt(struct redis_client *c, struct redis_client *n) {
         redisAsyncContext *old_cmd = c->cmd;
         bool was = c->connected, moved = !streq_ptr(c->target, n->target);
 
@@ -1055,8 +1057,8 @@ static void adopt(redis_client *c, redis_client *n) {
                 notify_state(c, true);
 }
 
-static void candidate_ready(redis_client *n) {
-        redis_client *c = client_ref(n->parent);
+static void candidate_ready(struct redis_client *n) {
+        struct redis_client *c = client_ref(n->parent);
 
         client_ref(n);
         adopt(c, n);
@@ -1080,7 +1082,7 @@ static int candidate_errno(const char *why) {
 
 /* Another endpoint of the string may be the master: try each once (the
  * sentinel path already asked every sentinel), then give up. */
-static void candidate_retry_or_fail(redis_client *n) {
+static void candidate_retry_or_fail(struct redis_client *n) {
         size_t tries = n->url->service_name || n->url->unix_path ? 1 : n->url->n_hosts;
 
         if (n->attempt < tries) {
@@ -1095,8 +1097,8 @@ static void candidate_retry_or_fail(redis_client *n) {
 
 /* The candidate of c is done (error 0: adopted): drop it, keep or put back the
  * TLS settings, tell the owner (not while freeing). */
-static void candidate_finish(redis_client *c, int error, const char *why) {
-        redis_client *n = TAKE_PTR(c->candidate);
+static void candidate_finish(struct redis_client *c, int error, const char *why) {
+        struct redis_client *n = TAKE_PTR(c->candidate);
         redis_client_swap_cb cb = TAKE_PTR(c->swap_cb);
         void *userdata = TAKE_PTR(c->swap_userdata);
         char reason[sizeof c->last_error];
@@ -1128,30 +1130,33 @@ static int url_check(const struct redis_url *url) {
         return 0;
 }
 
-static redis_client *client_alloc(sd_event *e, const struct redis_url *url, const char *keepalive_channel) {
-        redis_client *c = calloc(1, sizeof *c);
+static struct redis_client *client_alloc(sd_event *e, const struct redis_url *url, const char *keepalive_channel) {
+        struct redis_client *c = calloc(1, sizeof *c);
 
         if (!c)
                 return NULL;
         c->n_ref = 1;
         c->url = redis_url_dup(url);
-        if (!c->url) {
+        c->keepalive_channel = strdup(keepalive_channel);
+        if (!c->url || !c->keepalive_channel) {
+                redis_url_free(c->url);
+                free(c->keepalive_channel);
                 free(c);
                 return NULL;
         }
         c->event = sd_event_ref(e);
         c->keepalive_interval_usec = KEEPALIVE_INTERVAL_USEC;
         c->keepalive_timeout_usec = KEEPALIVE_TIMEOUT_USEC;
-        snprintf(c->keepalive_channel, sizeof c->keepalive_channel, "%s", keepalive_channel);
         backoff_init(&c->backoff, BACKOFF_BASE_USEC, BACKOFF_CAP_USEC);
         log_add_secret(url->password);
         return c;
 }
 
 int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_state_cb on_state, void *userdata,
-                     redis_client **ret) {
-        redis_client *c;
-        char hex[17], channel[64];
+                     struct redis_client **ret) {
+        _cleanup_free_ char *channel = NULL;
+        struct redis_client *c;
+        char hex[17];
         int r;
 
         if (!e || !url || !ret)
@@ -1161,7 +1166,9 @@ int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_stat
                 return r;
         if (random_hex(hex, 8) < 0)
                 return -EIO;
-        snprintf(channel, sizeof channel, "%s%s", KEEPALIVE_PREFIX, hex);
+        channel = key_keepalive(hex);
+        if (!channel)
+                return -ENOMEM;
         c = client_alloc(e, url, channel);
         if (!c)
                 return -ENOMEM;
@@ -1172,10 +1179,10 @@ int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_stat
         return 0;
 }
 
-int redis_client_set_url(redis_client *c, const struct redis_url *url, const struct tls_options *tls,
+int redis_client_set_url(struct redis_client *c, const struct redis_url *url, const struct tls_options *tls,
                          redis_client_swap_cb done, void *userdata, char *errbuf, size_t errlen) {
-        _cleanup_(tls_settings_freep) tls_settings *saved = NULL;
-        redis_client *n;
+        _cleanup_(tls_settings_freep) struct tls_settings *saved = NULL;
+        struct redis_client *n;
         int r;
 
         if (!c || !url || c->freeing || c->parent)
@@ -1212,7 +1219,7 @@ int redis_client_set_url(redis_client *c, const struct redis_url *url, const str
         return 0;
 }
 
-int redis_client_reload(redis_client *c, const struct redis_client_settings *old,
+int redis_client_reload(struct redis_client *c, const struct redis_client_settings *old,
                         const struct redis_client_settings *new, bool retry, redis_client_swap_cb done, void *userdata,
                         char *errbuf, size_t errlen) {
         _cleanup_(redis_url_freep) struct redis_url *u = NULL;
@@ -1229,11 +1236,11 @@ int redis_client_reload(redis_client *c, const struct redis_client_settings *old
         return r < 0 ? r : 1;
 }
 
-const struct redis_url *redis_client_url(redis_client *c) {
+const struct redis_url *redis_client_url(struct redis_client *c) {
         return c ? c->url : NULL;
 }
 
-redis_client *redis_client_free(redis_client *c) {
+struct redis_client *redis_client_free(struct redis_client *c) {
         if (!c || c->freeing)
                 return NULL;
         c->freeing = true;
@@ -1246,15 +1253,15 @@ redis_client *redis_client_free(redis_client *c) {
         return NULL;
 }
 
-bool redis_client_is_connected(redis_client *c) {
+bool redis_client_is_connected(struct redis_client *c) {
         return c && c->connected && !c->freeing;
 }
 
-unsigned long redis_client_reconnects(redis_client *c) {
+unsigned long redis_client_reconnects(struct redis_client *c) {
         return c ? c->reconnects : 0;
 }
 
-void redis_client_set_keepalive(redis_client *c, uint64_t interval_usec, uint64_t timeout_usec) {
+void redis_client_set_keepalive(struct redis_client *c, uint64_t interval_usec, uint64_t timeout_usec) {
         if (!c)
                 return;
         c->keepalive_interval_usec = interval_usec > 0 ? interval_usec : KEEPALIVE_INTERVAL_USEC;

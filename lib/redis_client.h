@@ -24,42 +24,43 @@
 #include "redis_url.h"
 #include "tls.h"
 
-typedef struct redis_client redis_client;
+struct redis_client;
 
 /* reply is NULL when the command could not be sent or the connection dropped;
  * a REDIS_REPLY_ERROR reply is passed through.  The reply is freed after the
  * callback returns. */
-typedef void (*redis_client_reply_cb)(redis_client *c, redisReply *reply, void *userdata);
+typedef void (*redis_client_reply_cb)(struct redis_client *c, redisReply *reply, void *userdata);
 /* connected: true when both connections are up (after (re)connect), false when lost. */
-typedef void (*redis_client_state_cb)(redis_client *c, bool connected, void *userdata);
+typedef void (*redis_client_state_cb)(struct redis_client *c, bool connected, void *userdata);
 /* A message on a subscribed channel (or pattern). */
-typedef void (*redis_client_message_cb)(redis_client *c, const char *channel, const char *data, size_t len,
+typedef void (*redis_client_message_cb)(struct redis_client *c, const char *channel, const char *data, size_t len,
                                         void *userdata);
 
 /* The outcome of redis_client_set_url(): error 0 when the client now uses the
  * new URL, else -errno (-EACCES: the server refused the credentials or the
  * client certificate; -ETIMEDOUT; -ECANCELED: superseded by a newer call;
  * -ECONNREFUSED: anything else) with the reason (no password in it). */
-typedef void (*redis_client_swap_cb)(redis_client *c, int error, const char *reason, void *userdata);
+typedef void (*redis_client_swap_cb)(struct redis_client *c, int error, const char *reason, void *userdata);
 
-/* Create and start connecting.  url is copied. */
+/* Create and start connecting.  url is copied; e gets a reference; userdata is
+ * borrowed (it must outlive the client).  *ret written only on success. */
 int redis_client_new(sd_event *e, const struct redis_url *url, redis_client_state_cb on_state,
-                     void *userdata, redis_client **ret);
+                     void *userdata, struct redis_client **ret);
 /* Safe from inside any of the client's callbacks.  Pending commands get their
  * callback with a NULL reply (so owners can free per-command state) before this
  * returns; on_state and message callbacks are not called any more. */
-redis_client *redis_client_free(redis_client *c);
-bool redis_client_is_connected(redis_client *c);
+struct redis_client *redis_client_free(struct redis_client *c);
+bool redis_client_is_connected(struct redis_client *c);
 
 /* Queue a command (printf-style as redisAsyncCommand, or argv). cb may be NULL.
  * Returns 0 when sent, -ENOTCONN when disconnected (cb is then NOT called). */
-int redis_client_command(redis_client *c, redis_client_reply_cb cb, void *userdata, const char *fmt, ...);
-int redis_client_commandargv(redis_client *c, redis_client_reply_cb cb, void *userdata, int argc,
+int redis_client_command(struct redis_client *c, redis_client_reply_cb cb, void *userdata, const char *fmt, ...);
+int redis_client_commandargv(struct redis_client *c, redis_client_reply_cb cb, void *userdata, int argc,
                              const char **argv, const size_t *argvlen);
 
 /* Subscribe to channel (kept across reconnects).  Multiple subscriptions allowed. */
-int redis_client_subscribe(redis_client *c, const char *channel, redis_client_message_cb cb, void *userdata);
-int redis_client_unsubscribe(redis_client *c, const char *channel);
+int redis_client_subscribe(struct redis_client *c, const char *channel, redis_client_message_cb cb, void *userdata);
+int redis_client_unsubscribe(struct redis_client *c, const char *channel);
 
 /* New credentials or a new server, without a gap ("make before break"): a
  * second pair of connections is made with url (copied), through the whole
@@ -77,7 +78,7 @@ int redis_client_unsubscribe(redis_client *c, const char *channel);
  * attempt is superseded: its done gets -ECANCELED first, from within this
  * call.  Or -errno with errbuf set, nothing changed (-EINVAL: a TLS file is
  * unusable, ssl=true with a unix socket). */
-int redis_client_set_url(redis_client *c, const struct redis_url *url, const struct tls_options *tls,
+int redis_client_set_url(struct redis_client *c, const struct redis_url *url, const struct tls_options *tls,
                          redis_client_swap_cb done, void *userdata, char *errbuf, size_t errlen);
 
 /* What a daemon does with redis and tls_* on SIGHUP: try the new settings
@@ -91,18 +92,18 @@ struct redis_client_settings {
         const char *url;                /* connection string */
         const struct tls_options *tls;
 };
-int redis_client_reload(redis_client *c, const struct redis_client_settings *old,
+int redis_client_reload(struct redis_client *c, const struct redis_client_settings *old,
                         const struct redis_client_settings *new, bool retry, redis_client_swap_cb done, void *userdata,
                         char *errbuf, size_t errlen);
 /* The URL in use (borrowed: valid until the next swap or the free). */
-const struct redis_url *redis_client_url(redis_client *c);
+const struct redis_url *redis_client_url(struct redis_client *c);
 
 /* Counters for /metrics. */
-unsigned long redis_client_reconnects(redis_client *c);
+unsigned long redis_client_reconnects(struct redis_client *c);
 
 /* Liveness probe: every interval the client publishes to its private channel
  * "coord:keepalive:<random>" (keys.h) on the command connection and expects it
  * back on the pub/sub connection; nothing back within timeout means the server
  * is dead or hung and both connections are re-established.  Defaults 1s / 3s.
  * An ACL user therefore needs the channel permission "&coord:*". */
-void redis_client_set_keepalive(redis_client *c, uint64_t interval_usec, uint64_t timeout_usec);
+void redis_client_set_keepalive(struct redis_client *c, uint64_t interval_usec, uint64_t timeout_usec);

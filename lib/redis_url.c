@@ -40,6 +40,7 @@
 #include <strings.h>
 
 #include "macro.h"
+#include "parse-util.h"
 #include "redis_url.h"
 #include "strutil.h"
 

@@ -1,80 +1,16 @@
 /* See strutil.h. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "macro.h"
 #include "strutil.h"
-
-int parse_uint64(const char *s, uint64_t *ret) {
-        unsigned long long v;
-        char *end;
-
-        if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno == ERANGE)
-                return -ERANGE;
-        if (*end || end == s)
-                return -EINVAL;
-        *ret = (uint64_t) v;
-        return 0;
-}
-
-int parse_int64(const char *s, int64_t *ret) {
-        long long v;
-        char *end;
-
-        if (!s || !*s || *s == ' ')
-                return -EINVAL;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno == ERANGE)
-                return -ERANGE;
-        if (*end || end == s)
-                return -EINVAL;
-        *ret = (int64_t) v;
-        return 0;
-}
-
-int parse_int(const char *s, int *ret) {
-        int64_t v;
-        int r = parse_int64(s, &v);
-        if (r < 0)
-                return r;
-        if (v < INT32_MIN || v > INT32_MAX)
-                return -ERANGE;
-        *ret = (int) v;
-        return 0;
-}
-
-int parse_bool(const char *s, bool *ret) {
-        static const char *const yes[] = { "true", "yes", "1", "on" };
-        static const char *const no[] = { "false", "no", "0", "off" };
-
-        if (!s)
-                return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-                if (strcasecmp(s, yes[i]) == 0) {
-                        *ret = true;
-                        return 0;
-                }
-        for (size_t i = 0; i < ELEMENTSOF(no); i++)
-                if (strcasecmp(s, no[i]) == 0) {
-                        *ret = false;
-                        return 0;
-                }
-        return -EINVAL;
-}
 
 bool name_is_valid(const char *s) {
         size_t n;
@@ -190,37 +126,5 @@ int random_hex(char *out, size_t nbytes) {
         for (size_t i = 0; i < nbytes; i++)
                 snprintf(out + 2 * i, 3, "%02x", b[i]);
         out[2 * nbytes] = '\0';
-        return 0;
-}
-
-int read_file_string(const char *path, size_t max, bool strip_newline, char **ret) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        buf = malloc(max + 2);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > max)
-                        return -EFBIG;
-        }
-        buf[n] = '\0';
-        if (strip_newline)
-                while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-                        buf[--n] = '\0';
-        *ret = TAKE_PTR(buf);
         return 0;
 }

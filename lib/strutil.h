@@ -7,13 +7,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Whole string must be a decimal number in range; -EINVAL / -ERANGE otherwise. */
-int parse_uint64(const char *s, uint64_t *ret);
-int parse_int64(const char *s, int64_t *ret);
-int parse_int(const char *s, int *ret);
-/* "true/false", "yes/no", "1/0", "on/off" (case-insensitive). */
-int parse_bool(const char *s, bool *ret);
-
 /* Names of services, instances, hosts, locks: 1-64 characters from
  * [A-Za-z0-9._-], starting with a letter or digit.  Anything else (including
  * "/", "*", "..", NUL, spaces, braces) is invalid, so raw input never shapes a
@@ -46,6 +39,3 @@ void sha256_hex(const void *data, size_t len, char out[65]);
 int random_bytes(void *buf, size_t n);
 /* n random bytes as lower-case hex into out (2n+1). */
 int random_hex(char *out, size_t nbytes);
-/* Read a whole small file (<= max bytes) into a NUL-terminated string; trailing
- * newlines stripped when strip_newline.  -EFBIG when larger, -errno otherwise. */
-int read_file_string(const char *path, size_t max, bool strip_newline, char **ret);

@@ -306,8 +306,8 @@ struct tls_settings {
         bool insecure;
 };
 
-tls_settings *tls_settings_save(void) {
-        tls_settings *s = calloc(1, sizeof *s);
+struct tls_settings *tls_settings_save(void) {
+        struct tls_settings *s = calloc(1, sizeof *s);
 
         if (!s)
                 return NULL;
@@ -320,14 +320,14 @@ tls_settings *tls_settings_save(void) {
         return s;
 }
 
-void tls_settings_restore(tls_settings *s) {
+void tls_settings_restore(struct tls_settings *s) {
         if (!s)
                 return;
         ctx_swap(s->ctx, s->insecure); /* the reference moves back in */
         free(s);
 }
 
-tls_settings *tls_settings_free(tls_settings *s) {
+struct tls_settings *tls_settings_free(struct tls_settings *s) {
         if (s) {
                 SSL_CTX_free(s->ctx);
                 free(s);

@@ -65,11 +65,11 @@ int tls_setup_from_env(char *errbuf, size_t errlen);
  * and, when they do not work, restores what it saved, the files as they were
  * read then (they may have been rewritten since).  tls_settings_save() returns
  * NULL when out of memory; tls_settings_restore() consumes s. */
-typedef struct tls_settings tls_settings;
-tls_settings *tls_settings_save(void);
-void tls_settings_restore(tls_settings *s);
-tls_settings *tls_settings_free(tls_settings *s);
-DEFINE_TRIVIAL_CLEANUP_FUNC(tls_settings *, tls_settings_free)
+struct tls_settings;
+struct tls_settings *tls_settings_save(void);
+void tls_settings_restore(struct tls_settings *s);
+struct tls_settings *tls_settings_free(struct tls_settings *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct tls_settings *, tls_settings_free)
 /* Whether the settings in force skip verification (loading them if needed:
  * false when they cannot be loaded). */
 bool tls_insecure(void);

@@ -10,6 +10,7 @@
 #include "duration.h"
 #include "fence.h"
 #include "log.h"
+#include "parse-util.h"
 #include "pgutil.h"
 #include "strutil.h"
 

@@ -15,12 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
 #include "duration.h"
 #include "fence.h"
 #include "flyway.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "migrate.h"
+#include "parse-util.h"
 #include "pgutil.h"
 #include "strutil.h"
 

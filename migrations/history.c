@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "history.h"
 #include "duration.h"
+#include "history.h"
+#include "parse-util.h"
 #include "pgutil.h"
 #include "strutil.h"
 

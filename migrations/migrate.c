@@ -44,6 +44,7 @@
 #include "lock.h"
 #include "log.h"
 #include "migrate.h"
+#include "parse-util.h"
 #include "pglock.h"
 #include "pgutil.h"
 #include "plan.h"
@@ -106,7 +107,7 @@ struct runner {
         char lockid[25];
         char lock_name[64];
         int64_t advisory_key;
-        lock *rlock;
+        struct lock *rlock;
         PGconn *advisory;
         int64_t token;
         char token_str[24];
@@ -334,7 +335,7 @@ static int connect_main(struct runner *x, const char *appname) {
 
 /* ---- locking and fencing ------------------------------------------------------------------------ */
 
-static void on_lost(lock *l, void *userdata) {
+static void on_lost(struct lock *l, void *userdata) {
         struct runner *x = userdata;
         atomic_store(&x->lost, true);
         /* Abort whatever statement runs now; the transaction then cannot commit. */

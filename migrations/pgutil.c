@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "parse-util.h"
 #include "pgutil.h"
 #include "strutil.h"
 

@@ -7,6 +7,7 @@
 
 #include "flyway.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "plan.h"
 #include "strutil.h"
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "duration.h"
+#include "fileio.h"
 #include "flyway.h"
 #include "macro.h"
 #include "source.h"
@@ -106,63 +107,14 @@ struct migration_set *source_free(struct migration_set *s) {
         return NULL;
 }
 
+/* Most migrations are small: one read() of a regular file (the directory scan
+ * keeps only those), no fstat(). */
 static int read_all(int dirfd, const char *name, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        char small[16384];
-        struct stat st;
-        size_t n = 0;
-        ssize_t k;
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
-        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        /* Most migrations are small: one read() into a stack buffer, no fstat().  A
-         * short read of a regular file means end of file. */
-        do
-                k = read(fd, small, sizeof(small));
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return -errno;
-        if ((size_t) k < sizeof(small)) {
-                buf = malloc((size_t) k + 1);
-                if (!buf)
-                        return -ENOMEM;
-                memcpy(buf, small, (size_t) k);
-                buf[k] = '\0';
-                *ret = TAKE_PTR(buf);
-                *ret_len = (size_t) k;
-                return 0;
-        }
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (st.st_size > (off_t) MIGRATION_MAX_FILE_SIZE)
-                return -EFBIG;
-        if (st.st_size < k)
-                st.st_size = k;
-        buf = malloc((size_t) st.st_size + 2);
-        if (!buf)
-                return -ENOMEM;
-        memcpy(buf, small, (size_t) k);
-        n = (size_t) k;
-        /* Ask for one byte more than fstat() said, so growth is detected. */
-        for (;;) {
-                k = read(fd, buf + n, (size_t) st.st_size + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > (size_t) st.st_size)
-                        return -EFBIG; /* grew since fstat(): refuse rather than truncate */
-        }
-        buf[n] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = n;
-        return 0;
+        return fileio_read_fd(fd, MIGRATION_MAX_FILE_SIZE, FILEIO_READ_REGULAR, ret, ret_len);
 }
 
 /* One "coord:" comment found by the lexer: a directive in the leading comments, or an

@@ -7,6 +7,8 @@
 #   harness_spawn NAME CMD...     # background process, tracked and killed at cleanup
 #   harness_wait_for 10 CMD...    # poll CMD until it succeeds (bounded), no blind sleeps
 #   harness_expect [-F] CODE PATTERN CMD...  # CMD exits CODE, its stderr matches PATTERN
+#   harness_rc CMD...             # run CMD despite set -e; its exit status in rc
+#   harness_quiet_period SECS WHY # a bounded wait for a check that something does NOT happen
 #   harness_serve_requests ...    # act on the redis for a check program (unit/test-request.h)
 #   harness_lock_section          # the critical section of the lock tests,
 #   harness_lock_holders N ...    # N concurrent holders running it, and
@@ -120,6 +122,22 @@ harness_wait_for() {
         done
 }
 
+# harness_quiet_period SECONDS WHY: wait SECONDS for nothing in particular.
+# Only for a check that something does NOT happen where no later event can
+# prove the earlier one was processed; WHY (not printed) says what it is for.
+harness_quiet_period() {
+        sleep "$1"
+}
+
+# harness_rc CMD...: run CMD without set -e stopping the test; its exit status
+# in rc (for `harness_rc wait "$PID"`, CMD runs in this shell).
+harness_rc() {
+        set +e
+        "$@"
+        rc=$?
+        set -e
+}
+
 harness_spawn() {
         name=$1
         shift
@@ -149,6 +167,22 @@ harness_wait_gone() {
 
 harness_track() {
         HARNESS_PIDS="$HARNESS_PIDS $1"
+}
+
+# harness_spawn_port NAME URLPATH PROG [ARGS...]: harness_spawn NAME PROG --port
+# PORT ARGS... on a free PORT until http://127.0.0.1:PORT/URLPATH answers
+# (within 10 s), retried on another port up to 5 times (the port may be taken
+# meanwhile); sets port.  After 5 failures it returns 0 all the same: the
+# caller's wait for the service to turn healthy reports it.
+harness_spawn_port() {
+        p_name=$1 p_path=$2 p_prog=$3
+        shift 3
+        for _attempt in 1 2 3 4 5; do
+                port=$(harness_free_port)
+                harness_spawn "$p_name" "$p_prog" --port "$port" "$@"
+                harness_wait_for 10 curl -fsS "http://127.0.0.1:$port/$p_path" && break
+        done
+        return 0
 }
 
 # harness_start_redis [NAME] [EXTRA ARGS]: sets REDIS_PORT, REDIS_URL (and NAME_PORT).

@@ -38,7 +38,9 @@
 
 #include "duration.h"
 #include "exitcode.h"
+#include "fileio.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "strutil.h"
 
 #define MAX_UNHEALTHY 16
@@ -66,7 +68,7 @@ static char counted;
 static char *current_version(void) {
         char *v = NULL;
 
-        if (arg_version_file && read_file_string(arg_version_file, 256, true, &v) >= 0 && v[0])
+        if (arg_version_file && fileio_read_string(arg_version_file, 256, true, &v) >= 0 && v[0])
                 return v;
         free(v);
         return strdup(arg_version);
@@ -92,7 +94,7 @@ static bool is_healthy(const char *v) {
         for (size_t i = 0; i < n_unhealthy; i++)
                 if (strcmp(arg_unhealthy[i], v) == 0)
                         return false;
-        if (arg_fail_file && read_file_string(arg_fail_file, 4096, true, &f) >= 0)
+        if (arg_fail_file && fileio_read_string(arg_fail_file, 4096, true, &f) >= 0)
                 return f[0] != '\0' && !listed(f, v);
         return true;
 }
@@ -180,7 +182,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (strcmp(url, "/config") == 0) {
                 if (!arg_config_file)
                         return reply(conn, 404, "application/json", "{\"error\":\"no --config-file given\"}\n");
-                if (read_file_string(arg_config_file, 1024 * 1024, false, &cfg) < 0)
+                if (fileio_read_string(arg_config_file, 1024 * 1024, false, &cfg) < 0)
                         return reply(conn, 404, "application/json", "{\"error\":\"config file not readable\"}\n");
                 return reply(conn, 200, "text/plain", cfg);
         }

@@ -81,11 +81,7 @@ for i in 1 2; do
         d="$D/web-$i"
         mkdir -p "$d"
         printf '1.0\n' >"$d/version"
-        for _attempt in 1 2 3 4 5; do
-                port=$(harness_free_port)
-                harness_spawn "web-$i" "$DEMO" --port "$port" --version-file "$d/version"
-                harness_wait_for 10 curl -fsS "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break
-        done
+        harness_spawn_port "web-$i" health/live "$DEMO" --version-file "$d/version"
         REDIS_URL=$(url_of "coord-$NS-agent-host-$i" "pw-agent-$i")
         write_agent_config "$i" "$port" "{\"drain\": \"$hook drain $d\", \"deploy\": \"$hook deploy $d\",
               \"undrain\": \"$hook undrain $d\", \"migrate\": \"$hook migrate $d\", \"timeout\": \"60s\"}"

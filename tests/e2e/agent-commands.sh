@@ -92,8 +92,11 @@ wait_command c5 5
 case "$(command_field c5 error)" in *"instance nope is not managed"*) ;; *) fail "c5 error: $(command_field c5 error)" ;; esac
 kill -0 "$PID_agent4" || fail "agent died"
 
-# Every result was published exactly once.
-sleep 0.3
+# Every result was published exactly once.  Each was published with its
+# result, atomically (lib/command.h): a marker published now reaches the
+# subscriber after all of them.
+rcli PUBLISH "coord:{$NS}:command-results" end-of-results >/dev/null
+harness_wait_for 5 grep -qx end-of-results "$D/results.out" || fail "subscriber did not get the marker"
 for id in c1 c2 c3 c4 c5 c6; do
         n=$(grep -cx "$id" "$D/results.out" || true)
         [ "$n" = 1 ] || fail "result of $id published $n times"

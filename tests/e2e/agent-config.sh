@@ -112,7 +112,11 @@ harness_wait_for 5 applied web-1 8 || fail "version 8 not reconciled on start: $
 
 # apply-config without any pub/sub message.
 set_config 9 "$(cfg 9)" nopublish
-sleep 0.3
+# Two heartbeats later the agent has been round its loop with version 9 advertised.
+for _ in 1 2; do
+        seen=$(ihget web-1 last_seen)
+        harness_wait_for 5 last_seen_after web-1 "$seen" || fail "no heartbeat after version 9 was set"
+done
 applied web-1 8 || fail "applied without a message or command"
 queue_command '{"id":"a9","type":"apply-config","instance":"web-1","version":"9"}'
 wait_command a9 5

@@ -37,20 +37,25 @@ took=$(( $(now_ms) - start ))
 note "slow-1 unhealthy ${took} ms after start (grace 2 s)"
 [ "$took" -ge 1900 ] || fail "grace not respected: unhealthy after ${took} ms"
 
+# flip STATE CMD...: run CMD (the app's health flips), then wait up to 5 s for
+# web-1 to be in STATE; took: the ms in between.
+flip() {
+        f_state=$1
+        shift
+        "$@"
+        f_at=$(now_ms)
+        wait_state web-1 "$f_state" 5
+        took=$(( $(now_ms) - f_at ))
+}
+
 # Fall: three failures at 200 ms intervals => at least ~400 ms after the flip.
-touch "$D/fail-a"
-flip=$(now_ms)
-wait_state web-1 unhealthy 5
-took=$(( $(now_ms) - flip ))
+flip unhealthy touch "$D/fail-a"
 note "web-1 unhealthy ${took} ms after the flip (fall 3, interval 200ms)"
 [ "$took" -ge 350 ] || fail "unhealthy after ${took} ms: fewer than fall=3 probes"
 case "$(ihget web-1 detail)" in *503*) ;; *) fail "detail does not say why: $(ihget web-1 detail)" ;; esac
 
 # Rise: two successes => at least ~200 ms after the flip back.
-rm "$D/fail-a"
-flip=$(now_ms)
-wait_state web-1 healthy 5
-took=$(( $(now_ms) - flip ))
+flip healthy rm "$D/fail-a"
 note "web-1 healthy ${took} ms after the flip back (rise 2)"
 [ "$took" -ge 150 ] || fail "healthy after ${took} ms: fewer than rise=2 probes"
 

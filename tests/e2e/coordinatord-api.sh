@@ -5,9 +5,7 @@
 harness_init
 harness_need curl jq
 . "$top_srcdir/tests/e2e/coordinatord-lib.sh"
-harness_start_redis
-cd_start cd1 '"deregister_after":"1h"'
-URL=$CD1_URL
+cd_single '"deregister_after":"1h"'
 harness_wait_for 10 ready "$URL" || fail "coordinatord not ready"
 
 register web-1 web host-1 60000
@@ -232,7 +230,16 @@ echo "bad input table ok"
 rcli zadd "coord:{$NS}:instances" "$(now_ms)" '../../etc' "$(now_ms)" weird-1 "$(now_ms)" empty-1 >/dev/null
 rcli set "coord:{$NS}:instance:weird-1" notahash >/dev/null
 rcli set "coord:{$NS}:alive:weird-1" 1 px 60000 >/dev/null
-sleep 0.6
+# Then one written after them with no event, so only the fleet's tick (its
+# ZSET read) finds it: the read that shows it saw them too, and its snapshot
+# is published only once their reads are answered.
+now=$(now_ms)
+rcli hset "coord:{$NS}:instance:sync-1" id sync-1 service sync host host-9 state healthy \
+        last_seen "$now" ttl_ms 60000 >/dev/null
+rcli set "coord:{$NS}:alive:sync-1" 1 px 60000 >/dev/null
+rcli zadd "coord:{$NS}:instances" "$now" sync-1 >/dev/null
+shown() { api GET "/v1/instances/$1" read; [ "$STATUS" = 200 ]; }
+harness_wait_for 5 shown sync-1 || fail "an instance added after the corrupt ones never showed up"
 expect 200 GET /v1/instances read
 ! grep -q -e 'etc' -e weird-1 -e empty-1 "$BODY_FILE" || fail "corrupt entries shown: $(body)"
 expect 404 GET /v1/instances/weird-1 read

@@ -12,9 +12,7 @@ set -eu
 harness_init
 harness_need curl jq python3
 . "$top_srcdir/tests/e2e/coordinatord-lib.sh"
-harness_start_redis
-cd_start cd1 '"request_head_timeout":"1s"'
-URL=$CD1_URL
+cd_single '"request_head_timeout":"1s"'
 harness_wait_for 10 ready "$URL" || fail "coordinatord not ready"
 
 # raw.py PORT CASE...: send each case's bytes on a fresh connection, check the

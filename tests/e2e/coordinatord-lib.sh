@@ -6,6 +6,7 @@
 #   api METHOD URLPATH ROLE [CURL ARGS...]  request with the token of ROLE (none, wrong,
 #                                read, deploy, admin); sets STATUS, body in $BODY_FILE
 #   expect CODE METHOD URLPATH ROLE [CURL ARGS...]  api + check the status
+#   cd_single [EXTRA_JSON]       Redis and one coordinatord, cd1 (cd_start); URL is its address
 #   register ID SERVICE HOST [TTL_MS] [STATE] [CONFIG_VERSION]   write an instance
 #                                exactly as an agent does (lib/keys.h layout)
 #   heartbeat ID [TTL_MS]        refresh last_seen and the alive key
@@ -46,6 +47,12 @@ cd_start() {
         done
         cat "$COORD_TEST_DIR/$name.log" >&2
         fail "coordinatord $name did not start"
+}
+
+cd_single() {
+        harness_start_redis
+        cd_start cd1 "${1:-}"
+        URL=$CD1_URL
 }
 
 token_of() {

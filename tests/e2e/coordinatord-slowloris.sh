@@ -11,9 +11,7 @@ set -eu
 harness_init
 harness_need curl jq python3
 . "$top_srcdir/tests/e2e/coordinatord-lib.sh"
-harness_start_redis
-cd_start cd1
-URL=$CD1_URL
+cd_single
 PORT=$CD1_PORT
 DURATION=30
 

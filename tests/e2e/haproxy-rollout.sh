@@ -218,8 +218,26 @@ restart_all_undrained() {
                 APP_EXTRA="$*" COORD_VERSION=1.0 "$BIN/app-hook" deploy "$i" "$port" >/dev/null ||
                         fail "restarting web-$i failed"
                 harness_wait_for 5 ha_up "web-$i" || fail "web-$i not UP in HAProxy after its restart"
-                sleep 0.3
+                # The load reaches it again before the next one goes.
+                served=$(ha_stat "web-$i" stot)
+                harness_wait_for 5 ha_served_beyond "web-$i" "$served" ||
+                        fail "web-$i gets no requests from HAProxy after its restart"
         done
+}
+
+# ha_served_beyond SVNAME N: HAProxy has sent SVNAME more than N requests in all.
+ha_served_beyond() { [ "$(ha_stat "$1" stot)" -gt "$2" ]; }
+
+# rollout_under_load ID LABEL WANT_RC DEPLOY ARGS...: `coordctl deploy ARGS` under
+# load phase ID (LABEL), its output shown; fail unless it exits WANT_RC.
+rollout_under_load() {
+        r_want=$3
+        load_begin "$1" "$2"
+        shift 3
+        harness_rc ctl deploy "$@" >"$COORD_TEST_DIR/$LOAD.out" 2>&1
+        load_end
+        sed 's/^/  | /' "$COORD_TEST_DIR/$LOAD.out"
+        [ "$rc" = "$r_want" ] || fail "coordctl deploy $1 $2 exited $rc, want $r_want"
 }
 
 # Control A: graceful apps, no drain.  They are restarted into apps that stop
@@ -239,15 +257,8 @@ harness_wait_for 5 ha_all_up || fail "HAProxy does not see web-1..3 UP after the
 : >"$HOOKS_LOG"
 
 # Rollout 1: 1.0 -> 2.0.
-load_begin rollout-1 "rollout 1 (1.0 -> 2.0)"
-set +e
-ctl deploy web 2.0 --max-parallel 1 --min-healthy-time 500ms --healthy-deadline 10s --timeout 40s \
-        >"$COORD_TEST_DIR/deploy1.out" 2>&1
-rc=$?
-set -e
-load_end
-sed 's/^/  | /' "$COORD_TEST_DIR/deploy1.out"
-[ "$rc" = 0 ] || fail "coordctl deploy web 2.0 exited $rc, want 0"
+rollout_under_load rollout-1 "rollout 1 (1.0 -> 2.0)" 0 \
+        web 2.0 --max-parallel 1 --min-healthy-time 500ms --healthy-deadline 10s --timeout 40s
 harness_wait_for 5 fleet_all 2.0 || fail "not every instance healthy on 2.0: $(instances_summary)"
 for i in 1 2 3; do
         eval "port=\$APP_PORT_$i"
@@ -262,15 +273,8 @@ ha_all_up || fail "HAProxy does not see web-1..3 UP after rollout 1"
 : >"$HOOKS_LOG"
 
 # Rollout 2: 3.0 never turns healthy; the deployment reverts web-1 to 2.0.
-load_begin rollout-2 "rollout 2 (2.0 -> unhealthy 3.0, reverted)"
-set +e
-ctl deploy web 3.0 --max-parallel 1 --min-healthy-time 500ms --healthy-deadline 3s --timeout 40s \
-        >"$COORD_TEST_DIR/deploy2.out" 2>&1
-rc=$?
-set -e
-load_end
-sed 's/^/  | /' "$COORD_TEST_DIR/deploy2.out"
-[ "$rc" = 1 ] || fail "coordctl deploy web 3.0 exited $rc, want 1"
+rollout_under_load rollout-2 "rollout 2 (2.0 -> unhealthy 3.0, reverted)" 1 \
+        web 3.0 --max-parallel 1 --min-healthy-time 500ms --healthy-deadline 3s --timeout 40s
 id=$(api GET "/v1/deployments?service=web&limit=1" | jq -r '.deployments[0].id')
 [ "$(dep_state "$id")" = reverted ] || fail "deployment $id: state $(dep_state "$id"), want reverted"
 harness_wait_for 5 fleet_all 2.0 || fail "not every instance back on 2.0 and healthy: $(instances_summary)"

@@ -90,10 +90,7 @@ expect 5 "timed out" "$COORDCTL" lock busy --redis "$REDIS_URL" --wait-timeout 0
 # SIGTERM to coordctl reaches the child; coordctl exits with the child's
 # status and releases the lock.
 kill -TERM "$PID_holder"
-set +e
-wait "$PID_holder"
-rc=$?
-set -e
+harness_rc wait "$PID_holder"
 [ "$rc" -eq 143 ] || fail "holder exited $rc after SIGTERM, expected 143 (the child's)"
 [ "$(harness_redis_cli exists 'coord:{default:lock:busy}')" = 0 ] || fail "lock not released after SIGTERM"
 
@@ -101,10 +98,7 @@ harness_spawn trapper "$COORDCTL" lock busy --redis "$REDIS_URL" -- \
         sh -c 'trap "echo got-int >\"$0/int\"; exit 42" INT; touch "$0/ready"; while :; do sleep 0.05; done' "$D"
 harness_wait_for 10 test -e "$D/ready" || fail "trapper never ran"
 kill -INT "$PID_trapper"
-set +e
-wait "$PID_trapper"
-rc=$?
-set -e
+harness_rc wait "$PID_trapper"
 [ "$rc" -eq 42 ] || fail "SIGINT: coordctl exited $rc, expected the child's 42"
 [ -e "$D/int" ] || fail "SIGINT was not forwarded to the child"
 [ "$(harness_redis_cli exists 'coord:{default:lock:busy}')" = 0 ] || fail "lock not released after SIGINT"

@@ -25,10 +25,7 @@ wait "$PID_waiter" || fail "waiter exited $?"
 [ ! -e "$D/holder.term" ] || fail "the stopped holder's child was terminated before it resumed"
 
 kill -CONT "$holder"
-set +e
-wait "$holder"
-rc=$?
-set -e
+harness_rc wait "$holder"
 [ "$rc" -eq 1 ] || fail "resumed holder exited $rc, expected 1"
 [ -e "$D/holder.term" ] || fail "the holder's child did not get SIGTERM"
 child=$(cat "$D/holder.child")

@@ -1,13 +1,7 @@
 # coordctl migrate: apply/status/plan/validate/baseline/repair, exit codes, failing
 # migrations leave nothing behind, bad names, lock wait timeout, advisory fallback.
 . "$top_srcdir/tests/e2e/migrate-lib.sh"
-harness_init
-harness_start_postgres
-harness_start_redis
-unset COORD_REDIS || true
-T=$COORD_TEST_DIR
-D=$T/m
-O=$T/out
+migrate_init --redis --no-coord-redis
 # A password in the URL (trust auth ignores it) must never be printed.
 DB="postgresql://postgres:s3cretPW@127.0.0.1:$PG_PORT/postgres"
 

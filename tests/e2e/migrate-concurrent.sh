@@ -1,11 +1,7 @@
 # 8 concurrent `coordctl migrate` runners on 50 migrations + 1 repeatable + 1 seed:
 # each applied exactly once, history and schema agree, all exit 0.
 . "$top_srcdir/tests/e2e/migrate-lib.sh"
-harness_init
-harness_start_postgres
-harness_start_redis
-T=$COORD_TEST_DIR
-D=$T/m
+migrate_init --redis
 mig "$D" V1__log.sql "CREATE TABLE applied_log (version int, at timestamptz DEFAULT clock_timestamp());
 INSERT INTO applied_log (version) VALUES (1);"
 for i in $(seq 2 50); do

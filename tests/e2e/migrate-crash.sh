@@ -2,25 +2,15 @@
 # manual step.  A transactional migration is rolled back and re-applied; a
 # no-transaction one resumes after its last completed statement.
 . "$top_srcdir/tests/e2e/migrate-lib.sh"
-harness_init
-harness_start_postgres
-harness_start_redis
-T=$COORD_TEST_DIR
-D=$T/m
-O=$T/out
+migrate_init --redis
 ARGS="--dir $D --database $DATABASE_URL --redis $REDIS_URL --lease 2s --wait-timeout 30s"
-
-active() {
-        psql -XAtq "$DATABASE_URL" -c "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '$1%'" | grep -q 1
-}
 
 mig "$D" V1__one.sql "CREATE TABLE one (id int);"
 mig "$D" V2__tx.sql "CREATE TABLE crash_tx (id int);
 INSERT INTO crash_tx VALUES (1);
 SELECT pg_sleep(2.5);"
 # shellcheck disable=SC2086
-harness_spawn a1 "$COORDCTL" migrate $ARGS
-harness_wait_for 15 active "SELECT pg_sleep(2.5)" || fail "V2 did not start"
+runner_sleeping a1 2.5 2 $ARGS
 kill -KILL "$PID_a1"
 start=$(now_ms)
 # shellcheck disable=SC2086
@@ -36,8 +26,7 @@ CREATE TABLE resume_a (id int);
 SELECT pg_sleep(2.5);
 CREATE TABLE resume_b (id int);"
 # shellcheck disable=SC2086
-harness_spawn a2 "$COORDCTL" migrate $ARGS
-harness_wait_for 15 active "SELECT pg_sleep(2.5)" || fail "V3 did not start"
+runner_sleeping a2 2.5 3 $ARGS
 kill -KILL "$PID_a2"
 expect_rc 0 "$O" status --dir "$D" --database "$DATABASE_URL"
 expect_in "$O" " partial "
@@ -56,13 +45,9 @@ echo "migrate-crash: ok"
 # the lock released at once (the next runner does not wait for the 10s lease).
 mig "$D" V4__slow.sql "CREATE TABLE sigterm_t (id int);
 SELECT pg_sleep(20);"
-harness_spawn a3 "$COORDCTL" migrate --dir "$D" --database "$DATABASE_URL" --redis "$REDIS_URL" --lease 10s
-harness_wait_for 15 active "SELECT pg_sleep(20)" || fail "V4 did not start"
+runner_sleeping a3 20 4 --dir "$D" --database "$DATABASE_URL" --redis "$REDIS_URL" --lease 10s
 kill -TERM "$PID_a3"
-set +e
-wait "$PID_a3"
-rc=$?
-set -e
+harness_rc wait "$PID_a3"
 [ "$rc" = 1 ] || { cat "$T/a3.log"; fail "SIGTERMed runner exited $rc, want 1"; }
 grep -q "interrupted by a signal" "$T/a3.log" || { cat "$T/a3.log"; fail "no interruption message"; }
 [ "$(q "SELECT to_regclass('sigterm_t') IS NULL")" = t ] || fail "interrupted migration left its table"

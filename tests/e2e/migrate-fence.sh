@@ -2,11 +2,7 @@
 # holder is not blocked by its open transaction, applies the migration once, and
 # on resume the old runner's commit is refused.
 . "$top_srcdir/tests/e2e/migrate-lib.sh"
-harness_init
-harness_start_postgres
-harness_start_redis
-T=$COORD_TEST_DIR
-D=$T/m
+migrate_init --redis
 ARGS="--dir $D --database $DATABASE_URL --redis $REDIS_URL --lease 2s --wait-timeout 30s"
 
 mig "$D" V1__one.sql "CREATE TABLE one (id int);"
@@ -36,19 +32,14 @@ CREATE TABLE notx_a (id int);
 SELECT pg_sleep(2);
 CREATE TABLE notx_b (id int);"
 # shellcheck disable=SC2086
-harness_spawn old2 "$COORDCTL" migrate $ARGS
-harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(2)%'\" | grep -q 1" ||
-        fail "V3 did not start"
+runner_sleeping old2 2 3 $ARGS
 kill -STOP "$PID_old2"
 # shellcheck disable=SC2086
 harness_spawn new2 "$COORDCTL" migrate $ARGS
 wait "$PID_new2" || { cat "$T/new2.log" >&2; fail "new holder (V3) failed"; }
 grep -q "resuming after statement 1 of 3" "$T/new2.log" || { cat "$T/new2.log"; fail "V3 did not resume"; }
 kill -CONT "$PID_old2"
-set +e
-wait "$PID_old2"
-rc=$?
-set -e
+harness_rc wait "$PID_old2"
 cat "$T/new.log" "$T/new2.log" "$T/old2.log" >&2
 [ "$rc" = 1 ] || { cat "$T/old2.log"; fail "old V3 runner exited $rc, want 1"; }
 [ "$(q "SELECT count(*) FROM coord_schema_history WHERE version = '3'")" = 1 ] || fail "V3 history rows"
@@ -59,12 +50,15 @@ cat "$T/new.log" "$T/new2.log" "$T/old2.log" >&2
 # token behind a runner's back (as a new holder would) while its transaction runs.
 mig "$D" V4__behind.sql "CREATE TABLE behind (id int);
 SELECT pg_sleep(1);"
-# shellcheck disable=SC2086
-harness_spawn b1 "$COORDCTL" migrate $ARGS
-harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(1)%'\" | grep -q 1" ||
-        fail "V4 did not start"
-q "UPDATE coord_schema_fence SET token = token + 1" >/dev/null
-runner_exits_1 b1 "runner behind the fence"
+# behind_fence NAME VERSION WHAT: runner NAME (coordctl migrate $ARGS) inside
+# V<VERSION>'s "SELECT pg_sleep(1)" when the token is raised: it exits 1.
+behind_fence() {
+        # shellcheck disable=SC2086
+        runner_sleeping "$1" 1 "$2" $ARGS
+        q "UPDATE coord_schema_fence SET token = token + 1" >/dev/null
+        runner_exits_1 "$1" "$3"
+}
+behind_fence b1 4 "runner behind the fence"
 grep -q "commit refused: fencing token .* is no longer current" "$T/b1.log" || fail "no fencing refusal"
 [ "$(q "SELECT to_regclass('behind') IS NULL")" = t ] || fail "refused migration left its table"
 [ "$(q "SELECT count(*) FROM coord_schema_history WHERE version = '4'")" = 0 ] || fail "refused migration recorded"
@@ -72,12 +66,7 @@ rm "$D/V4__behind.sql"
 mig "$D" V5__behind_notx.sql "-- coord:no-transaction
 SELECT pg_sleep(1);
 CREATE TABLE behind_notx (id int);"
-# shellcheck disable=SC2086
-harness_spawn b2 "$COORDCTL" migrate $ARGS
-harness_wait_for 15 sh -c "psql -XAtq '$DATABASE_URL' -c \"SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(1)%'\" | grep -q 1" ||
-        fail "V5 did not start"
-q "UPDATE coord_schema_fence SET token = token + 1" >/dev/null
-runner_exits_1 b2 "no-transaction runner behind the fence"
+behind_fence b2 5 "no-transaction runner behind the fence"
 grep -q "stopped after statement 1: fencing token .* is no longer current" "$T/b2.log" || fail "no per-statement fencing"
 [ "$(q "SELECT to_regclass('behind_notx') IS NULL")" = t ] || fail "statement after the fence moved ran"
 echo "migrate-fence: ok"

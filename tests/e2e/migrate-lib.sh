@@ -1,5 +1,25 @@
-# Helpers for the coordctl migrate end-to-end tests (sourced).
+# Helpers for the coordctl migrate end-to-end tests (sourced; bench/migrate.sh
+# uses start_pgbouncer too).
 . "$COORD_HARNESS"
+
+# migrate_init [--redis] [--no-coord-redis]: harness_init and PostgreSQL
+# (DATABASE_URL), with --redis a Redis too (REDIS_URL), with --no-coord-redis
+# COORD_REDIS unset; T is the test directory, D ($T/m) for the migration
+# files, O ($T/out) for coordctl's output.
+migrate_init() {
+        harness_init
+        harness_start_postgres
+        for m_opt in "$@"; do
+                case $m_opt in
+                --redis) harness_start_redis ;;
+                --no-coord-redis) unset COORD_REDIS || true ;;
+                *) fail "migrate_init: unknown option '$m_opt'" ;;
+                esac
+        done
+        T=$COORD_TEST_DIR
+        D=$T/m
+        O=$T/out
+}
 
 # mig DIR NAME CONTENT: write one migration file.
 mig() {
@@ -44,6 +64,68 @@ q() {
         harness_psql -c "$1"
 }
 
+# active QUERY_PREFIX: a session of the test database is running a statement
+# that starts with QUERY_PREFIX.
+active() {
+        psql -XAtq "$DATABASE_URL" -c "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '$1%'" | grep -q 1
+}
+
+# runner_sleeping NAME SECS VERSION ARGS...: runner NAME (harness_spawn of
+# coordctl migrate ARGS) is inside V<VERSION>'s "SELECT pg_sleep(SECS)".
+runner_sleeping() {
+        r_name=$1 r_secs=$2 r_version=$3
+        shift 3
+        harness_spawn "$r_name" "$COORDCTL" migrate "$@"
+        harness_wait_for 15 active "SELECT pg_sleep($r_secs)" || fail "V$r_version did not start"
+}
+
+# start_pgbouncer POOL_SIZE [USER...]: PgBouncer on a free port in front of
+# $PG_PORT (trust for postgres and each USER, pool_mode transaction, POOL_SIZE
+# server sessions per pool, log in $COORD_TEST_DIR/pgbouncer.log), as the
+# postgres user when root; its pid is tracked, so the harness stops it.  Sets
+# BOUNCER_PORT.
+start_pgbouncer() {
+        b_pool=$1
+        shift
+        B=$COORD_TEST_DIR/pgbouncer
+        mkdir -p "$B"
+        for u in postgres "$@"; do
+                printf '"%s" ""\n' "$u"
+        done >"$B/userlist.txt"
+        for _attempt in 1 2 3 4 5; do
+                port=$(harness_free_port)
+                cat >"$B/pgbouncer.ini" <<EOF
+[databases]
+* = host=127.0.0.1 port=$PG_PORT
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $B/userlist.txt
+pool_mode = transaction
+default_pool_size = $b_pool
+max_client_conn = 100
+ignore_startup_parameters = extra_float_digits
+logfile = $COORD_TEST_DIR/pgbouncer.log
+pidfile = $B/pgbouncer.pid
+EOF
+                : >"$COORD_TEST_DIR/pgbouncer.log"
+                if [ "$(id -u)" -eq 0 ]; then
+                        chown -R postgres "$B" "$COORD_TEST_DIR/pgbouncer.log"
+                fi
+                harness_as_pg pgbouncer "$B/pgbouncer.ini" >>"$COORD_TEST_DIR/pgbouncer.log" 2>&1 &
+                harness_track $!
+                if harness_wait_for 10 test -s "$B/pgbouncer.pid" &&
+                        harness_track "$(cat "$B/pgbouncer.pid")" &&
+                        harness_wait_for 10 psql -XAtq "postgresql://postgres@127.0.0.1:$port/postgres" -c "SELECT 1"; then
+                        BOUNCER_PORT=$port
+                        return 0
+                fi
+        done
+        fail "pgbouncer did not start (see $COORD_TEST_DIR/pgbouncer.log)"
+}
+
 # The fencing scenario (migrate-fence.sh, migrate-pgbouncer.sh): a runner
 # SIGSTOPped past its lease inside a migration's transaction.
 #
@@ -64,12 +146,9 @@ fence_stop_old() {
 # to stderr (WHAT: how the message names it).
 runner_exits_1() {
         eval "f_pid=\$PID_$1"
-        set +e
-        wait "$f_pid"
-        f_rc=$?
-        set -e
+        harness_rc wait "$f_pid"
         cat "$COORD_TEST_DIR/$1.log" >&2
-        [ "$f_rc" = 1 ] || fail "$2 exited $f_rc, want 1"
+        [ "$rc" = 1 ] || fail "$2 exited $rc, want 1"
 }
 
 # fence_resume_old: runner "old" continues and exits 1 (its log to stderr).

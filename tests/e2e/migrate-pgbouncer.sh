@@ -6,55 +6,10 @@
 # the advisory-lock fallback refuses to run there; and the error path that freed a
 # result twice when the pooled session died under identify() exits 3 cleanly.
 . "$top_srcdir/tests/e2e/migrate-lib.sh"
-harness_init
-harness_start_postgres
-harness_start_redis
+migrate_init --redis
 harness_need pgbouncer
-T=$COORD_TEST_DIR
-D=$T/m
-O=$T/out
 
-# start_pgbouncer: PgBouncer on a free port in front of $PG_PORT (trust, pool_mode
-# transaction, 3 server sessions per pool), as the postgres user when root; its pid
-# is tracked, so the harness stops it.  Sets BOUNCER_PORT.
-start_pgbouncer() {
-        B=$T/pgbouncer
-        mkdir -p "$B"
-        printf '"postgres" ""\n"plain" ""\n' >"$B/userlist.txt"
-        for _attempt in 1 2 3 4 5; do
-                port=$(harness_free_port)
-                cat >"$B/pgbouncer.ini" <<EOF
-[databases]
-* = host=127.0.0.1 port=$PG_PORT
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port
-unix_socket_dir =
-auth_type = trust
-auth_file = $B/userlist.txt
-pool_mode = transaction
-default_pool_size = 3
-max_client_conn = 100
-ignore_startup_parameters = extra_float_digits
-logfile = $T/pgbouncer.log
-pidfile = $B/pgbouncer.pid
-EOF
-                : >"$T/pgbouncer.log"
-                if [ "$(id -u)" -eq 0 ]; then
-                        chown -R postgres "$B" "$T/pgbouncer.log"
-                fi
-                harness_as_pg pgbouncer "$B/pgbouncer.ini" >>"$T/pgbouncer.log" 2>&1 &
-                harness_track $!
-                if harness_wait_for 10 test -s "$B/pgbouncer.pid" &&
-                        harness_track "$(cat "$B/pgbouncer.pid")" &&
-                        harness_wait_for 10 psql -XAtq "postgresql://postgres@127.0.0.1:$port/postgres" -c "SELECT 1"; then
-                        BOUNCER_PORT=$port
-                        return 0
-                fi
-        done
-        fail "pgbouncer did not start (see $T/pgbouncer.log)"
-}
-start_pgbouncer
+start_pgbouncer 3 plain
 BOUNCED="postgresql://postgres@127.0.0.1:$BOUNCER_PORT/postgres"
 note "pgbouncer $(pgbouncer --version | head -1) on port $BOUNCER_PORT"
 
@@ -76,10 +31,7 @@ done
 appliers=0
 for i in 1 2 3 4 5; do
         eval "pid=\$PID_r$i"
-        set +e
-        wait "$pid"
-        rc=$?
-        set -e
+        harness_rc wait "$pid"
         [ "$rc" = 0 ] || { cat "$T/r$i.log" >&2; fail "runner $i exited $rc, want 0"; }
         grep -q "applied 32 migrations" "$T/r$i.log" && appliers=$((appliers + 1))
         grep -qE "applied 32 migrations|nothing to apply" "$T/r$i.log" || { cat "$T/r$i.log"; fail "runner $i: unexpected output"; }

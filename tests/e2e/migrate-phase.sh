@@ -3,13 +3,7 @@
 # deferred so that status and validate call it no gap; --phase post applies it
 # afterwards; --phase all (the default) applies everything in version order.
 . "$top_srcdir/tests/e2e/migrate-lib.sh"
-harness_init
-harness_start_postgres
-harness_start_redis
-unset COORD_REDIS || true
-T=$COORD_TEST_DIR
-D=$T/m
-O=$T/out
+migrate_init --redis --no-coord-redis
 DB=$DATABASE_URL
 
 # has_column TABLE COLUMN [SCHEMA]: t or f
@@ -119,14 +113,21 @@ expect_in "$O" "V2__drop_a.sql: changed"
 expect_rc 4 "$O" apply --phase post --dir "$D" --database "$DB" --redis "$REDIS_URL"
 expect_rc 4 "$O" apply --phase pre --dir "$D" --database "$DB" --redis "$REDIS_URL"
 
-# --- --phase all on a fresh schema: V1, V2, V3 in order ------------------------------------------------
-q "CREATE SCHEMA fresh" >/dev/null
-DBF="$DB?options=-csearch_path%3Dfresh"
-D2=$T/m2
-mig "$D2" V1__create_t.sql "CREATE TABLE t (a int, b int);"
-mig "$D2" V2__drop_a.sql "-- coord:post-deploy
+# schema_trio SCHEMA DIR V1_FILE V1_SQL: a new SCHEMA (SCHEMA_DB: $DB using it) and
+# in DIR V1_FILE (V1_SQL, creating t (a, b)), V2 (post-deploy: drop a), V3 (add c).
+schema_trio() {
+        q "CREATE SCHEMA $1" >/dev/null
+        SCHEMA_DB="$DB?options=-csearch_path%3D$1"
+        mig "$2" "$3" "$4"
+        mig "$2" V2__drop_a.sql "-- coord:post-deploy
 ALTER TABLE t DROP COLUMN a;"
-mig "$D2" V3__add_c.sql "ALTER TABLE t ADD COLUMN c int;"
+        mig "$2" V3__add_c.sql "ALTER TABLE t ADD COLUMN c int;"
+}
+
+# --- --phase all on a fresh schema: V1, V2, V3 in order ------------------------------------------------
+D2=$T/m2
+schema_trio fresh "$D2" V1__create_t.sql "CREATE TABLE t (a int, b int);"
+DBF=$SCHEMA_DB
 expect_rc 0 "$O" apply --phase all --dir "$D2" --database "$DBF" --redis "$REDIS_URL"
 expect_in "$O" "applied 3 migrations"
 [ "$(grep '^applied V' "$O" | awk '{print $2}' | tr '\n' ' ')" = "V1__create_t.sql V2__drop_a.sql V3__add_c.sql " ] ||
@@ -167,13 +168,9 @@ expect_in "$O" "applied V6__drop_d.sql"
 expect_rc 0 "$O" validate --dir "$D2" --database "$DBF"
 
 # --- concurrent runners of one phase: one applies, the others wait for that phase's target ------------
-q "CREATE SCHEMA conc" >/dev/null
-DBC="$DB?options=-csearch_path%3Dconc"
 D3=$T/m3
-mig "$D3" V1__slow.sql "CREATE TABLE t (a int, b int); SELECT pg_sleep(1);"
-mig "$D3" V2__drop_a.sql "-- coord:post-deploy
-ALTER TABLE t DROP COLUMN a;"
-mig "$D3" V3__add_c.sql "ALTER TABLE t ADD COLUMN c int;"
+schema_trio conc "$D3" V1__slow.sql "CREATE TABLE t (a int, b int); SELECT pg_sleep(1);"
+DBC=$SCHEMA_DB
 for i in 1 2 3; do
         harness_spawn "pre$i" "$COORDCTL" migrate apply --phase pre --dir "$D3" --database "$DBC" --redis "$REDIS_URL" --wait-timeout 30s
 done

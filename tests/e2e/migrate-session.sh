@@ -6,11 +6,7 @@
 # AUTHORIZATION, session_replication_role = replica, temporary tables, in
 # transactional and no-transaction files, as superuser and as a plain owner.
 . "$top_srcdir/tests/e2e/migrate-lib.sh"
-harness_init
-harness_start_postgres
-T=$COORD_TEST_DIR
-D=$T/m
-O=$T/out
+migrate_init
 q "CREATE ROLE app_owner NOLOGIN" >/dev/null
 q "GRANT CREATE ON SCHEMA public TO app_owner" >/dev/null
 
@@ -33,17 +29,9 @@ CREATE TABLE t1 (id int);
 CREATE TEMP TABLE scratch (id int);"
 mig "$D" V2__after_search_path.sql "$(seen V2)
 CREATE TABLE t2 (id int);"
-# The header pg_dump writes (a dump used as a baseline is common).
-mig "$D" V3__dump.sql "SET statement_timeout = 0;
-SET lock_timeout = 0;
-SET idle_in_transaction_session_timeout = 0;
-SET client_encoding = 'UTF8';
-SET standard_conforming_strings = on;
-SELECT pg_catalog.set_config('search_path', '', false);
-SET check_function_bodies = false;
-SET xmloption = content;
-SET client_min_messages = warning;
-SET row_security = off;
+# The header pg_dump writes (a dump used as a baseline is common): the corpus's.
+mig "$D" V3__dump.sql "$(sed -n '/^SET statement_timeout = 0;$/,/^SET row_security = off;$/p' \
+        "$top_srcdir/tests/e2e/corpus/shop-baseline/V1__baseline.sql")
 SET statement_timeout = '1h';
 CREATE TABLE public.dumped (id integer);"
 mig "$D" V4__after_dump.sql "$(seen V4)

@@ -9,23 +9,17 @@ set -eu
 . "$top_srcdir/tests/e2e/rollout-lib.sh"
 rollout_init --pg
 
-MIGRATIONS="$COORD_TEST_DIR/migrations"
-mkdir -p "$MIGRATIONS"
-printf 'create table items (id int primary key, old_name text);\n' >"$MIGRATIONS/V1__items.sql"
+items_migrations
 printf 'alter table items add column name text;\n' >"$MIGRATIONS/V2__items_name.sql"
 printf -- '-- coord:post-deploy\nalter table items drop column old_name;\n' >"$MIGRATIONS/V3__drop_old_name.sql"
-export MIGRATIONS
 
 fleet_start 3
 coord_start coord-a
 coord_start coord-b
 sampler_start
 
-set +e
-ctl --output json deploy web 2.0 --max-parallel 1 --min-healthy-time 300ms --healthy-deadline 20s \
+harness_rc ctl --output json deploy web 2.0 --max-parallel 1 --min-healthy-time 300ms --healthy-deadline 20s \
         >"$COORD_TEST_DIR/deploy.out" 2>"$COORD_TEST_DIR/deploy.err"
-rc=$?
-set -e
 sampler_stop
 [ "$rc" = 0 ] || { cat "$COORD_TEST_DIR/deploy.err" "$COORD_TEST_DIR/deploy.out" >&2; fail "coordctl deploy exited $rc, want 0"; }
 id=$(tail -n 1 "$COORD_TEST_DIR/deploy.out" | jq -r .id)

@@ -1,6 +1,7 @@
 # Shared helpers of the rollout end-to-end tests (sourced, not a test itself).
 #
 #   rollout_init [--pg]         harness, Redis (and PostgreSQL with --pg), NS, tokens
+#   items_migrations            MIGRATIONS (exported) with V1__items.sql: table items (id, old_name)
 #   fleet_start N               N demo apps (web-1..N, version 1.0, --version-file) each
 #                               with its own coord-agent (host-1..N); waits until healthy
 #   coord_start NAME            a coordinatord (lease 2s); sets URL_<NAME>, adds to URLS
@@ -37,6 +38,13 @@ rollout_init() {
                 harness_start_postgres
         fi
         : >"$HOOKS_LOG"
+}
+
+items_migrations() {
+        MIGRATIONS="$COORD_TEST_DIR/migrations"
+        mkdir -p "$MIGRATIONS"
+        printf 'create table items (id int primary key, old_name text);\n' >"$MIGRATIONS/V1__items.sql"
+        export MIGRATIONS
 }
 
 # The hook scripts, written once.
@@ -78,11 +86,7 @@ fleet_start() {
                 d="$COORD_TEST_DIR/web-$i"
                 mkdir -p "$d"
                 printf '1.0\n' >"$d/version"
-                for _attempt in 1 2 3 4 5; do
-                        port=$(harness_free_port)
-                        harness_spawn "web-$i" "$DEMO" --port "$port" --version-file "$d/version" "$@"
-                        harness_wait_for 10 curl -fsS "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break
-                done
+                harness_spawn_port "web-$i" health/live "$DEMO" --version-file "$d/version" "$@"
                 eval "APP_PORT_$i=$port"
                 hook="$COORD_TEST_DIR/bin/hook"
                 write_agent_config "$i" "$port" "{\"drain\": \"$hook drain $d\", \"deploy\": \"$hook deploy $d\",

@@ -9,27 +9,26 @@ set -eu
 . "$top_srcdir/tests/e2e/rollout-lib.sh"
 rollout_init --pg
 
-MIGRATIONS="$COORD_TEST_DIR/migrations"
-mkdir -p "$MIGRATIONS"
-printf 'create table items (id int primary key, old_name text);\n' >"$MIGRATIONS/V1__items.sql"
+items_migrations
 printf -- '-- coord:post-deploy\nalter table items drop column old_name;\n' >"$MIGRATIONS/V2__drop_old_name.sql"
-export MIGRATIONS
+
+# latest_deployment STATE: d, the newest deployment of web (JSON), in STATE.
+latest_deployment() {
+        id=$(api GET "/v1/deployments?service=web&limit=1" | jq -r '.deployments[0].id')
+        d=$(dep_get "$id")
+        [ "$(printf '%s\n' "$d" | jq -r .state)" = "$1" ] || fail "state $(printf '%s\n' "$d" | jq -r .state), want $1"
+}
 
 fleet_start 4 --unhealthy-version 2.0
 coord_start coord-a
 sampler_start
 
-set +e
-ctl deploy web 2.0 --max-parallel 2 --min-healthy-time 300ms --healthy-deadline 2s \
+harness_rc ctl deploy web 2.0 --max-parallel 2 --min-healthy-time 300ms --healthy-deadline 2s \
         >"$COORD_TEST_DIR/deploy.out" 2>&1
-rc=$?
-set -e
 sampler_stop
 cat "$COORD_TEST_DIR/deploy.out" | sed 's/^/  | /'
 [ "$rc" = 1 ] || fail "coordctl deploy exited $rc, want 1"
-id=$(api GET "/v1/deployments?service=web&limit=1" | jq -r '.deployments[0].id')
-d=$(dep_get "$id")
-[ "$(printf '%s\n' "$d" | jq -r .state)" = reverted ] || fail "state $(printf '%s\n' "$d" | jq -r .state), want reverted"
+latest_deployment reverted
 printf '%s\n' "$d" | jq -r .error | grep -q "healthy_deadline" || fail "error does not say why: $(printf '%s\n' "$d" | jq -r .error)"
 grep -q "reverted" "$COORD_TEST_DIR/deploy.out" || fail "coordctl did not report the revert"
 
@@ -56,16 +55,11 @@ sampler_check 2
 # A failing pre-deploy migration: the deployment fails, no instance is touched.
 printf 'alter table no_such_table add column x int;\n' >"$MIGRATIONS/V1_5__broken.sql"
 : >"$HOOKS_LOG"
-set +e
-ctl deploy web 2.1 --min-healthy-time 300ms >"$COORD_TEST_DIR/deploy2.out" 2>&1
-rc=$?
-set -e
+harness_rc ctl deploy web 2.1 --min-healthy-time 300ms >"$COORD_TEST_DIR/deploy2.out" 2>&1
 cat "$COORD_TEST_DIR/deploy2.out" | sed 's/^/  | /'
 [ "$rc" = 1 ] || fail "deploy with a failing migration exited $rc, want 1"
-id2=$(api GET "/v1/deployments?service=web&limit=1" | jq -r '.deployments[0].id')
-d2=$(dep_get "$id2")
-[ "$(printf '%s\n' "$d2" | jq -r .state)" = failed ] || fail "state $(printf '%s\n' "$d2" | jq -r .state), want failed"
-printf '%s\n' "$d2" | jq -r .error | grep -q "pre-deploy migration failed" || fail "error: $(printf '%s\n' "$d2" | jq -r .error)"
-printf '%s\n' "$d2" | jq -r .migrations.pre.output | grep -q "V1_5__broken.sql" || fail "migration output does not name the file: $(printf '%s\n' "$d2" | jq -c .migrations.pre)"
+latest_deployment failed
+printf '%s\n' "$d" | jq -r .error | grep -q "pre-deploy migration failed" || fail "error: $(printf '%s\n' "$d" | jq -r .error)"
+printf '%s\n' "$d" | jq -r .migrations.pre.output | grep -q "V1_5__broken.sql" || fail "migration output does not name the file: $(printf '%s\n' "$d" | jq -c .migrations.pre)"
 [ "$(grep -vc ' migrate ' "$HOOKS_LOG")" = 0 ] || fail "instances were touched: $(cat "$HOOKS_LOG")"
 [ "$(api GET /v1/migrations/web | jq -r .state)" = failed ] || fail "GET /v1/migrations/web: $(api GET /v1/migrations/web)"

@@ -66,7 +66,15 @@ harness_spawn seen redis-cli -p "$REDIS_PORT" -r -1 -i 0.01 HGET "$INST" last_se
 FENCE_KEY="coord:{$NS:lock:leader}:fence"
 LEADER0=$(leader_of "$A" | jq -r .leader) TERM0=$(leader_of "$A" | jq -r .term) FENCE0=$(rcli GET "$FENCE_KEY")
 [ "$LEADER0" = cda ] && [ "$TERM0" = "$FENCE0" ] || fail "unexpected leader view: $(leader_of "$A"), fence $FENCE0"
-sleep 1
+# heartbeats_seen: how many heartbeats (new last_seen values) the sampler saw.
+heartbeats_seen() { awk 'NF && $1 != prev { n++; prev = $1 } END { print n + 0 }' "$D/seen.log"; }
+heartbeats_beyond() { [ "$(heartbeats_seen)" -gt "$1" ]; }
+# wait_heartbeats N: the sampler sees N more heartbeats.
+wait_heartbeats() {
+        hb=$(( $(heartbeats_seen) + $1 - 1 ))
+        harness_wait_for 10 heartbeats_beyond "$hb" || fail "fewer than $1 heartbeats in 10 s"
+}
+wait_heartbeats 4 # a baseline before the first rotation
 
 count() { grep -c -- "$2" "$D/$1.log" || true; }
 OK_AGENT="Redis credentials and TLS settings reloaded; the connection uses them now"
@@ -125,7 +133,7 @@ harness_wait_for 5 status_says "last reload failed: new Redis credentials: .*WRO
 grep -q "error: New Redis credentials or TLS settings do not work" "$D/agent.log" || fail "no error-level log line"
 same_leader "wrong password"
 put_config "$A" 3
-sleep 0.5
+wait_heartbeats 2 # heartbeats go on while the credentials are stale
 set_password "$P2"
 hup "$OK_AGENT" "$OK_CD"
 fresh "$A" || fail "cda still stale after the fix: $(health "$A")"
@@ -158,10 +166,10 @@ same_leader "certificate put right"
 note "3. client certificate renewed; unreadable and expired ones refused, reported, recovered"
 
 # The heartbeat never paused.
-sleep 1
+wait_heartbeats 4 # and after the last reload
 kill "$PID_seen"
 gap=$(awk 'NF && $1 != prev { if (prev != "" && $1 - prev > max) max = $1 - prev; prev = $1 } END { print max + 0 }' "$D/seen.log")
-beats=$(awk 'NF && $1 != prev { n++; prev = $1 } END { print n + 0 }' "$D/seen.log")
+beats=$(heartbeats_seen)
 note "max gap between heartbeats: $gap ms over $beats heartbeats (interval $INTERVAL_MS ms)"
 [ "$beats" -ge 20 ] || fail "only $beats heartbeats seen"
 [ "$gap" -lt $((2 * INTERVAL_MS)) ] || fail "a heartbeat gap of $gap ms (interval $INTERVAL_MS ms)"

@@ -1,4 +1,4 @@
-/* The strict JSON configuration loader (lib/config.c) with both real schemas:
+/* The strict JSON configuration loader (lib/conf-parser.c) with both real schemas:
  * coord-agent's (agent/agent-config.c, loaded from a string) and
  * coordinatord's (coordinatord/cd-config.c, loaded from a file: a memfd).
  * Properties: a loaded configuration masks every secret (a CONFIG_SECRET field
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "agent/agent-config.h"
-#include "config.h"
+#include "conf-parser.h"
 #include "coordinatord/cd-config.h"
 #include "log.h"
 #include "redis_url.h"

@@ -108,6 +108,7 @@ START_TEST(test_table) {
         }
         ck_assert_msg(r == -EINVAL, "%s: got %d", table[_i].json, r);
         ck_assert_ptr_null(c);
+        ck_assert_msg(table[_i].culprit[0], "%s: the case names no culprit to look for", table[_i].json);
         ck_assert_msg(strstr(err, table[_i].culprit), "error '%s' does not name '%s'", err, table[_i].culprit);
         ck_assert_msg(strncmp(err, "agent.json: ", 12) == 0, "error '%s' does not name the file", err);
 }
@@ -168,6 +169,8 @@ START_TEST(test_password_masked_in_errors) {
         ck_assert_int_eq(load("{\"redis\":\"redis://:hunter22@127.0.0.1:6379/0\",\"services\":[{\"name\":\"x y\",\"version\":\"1\"}]}",
                               &c, err, sizeof err),
                          -EINVAL);
+        ck_assert_msg(strstr(err, "agent.json: services[0].name: invalid name"), "error '%s' does not name the culprit",
+                      err);
         ck_assert_ptr_null(strstr(err, "hunter22"));
 }
 END_TEST

@@ -8,7 +8,7 @@
 
 #include "agent-config.h"
 #include "agent.h"
-#include "cleanup.h"
+#include "macro.h"
 #include "test-main.h"
 
 static const char config_json[] =
@@ -27,7 +27,7 @@ static struct agent_config *load(void) {
 START_TEST(test_new_failure_takes_config) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         struct agent_config *c = load();
-        agent *a = (agent *) 0x1;
+        struct agent *a = (struct agent *) 0x1;
 
         ck_assert_int_eq(sd_event_new(&e), 0);
         /* An unparsable connection string (config validation normally stops it
@@ -36,13 +36,13 @@ START_TEST(test_new_failure_takes_config) {
         c->redis = strdup("redis://[::1");
         ck_assert_ptr_nonnull(c->redis);
         ck_assert_int_eq(agent_new(e, "test.json", c, &a), -EINVAL);
-        ck_assert_ptr_eq(a, (agent *) 0x1); /* untouched on failure */
+        ck_assert_ptr_eq(a, (struct agent *) 0x1); /* untouched on failure */
 }
 END_TEST
 
 START_TEST(test_new_success_owns_config) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
-        agent *a = NULL;
+        struct agent *a = NULL;
 
         ck_assert_int_eq(sd_event_new(&e), 0);
         ck_assert_int_eq(agent_new(e, "test.json", load(), &a), 0);

@@ -45,8 +45,20 @@ START_TEST(test_auth) {
 }
 END_TEST
 
+START_TEST(test_role_names) {
+        for (int r = ROLE_READ; r < _ROLE_MAX; r++)
+                ck_assert_int_eq(role_from_string(role_to_string((enum role) r)), r);
+        ck_assert_str_eq(role_to_string(ROLE_NONE), "none");
+        ck_assert_int_eq(role_from_string("none"), -EINVAL);
+        ck_assert_int_eq(role_from_string("Admin"), -EINVAL);
+        ck_assert_int_eq(role_from_string(NULL), -EINVAL);
+        ck_assert_ptr_null(role_to_string(_ROLE_MAX));
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_auth);
+        tcase_add_test(tc, test_role_names);
 }
 
 TEST_MAIN("auth", add_tests)

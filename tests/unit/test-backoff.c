@@ -35,22 +35,26 @@ static void check_attempt(uint64_t base, uint64_t cap, unsigned k, uint64_t lo, 
                       (unsigned long long) mid);
 }
 
-START_TEST(test_growth) {
-        /* 100 ms base, 5 s cap, in usec. */
-        check_attempt(100000, 5000000, 0, 50000, 100000);
-        check_attempt(100000, 5000000, 1, 100000, 200000);
-        check_attempt(100000, 5000000, 2, 200000, 400000);
-        check_attempt(100000, 5000000, 3, 400000, 800000);
-        check_attempt(100000, 5000000, 5, 1600000, 3200000);
-}
-END_TEST
+static const struct {
+        uint64_t base, cap;
+        unsigned attempt;
+        uint64_t lo, hi;
+} attempts[] = {
+        /* growth: 100 ms base, 5 s cap, in usec */
+        { 100000, 5000000, 0, 50000, 100000 },
+        { 100000, 5000000, 1, 100000, 200000 },
+        { 100000, 5000000, 2, 200000, 400000 },
+        { 100000, 5000000, 3, 400000, 800000 },
+        { 100000, 5000000, 5, 1600000, 3200000 },
+        /* the cap: 100 * 2^6 = 6400 > 5000, from attempt 6 on the cap is the ceiling */
+        { 100, 5000, 5, 1600, 3200 },
+        { 100, 5000, 6, 2500, 5000 },
+        { 100, 5000, 7, 2500, 5000 },
+        { 100, 5000, 40, 2500, 5000 },
+};
 
-START_TEST(test_cap) {
-        /* 100 * 2^6 = 6400 > 5000: from attempt 6 on the cap is the ceiling. */
-        check_attempt(100, 5000, 5, 1600, 3200);
-        check_attempt(100, 5000, 6, 2500, 5000);
-        check_attempt(100, 5000, 7, 2500, 5000);
-        check_attempt(100, 5000, 40, 2500, 5000);
+START_TEST(test_attempts) {
+        check_attempt(attempts[_i].base, attempts[_i].cap, attempts[_i].attempt, attempts[_i].lo, attempts[_i].hi);
 }
 END_TEST
 
@@ -113,8 +117,7 @@ START_TEST(test_reset) {
 END_TEST
 
 static void add_tests(TCase *tc) {
-        tcase_add_test(tc, test_growth);
-        tcase_add_test(tc, test_cap);
+        tcase_add_loop_test(tc, test_attempts, 0, (int) (sizeof attempts / sizeof attempts[0]));
         tcase_add_test(tc, test_attempt_saturates);
         tcase_add_test(tc, test_init_bounds);
         tcase_add_test(tc, test_reset);

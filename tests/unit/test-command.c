@@ -104,6 +104,9 @@ START_TEST(test_types) {
         for (int t = 0; t < _COMMAND_TYPE_MAX; t++)
                 ck_assert_int_eq(command_type_from_string(command_type_to_string((enum command_type) t)), t);
         ck_assert_int_eq(command_type_from_string("apply-config"), COMMAND_APPLY_CONFIG);
+        ck_assert_int_eq(command_type_from_string("reboot"), -EINVAL);
+        ck_assert_int_eq(command_type_from_string(NULL), -EINVAL);
+        ck_assert_ptr_null(command_type_to_string(_COMMAND_TYPE_MAX));
         ck_assert(command_type_needs_version(COMMAND_MIGRATE));
         ck_assert(!command_type_needs_version(COMMAND_DRAIN));
 }

@@ -180,18 +180,12 @@ START_TEST(test_listen) {
 }
 END_TEST
 
-static Suite *suite(void) {
-        Suite *s = suite_create("configadv");
-        TCase *tc = tcase_create("core");
+static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_mask_strings);
         tcase_add_test(tc, test_mask_keys);
         tcase_add_test(tc, test_validate);
         tcase_add_test(tc, test_collisions);
         tcase_add_test(tc, test_listen);
-        suite_add_tcase(s, tc);
-        return s;
 }
 
-int main(void) {
-        return test_run(suite());
-}
+TEST_MAIN("configadv", add_tests)

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "deploy/deploy-view.h"
 #include "duration.h"
+#include "jsonutil.h"
 #include "test-main.h"
 
 /* 2026-12-01T10:00:00Z */
@@ -472,6 +472,16 @@ START_TEST(test_states) {
 }
 END_TEST
 
+START_TEST(test_event_types) {
+        for (int t = 0; t < _DEPLOY_EVENT_TYPE_MAX; t++)
+                ck_assert_int_eq(deploy_event_type_from_string(deploy_event_type_to_string((enum deploy_event_type) t)), t);
+        ck_assert_str_eq(deploy_event_type_to_string(DEPLOY_EVENT_MIGRATION), "migration");
+        ck_assert_int_eq(deploy_event_type_from_string("progress"), -EINVAL);
+        ck_assert_int_eq(deploy_event_type_from_string(NULL), -EINVAL);
+        ck_assert_ptr_null(deploy_event_type_to_string(_DEPLOY_EVENT_TYPE_MAX));
+}
+END_TEST
+
 START_TEST(test_clean_text) {
         _cleanup_free_ char *a = deploy_clean_text("ok → fine\ttab\x1b]0;title\x07\xc2\x9b" "1m\xc2\xa0nbsp");
 
@@ -493,6 +503,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_status);
         tcase_add_test(tc, test_summary);
         tcase_add_test(tc, test_states);
+        tcase_add_test(tc, test_event_types);
         tcase_add_test(tc, test_clean_text);
 }
 

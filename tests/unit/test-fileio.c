@@ -1,19 +1,22 @@
-/* Unit tests for lib/fileio.c: atomic replacement, the kept previous file,
- * modes (agent/state.c: test-state.c). */
+/* Unit tests for lib/fileio.c: reading whole files and pipes with a limit,
+ * atomic replacement, the kept previous file, modes (agent/state.c: test-state.c). */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-#include "cleanup.h"
 #include "fileio.h"
+#include "macro.h"
 #include "strutil.h"
 #include "test-main.h"
 
@@ -25,9 +28,92 @@ static char *path_in(const char *name) {
 
 static char *slurp(const char *p) {
         char *s = NULL;
-        ck_assert_int_eq(read_file_string(p, 65536, false, &s), 0);
+        ck_assert_int_eq(fileio_read_string(p, 65536, false, &s), 0);
         return s;
 }
+
+static void write_file(const char *p, const char *data, size_t len) {
+        FILE *f = fopen(p, "we");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Sizes around the 16 KiB first read and the limit, from a regular file (with
+ * and without FILEIO_READ_REGULAR) and from a pipe fed by a child. */
+START_TEST(test_read_fd_sizes) {
+        static const size_t sizes[] = { 0, 1, 16383, 16384, 16385, 100000, 100001 };
+        const size_t max = 100000;
+        _cleanup_free_ char *p = path_in("read.bin"), *data = malloc(max + 1);
+
+        ck_assert_ptr_nonnull(data);
+        for (size_t i = 0; i <= max; i++)
+                data[i] = (char) ('a' + i % 26);
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++)
+                for (int how = 0; how < 3; how++) {
+                        size_t sz = sizes[i], n = 12345;
+                        char *got = (char *) 1;
+                        int fd, pipefd[2], r;
+                        pid_t pid = -1;
+
+                        if (how < 2) {
+                                write_file(p, data, sz);
+                                fd = open(p, O_RDONLY | O_CLOEXEC);
+                        } else {
+                                ck_assert_int_eq(pipe(pipefd), 0);
+                                pid = fork();
+                                ck_assert_int_ge(pid, 0);
+                                if (pid == 0) {
+                                        close(pipefd[0]);
+                                        /* In pieces, so the reader sees short reads. */
+                                        for (size_t off = 0; off < sz; off += 7000)
+                                                if (write(pipefd[1], data + off, MIN((size_t) 7000, sz - off)) < 0)
+                                                        _exit(1);
+                                        _exit(0);
+                                }
+                                close(pipefd[1]);
+                                fd = pipefd[0];
+                        }
+                        ck_assert_int_ge(fd, 0);
+                        r = fileio_read_fd(fd, max, how == 1 ? FILEIO_READ_REGULAR : 0, &got, &n);
+                        close(fd);
+                        if (pid > 0)
+                                ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+                        if (sz > max) {
+                                ck_assert_msg(r == -EFBIG, "size %zu how %d: %d", sz, how, r);
+                                ck_assert_ptr_eq(got, (char *) 1); /* untouched */
+                                ck_assert_uint_eq(n, 12345);
+                                continue;
+                        }
+                        ck_assert_msg(r == 0, "size %zu how %d: %d", sz, how, r);
+                        ck_assert_uint_eq(n, sz);
+                        ck_assert_int_eq(got[n], '\0');
+                        ck_assert(memcmp(got, data, sz) == 0);
+                        free(got);
+                }
+}
+END_TEST
+
+START_TEST(test_read_string) {
+        _cleanup_free_ char *p = path_in("token"), *big = path_in("big"), *s = NULL;
+        char *untouched = (char *) 1;
+
+        write_file(p, "s3cret\r\n\n", 9);
+        ck_assert_int_eq(fileio_read_string(p, 64, true, &s), 0);
+        ck_assert_str_eq(s, "s3cret");
+        free(s);
+        ck_assert_int_eq(fileio_read_string(p, 64, false, &s), 0);
+        ck_assert_str_eq(s, "s3cret\r\n\n");
+        write_file(big, "0123456789", 10);
+        ck_assert_int_eq(fileio_read_string(big, 9, false, &untouched), -EFBIG);
+        ck_assert_int_eq(fileio_read_string(dir, 64, false, &untouched), -EISDIR);
+        ck_assert_ptr_eq(untouched, (char *) 1);
+        free(s);
+        s = NULL;
+        ck_assert_int_eq(fileio_read_string(big, 10, false, &s), 0);
+        ck_assert_str_eq(s, "0123456789");
+}
+END_TEST
 
 START_TEST(test_write_and_restore) {
         char *p = path_in("sub/app.env"), *prev = path_in("sub/app.env.coord-prev"), *sub = path_in("sub"), *s;
@@ -103,6 +189,8 @@ START_TEST(test_failure_leaves_target) {
 END_TEST
 
 static void add_tests(TCase *tc) {
+        tcase_add_test(tc, test_read_fd_sizes);
+        tcase_add_test(tc, test_read_string);
         tcase_add_test(tc, test_write_and_restore);
         tcase_add_test(tc, test_restore_without_prev_removes);
         tcase_add_test(tc, test_failure_leaves_target);

@@ -1,5 +1,6 @@
 /* Unit tests for agent/health.c: rise, fall, grace, overlays. */
 #include <check.h>
+#include <errno.h>
 
 #include "health.h"
 #include "test-main.h"
@@ -97,6 +98,27 @@ START_TEST(test_names) {
 }
 END_TEST
 
+START_TEST(test_tables) {
+        for (int s = 0; s < _HEALTH_STATE_MAX; s++) {
+                ck_assert_int_eq(health_state_from_string(health_state_to_string((enum health_state) s)), s);
+                /* the instance states begin with the health states */
+                ck_assert_str_eq(instance_state_to_string((enum instance_state) s),
+                                 health_state_to_string((enum health_state) s));
+                ck_assert_int_eq(instance_state_of((enum health_state) s, false, false), s);
+        }
+        for (int s = 0; s < _INSTANCE_STATE_MAX; s++)
+                ck_assert_int_eq(instance_state_from_string(instance_state_to_string((enum instance_state) s)), s);
+        ck_assert_int_eq(instance_state_of(HEALTH_HEALTHY, true, false), INSTANCE_DRAINING);
+        ck_assert_int_eq(instance_state_of(HEALTH_UNHEALTHY, false, true), INSTANCE_STOPPED);
+        ck_assert_int_eq(health_state_from_string("draining"), -EINVAL);
+        ck_assert_int_eq(health_state_from_string("unknown"), -EINVAL);
+        ck_assert_int_eq(instance_state_from_string("lost"), -EINVAL);
+        ck_assert_int_eq(instance_state_from_string(NULL), -EINVAL);
+        ck_assert_ptr_null(health_state_to_string(_HEALTH_STATE_MAX));
+        ck_assert_ptr_null(instance_state_to_string(_INSTANCE_STATE_MAX));
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_rise_from_starting);
         tcase_add_test(tc, test_fall_and_back);
@@ -104,6 +126,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_success_during_grace_counts);
         tcase_add_test(tc, test_restart);
         tcase_add_test(tc, test_names);
+        tcase_add_test(tc, test_tables);
 }
 
 TEST_MAIN("health", add_tests)

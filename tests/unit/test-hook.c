@@ -12,11 +12,13 @@
 #include <systemd/sd-event.h>
 
 #include "duration.h"
+#include "fileio.h"
 #include "hook.h"
 #include "log.h"
+#include "parse-util.h"
 #include "strutil.h"
-#include "test-main.h"
 #include "strv.h"
+#include "test-main.h"
 
 static sd_event *loop;
 
@@ -29,7 +31,7 @@ struct outcome {
         char error[256];
 };
 
-static void on_done(hook *h, const struct hook_result *res, void *userdata) {
+static void on_done(struct hook *h, const struct hook_result *res, void *userdata) {
         struct outcome *o = userdata;
 
         o->done = true;
@@ -48,7 +50,7 @@ static struct outcome run(const char *cmd, const char *const *env, uint64_t time
                 .service = "svc", .instance = "svc-1", .output_level = LOG_DEBUG,
         };
         struct outcome o = {};
-        hook *h = NULL;
+        struct hook *h = NULL;
         sigset_t ss;
 
         sigemptyset(&ss);
@@ -242,7 +244,7 @@ START_TEST(test_timeout_kills_group) {
         ck_assert_ptr_nonnull(strstr(o.error, "timed out after 300ms; its process group was killed"));
         ck_assert_str_eq(o.output, "started");
         ck_assert_uint_lt(o.duration, 3 * USEC_PER_SEC);
-        ck_assert_int_eq(read_file_string(pidfile, 64, true, &pid), 0);
+        ck_assert_int_eq(fileio_read_string(pidfile, 64, true, &pid), 0);
         ck_assert_int_eq(parse_int(pid, &gc), 0);
         for (int i = 0; i < 100 && kill(gc, 0) == 0; i++)
                 usleep(20000);

@@ -68,6 +68,25 @@ START_TEST(test_deployment_keys) {
 }
 END_TEST
 
+START_TEST(test_probe_keys) {
+        check_key(key_lmove_probe("doctor"), "coord:{doctor}:lmove-probe");
+}
+END_TEST
+
+/* Only the keepalive channels are refused to subscribers. */
+START_TEST(test_keepalive_channel) {
+        char *k = key_keepalive("0123abcd");
+
+        ck_assert_ptr_nonnull(k);
+        ck_assert(key_is_keepalive(k));
+        free(k);
+        ck_assert(key_is_keepalive("coord:keepalive:"));
+        ck_assert(!key_is_keepalive("coord:keepalive"));
+        ck_assert(!key_is_keepalive("coord:{prod}:events"));
+        ck_assert(!key_is_keepalive(""));
+}
+END_TEST
+
 /* ACL patterns: "*" for a name gives the pattern of all such keys, and the
  * namespace pattern covers every key but the locks. */
 START_TEST(test_patterns) {
@@ -111,6 +130,8 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_command_keys);
         tcase_add_test(tc, test_config_keys);
         tcase_add_test(tc, test_deployment_keys);
+        tcase_add_test(tc, test_probe_keys);
+        tcase_add_test(tc, test_keepalive_channel);
         tcase_add_test(tc, test_patterns);
         tcase_add_test(tc, test_namespace_separates);
         tcase_add_test(tc, test_namespace_default);

@@ -21,10 +21,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cleanup.h"
 #include "duration.h"
 #include "keys.h"
 #include "lock.h"
+#include "redis.h"
 #include "redis_url.h"
 #include "strutil.h"
 #include "test-main.h"
@@ -210,10 +210,10 @@ static char *get(redisContext *c, const char *key) {
         return reply->type == REDIS_REPLY_STRING ? strdup(reply->str) : NULL;
 }
 
-static lock *take(const char *name, uint64_t lease_usec, uint64_t wait_usec, int expect) {
+static struct lock *take(const char *name, uint64_t lease_usec, uint64_t wait_usec, int expect) {
         _cleanup_(redis_url_freep) struct redis_url *u = url();
         struct lock_options o = { .ns = NS, .lease_usec = lease_usec, .wait_timeout_usec = wait_usec };
-        lock *l = NULL;
+        struct lock *l = NULL;
         char err[512] = "";
         int r;
 
@@ -225,19 +225,43 @@ static lock *take(const char *name, uint64_t lease_usec, uint64_t wait_usec, int
 
 /* ---- the scripts ------------------------------------------------------------------------------- */
 
-START_TEST(test_scripts) {
-        _cleanup_redis_ redisContext *c = raw();
-        const char *const scripts[] = { lock_script_acquire, lock_script_renew, lock_script_release };
+/* The next reply on the subscribed connection sub: a "message" on channel
+ * (with its text in *msg, caller frees) or the answer to a PING (NULL). */
+static char *next_push(redisContext *sub, const char *channel) {
+        _cleanup_reply_ redisReply *r = NULL;
 
-        /* The scripts compare-and-set on the token and stay on their KEYS
-         * (cluster-safe); the wake-up is published by release only. */
-        ck_assert_ptr_nonnull(strstr(lock_script_acquire, "'NX', 'PX'"));
-        ck_assert_ptr_nonnull(strstr(lock_script_acquire, "INCR"));
-        ck_assert_ptr_null(strstr(lock_script_acquire, "PUBLISH"));
-        ck_assert_ptr_nonnull(strstr(lock_script_renew, "~= ARGV[1]"));
-        ck_assert_ptr_nonnull(strstr(lock_script_release, "~= ARGV[1]"));
-        ck_assert_ptr_nonnull(strstr(lock_script_release, "PUBLISH"));
-        ck_assert_ptr_null(strstr(lock_script_renew, "PUBLISH"));
+        ck_assert_int_eq(redisGetReply(sub, (void **) &r), REDIS_OK);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+        ck_assert_uint_ge(r->elements, 2);
+        if (strcmp(r->element[0]->str, "pong") == 0)
+                return NULL;
+        ck_assert_str_eq(r->element[0]->str, "message");
+        ck_assert_uint_eq(r->elements, 3);
+        ck_assert_str_eq(r->element[1]->str, channel);
+        return strdup(r->element[2]->str);
+}
+
+/* Whatever sub was told up to now, as the text of its first message (NULL: nothing). */
+static char *pushed_so_far(redisContext *sub, const char *channel) {
+        char *first = NULL, *m;
+
+        ck_assert_int_eq(redisAppendCommand(sub, "PING"), REDIS_OK);
+        while ((m = next_push(sub, channel))) {
+                if (!first)
+                        first = m;
+                else
+                        free(m);
+        }
+        return first;
+}
+
+START_TEST(test_scripts) {
+        _cleanup_redis_ redisContext *c = raw(), *sub = raw();
+        _cleanup_free_ char *k = key_lock(NS, "scripts"), *kh = key_lock_holder(NS, "scripts"),
+                            *channel = key_lock_channel(NS, "scripts"), *msg = NULL;
+        const char *const scripts[] = { lock_script_acquire, lock_script_renew, lock_script_release };
+        long long ttl;
 
         /* Each one compiles: Redis refuses a script with a syntax error at SCRIPT LOAD. */
         for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
@@ -253,6 +277,35 @@ START_TEST(test_scripts) {
                 ck_assert_ptr_nonnull(r);
                 ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
         }
+
+        /* What they do on a real server (compare-and-set on the token: test_scripts_fencing).
+         * Acquire sets the lock with its lease (SET NX PX) and a fence (INCR), and
+         * wakes nobody; renew wakes nobody; only release publishes, on the lock's
+         * channel (the one a waiter subscribes to). */
+        {
+                _cleanup_reply_ redisReply *r = redisCommand(sub, "SUBSCRIBE %s", channel);
+                ck_assert_ptr_nonnull(r);
+                ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+        }
+        ck_assert_int_gt(acquire_raw(c, "scripts", "aaaa"), 0);
+        {
+                _cleanup_reply_ redisReply *r = redisCommand(c, "PTTL %s", k);
+                ck_assert_ptr_nonnull(r);
+                ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+                ttl = r->integer;
+        }
+        ck_assert_msg(ttl > 0 && ttl <= 5000, "lock lease %lld ms, want (0, 5000]", ttl);
+        msg = get(c, kh);
+        ck_assert_ptr_nonnull(msg);
+        free(TAKE_PTR(msg));
+        ck_assert_int_lt(acquire_raw(c, "scripts", "bbbb"), 0); /* NX: held */
+        ck_assert_int_eq(renew_raw(c, "scripts", "aaaa"), 1);
+        msg = pushed_so_far(sub, channel);
+        ck_assert_msg(!msg, "acquire or renew published '%s'", msg);
+        ck_assert_int_eq(release_raw(c, "scripts", "aaaa"), 1);
+        msg = pushed_so_far(sub, channel);
+        ck_assert_msg(msg, "release published nothing on %s", channel);
+        ck_assert_str_eq(msg, "released");
 }
 END_TEST
 
@@ -301,7 +354,7 @@ END_TEST
 /* ---- the API ----------------------------------------------------------------------------------- */
 
 START_TEST(test_fences_increase) {
-        lock *l1, *l2, *l3;
+        struct lock *l1, *l2, *l3;
         uint64_t f1, f2;
 
         l1 = take("api", 5 * USEC_PER_SEC, 0, 0);
@@ -330,9 +383,9 @@ END_TEST
 START_TEST(test_timeout_names_holder) {
         _cleanup_(redis_url_freep) struct redis_url *u = url();
         struct lock_options o = { .ns = NS, .lease_usec = 5 * USEC_PER_SEC, .wait_timeout_usec = 200 * USEC_PER_MSEC };
-        _cleanup_(lock_freep) lock *l1 = take("busy", 5 * USEC_PER_SEC, 0, 0);
+        _cleanup_(lock_freep) struct lock *l1 = take("busy", 5 * USEC_PER_SEC, 0, 0);
         _cleanup_free_ char *who = NULL;
-        lock *l2 = NULL;
+        struct lock *l2 = NULL;
         char err[512] = "", fence[32];
         uint64_t t0 = now_usec();
 
@@ -357,7 +410,7 @@ END_TEST
 START_TEST(test_lease_expiry) {
         _cleanup_redis_ redisContext *c = raw();
         _cleanup_free_ char *k = key_lock(NS, "expiry");
-        lock *l1, *l2;
+        struct lock *l1, *l2;
         uint64_t t0 = now_usec(), until = t0 + 10 * USEC_PER_SEC;
         long long exists = 1;
 
@@ -386,7 +439,7 @@ START_TEST(test_lease_expiry) {
 }
 END_TEST
 
-static void on_lost_flag(lock *l, void *userdata) {
+static void on_lost_flag(struct lock *l, void *userdata) {
         (void) l;
         __atomic_store_n((bool *) userdata, true, __ATOMIC_SEQ_CST);
 }
@@ -395,7 +448,7 @@ static void on_lost_flag(lock *l, void *userdata) {
 START_TEST(test_keeper) {
         _cleanup_redis_ redisContext *c = raw();
         _cleanup_free_ char *k = key_lock(NS, "kept");
-        lock *l = take("kept", USEC_PER_SEC, 0, 0);
+        struct lock *l = take("kept", USEC_PER_SEC, 0, 0);
         bool lost = false;
 
         ck_assert_int_eq(lock_keeper_start(l, on_lost_flag, &lost), 0);
@@ -432,7 +485,7 @@ static void *waiter_main(void *p) {
         /* No re-check before the test's end: only the release can hand it over in time. */
         struct lock_options o = { .ns = NS, .lease_usec = 5 * USEC_PER_SEC, .wait_timeout_usec = 20 * USEC_PER_SEC,
                                   .recheck_usec = 30 * USEC_PER_SEC };
-        lock *l = NULL;
+        struct lock *l = NULL;
 
         w->r = lock_acquire(u, w->name, &o, &l, w->err, sizeof w->err);
         w->done_usec = now_usec();
@@ -449,7 +502,7 @@ START_TEST(test_handoff) {
         _cleanup_redis_ redisContext *c = raw();
         _cleanup_free_ char *waiters = key_lock_waiters(NS, "handoff");
         struct waiter w = { .name = "handoff" };
-        lock *l = take("handoff", 5 * USEC_PER_SEC, 0, 0);
+        struct lock *l = take("handoff", 5 * USEC_PER_SEC, 0, 0);
         uint64_t until = now_usec() + 10 * USEC_PER_SEC, t0;
         long long queued = 0;
         pthread_t th;

@@ -15,11 +15,14 @@
 /* The most secrets the set holds (LOG_SECRETS_MAX in log.c). */
 #define SECRETS_MAX 64
 
-/* Run log_error(msg) with stderr on a temporary file; the text written (caller frees). */
-static char *capture_error(const char *msg) {
-        char path[] = "/tmp/coord-test-log3.XXXXXX";
+#define CAPTURE_MAX 32768
+
+/* Run fn(arg) with stderr on a temporary file (and the log forced to stderr);
+ * the text written (caller frees). */
+static char *capture_stderr(void (*fn)(const void *arg), const void *arg) {
+        char path[] = "/tmp/coord-test-log.XXXXXX";
         int fd, saved;
-        char *buf = calloc(1, 16384);
+        char *buf = calloc(1, CAPTURE_MAX);
         ssize_t n;
 
         ck_assert_ptr_nonnull(buf);
@@ -28,16 +31,25 @@ static char *capture_error(const char *msg) {
         saved = dup(STDERR_FILENO);
         dup2(fd, STDERR_FILENO);
         log_force_stderr(1);
-        log_error("%s", msg);
+        fn(arg);
         fflush(stderr);
         dup2(saved, STDERR_FILENO);
         close(saved);
         lseek(fd, 0, SEEK_SET);
-        n = read(fd, buf, 16383);
+        n = read(fd, buf, CAPTURE_MAX - 1);
         ck_assert_int_ge(n, 0);
         close(fd);
         unlink(path);
         return buf;
+}
+
+static void log_error_msg(const void *msg) {
+        log_error("%s", (const char *) msg);
+}
+
+/* Run log_error(msg) with stderr on a temporary file; the text written (caller frees). */
+static char *capture_error(const char *msg) {
+        return capture_stderr(log_error_msg, msg);
 }
 
 static void check_mask(const char *in, const char *want) {
@@ -69,6 +81,15 @@ START_TEST(test_level_from_string) {
 }
 END_TEST
 
+START_TEST(test_level_to_string) {
+        for (int l = LOG_EMERG; l <= LOG_DEBUG; l++)
+                ck_assert_int_eq(log_level_from_string(log_level_to_string(l)), l);
+        ck_assert_str_eq(log_level_to_string(LOG_ERR), "error");
+        ck_assert_ptr_null(log_level_to_string(-1));
+        ck_assert_ptr_null(log_level_to_string(LOG_DEBUG + 1));
+}
+END_TEST
+
 START_TEST(test_max_level) {
         int old = log_get_max_level();
         char *out;
@@ -90,12 +111,17 @@ START_TEST(test_max_level) {
 }
 END_TEST
 
+static void log_secret_fields(const void *unused) {
+        const char *fields[] = { "COORD_INSTANCE=web-1", "COORD_REDIS=redis://:s3cr3t,p@ss@h", NULL };
+
+        (void) unused;
+        log_open("test");
+        log_fields(LOG_ERR, fields, "connecting with s3cr3t,p@ss failed");
+}
+
 START_TEST(test_mask_secrets) {
+        _cleanup_free_ char *buf = NULL;
         char *m;
-        char path[] = "/tmp/coord-test-log.XXXXXX";
-        int fd, saved;
-        char buf[4096];
-        ssize_t n;
 
         log_clear_secrets();
         log_add_secret("s3cr3t,p@ss");
@@ -105,25 +131,8 @@ START_TEST(test_mask_secrets) {
         free(m);
 
         /* The secret never reaches stderr, in the message or in fields. */
-        fd = mkstemp(path);
-        ck_assert_int_ge(fd, 0);
-        saved = dup(STDERR_FILENO);
-        dup2(fd, STDERR_FILENO);
-        log_open("test");
-        log_force_stderr(1);
-        {
-                const char *fields[] = { "COORD_INSTANCE=web-1", "COORD_REDIS=redis://:s3cr3t,p@ss@h", NULL };
-                log_fields(LOG_ERR, fields, "connecting with s3cr3t,p@ss failed");
-        }
-        fflush(stderr);
-        dup2(saved, STDERR_FILENO);
-        close(saved);
-        lseek(fd, 0, SEEK_SET);
-        n = read(fd, buf, sizeof buf - 1);
-        ck_assert_int_gt(n, 0);
-        buf[n] = '\0';
-        close(fd);
-        unlink(path);
+        buf = capture_stderr(log_secret_fields, NULL);
+        ck_assert_uint_gt(strlen(buf), 0);
         ck_assert_msg(strstr(buf, "s3cr3t") == NULL, "secret leaked: %s", buf);
         ck_assert_msg(strstr(buf, "connecting with ***** failed"), "got: %s", buf);
         ck_assert_msg(strstr(buf, "instance=web-1"), "field missing: %s", buf);
@@ -132,15 +141,18 @@ END_TEST
 
 /* Secrets shorter than the mask, repeated up to the end of a line that must be
  * cut: the line shrinks safely and never shows a secret (ASan checks the bounds). */
+static void log_error_big(const void *big) {
+        log_error("%s", (const char *) big);
+        log_error("x%s", (const char *) big + 1);
+}
+
 START_TEST(test_mask_long_line) {
         static const char *const secrets[] = { "abc", "abcd" };
-        char path[] = "/tmp/coord-test-log2.XXXXXX";
-        static char big[9000], buf[20000];
-        int fd, saved;
-        ssize_t n;
+        static char big[9000];
 
         for (size_t k = 0; k < 2; k++) {
                 size_t sl = strlen(secrets[k]), o = 0;
+                _cleanup_free_ char *buf = NULL;
 
                 log_clear_secrets();
                 log_add_secret(secrets[k]);
@@ -149,23 +161,8 @@ START_TEST(test_mask_long_line) {
                         o += sl;
                 }
                 big[o] = '\0';
-                fd = mkstemp(path);
-                ck_assert_int_ge(fd, 0);
-                saved = dup(STDERR_FILENO);
-                dup2(fd, STDERR_FILENO);
-                log_force_stderr(1);
-                log_error("%s", big);
-                log_error("x%s", big + 1);
-                fflush(stderr);
-                dup2(saved, STDERR_FILENO);
-                close(saved);
-                lseek(fd, 0, SEEK_SET);
-                n = read(fd, buf, sizeof buf - 1);
-                close(fd);
-                unlink(path);
-                memcpy(path + strlen(path) - 6, "XXXXXX", 6);
-                ck_assert_int_gt(n, 0);
-                buf[n] = '\0';
+                buf = capture_stderr(log_error_big, big);
+                ck_assert_uint_gt(strlen(buf), 0);
                 ck_assert_msg(strstr(buf, secrets[k]) == NULL, "secret %s shown", secrets[k]);
                 ck_assert_msg(strstr(buf, "*****"), "nothing masked");
         }
@@ -231,6 +228,7 @@ END_TEST
 
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_level_from_string);
+        tcase_add_test(tc, test_level_to_string);
         tcase_add_test(tc, test_max_level);
         tcase_add_test(tc, test_mask_secrets);
         tcase_add_test(tc, test_mask_long_line);

@@ -18,8 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
 #include "duration.h"
+#include "macro.h"
+#include "parse-util.h"
 #include "redis.h"
 #include "redis_url.h"
 #include "strutil.h"
@@ -52,6 +53,18 @@ static int connect_str(const char *s, uint64_t tmo, redisContext **c, char *err,
                 ck_assert_msg(err[0], "failure %d without a message", r);
         redis_url_free(u);
         return r;
+}
+
+/* connect_str(s) fails with want and leaves no context; when needle is given,
+ * the message names it (else the check fails with why and the message). */
+static void expect_refused(const char *s, const char *secret, int want, const char *needle, const char *why) {
+        _cleanup_redis_ redisContext *c = NULL;
+        char err[256];
+
+        ck_assert_int_eq(connect_str(s, 0, &c, err, sizeof err, secret), want);
+        ck_assert_ptr_null(c);
+        if (needle)
+                ck_assert_msg(strstr(err, needle), "%s%s", why, err);
 }
 
 static char *get_string(redisContext *c, const char *key) {
@@ -181,9 +194,7 @@ START_TEST(test_sentinel_unknown_service) {
         char err[256];
 
         url = strdup_printf("127.0.0.1:%s,serviceName=nosuchmaster", env("SENTINEL_PORT"));
-        ck_assert_int_eq(connect_str(url, 0, &c, err, sizeof err, NULL), -EHOSTUNREACH);
-        ck_assert_ptr_null(c);
-        ck_assert_msg(strstr(err, "nosuchmaster"), "message does not name the service: %s", err);
+        expect_refused(url, NULL, -EHOSTUNREACH, "nosuchmaster", "message does not name the service: ");
 
         dead = strdup_printf("127.0.0.1:%d,serviceName=mymaster", dead_port());
         ck_assert_int_eq(connect_str(dead, 0, &c, err, sizeof err, NULL), -EHOSTUNREACH);
@@ -204,9 +215,7 @@ START_TEST(test_auth_password) {
         redisFree(TAKE_PTR(c));
 
         wrong = strdup_printf("127.0.0.1:%s,password=Wrong-%s", env("AUTH_PORT"), "Secret-42");
-        ck_assert_int_eq(connect_str(wrong, 0, &c, err, sizeof err, "Wrong-Secret-42"), -EACCES);
-        ck_assert_ptr_null(c);
-        ck_assert_msg(strstr(err, "AUTH"), "%s", err);
+        expect_refused(wrong, "Wrong-Secret-42", -EACCES, "AUTH", "");
 
         /* No password against a server that requires one: -EACCES, also with db 0. */
         none = strdup_printf("127.0.0.1:%s", env("AUTH_PORT"));
@@ -259,39 +268,29 @@ START_TEST(test_sentinel_with_auth) {
         redisFree(TAKE_PTR(c));
 
         wrong = strdup_printf("127.0.0.1:%s,serviceName=authmaster,password=Bad-Secret-9", env("AUTH_SENTINEL_PORT"));
-        ck_assert_int_eq(connect_str(wrong, 0, &c, err, sizeof err, "Bad-Secret-9"), -EACCES);
-        ck_assert_ptr_null(c);
+        expect_refused(wrong, "Bad-Secret-9", -EACCES, NULL, NULL);
 }
 END_TEST
 
 START_TEST(test_tls_refused) {
-        _cleanup_redis_ redisContext *c = NULL;
         _cleanup_free_ char *se = NULL, *url = NULL;
-        char err[256];
 
         /* Against a live plain-text server: TLS or nothing, never a plain-text
          * fallback (a plain Redis never answers a ClientHello: the handshake
          * times out).  TLS itself is tested in tests/unit/test-tls.c. */
         se = strdup_printf("127.0.0.1:%s,ssl=true,password=Tls-Secret-1,connectTimeout=300", env("REDIS_PORT"));
-        ck_assert_int_eq(connect_str(se, 0, &c, err, sizeof err, "Tls-Secret-1"), -ETIMEDOUT);
-        ck_assert_ptr_null(c);
-        ck_assert_msg(strstr(err, "TLS handshake"), "%s", err);
+        expect_refused(se, "Tls-Secret-1", -ETIMEDOUT, "TLS handshake", "");
         url = strdup_printf("127.0.0.1:%s,ssl=True,connectTimeout=300", env("REDIS_PORT"));
-        ck_assert_int_eq(connect_str(url, 0, &c, err, sizeof err, NULL), -ETIMEDOUT);
-        ck_assert_ptr_null(c);
+        expect_refused(url, NULL, -ETIMEDOUT, NULL, NULL);
 }
 END_TEST
 
 START_TEST(test_unreachable) {
-        _cleanup_redis_ redisContext *c = NULL;
         _cleanup_free_ char *url = NULL;
-        char err[256];
         int port = dead_port();
 
         url = strdup_printf("127.0.0.1:%d,password=Unreach-Secret", port);
-        ck_assert_int_eq(connect_str(url, 0, &c, err, sizeof err, "Unreach-Secret"), -ECONNREFUSED);
-        ck_assert_ptr_null(c);
-        ck_assert_msg(strstr(err, "127.0.0.1"), "message should name the address: %s", err);
+        expect_refused(url, "Unreach-Secret", -ECONNREFUSED, "127.0.0.1", "message should name the address: ");
 }
 END_TEST
 

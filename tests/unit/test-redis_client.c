@@ -21,11 +21,12 @@
 
 #include <systemd/sd-event.h>
 
-#include "cleanup.h"
+#include "macro.h"
 #include "redis.h"
 #include "redis_client.h"
 #include "redis_url.h"
 #include "strutil.h"
+#include "test-main.h"
 #include "test-request.h"
 
 static const char *env(const char *name) {
@@ -51,7 +52,7 @@ struct obs {
         bool free_in_callback;
 };
 
-static void on_state(redis_client *c, bool connected, void *userdata) {
+static void on_state(struct redis_client *c, bool connected, void *userdata) {
         struct obs *o = userdata;
 
         ck_assert_int_eq(redis_client_is_connected(c), connected);
@@ -59,7 +60,7 @@ static void on_state(redis_client *c, bool connected, void *userdata) {
                 o->states[o->n_states++] = connected;
 }
 
-static void on_message(redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
+static void on_message(struct redis_client *c, const char *channel, const char *data, size_t len, void *userdata) {
         struct obs *o = userdata;
 
         (void) c;
@@ -68,7 +69,7 @@ static void on_message(redis_client *c, const char *channel, const char *data, s
         snprintf(o->last_message, sizeof o->last_message, "%.*s", (int) len, data);
 }
 
-static void on_reply(redis_client *c, redisReply *reply, void *userdata) {
+static void on_reply(struct redis_client *c, redisReply *reply, void *userdata) {
         struct obs *o = userdata;
 
         (void) c;
@@ -158,18 +159,31 @@ static char *plain_url(void) {
         return strdup_printf("127.0.0.1:%s", env("REDIS_PORT"));
 }
 
+/* A new event loop in *e and on it a client of url reporting to o (not
+ * connected yet; the client keeps its own copy of the parsed url). */
+static struct redis_client *client_new(sd_event **e, const char *url, struct obs *o) {
+        struct redis_url *u = parse(url);
+        struct redis_client *c = NULL;
+
+        ck_assert_int_ge(sd_event_new(e), 0);
+        ck_assert_int_eq(redis_client_new(*e, u, on_state, o, &c), 0);
+        redis_url_free(u);
+        return c;
+}
+
+static void client_done(struct redis_client *c, sd_event *e) {
+        redis_client_free(c);
+        sd_event_unref(e);
+}
+
 START_TEST(test_commands) {
         sd_event *e = NULL;
         struct obs o = { 0 };
-        redis_client *c = NULL;
         _cleanup_free_ char *url = plain_url();
-        struct redis_url *u = parse(url);
+        struct redis_client *c = client_new(&e, url, &o);
         const char *argv[] = { "SET", "client-bin", "x\0y" };
         const size_t argvlen[] = { 3, 10, 3 };
 
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
-        redis_url_free(u); /* the client keeps its own copy */
         /* Not connected yet: refused at once, callback not called. */
         ck_assert(!redis_client_is_connected(c));
         ck_assert_int_eq(redis_client_command(c, on_reply, &o, "PING"), -ENOTCONN);
@@ -191,23 +205,18 @@ START_TEST(test_commands) {
         ck_assert_int_eq(o.null_replies, 0);
         ck_assert_uint_eq(redis_client_reconnects(c), 0);
 
-        redis_client_free(c);
-        sd_event_unref(e);
+        client_done(c, e);
 }
 END_TEST
 
 static void test_restart_via(const char *url) {
         sd_event *e = NULL;
         struct obs o = { 0 }, sub = { 0 };
-        redis_client *c = NULL;
-        struct redis_url *u = parse(url);
+        struct redis_client *c = client_new(&e, url, &o);
         _cleanup_free_ char *direct = plain_url();
         char channel[64];
 
         snprintf(channel, sizeof channel, "restart-%d", getpid());
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
-        redis_url_free(u);
         /* Subscribed before the first connect. */
         ck_assert_int_eq(redis_client_subscribe(c, channel, on_message, &sub), 0);
         run_until(e, &o, last_state_up, 10, "connect");
@@ -245,8 +254,7 @@ static void test_restart_via(const char *url) {
         run_until(e, &o, got_replies, 10, "PING after restart");
         ck_assert_str_eq(o.last_reply, "PONG");
 
-        redis_client_free(c);
-        sd_event_unref(e);
+        client_done(c, e);
 }
 
 START_TEST(test_restart) {
@@ -263,14 +271,10 @@ END_TEST
 START_TEST(test_hung_server) {
         sd_event *e = NULL;
         struct obs o = { 0 };
-        redis_client *c = NULL;
         _cleanup_free_ char *url = plain_url();
-        struct redis_url *u = parse(url);
+        struct redis_client *c = client_new(&e, url, &o);
         uint64_t took;
 
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
-        redis_url_free(u);
         redis_client_set_keepalive(c, 200000, 1000000);
         run_until(e, &o, last_state_up, 10, "connect");
         /* Idle but alive: keepalive must not flap the connection. */
@@ -285,15 +289,14 @@ START_TEST(test_hung_server) {
         run_until(e, &o, last_state_up, 20, "reconnect after SIGCONT");
         ck_assert_uint_ge(redis_client_reconnects(c), 1);
 
-        redis_client_free(c);
-        sd_event_unref(e);
+        client_done(c, e);
 }
 END_TEST
 
 START_TEST(test_auth_db) {
         sd_event *e = NULL;
         struct obs o = { 0 };
-        redis_client *c = NULL;
+        struct redis_client *c = NULL;
         _cleanup_free_ char *url = NULL, *direct = NULL;
         struct redis_url *u;
         _cleanup_redis_ redisContext *rc = NULL;
@@ -301,16 +304,12 @@ START_TEST(test_auth_db) {
         char err[256];
 
         url = strdup_printf("127.0.0.1:%s,password=%s,defaultDatabase=5", env("AUTH_PORT"), env("AUTH_PASSWORD"));
-        u = parse(url);
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
-        redis_url_free(u);
+        c = client_new(&e, url, &o);
         run_until(e, &o, last_state_up, 10, "connect with auth");
         ck_assert_int_eq(redis_client_command(c, on_reply, &o, "SET in-db-5 yes"), 0);
         want_replies = 1;
         run_until(e, &o, got_replies, 10, "SET");
-        redis_client_free(c);
-        sd_event_unref(e);
+        client_done(c, e);
 
         /* It landed in db 5. */
         direct = strdup_printf("redis://:%s@127.0.0.1:%s/5", env("AUTH_PASSWORD"), env("AUTH_PORT"));
@@ -328,15 +327,11 @@ END_TEST
 START_TEST(test_acl_user_limited) {
         sd_event *e = NULL;
         struct obs o = { 0 }, sub = { 0 };
-        redis_client *c = NULL;
+        struct redis_client *c = NULL;
         _cleanup_free_ char *url = NULL, *direct = NULL;
-        struct redis_url *u;
 
         url = strdup_printf("redis://coord:Coord-Acl-Pw9@127.0.0.1:%s", env("AUTH_PORT"));
-        u = parse(url);
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
-        redis_url_free(u);
+        c = client_new(&e, url, &o);
         redis_client_set_keepalive(c, 100000, 2000000);
         ck_assert_int_eq(redis_client_subscribe(c, "coord:test:acl", on_message, &sub), 0);
         run_until(e, &o, last_state_up, 10, "connect as a limited ACL user");
@@ -347,35 +342,27 @@ START_TEST(test_acl_user_limited) {
         run_for(e, 700000);
         ck_assert_int_eq(o.n_states, 1);
         ck_assert(redis_client_is_connected(c));
-        redis_client_free(c);
-        sd_event_unref(e);
+        client_done(c, e);
 }
 END_TEST
 
 START_TEST(test_wrong_password) {
         sd_event *e = NULL;
         struct obs o = { 0 };
-        redis_client *c = NULL;
-        _cleanup_free_ char *url = NULL;
-        struct redis_url *u;
+        _cleanup_free_ char *url = strdup_printf("127.0.0.1:%s,password=Not-The-Password", env("AUTH_PORT"));
+        struct redis_client *c = client_new(&e, url, &o);
 
-        url = strdup_printf("127.0.0.1:%s,password=Not-The-Password", env("AUTH_PORT"));
-        u = parse(url);
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
-        redis_url_free(u);
         /* It keeps trying (with backoff) but never reports connected. */
         run_for(e, 1500000);
         ck_assert_int_eq(o.n_states, 0);
         ck_assert(!redis_client_is_connected(c));
-        redis_client_free(c);
-        sd_event_unref(e);
+        client_done(c, e);
 }
 END_TEST
 
 START_TEST(test_tls_refused) {
         sd_event *e = NULL;
-        redis_client *c = NULL;
+        struct redis_client *c = NULL;
         _cleanup_free_ char *url = strdup_printf("127.0.0.1:%s,ssl=true", env("REDIS_PORT"));
         struct redis_url *u = parse(url);
         uint64_t until = mono_usec() + 1500000;
@@ -401,7 +388,7 @@ struct swap {
         char reason[256];
 };
 
-static void on_swap(redis_client *c, int error, const char *reason, void *userdata) {
+static void on_swap(struct redis_client *c, int error, const char *reason, void *userdata) {
         struct swap *w = userdata;
 
         (void) c;
@@ -434,14 +421,19 @@ static void admin(const char *fmt, const char *a1, const char *a2) {
         ck_assert_msg(redis_command(rc, &reply, err, sizeof err, fmt, a1, a2) == 0, "%s: %s", fmt, err);
 }
 
+static char *user_url_string(const char *user, const char *password) {
+        return strdup_printf("redis://%s:%s@127.0.0.1:%s", user, password, env("AUTH_PORT"));
+}
+
 static struct redis_url *user_url(const char *user, const char *password) {
-        _cleanup_free_ char *url = strdup_printf("redis://%s:%s@127.0.0.1:%s", user, password, env("AUTH_PORT"));
+        _cleanup_free_ char *url = user_url_string(user, password);
         return parse(url);
 }
 
 /* Give c the URL of user on the AUTH server (redis_client_set_url()) and wait
  * until the attempt reports to w (cleared first). */
-static void swap_to(sd_event *e, redis_client *c, struct obs *o, struct swap *w, const char *user, const char *password,
+static void swap_to(sd_event *e, struct redis_client *c, struct obs *o, struct swap *w, const char *user,
+                    const char *password,
                     const char *what) {
         struct redis_url *u = user_url(user, password);
         char err[256] = "";
@@ -453,7 +445,7 @@ static void swap_to(sd_event *e, redis_client *c, struct obs *o, struct swap *w,
 }
 
 /* ACL WHOAMI through the client: who the command connection is. */
-static void expect_whoami(sd_event *e, redis_client *c, struct obs *o, const char *user) {
+static void expect_whoami(sd_event *e, struct redis_client *c, struct obs *o, const char *user) {
         ck_assert_int_eq(redis_client_command(c, on_reply, o, "ACL WHOAMI"), 0);
         want_replies = o->replies + o->null_replies + 1;
         run_until(e, o, got_replies, 10, "ACL WHOAMI");
@@ -466,14 +458,11 @@ START_TEST(test_set_url_rotation) {
         sd_event *e = NULL;
         struct obs o = { 0 }, sub = { 0 }, held = { 0 };
         struct swap w = { 0 };
-        redis_client *c = NULL;
-        struct redis_url *u;
+        struct redis_client *c = NULL;
+        _cleanup_free_ char *url = user_url_string("rot", "Rot-Old-Pw1");
 
         admin("ACL SETUSER %s on resetpass >%s ~coord:* &coord:* +@all", "rot", "Rot-Old-Pw1");
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        u = user_url("rot", "Rot-Old-Pw1");
-        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
-        redis_url_free(u);
+        c = client_new(&e, url, &o);
         ck_assert_int_eq(redis_client_subscribe(c, "coord:test:swap", on_message, &sub), 0);
         run_until(e, &o, last_state_up, 10, "connect as rot");
         admin("ACL SETUSER %s resetpass >%s", "rot", "Rot-New-Pw2");
@@ -511,8 +500,7 @@ START_TEST(test_set_url_rotation) {
         ck_assert_int_eq(o.n_states, 1);
         ck_assert(redis_client_is_connected(c));
 
-        redis_client_free(c);
-        sd_event_unref(e);
+        client_done(c, e);
 }
 END_TEST
 
@@ -522,7 +510,7 @@ START_TEST(test_set_url_edges) {
         sd_event *e = NULL;
         struct obs o = { 0 };
         struct swap w1 = { 0 }, w2 = { 0 }, w3 = { 0 };
-        redis_client *c = NULL;
+        struct redis_client *c = NULL;
         _cleanup_free_ char *plain = plain_url();
         struct redis_url *u = parse(plain), *dead;
         char err[256] = "";
@@ -557,7 +545,7 @@ START_TEST(test_set_url_edges) {
 END_TEST
 
 /* Freeing the client from inside its own callbacks. */
-static void free_on_reply(redis_client *c, redisReply *reply, void *userdata) {
+static void free_on_reply(struct redis_client *c, redisReply *reply, void *userdata) {
         struct obs *o = userdata;
 
         ck_assert_ptr_nonnull(reply);
@@ -565,7 +553,7 @@ static void free_on_reply(redis_client *c, redisReply *reply, void *userdata) {
         redis_client_free(c);
 }
 
-static void free_on_state(redis_client *c, bool connected, void *userdata) {
+static void free_on_state(struct redis_client *c, bool connected, void *userdata) {
         struct obs *o = userdata;
 
         if (o->n_states < ELEMENTSOF(o->states))
@@ -574,7 +562,7 @@ static void free_on_state(redis_client *c, bool connected, void *userdata) {
                 redis_client_free(c);
 }
 
-static void count_only(redis_client *c, redisReply *reply, void *userdata) {
+static void count_only(struct redis_client *c, redisReply *reply, void *userdata) {
         struct obs *o = userdata;
 
         /* Completed by the free with a NULL reply; the client refuses new work. */
@@ -588,7 +576,7 @@ static void count_only(redis_client *c, redisReply *reply, void *userdata) {
 START_TEST(test_free_in_callbacks) {
         sd_event *e = NULL;
         struct obs o = { 0 };
-        redis_client *c = NULL;
+        struct redis_client *c = NULL;
         _cleanup_free_ char *url = plain_url();
         struct redis_url *u = parse(url);
 
@@ -635,16 +623,12 @@ static bool reconnected_once(struct obs *o) {
 START_TEST(test_sentinel_failover) {
         sd_event *e = NULL;
         struct obs o = { 0 }, sub = { 0 };
-        redis_client *c = NULL;
-        struct redis_url *u = parse(env("SENTINEL_URL"));
+        struct redis_client *c = client_new(&e, env("SENTINEL_URL"), &o);
         _cleanup_free_ char *replica = strdup_printf("127.0.0.1:%s", env("REPLICA_PORT"));
         char channel[64];
         uint64_t t0, took;
 
         snprintf(channel, sizeof channel, "failover-%d", getpid());
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_eq(redis_client_new(e, u, on_state, &o, &c), 0);
-        redis_url_free(u);
         ck_assert_int_eq(redis_client_subscribe(c, channel, on_message, &sub), 0);
         run_until(e, &o, last_state_up, 10, "connect via sentinel");
         ck_assert_int_eq(redis_client_command(c, on_reply, &o, "CONFIG GET port"), 0);
@@ -687,8 +671,7 @@ START_TEST(test_sentinel_failover) {
         publish_sync(replica, channel, "on-new-master");
         expect_message(e, &sub, 1, "on-new-master", "message on the new master");
 
-        redis_client_free(c);
-        sd_event_unref(e);
+        client_done(c, e);
 }
 END_TEST
 
@@ -714,12 +697,6 @@ static Suite *redis_client_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(redis_client_suite());
-        int failed;
-
         signal(SIGPIPE, SIG_IGN);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run(redis_client_suite());
 }

@@ -401,10 +401,7 @@ START_TEST(test_mask_string) {
 }
 END_TEST
 
-static Suite *redis_url_suite(void) {
-        Suite *s = suite_create("redis_url");
-        TCase *tc = tcase_create("core");
-
+static void add_tests(TCase *tc) {
         tcase_add_loop_test(tc, test_good, 0, (int) (sizeof goods / sizeof goods[0]));
         tcase_add_loop_test(tc, test_bad, 0, (int) (sizeof bads / sizeof bads[0]));
         tcase_add_test(tc, test_typo_never_leaks);
@@ -413,10 +410,6 @@ static Suite *redis_url_suite(void) {
         tcase_add_test(tc, test_ssl_host);
         tcase_add_loop_test(tc, test_bad_never_leaks, 0, (int) (sizeof bad_with_secret / sizeof bad_with_secret[0]));
         tcase_add_test(tc, test_mask_string);
-        suite_add_tcase(s, tc);
-        return s;
 }
 
-int main(void) {
-        return test_run(redis_url_suite());
-}
+TEST_MAIN("redis_url", add_tests)

@@ -11,8 +11,9 @@
 
 #include <systemd/sd-event.h>
 
-#include "cleanup.h"
 #include "duration.h"
+#include "fileio.h"
+#include "macro.h"
 #include "strutil.h"
 
 /* Write the word what to ctl_dir/request (renamed into place: the script never
@@ -37,7 +38,7 @@ static inline void test_request(sd_event *e, const char *ctl_dir, const char *wh
                         usleep(20000);
                 ck_assert_msg(now_usec() < deadline, "script did not serve request '%s'", what);
         }
-        ck_assert_int_eq(read_file_string(ack, 64, true, &got), 0);
+        ck_assert_int_eq(fileio_read_string(ack, 64, true, &got), 0);
         ck_assert_str_eq(got, what);
         (void) unlink(ack);
 }

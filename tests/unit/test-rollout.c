@@ -184,6 +184,13 @@ static void sim_step(struct sim *s, struct rollout_output *out) {
         s->now += 100;
 }
 
+/* A fleet of n instances on 1.0 and a deployment of 2.0 to it (faults may be
+ * set on s afterwards: they act from the first step on). */
+static void sim_start(struct sim *s, size_t n, int max_parallel, int canary, bool migrate) {
+        sim_init(s, n, "1.0");
+        new_deployment(s, "2.0", max_parallel, canary, migrate);
+}
+
 /* Run until a terminal state (or a step limit). */
 static enum dep_state sim_run(struct sim *s, int max_steps) {
         for (int i = 0; i < max_steps && !dep_state_is_terminal(s->d->state); i++) {
@@ -192,6 +199,20 @@ static enum dep_state sim_run(struct sim *s, int max_steps) {
                 rollout_output_done(&out);
         }
         return s->d->state;
+}
+
+/* Run until a terminal state (or max_steps): it must be want, and the error
+ * must name error and error2 (each unless NULL). */
+static void sim_expect(struct sim *s, int max_steps, enum dep_state want, const char *error, const char *error2) {
+        enum dep_state got = sim_run(s, max_steps);
+
+        ck_assert_msg(got == want, "ended %s, want %s", dep_state_to_string(got), dep_state_to_string(want));
+        if (!error)
+                return;
+        ck_assert_ptr_nonnull(s->d->error);
+        ck_assert_msg(strstr(s->d->error, error), "%s", s->d->error);
+        if (error2)
+                ck_assert_msg(strstr(s->d->error, error2), "%s", s->d->error);
 }
 
 static void sim_done(struct sim *s) {
@@ -204,9 +225,8 @@ START_TEST(test_rollout_succeeds) {
         static const int parallel[] = { 1, 2, 3 };
         struct sim s;
 
-        sim_init(&s, 5, "1.0");
-        new_deployment(&s, "2.0", parallel[_i], 0, true);
-        ck_assert_int_eq(sim_run(&s, 500), DEP_SUCCEEDED);
+        sim_start(&s, 5, parallel[_i], 0, true);
+        sim_expect(&s, 500, DEP_SUCCEEDED, NULL, NULL);
         ck_assert_str_eq(s.d->previous_version, "1.0");
         for (size_t i = 0; i < s.n; i++) {
                 ck_assert_str_eq(s.v[i].version, "2.0");
@@ -231,12 +251,9 @@ END_TEST
 START_TEST(test_rollout_unhealthy_reverts) {
         struct sim s;
 
-        sim_init(&s, 3, "1.0");
+        sim_start(&s, 3, 1, 0, true);
         s.bad_version = "2.0";
-        new_deployment(&s, "2.0", 1, 0, true);
-        ck_assert_int_eq(sim_run(&s, 500), DEP_REVERTED);
-        ck_assert_ptr_nonnull(s.d->error);
-        ck_assert_msg(strstr(s.d->error, "healthy_deadline"), "%s", s.d->error);
+        sim_expect(&s, 500, DEP_REVERTED, "healthy_deadline", NULL);
         for (size_t i = 0; i < s.n; i++) {
                 ck_assert_str_eq(s.v[i].version, "1.0");
                 ck_assert_str_eq(sim_state(&s.v[i]), "healthy");
@@ -256,11 +273,10 @@ END_TEST
 START_TEST(test_rollout_no_auto_revert) {
         struct sim s;
 
-        sim_init(&s, 3, "1.0");
+        sim_start(&s, 3, 1, 0, false);
         s.bad_version = "2.0";
-        new_deployment(&s, "2.0", 1, 0, false);
         s.d->strategy.auto_revert = false;
-        ck_assert_int_eq(sim_run(&s, 500), DEP_FAILED);
+        sim_expect(&s, 500, DEP_FAILED, NULL, NULL);
         ck_assert_str_eq(s.v[0].version, "2.0");
         ck_assert_int_eq(s.v[0].deploys, 1);
         sim_done(&s);
@@ -270,11 +286,9 @@ END_TEST
 START_TEST(test_rollout_hook_failure_reverts_exactly_changed) {
         struct sim s;
 
-        sim_init(&s, 4, "1.0");
+        sim_start(&s, 4, 2, 0, false);
         s.fail_deploy_of_first = true;
-        new_deployment(&s, "2.0", 2, 0, false);
-        ck_assert_int_eq(sim_run(&s, 500), DEP_REVERTED);
-        ck_assert_msg(strstr(s.d->error, "deploy hook failed (exit 3)"), "%s", s.d->error);
+        sim_expect(&s, 500, DEP_REVERTED, "deploy hook failed (exit 3)", NULL);
         /* web-1 (failed) and web-2 (in the same window) were changed; 3 and 4 untouched. */
         ck_assert_int_eq(s.v[2].drains, 0);
         ck_assert_int_eq(s.v[3].drains, 0);
@@ -289,12 +303,9 @@ END_TEST
 START_TEST(test_rollout_pre_migration_fails) {
         struct sim s;
 
-        sim_init(&s, 3, "1.0");
+        sim_start(&s, 3, 1, 0, true);
         s.fail_pre = true;
-        new_deployment(&s, "2.0", 1, 0, true);
-        ck_assert_int_eq(sim_run(&s, 100), DEP_FAILED);
-        ck_assert_msg(strstr(s.d->error, "pre-deploy migration failed on web-1"), "%s", s.d->error);
-        ck_assert_msg(strstr(s.d->error, "no instance was changed"), "%s", s.d->error);
+        sim_expect(&s, 100, DEP_FAILED, "pre-deploy migration failed on web-1", "no instance was changed");
         for (size_t i = 0; i < s.n; i++)
                 ck_assert_int_eq(s.v[i].drains + s.v[i].deploys, 0);
         ck_assert_int_eq(s.d->pre.state, MIG_FAILED);
@@ -305,12 +316,9 @@ END_TEST
 START_TEST(test_rollout_post_migration_fails_no_revert) {
         struct sim s;
 
-        sim_init(&s, 3, "1.0");
+        sim_start(&s, 3, 1, 0, true);
         s.fail_post = true;
-        new_deployment(&s, "2.0", 1, 0, true);
-        ck_assert_int_eq(sim_run(&s, 500), DEP_FAILED);
-        ck_assert_msg(strstr(s.d->error, "post-deploy migration failed"), "%s", s.d->error);
-        ck_assert_msg(strstr(s.d->error, "not reverted"), "%s", s.d->error);
+        sim_expect(&s, 500, DEP_FAILED, "post-deploy migration failed", "not reverted");
         for (size_t i = 0; i < s.n; i++) {
                 ck_assert_str_eq(s.v[i].version, "2.0");
                 ck_assert_int_eq(s.v[i].deploys, 1);
@@ -324,8 +332,7 @@ START_TEST(test_rollout_canary) {
         struct rollout_output out;
         int started_in_canary = 0;
 
-        sim_init(&s, 4, "1.0");
-        new_deployment(&s, "2.0", 3, 1, false);
+        sim_start(&s, 4, 3, 1, false);
         while (!dep_state_is_terminal(s.d->state) && s.steps < 500) {
                 sim_step(&s, &out);
                 bool canary = s.d->state == DEP_CANARY;
@@ -345,10 +352,9 @@ END_TEST
 START_TEST(test_rollout_skips_current) {
         struct sim s;
 
-        sim_init(&s, 3, "1.0");
+        sim_start(&s, 3, 1, 0, false);
         snprintf(s.v[1].version, sizeof s.v[1].version, "2.0");
-        new_deployment(&s, "2.0", 1, 0, false);
-        ck_assert_int_eq(sim_run(&s, 500), DEP_SUCCEEDED);
+        sim_expect(&s, 500, DEP_SUCCEEDED, NULL, NULL);
         ck_assert(s.d->instances[1].skipped);
         ck_assert_int_eq(s.v[1].deploys, 0);
         ck_assert_int_eq(s.v[0].deploys, 1);
@@ -362,11 +368,10 @@ START_TEST(test_availability_counts_unhealthy) {
         struct sim s;
         struct rollout_output out;
 
-        sim_init(&s, 4, "1.0");
+        sim_start(&s, 4, 2, 0, false);
         snprintf(s.v[2].health, sizeof s.v[2].health, "unhealthy");
         s.v[3].hold = true;
         snprintf(s.v[3].health, sizeof s.v[3].health, "unhealthy");
-        new_deployment(&s, "2.0", 2, 0, false);
         sim_step(&s, &out);
         /* web-3 and web-4 are down: those two are started, web-1 and web-2 wait. */
         ck_assert_uint_eq(out.n_cmds, 2);
@@ -382,10 +387,9 @@ START_TEST(test_availability_waits) {
         struct sim s;
         struct rollout_output out;
 
-        sim_init(&s, 4, "1.0");
+        sim_start(&s, 4, 1, 0, false);
         snprintf(s.v[0].health, sizeof s.v[0].health, "unhealthy");
         s.v[0].stopped = false;
-        new_deployment(&s, "2.0", 1, 0, false);
         /* web-1 is down by itself: it may be taken; nothing else. */
         sim_step(&s, &out);
         ck_assert_uint_eq(out.n_cmds, 1);
@@ -399,9 +403,8 @@ START_TEST(test_no_resend) {
         struct sim s;
         struct rollout_output out;
 
-        sim_init(&s, 2, "1.0");
+        sim_start(&s, 2, 1, 0, false);
         s.v[0].hold = true;
-        new_deployment(&s, "2.0", 1, 0, false);
         sim_step(&s, &out);
         ck_assert_uint_eq(out.n_cmds, 1);
         ck_assert_str_eq(out.cmds[0].id, "d1-1");
@@ -422,8 +425,7 @@ START_TEST(test_dirty_instances) {
         struct sim s;
         struct rollout_output out;
 
-        sim_init(&s, 3, "1.0");
-        new_deployment(&s, "2.0", 1, 0, false);
+        sim_start(&s, 3, 1, 0, false);
         sim_step(&s, &out); /* plan: every instance is new */
         ck_assert(out.changed);
         ck_assert_ptr_nonnull(out.dirty);
@@ -451,8 +453,7 @@ START_TEST(test_pause_resume_cancel) {
         struct rollout_output out;
         int drains;
 
-        sim_init(&s, 4, "1.0");
-        new_deployment(&s, "2.0", 1, 0, false);
+        sim_start(&s, 4, 1, 0, false);
         sim_step(&s, &out); /* plan + first drain */
         rollout_output_done(&out);
         s.request = "pause";
@@ -463,7 +464,7 @@ START_TEST(test_pause_resume_cancel) {
         ck_assert_int_eq(s.d->phase, DEP_ROLLING);
         /* The in-flight instance finishes; nothing new starts, however long. */
         s.now += 60 * 60 * 1000;
-        ck_assert_int_eq(sim_run(&s, 50), DEP_PAUSED);
+        sim_expect(&s, 50, DEP_PAUSED, NULL, NULL);
         ck_assert_int_eq(s.d->instances[0].state, STEP_DONE);
         drains = s.v[1].drains + s.v[2].drains + s.v[3].drains;
         ck_assert_int_eq(drains, 0);
@@ -486,13 +487,11 @@ END_TEST
 START_TEST(test_progress_deadline) {
         struct sim s;
 
-        sim_init(&s, 2, "1.0");
+        sim_start(&s, 2, 1, 0, false);
         s.v[0].hold = true;
-        new_deployment(&s, "2.0", 1, 0, false);
         s.d->strategy.progress_deadline_ms = 1000;
         s.d->strategy.auto_revert = false;
-        ck_assert_int_eq(sim_run(&s, 30), DEP_FAILED);
-        ck_assert_msg(strstr(s.d->error, "progress_deadline"), "%s", s.d->error);
+        sim_expect(&s, 30, DEP_FAILED, "progress_deadline", NULL);
         sim_done(&s);
 }
 END_TEST
@@ -501,13 +500,12 @@ START_TEST(test_lost_instance_skipped) {
         struct sim s;
         struct rollout_output out;
 
-        sim_init(&s, 4, "1.0");
+        sim_start(&s, 4, 2, 0, false);
         s.v[0].hold = true;
-        new_deployment(&s, "2.0", 2, 0, false);
         sim_step(&s, &out); /* web-1 and web-2 start; web-1's agent is dead */
         rollout_output_done(&out);
         s.v[0].lost = true;
-        ck_assert_int_eq(sim_run(&s, 500), DEP_SUCCEEDED);
+        sim_expect(&s, 500, DEP_SUCCEEDED, NULL, NULL);
         ck_assert(s.d->instances[0].lost);
         ck_assert_int_eq(s.d->instances[0].state, STEP_FAILED);
         ck_assert_msg(strstr(s.d->instances[0].error, "lost"), "%s", s.d->instances[0].error);
@@ -525,12 +523,10 @@ END_TEST
 START_TEST(test_lost_blocks_max_parallel_1) {
         struct sim s;
 
-        sim_init(&s, 3, "1.0");
+        sim_start(&s, 3, 1, 0, false);
         s.v[2].lost = true;
-        new_deployment(&s, "2.0", 1, 0, false);
         s.d->strategy.progress_deadline_ms = 2000;
-        ck_assert_int_eq(sim_run(&s, 100), DEP_FAILED);
-        ck_assert_msg(strstr(s.d->error, "progress_deadline"), "%s", s.d->error);
+        sim_expect(&s, 100, DEP_FAILED, "progress_deadline", NULL);
         ck_assert_int_eq(s.v[0].drains, 0);
         sim_done(&s);
 }
@@ -540,15 +536,14 @@ START_TEST(test_revert_on_request) {
         struct sim s;
         struct rollout_output out;
 
-        sim_init(&s, 3, "1.0");
-        new_deployment(&s, "2.0", 2, 0, true);
-        ck_assert_int_eq(sim_run(&s, 500), DEP_SUCCEEDED);
+        sim_start(&s, 3, 2, 0, true);
+        sim_expect(&s, 500, DEP_SUCCEEDED, NULL, NULL);
         s.request = "revert";
         sim_step(&s, &out);
         ck_assert(out.request_consumed);
         rollout_output_done(&out);
         ck_assert_int_eq(s.d->state, DEP_REVERTING);
-        ck_assert_int_eq(sim_run(&s, 500), DEP_REVERTED);
+        sim_expect(&s, 500, DEP_REVERTED, NULL, NULL);
         for (size_t i = 0; i < s.n; i++) {
                 ck_assert_str_eq(s.v[i].version, "1.0");
                 ck_assert_int_eq(s.v[i].deploys, 2);
@@ -567,9 +562,8 @@ START_TEST(test_json_roundtrip) {
         struct rollout_output out;
         char err[256] = "";
 
-        sim_init(&s, 3, "1.0");
+        sim_start(&s, 3, 2, 1, true);
         s.v[1].hold = true;
-        new_deployment(&s, "2.0", 2, 1, true);
         for (int i = 0; i < 8; i++) {
                 sim_step(&s, &out);
                 rollout_output_done(&out);
@@ -657,10 +651,8 @@ END_TEST
 START_TEST(test_no_instances) {
         struct sim s;
 
-        sim_init(&s, 0, "1.0");
-        new_deployment(&s, "2.0", 1, 0, true);
-        ck_assert_int_eq(sim_run(&s, 5), DEP_FAILED);
-        ck_assert_msg(strstr(s.d->error, "no running instances"), "%s", s.d->error);
+        sim_start(&s, 0, 1, 0, true);
+        sim_expect(&s, 5, DEP_FAILED, "no running instances", NULL);
         sim_done(&s);
 }
 END_TEST

@@ -17,6 +17,7 @@
 #include <hiredis/async.h>
 #include <systemd/sd-event.h>
 
+#include "parse-util.h"
 #include "sdevent_redis.h"
 #include "strutil.h"
 #include "test-main.h"

@@ -251,19 +251,12 @@ START_TEST(test_key_null) {
 }
 END_TEST
 
-static Suite *secret_suite(void) {
-        Suite *s = suite_create("secret");
-        TCase *tc = tcase_create("core");
-
+static void add_tests(TCase *tc) {
         tcase_add_loop_test(tc, test_shapes, 0, (int) (sizeof shapes / sizeof shapes[0]));
         tcase_add_test(tc, test_exact);
         tcase_add_test(tc, test_foreach);
         tcase_add_loop_test(tc, test_keys, 0, (int) (sizeof keys / sizeof keys[0]));
         tcase_add_test(tc, test_key_null);
-        suite_add_tcase(s, tc);
-        return s;
 }
 
-int main(void) {
-        return test_run(secret_suite());
-}
+TEST_MAIN("secret", add_tests)

@@ -1,6 +1,7 @@
 /* Unit tests for deploy/sse.c: the incremental Server-Sent Events parser. */
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,28 +189,63 @@ START_TEST(test_id_without_data) {
 }
 END_TEST
 
-START_TEST(test_comments) {
+/* A string literal as the text to feed and its length (NULs included). */
+#define IN(s) .in = s, .len = sizeof(s) - 1
+#define IN2(s) .in2 = s, .len2 = sizeof(s) - 1
+
+/* Feeds into a parser of max_line and max_event: in, then (after a reset
+ * when reset) in2 when given; the events want, and the dropped events and
+ * comments counted (-1: not checked). */
+static const struct feed_case {
+        const char *name;
+        size_t max_line, max_event;
+        const char *in, *in2;
+        size_t len, len2;
+        bool reset;
+        const char *want[6]; /* NULL-terminated */
+        int dropped, comments;
+} feeds[] = {
+        { .name = "comments", .max_line = 1024, .max_event = 4096,
+          IN(": keepalive\n\n:\n\n: data: not data\ndata: real\n: between\n\n"),
+          .want = { "message|-|real" }, .dropped = -1, .comments = 4 },
+        { .name = "spaces", .max_line = 1024, .max_event = 4096,
+          IN("data:x\n\ndata: x\n\ndata:  x\n\ndata: a\0b\n\ndata: \n\n"),
+          .want = { "message|-|x", "message|-|x", "message|-| x", "message|-|a\\0b", "message|-|" },
+          .dropped = -1, .comments = -1 },
+        /* "data: 0123456789" is exactly 16 bytes: allowed. */
+        { .name = "at limit", .max_line = 16, .max_event = 4096, IN("data: 0123456789\r\n\r\n"),
+          .want = { "message|-|0123456789" }, .dropped = 0, .comments = -1 },
+        { .name = "oversize event", .max_line = 64, .max_event = 24,
+          IN("data: 0123456789\ndata: 0123456789\ndata: 0123456789\n\ndata: 0123456789\n\n"),
+          .want = { "message|-|0123456789" }, .dropped = 1, .comments = -1 },
+        /* A new connection drops the half-read event but remembers the last id. */
+        { .name = "reset", .max_line = 1024, .max_event = 4096,
+          IN("id: 5\nevent: state\ndata: half\ndata: a line cut sh"), IN2("ort\n\ndata: x\n\n"), .reset = true,
+          .want = { "message|5|x" }, .dropped = -1, .comments = -1 },
+        /* The second BOM is part of a field name, so that line is an unknown field. */
+        { .name = "bom", .max_line = 1024, .max_event = 4096, IN("\xEF\xBB"),
+          IN2("\xBF" "data: a\n\n\xEF\xBB\xBF" "data: b\n\n"), .want = { "message|-|a" }, .dropped = -1,
+          .comments = -1 },
+};
+
+START_TEST(test_feed) {
+        const struct feed_case *c = &feeds[_i];
         struct rec r = {};
-        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
-        static const char in[] = ": keepalive\n\n:\n\n: data: not data\ndata: real\n: between\n\n";
-        static const char *const want[] = { "message|-|real" };
+        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(c->max_line, c->max_event, record, &r);
+        size_t n = 0;
 
-        ck_assert_int_eq(sse_parser_feed(p, in, sizeof in - 1), 0);
-        rec_expect(&r, want, 1, "comments");
-        ck_assert_uint_eq(sse_parser_comments(p), 4);
-        rec_clear(&r);
-}
-END_TEST
-
-START_TEST(test_spaces_and_nul) {
-        struct rec r = {};
-        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
-        static const char in[] = "data:x\n\ndata: x\n\ndata:  x\n\ndata: a\0b\n\ndata: \n\n";
-        static const char *const want[] = { "message|-|x", "message|-|x", "message|-| x", "message|-|a\\0b",
-                                            "message|-|" };
-
-        ck_assert_int_eq(sse_parser_feed(p, in, sizeof in - 1), 0);
-        rec_expect(&r, want, ELEMENTSOF(want), "spaces");
+        while (n < ELEMENTSOF(c->want) && c->want[n])
+                n++;
+        ck_assert_int_eq(sse_parser_feed(p, c->in, c->len), 0);
+        if (c->reset)
+                sse_parser_reset(p);
+        if (c->in2)
+                ck_assert_int_eq(sse_parser_feed(p, c->in2, c->len2), 0);
+        rec_expect(&r, c->want, n, c->name);
+        if (c->dropped >= 0)
+                ck_assert_uint_eq(sse_parser_dropped(p), (size_t) c->dropped);
+        if (c->comments >= 0)
+                ck_assert_uint_eq(sse_parser_comments(p), (size_t) c->comments);
         rec_clear(&r);
 }
 END_TEST
@@ -243,32 +279,6 @@ START_TEST(test_oversize_line) {
 }
 END_TEST
 
-START_TEST(test_line_at_limit) {
-        struct rec r = {};
-        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(16, 4096, record, &r);
-        static const char *const want[] = { "message|-|0123456789" };
-
-        /* "data: 0123456789" is exactly 16 bytes: allowed. */
-        ck_assert_int_eq(sse_parser_feed(p, "data: 0123456789\r\n\r\n", 20), 0);
-        rec_expect(&r, want, 1, "at limit");
-        ck_assert_uint_eq(sse_parser_dropped(p), 0);
-        rec_clear(&r);
-}
-END_TEST
-
-START_TEST(test_oversize_event) {
-        struct rec r = {};
-        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(64, 24, record, &r);
-        static const char in[] = "data: 0123456789\ndata: 0123456789\ndata: 0123456789\n\ndata: 0123456789\n\n";
-        static const char *const want[] = { "message|-|0123456789" };
-
-        ck_assert_int_eq(sse_parser_feed(p, in, sizeof in - 1), 0);
-        rec_expect(&r, want, 1, "oversize event");
-        ck_assert_uint_eq(sse_parser_dropped(p), 1);
-        rec_clear(&r);
-}
-END_TEST
-
 START_TEST(test_handler_stops) {
         struct rec r = { .stop_after = 2 };
         _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
@@ -281,47 +291,15 @@ START_TEST(test_handler_stops) {
 }
 END_TEST
 
-/* A new connection drops the half-read event but remembers the last id. */
-START_TEST(test_reset) {
-        struct rec r = {};
-        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
-        static const char *const want[] = { "message|5|x" };
-
-        ck_assert_int_eq(sse_parser_feed(p, "id: 5\nevent: state\ndata: half\ndata: a line cut sh", 49), 0);
-        sse_parser_reset(p);
-        ck_assert_int_eq(sse_parser_feed(p, "ort\n\ndata: x\n\n", 14), 0);
-        rec_expect(&r, want, 1, "reset");
-        rec_clear(&r);
-}
-END_TEST
-
-START_TEST(test_bom_only_at_start) {
-        struct rec r = {};
-        _cleanup_sse_parser_ struct sse_parser *p = sse_parser_new(1024, 4096, record, &r);
-        static const char *const want[] = { "message|-|a" };
-
-        /* The second BOM is part of a field name, so that line is an unknown field. */
-        ck_assert_int_eq(sse_parser_feed(p, "\xEF\xBB", 2), 0);
-        ck_assert_int_eq(sse_parser_feed(p, "\xBF" "data: a\n\n\xEF\xBB\xBF" "data: b\n\n", 22), 0);
-        rec_expect(&r, want, 1, "bom");
-        rec_clear(&r);
-}
-END_TEST
-
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_whole);
         tcase_add_test(tc, test_every_boundary);
         tcase_add_test(tc, test_byte_by_byte);
         tcase_add_test(tc, test_crlf_across_chunks);
         tcase_add_test(tc, test_id_without_data);
-        tcase_add_test(tc, test_comments);
-        tcase_add_test(tc, test_spaces_and_nul);
+        tcase_add_loop_test(tc, test_feed, 0, (int) ELEMENTSOF(feeds));
         tcase_add_test(tc, test_oversize_line);
-        tcase_add_test(tc, test_line_at_limit);
-        tcase_add_test(tc, test_oversize_event);
         tcase_add_test(tc, test_handler_stops);
-        tcase_add_test(tc, test_reset);
-        tcase_add_test(tc, test_bom_only_at_start);
 }
 
 TEST_MAIN("sse", add_tests)

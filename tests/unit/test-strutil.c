@@ -1,4 +1,4 @@
-/* Unit tests for lib/strutil.c (log masking: test-log.c). */
+/* Unit tests for lib/strutil.c (number parsers: test-parse-util.c; log masking: test-log.c). */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -36,29 +36,6 @@ START_TEST(test_versions) {
         longv[128] = '\0';
         ck_assert(version_is_valid(longv));
         ck_assert(!version_is_valid(NULL));
-}
-END_TEST
-
-START_TEST(test_numbers) {
-        uint64_t u = 7;
-        int i = 7;
-        bool b;
-
-        ck_assert_int_eq(parse_uint64("42", &u), 0);
-        ck_assert_uint_eq(u, 42);
-        ck_assert_int_eq(parse_uint64("-1", &u), -EINVAL);
-        ck_assert_int_eq(parse_uint64("4x", &u), -EINVAL);
-        ck_assert_int_eq(parse_uint64("", &u), -EINVAL);
-        ck_assert_int_eq(parse_uint64("99999999999999999999999", &u), -ERANGE);
-        ck_assert_uint_eq(u, 42);
-        ck_assert_int_eq(parse_int("-5", &i), 0);
-        ck_assert_int_eq(i, -5);
-        ck_assert_int_eq(parse_int("4294967296", &i), -ERANGE);
-        ck_assert_int_eq(parse_bool("True", &b), 0);
-        ck_assert(b);
-        ck_assert_int_eq(parse_bool("off", &b), 0);
-        ck_assert(!b);
-        ck_assert_int_eq(parse_bool("maybe", &b), -EINVAL);
 }
 END_TEST
 
@@ -100,7 +77,6 @@ END_TEST
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_names);
         tcase_add_test(tc, test_versions);
-        tcase_add_test(tc, test_numbers);
         tcase_add_test(tc, test_consttime_sha);
         tcase_add_test(tc, test_random_hex);
         tcase_add_test(tc, test_errbuf);

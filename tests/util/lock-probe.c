@@ -26,11 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "duration.h"
 #include "keys.h"
 #include "lock.h"
 #include "log.h"
+#include "macro.h"
+#include "parse-util.h"
 #include "redis.h"
 #include "redis_url.h"
 #include "strutil.h"
@@ -53,7 +54,7 @@ static void *waiter_main(void *p) {
                 .wait_timeout_usec = 20 * USEC_PER_SEC,
                 .recheck_usec = waiter_recheck_usec,
         };
-        lock *l = NULL;
+        struct lock *l = NULL;
 
         w->r = lock_acquire(w->url, w->name, &o, &l, w->err, sizeof w->err);
         w->acquired_usec = now_usec();
@@ -109,7 +110,7 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
                 bool raw = i % 2 == 1;
                 pthread_t t;
                 uint64_t t0, prev = 0;
-                lock *l = NULL;
+                struct lock *l = NULL;
 
                 if (raw) {
                         _cleanup_reply_ redisReply *x = redisCommand(c, "SET %s raw-holder PX 30000", key);

@@ -1,4 +1,4 @@
-/* Unit tests for lib/config.c with a schema shaped like the agent's config
+/* Unit tests for lib/conf-parser.c with a schema shaped like the agent's config
  * (CONTRACT.md): nested objects, an array of objects, secrets from the file,
  * from <key>_file and from $CREDENTIALS_DIRECTORY, environment overrides,
  * errors with full key paths, and masking. */
@@ -12,9 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf-parser.h"
 #include "duration.h"
 #include "log.h"
+#include "test-main.h"
 
 struct health {
         char *http, *tcp, *exec;
@@ -653,11 +654,5 @@ static Suite *config_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(config_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run(config_suite());
 }

@@ -18,13 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "config.h"
+#include "conf-parser.h"
 #include "duration.h"
+#include "fileio.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "macro.h"
-#include "secret.h"
+#include "parse-util.h"
 #include "redis_url.h"
+#include "secret.h"
 #include "strutil.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
@@ -283,7 +285,7 @@ static const struct config_field *find_field(const struct config_field *fields, 
 static int read_secret_file(const struct ctx *c, const char *path, const struct config_field *f, void *dst,
                             const char *file, const char *origin, bool enoent_ok) {
         _cleanup_free_ char *text = NULL;
-        int r = read_file_string(file, CONFIG_SECRET_FILE_MAX, true, &text);
+        int r = fileio_read_string(file, CONFIG_SECRET_FILE_MAX, true, &text);
 
         if (r == -ENOENT && enoent_ok)
                 return -ENOENT;
@@ -455,7 +457,7 @@ int config_load(const char *path, const struct config_field *fields, void *out, 
 
         if (!path)
                 return -EINVAL;
-        r = read_file_string(path, CONFIG_FILE_MAX, false, &text);
+        r = fileio_read_string(path, CONFIG_FILE_MAX, false, &text);
         if (r == -EFBIG)
                 return cerr(&c, NULL, "larger than 1 MiB");
         if (r < 0) {
