@@ -58,7 +58,8 @@ int redis_client_command(struct redis_client *c, redis_client_reply_cb cb, void 
 int redis_client_commandargv(struct redis_client *c, redis_client_reply_cb cb, void *userdata, int argc,
                              const char **argv, const size_t *argvlen);
 
-/* Subscribe to channel (kept across reconnects).  Multiple subscriptions allowed. */
+/* Subscribe to channel (copied; kept across reconnects).  Multiple subscriptions
+ * allowed.  userdata is borrowed: it must outlive the subscription. */
 int redis_client_subscribe(struct redis_client *c, const char *channel, redis_client_message_cb cb, void *userdata);
 int redis_client_unsubscribe(struct redis_client *c, const char *channel);
 

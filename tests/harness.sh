@@ -185,23 +185,45 @@ harness_spawn_port() {
         return 0
 }
 
+# redis-server ARGS... in the background, every argument @FREEPORT@ replaced
+# by $1 (a second port: a TLS port must be picked again with each attempt too).
+harness_redis_bg() {
+        r_x=$1
+        shift
+        r_n=$#
+        while [ "$r_n" -gt 0 ]; do
+                r_a=$1
+                shift
+                [ "$r_a" = @FREEPORT@ ] && r_a=$r_x
+                set -- "$@" "$r_a"
+                r_n=$((r_n - 1))
+        done
+        redis-server "$@" &
+}
+
 # harness_start_redis [NAME] [EXTRA ARGS]: sets REDIS_PORT, REDIS_URL (and NAME_PORT).
+# An EXTRA ARG @FREEPORT@ becomes another free port, new with each attempt, kept
+# in HARNESS_FREEPORT (tls-lib.sh: --tls-port @FREEPORT@).
 harness_start_redis() {
         name=${1:-redis}
         [ $# -gt 0 ] && shift
         harness_need redis-server redis-cli
         for _attempt in 1 2 3 4 5; do
                 port=$(harness_free_port)
+                HARNESS_FREEPORT=$(harness_free_port)
                 mkdir -p "$COORD_TEST_DIR/$name"
                 : >"$COORD_TEST_DIR/$name.log"
-                redis-server --port "$port" --bind 127.0.0.1 --dir "$COORD_TEST_DIR/$name" \
+                harness_redis_bg "$HARNESS_FREEPORT" --port "$port" --bind 127.0.0.1 --dir "$COORD_TEST_DIR/$name" \
                         --save '' --appendonly no --daemonize no \
-                        --logfile "$COORD_TEST_DIR/$name.log" "$@" &
+                        --logfile "$COORD_TEST_DIR/$name.log" "$@"
                 pid=$!
                 # Our own server must be the one listening: with tests running in
                 # parallel another test's Redis may hold the port we picked (ours
                 # then exits at once while a ping would still be answered).
-                if harness_wait_for 10 grep -q "Ready to accept connections" "$COORD_TEST_DIR/$name.log" &&
+                # A server that lost the race for a port exits at once: stop waiting then.
+                harness_wait_for 10 sh -c "grep -q 'Ready to accept connections' '$COORD_TEST_DIR/$name.log' ||
+                        ! kill -0 $pid 2>/dev/null" || true
+                if grep -q "Ready to accept connections" "$COORD_TEST_DIR/$name.log" &&
                         kill -0 "$pid" 2>/dev/null && harness_wait_for 10 redis-cli -p "$port" ping; then
                         HARNESS_PIDS="$HARNESS_PIDS $pid"
                         echo "$pid" >"$COORD_TEST_DIR/$name.pid"

@@ -64,10 +64,10 @@ tls_server_args() {
 tls_start_redis() {
         t_name=${1:-redis}
         [ $# -gt 0 ] && shift
-        t_port=$(harness_free_port)
-        echo "$t_port" >"$COORD_TEST_DIR/$t_name.tlsport"
         # shellcheck disable=SC2046 # the arguments are words without blanks
-        harness_start_redis "$t_name" --tls-port "$t_port" $(tls_server_args) "$@"
+        harness_start_redis "$t_name" --tls-port @FREEPORT@ $(tls_server_args) "$@"
+        t_port=$HARNESS_FREEPORT
+        echo "$t_port" >"$COORD_TEST_DIR/$t_name.tlsport"
         TLS_PORT=$t_port
         export TLS_PORT
         eval "$(echo "$t_name" | tr a-z- A-Z_)_TLS_PORT=$t_port"

@@ -7,6 +7,7 @@
 
 #include "duration.h"
 #include "tests/duration-ref.h"
+#include "test-main.h"
 
 static const struct {
         const char *in;
@@ -171,21 +172,12 @@ START_TEST(test_rfc3339) {
 }
 END_TEST
 
-int main(void) {
-        Suite *s = suite_create("duration");
-        TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
-
+static void add_tests(TCase *tc) {
         tcase_add_loop_test(tc, test_parse_table, 0, (int) (sizeof table / sizeof table[0]));
         tcase_add_loop_test(tc, test_parse_table_reference, 0, (int) (sizeof table / sizeof table[0]));
         tcase_add_test(tc, test_parse_random_reference);
         tcase_add_test(tc, test_format_roundtrip);
         tcase_add_test(tc, test_rfc3339);
-        suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
 }
+
+TEST_MAIN("duration", add_tests)
