@@ -22,6 +22,7 @@
 #include "duration.h"
 #include "keys.h"
 #include "parse-util.h"
+#include "redis.h"
 #include "strutil.h"
 
 static int cmp(const void *a, const void *b) {
@@ -71,7 +72,7 @@ int main(int argc, char **argv) {
                 return 3;
         }
         channel = key_events(ns);
-        r = redisCommand(sub, "SUBSCRIBE %s", channel);
+        r = redis_ctx_command(sub, "SUBSCRIBE %s", channel);
         freeReplyObject(r);
         lat = calloc((size_t) flips * 2, sizeof *lat);
         srand((unsigned) time(NULL));
@@ -97,7 +98,7 @@ int main(int argc, char **argv) {
                         json_t *ev;
                         bool match;
 
-                        if (redisGetReply(sub, (void **) &r) != REDIS_OK) {
+                        if (redis_ctx_get_reply(sub, (void **) &r) != REDIS_OK) {
                                 fprintf(stderr, "agent-flip: Redis connection lost\n");
                                 return 3;
                         }
@@ -121,6 +122,6 @@ int main(int argc, char **argv) {
                pct(lat, (size_t) flips * 2, 0.9), pct(lat, (size_t) flips * 2, 0.99), lat[flips * 2 - 1]);
         free(lat);
         free(channel);
-        redisFree(sub);
+        redis_ctx_free(sub);
         return 0;
 }

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "parse-util.h"
+#include "redis.h"
 #include "strutil.h"
 
 static int arg_port, arg_agents = 10000, arg_ttl = 3000, arg_duration = 40, arg_silent = 20, arg_warmup = 8;
@@ -48,7 +49,7 @@ static int64_t wall_ms(void) {
 static void drain(redisContext *c, int n) {
         for (int i = 0; i < n; i++) {
                 redisReply *r = NULL;
-                if (redisGetReply(c, (void **) &r) != REDIS_OK) {
+                if (redis_ctx_get_reply(c, (void **) &r) != REDIS_OK) {
                         fprintf(stderr, "fleet-load: redis: %s\n", c->errstr);
                         exit(1);
                 }
@@ -344,6 +345,6 @@ int main(int argc, char **argv) {
                arg_ttl, nl, (long long) med, (long long) p99, (long long) mx, missed, arg_ttl + 1000);
         bool ok = cpu < 0.5 && hwm < 200 * 1024 && missed == 0 && p99 >= 0 && p99 < arg_ttl + 1000;
         printf("%s\n", ok ? "all goals met" : "GOALS NOT MET");
-        redisFree(rc);
+        redis_ctx_free(rc);
         return ok ? 0 : 1;
 }

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "parse-util.h"
 #include "rconn.h"
+#include "redis.h"
 #include "strutil.h"
 
 /* How many running (not lost, not stopped) instances of service there are, and how many of
@@ -44,7 +45,7 @@ static int count_applied(struct request *req, redisContext *c, const char *servi
         fleet_snapshot_unref(snap);
         for (int64_t i = 0; i < total; i++) {
                 redisReply *rep = NULL;
-                if (redisGetReply(c, (void **) &rep) != REDIS_OK) {
+                if (redis_ctx_get_reply(c, (void **) &rep) != REDIS_OK) {
                         rconn_reset();
                         return -EIO;
                 }

@@ -163,7 +163,7 @@ static int load_public(struct request *req, redisContext *c, const char *id, jso
 
         if (append_read(c, req->s->ns, id) < 0)
                 return -ENOMEM;
-        if (redisGetReply(c, (void **) &rep) != REDIS_OK || !rep) {
+        if (redis_ctx_get_reply(c, (void **) &rep) != REDIS_OK || !rep) {
                 rconn_reset();
                 http_reply_unavailable(req, "deployment");
                 return -EIO;
@@ -397,7 +397,7 @@ void api_deployments_list(struct request *req) {
         }
         for (size_t i = 0; ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
                 _cleanup_reply_ redisReply *rep = NULL;
-                if (redisGetReply(c, (void **) &rep) != REDIS_OK) {
+                if (redis_ctx_get_reply(c, (void **) &rep) != REDIS_OK) {
                         rconn_reset();
                         http_reply_unavailable(req, "deployments");
                         return;

@@ -231,7 +231,7 @@ int configadv_get(redisContext *c, const char *ns, const char *service, int64_t 
 
         if (!k)
                 return -ENOMEM;
-        r = redisCommand(c, "HMGET %s version config updated_at", k);
+        r = redis_ctx_command(c, "HMGET %s version config updated_at", k);
         if (!r)
                 return -EIO;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
@@ -262,7 +262,7 @@ int configadv_put(redisContext *c, const char *ns, const char *service, const js
                 return -ENOMEM;
         snprintf(now, sizeof now, "%llu", (unsigned long long) now_realtime_msec());
         const char *argv[] = { "EVAL", put_script, "2", k, ch, doc, if_match ? if_match : "", now, service };
-        r = redisCommandArgv(c, (int) ELEMENTSOF(argv), argv, NULL);
+        r = redis_ctx_commandargv(c, (int) ELEMENTSOF(argv), argv, NULL);
         if (!r)
                 return -EIO;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||

@@ -26,7 +26,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void destroy(void *p) {
         if (p)
-                redisFree(p);
+                redis_ctx_free(p);
 }
 
 static void make_key(void) {
@@ -100,7 +100,7 @@ int rconn_get(redisContext **ret) {
         int r;
 
         if (c && (c->err || thread_generation != atomic_load(&generation))) {
-                redisFree(c);
+                redis_ctx_free(c);
                 c = NULL;
                 pthread_setspecific(key, NULL);
         }
@@ -118,7 +118,7 @@ int rconn_get(redisContext **ret) {
 void rconn_reset(void) {
         redisContext *c = pthread_getspecific(key);
         if (c) {
-                redisFree(c);
+                redis_ctx_free(c);
                 pthread_setspecific(key, NULL);
         }
 }

@@ -1505,7 +1505,7 @@ static int read_instances_batch(struct redis_facts *f, redisContext *c, struct n
         }
         for (size_t i = 0; i < sent; i++) {
                 void *p = NULL;
-                if (redisGetReply(c, &p) != REDIS_OK) {
+                if (redis_ctx_get_reply(c, &p) != REDIS_OK) {
                         r = -EIO;
                         break;
                 }
@@ -1700,7 +1700,7 @@ static void report_namespaces(struct doctor_report *rep, const struct redis_fact
 static bool check_redis(struct doctor_report *rep, struct redis_facts *f, const struct redis_url *u,
                         const char *source, const struct doctor_args *a, const struct loaded_config *cfgs,
                         size_t n_cfgs) {
-        _cleanup_(redisFreep) redisContext *c = NULL;
+        _cleanup_(redis_ctx_freep) redisContext *c = NULL;
         _cleanup_free_ char *where = u ? redis_url_to_string_masked(u) : NULL, *server = NULL;
         char err[512] = "";
         int r;

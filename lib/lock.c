@@ -169,6 +169,7 @@ struct lock {
 
         pthread_mutex_t io; /* guards c */
         redisContext *c;
+        redisContext *sub_spent; /* the wait's subscription, closed off the acquire path */
 
         pthread_mutex_t keeper_lock; /* guards keeper start/stop */
         pthread_t keeper;
@@ -267,12 +268,12 @@ static int eval_script_clock(redisContext *c, const char *script, const char *sh
                         /* On any failure reply stays NULL and c->err says why. */
                         if (redisAppendCommand(c, "TIME") == REDIS_OK &&
                             redisAppendCommandArgv(c, argc, argv, NULL) == REDIS_OK &&
-                            redisGetReply(c, (void **) &t) == REDIS_OK &&
-                            redisGetReply(c, (void **) &reply) == REDIS_OK && reply &&
+                            redis_ctx_get_reply(c, (void **) &t) == REDIS_OK &&
+                            redis_ctx_get_reply(c, (void **) &reply) == REDIS_OK && reply &&
                             time_reply_usec(t, &server) >= 0)
                                 *clk = (struct clock_sample) { .local_usec = local, .server_usec = server, .valid = true };
                 } else
-                        reply = redisCommandArgv(c, argc, argv, NULL);
+                        reply = redis_ctx_commandargv(c, argc, argv, NULL);
                 if (!reply) {
                         int r = redis_context_errno(c, errno);
                         errbuf_printf(errbuf, errlen, "Redis: %s", c->errstr[0] ? c->errstr : strerror(-r));
@@ -371,7 +372,7 @@ static int describe_holder(redisContext *c, const char *key, const char *key_hol
         _cleanup_reply_ redisReply *desc = NULL, *pttl = NULL;
         char ttl[64];
 
-        pttl = redisCommand(c, "PTTL %s", key);
+        pttl = redis_ctx_command(c, "PTTL %s", key);
         if (!pttl)
                 return redis_context_errno(c, errno);
         if (pttl->type != REDIS_REPLY_INTEGER)
@@ -380,7 +381,7 @@ static int describe_holder(redisContext *c, const char *key, const char *key_hol
                 *ret = NULL;
                 return 0;
         }
-        desc = redisCommand(c, "GET %s", key_holder);
+        desc = redis_ctx_command(c, "GET %s", key_holder);
         if (!desc)
                 return redis_context_errno(c, errno);
         if (pttl->integer >= 0)
@@ -414,13 +415,13 @@ static int sub_open(struct lock *l, uint64_t limit_usec, redisContext **ret) {
                 return r;
         /* Our own channel (release wakes one queued waiter) and the shared one
          * (releases by clients that do not queue, and the fallback). */
-        reply = redisCommand(c, "SUBSCRIBE %s %s", l->wake_channel, l->channel);
+        reply = redis_ctx_command(c, "SUBSCRIBE %s %s", l->wake_channel, l->channel);
         if (!reply)
                 return redis_context_errno(c, errno);
         if (reply->type != REDIS_REPLY_ARRAY)
                 return -EPROTO;
         freeReplyObject(TAKE_PTR(reply));
-        if (redisGetReply(c, (void **) &reply) != REDIS_OK || !reply)
+        if (redis_ctx_get_reply(c, (void **) &reply) != REDIS_OK || !reply)
                 return redis_context_errno(c, errno);
         if (reply->type != REDIS_REPLY_ARRAY)
                 return -EPROTO;
@@ -502,14 +503,15 @@ static int sub_wait(redisContext *sub, const char *wake_channel, uint64_t until,
                 now = now_usec();
                 if (wake != LOCK_WAKE_NONE || now >= until)
                         break;
-                n = poll(&p, 1, (int) MIN((until - now + 999) / 1000, (uint64_t) INT_MAX));
+                /* Over TLS, decrypted bytes may wait in the session, unseen by poll(). */
+                n = redis_ctx_buffered(sub) ? 1 : poll(&p, 1, (int) MIN((until - now + 999) / 1000, (uint64_t) INT_MAX));
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
                         return -errno;
                 if (n == 0)
                         break;
-                if (redisBufferRead(sub) != REDIS_OK)
+                if (redis_ctx_buffer_read(sub) != REDIS_OK)
                         return redis_context_errno(sub, errno);
         }
         *ret_wake = wake;
@@ -542,7 +544,7 @@ static int release_token(struct lock *l, char *errbuf, size_t errlen) {
                 }
                 if (!is_connection_error(r))
                         break;
-                redisFree(TAKE_PTR(l->c));
+                redis_ctx_free(TAKE_PTR(l->c));
         }
         return r;
 }
@@ -586,7 +588,7 @@ struct acquire {
 
 static void acquire_done(struct acquire *a) {
         if (a->sub)
-                redisFree(a->sub);
+                redis_ctx_free(a->sub);
         a->sub = NULL;
         a->l = lock_free(a->l);
 }
@@ -678,9 +680,9 @@ static int acquire_check_data_loss(struct acquire *a) {
         uint64_t q;
 
         if (a->check_data_loss && a->seen_held) {
-                ex = redisCommand(l->c, "EXISTS %s", l->key_fence);
+                ex = redis_ctx_command(l->c, "EXISTS %s", l->key_fence);
                 if (!ex) {
-                        redisFree(TAKE_PTR(l->c));
+                        redis_ctx_free(TAKE_PTR(l->c));
                         return ACQUIRE_AGAIN; /* and check again once reconnected */
                 }
                 if (ex->type == REDIS_REPLY_INTEGER && ex->integer == 0) {
@@ -718,7 +720,7 @@ static int acquire_try(struct acquire *a) {
         if (r < 0) {
                 if (!is_connection_error(r))
                         return acquire_failed(r);
-                redisFree(TAKE_PTR(l->c));
+                redis_ctx_free(TAKE_PTR(l->c));
                 return a->wait == 0 ? acquire_failed(r) : ACQUIRE_AGAIN;
         }
         if (a->warned)
@@ -773,7 +775,7 @@ static int acquire_wait(struct acquire *a) {
         }
         if (sub_wait(a->sub, a->l->wake_channel, next, &wake, &h) < 0) {
                 /* Do not spin when Redis is gone: the command connection notices on the next attempt. */
-                redisFree(TAKE_PTR(a->sub));
+                redis_ctx_free(TAKE_PTR(a->sub));
                 return ACQUIRE_AGAIN;
         }
         return wake == LOCK_WAKE_HANDOFF ? acquire_handoff(a, &h) : ACQUIRE_AGAIN;
@@ -846,6 +848,11 @@ int lock_acquire(const struct redis_url *u, const char *name, const struct lock_
         if (r < 0)
                 return r;
         assert(r == ACQUIRE_TAKEN);
+        /* The subscription closes now; freeing it (over TLS, the session) is
+         * not the caller's wait: that happens at release, after the release
+         * is sent. */
+        redis_ctx_close(a.sub);
+        a.l->sub_spent = TAKE_PTR(a.sub);
         *ret = TAKE_PTR(a.l);
         return 0;
 }
@@ -899,7 +906,7 @@ static int renew_locked(struct lock *l, uint64_t deadline, char *errbuf, size_t 
                 }
                 if (!is_connection_error(r))
                         return r;
-                redisFree(TAKE_PTR(l->c));
+                redis_ctx_free(TAKE_PTR(l->c));
         }
         return r;
 }
@@ -937,6 +944,8 @@ int lock_release(struct lock *l) {
          * a renewal outage. */
         r = release_token(l, NULL, 0);
         atomic_store(&l->lost, true); /* never ours again */
+        if (l->sub_spent)
+                redis_ctx_free(TAKE_PTR(l->sub_spent));
         pthread_mutex_unlock(&l->io);
         return r;
 }
@@ -1055,7 +1064,9 @@ struct lock *lock_free(struct lock *l) {
                 return NULL;
         lock_keeper_stop(l);
         if (l->c)
-                redisFree(l->c);
+                redis_ctx_free(l->c);
+        if (l->sub_spent)
+                redis_ctx_free(l->sub_spent);
         if (l->stop_fd >= 0)
                 close(l->stop_fd);
         pthread_mutex_destroy(&l->io);

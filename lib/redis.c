@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "duration.h"
 #include "macro.h"
@@ -149,7 +150,7 @@ static int command_internal(const struct redis_url *u, redisContext *c, redisRep
                 return -ENOTCONN;
         }
         errno = 0;
-        reply = redisCommandArgv(c, argc, argv, argvlen);
+        reply = redis_ctx_commandargv(c, argc, argv, argvlen);
         saved = errno;
         if (!reply) {
                 int r = redis_context_errno(c, saved);
@@ -188,7 +189,7 @@ int redis_command(redisContext *c, redisReply **ret, char *errbuf, size_t errlen
         }
         va_start(ap, fmt);
         errno = 0;
-        reply = redisvCommand(c, fmt, ap);
+        reply = redis_ctx_vcommand(c, fmt, ap);
         saved = errno;
         va_end(ap);
         if (!reply) {
@@ -288,7 +289,12 @@ static int handshake_command(const struct redis_url *u, redisContext *c, const c
         if (r < 0)
                 return r;
         errno = 0;
-        reply = redisCommandArgv(c, argc, argv, NULL);
+        reply = redis_ctx_commandargv(c, argc, argv, NULL);
+        if (!reply && (tls = tls_redis_failure(c))) {
+                /* The server refused the session after the handshake (a client certificate). */
+                seterr(u, errbuf, errlen, "%s", tls);
+                return -ECONNABORTED;
+        }
         if (!reply) {
                 r = redis_context_errno(c, errno);
                 seterr(u, errbuf, errlen, "%s on %s failed: %s%s", label, what,
@@ -631,4 +637,64 @@ const char *redis_reply_field(const redisReply *reply, const char *name) {
                     reply->element[i + 1]->type == REDIS_REPLY_STRING)
                         return reply->element[i + 1]->str;
         return NULL;
+}
+
+/* ---- hiredis' synchronous calls, TLS or not ---------------------------------- */
+
+redisReply *redis_ctx_vcommand(redisContext *c, const char *fmt, va_list ap) {
+        void *reply = NULL;
+
+        if (!tls_redis_is_tls(c))
+                return redisvCommand(c, fmt, ap);
+        if (redisvAppendCommand(c, fmt, ap) != REDIS_OK || tls_redis_get_reply(c, &reply) != REDIS_OK)
+                return NULL;
+        return reply;
+}
+
+redisReply *redis_ctx_command(redisContext *c, const char *fmt, ...) {
+        redisReply *reply;
+        va_list ap;
+
+        va_start(ap, fmt);
+        reply = redis_ctx_vcommand(c, fmt, ap);
+        va_end(ap);
+        return reply;
+}
+
+redisReply *redis_ctx_commandargv(redisContext *c, int argc, const char **argv, const size_t *argvlen) {
+        void *reply = NULL;
+
+        if (!tls_redis_is_tls(c))
+                return redisCommandArgv(c, argc, argv, argvlen);
+        if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK || tls_redis_get_reply(c, &reply) != REDIS_OK)
+                return NULL;
+        return reply;
+}
+
+int redis_ctx_get_reply(redisContext *c, void **reply) {
+        return tls_redis_get_reply(c, reply);
+}
+
+int redis_ctx_buffer_read(redisContext *c) {
+        return tls_redis_buffer_read(c);
+}
+
+bool redis_ctx_buffered(const redisContext *c) {
+        return tls_redis_buffered(c);
+}
+
+void redis_ctx_close(redisContext *c) {
+        if (c && c->fd >= 0) {
+                (void) close(c->fd);
+                c->fd = -1; /* redisFree() closes only fds >= 0 */
+                if (!c->err) {
+                        c->err = REDIS_ERR_EOF;
+                        snprintf(c->errstr, sizeof c->errstr, "Connection closed");
+                }
+        }
+}
+
+void redis_ctx_free(redisContext *c) {
+        if (c)
+                tls_redis_free(c);
 }

@@ -13,6 +13,8 @@
  * went away kills them on the next command. */
 #pragma once
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,11 +23,28 @@
 #include "macro.h"
 #include "redis_url.h"
 
+/* hiredis' synchronous calls, for every context redis_connect() makes, TLS
+ * ones included (their TLS runs on the caller's thread, tls_redis.h): use
+ * these, never redisCommand*(), redisGetReply(), redisBufferRead() or
+ * redisFree() themselves.  Same arguments and results as hiredis'. */
+redisReply *redis_ctx_command(redisContext *c, const char *fmt, ...); /* hiredis formats: %s %b ... */
+redisReply *redis_ctx_vcommand(redisContext *c, const char *fmt, va_list ap);
+redisReply *redis_ctx_commandargv(redisContext *c, int argc, const char **argv, const size_t *argvlen);
+int redis_ctx_get_reply(redisContext *c, void **reply);
+int redis_ctx_buffer_read(redisContext *c);
+/* Whether a reply may be read without the socket turning readable (bytes
+ * decrypted but not yet fed to the reader): check before poll(2). */
+bool redis_ctx_buffered(const redisContext *c);
+void redis_ctx_free(redisContext *c);
+/* Close c's connection now (the server sees it go); its memory (over TLS, the
+ * session too) waits for redis_ctx_free(), off a latency-critical path. */
+void redis_ctx_close(redisContext *c);
+
 /* Scope-bound hiredis handles: a reply, a synchronous context. */
 DEFINE_TRIVIAL_CLEANUP_FUNC(redisReply *, freeReplyObject)
 #define _cleanup_reply_ _cleanup_(freeReplyObjectp)
-DEFINE_TRIVIAL_CLEANUP_FUNC(redisContext *, redisFree)
-#define _cleanup_redis_ _cleanup_(redisFreep)
+DEFINE_TRIVIAL_CLEANUP_FUNC(redisContext *, redis_ctx_free)
+#define _cleanup_redis_ _cleanup_(redis_ctx_freep)
 
 /* The one translation of a failed hiredis context into -errno, for every
  * module: saved_errno is errno right after the failing call.  -ENOMEM for a

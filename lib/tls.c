@@ -222,6 +222,7 @@ static int ctx_new_report(const struct tls_options *o, SSL_CTX **ret, struct loa
         SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
         /* The pump retries writes from a buffer that moves on partial writes. */
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_read_ahead(ctx, 1); /* one read(2) per burst of records, not two per record */
         r = ctx_load_trust(ctx, o, e);
         if (r >= 0)
                 r = ctx_load_client_cert(ctx, o, e);

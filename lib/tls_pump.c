@@ -374,23 +374,6 @@ static struct pump *pump_for(const struct tls_peer *peer, int plain_fd) {
         return p;
 }
 
-int tls_pump_start(SSL *ssl, const struct tls_peer *peer, int plain_fd) {
-        struct pump *p;
-
-        if (!ssl || !peer || !peer->host) {
-                tls_close(ssl, true);
-                close(plain_fd);
-                return -EINVAL;
-        }
-        p = pump_for(peer, plain_fd);
-        if (!p) {
-                tls_close(ssl, true);
-                return -ENOMEM;
-        }
-        p->ssl = ssl;
-        return pump_spawn(p);
-}
-
 int tls_pump_start_connect(const struct tls_peer *peer, uint64_t deadline_usec, int plain_fd) {
         struct pump *p;
 

@@ -1,14 +1,15 @@
 /* Byte pumps between TLS sessions and local sockets, one thread each.
  *
- * hiredis 0.14 does its own read(2) and write(2) on its fd, so a TLS
- * connection reaches it as one end of a connected local stream socket; a pump
+ * hiredis 0.14 does its own read(2) and write(2) on an async context's fd, so
+ * an async TLS connection reaches it as one end of a connected local stream
+ * socket (blocking contexts do their TLS in lib/tls_redis.c instead); a pump
  * thread owns the other end and the TLS session (lib/tls.c) and copies bytes
  * both ways.  Pump threads block every signal, never block outside poll(2),
  * and own only CLOEXEC descriptors, so fork+exec (hooks, `coordctl lock`
  * children) neither inherits nor disturbs them.
  *
- * A pump ends with either side: hiredis closing its end (redisFree(),
- * redisAsyncFree()) makes it send close_notify and go; the server closing or
+ * A pump ends with either side: hiredis closing its end (redisAsyncFree())
+ * makes it send close_notify and go; the server closing or
  * failing makes it deliver what it already read, then close the local end,
  * which hiredis sees as the server closing the connection.  When the TLS side
  * fails (or, on the connecting path, never comes up) before any byte from the
@@ -25,13 +26,11 @@
 
 #define TLS_PUMP_ERROR_PREFIX "TLS: "
 
-/* Pump between the established session ssl (tls_open() to peer, which names
- * the server in messages and is copied) and plain_fd, our end of a connected
- * local stream socket.  Takes ssl and plain_fd, also on failure.  0 or -errno. */
-int tls_pump_start(SSL *ssl, const struct tls_peer *peer, int plain_fd);
-/* The same, but the pump first opens the session itself: tls_open(peer,
- * deadline_usec), given up as soon as the other end of plain_fd goes away.
- * peer is copied; plain_fd is taken, also on failure. */
+/* Pump between a TLS session to peer and plain_fd, our end of a connected
+ * local stream socket (an async hiredis context's).  The pump opens the
+ * session itself: tls_open(peer, deadline_usec), given up as soon as the other
+ * end of plain_fd goes away.  peer is copied; plain_fd is taken, also on
+ * failure.  0 or -errno. */
 int tls_pump_start_connect(const struct tls_peer *peer, uint64_t deadline_usec, int plain_fd);
 
 /* Pumps running in this process. */

@@ -1,6 +1,8 @@
 /* See tls_redis.h.
  *
- * The blocking path uses socketpair(2) and redisConnectFd().  The async API of
+ * The blocking path does TLS on the caller's thread: redisConnectFd() on the
+ * TCP socket, whose I/O only the functions below do (hiredis' reader and
+ * output buffer, with SSL_read()/SSL_write()).  The async API of
  * hiredis 0.14 has no way to adopt an fd (redisAsyncInitialize() is static),
  * so the async path lets redisAsyncConnectUnix() connect to a one-shot
  * listener and takes the accepted end for the pump: a unix connect completes
@@ -9,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +19,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <hiredis/sds.h>
+#include <openssl/err.h>
+
 #include "duration.h"
 #include "log.h"
+#include "macro.h"
 #include "strutil.h"
 #include "tls_pump.h"
 #include "tls_redis.h"
@@ -42,11 +49,77 @@ static uint64_t deadline_after(uint64_t timeout_usec) {
         return timeout_usec == 0 ? 0 : now_usec() + timeout_usec;
 }
 
+/* ---- sync: TLS on the caller's thread ---------------------------------------- */
+
+/* The sessions of the blocking contexts, by context.  A context is used by one
+ * thread at a time; the table itself is shared. */
+struct sync_session {
+        redisContext *c;
+        SSL *ssl;
+        bool relayed;           /* a byte from the server reached the reader */
+        char where[300];        /* "host:port" for messages */
+        char failure[512];      /* why the TLS side failed, "" while it did not */
+};
+
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sync_session **sync_v;
+static size_t sync_n, sync_cap;
+
+static struct sync_session *sync_find(const redisContext *c) {
+        struct sync_session *s = NULL;
+
+        if (!c)
+                return NULL;
+        pthread_mutex_lock(&sync_lock);
+        for (size_t i = 0; i < sync_n; i++)
+                if (sync_v[i]->c == c) {
+                        s = sync_v[i];
+                        break;
+                }
+        pthread_mutex_unlock(&sync_lock);
+        return s;
+}
+
+static int sync_add(struct sync_session *s) {
+        int r = 0;
+
+        pthread_mutex_lock(&sync_lock);
+        if (sync_n == sync_cap) {
+                size_t ncap = sync_cap ? sync_cap * 2 : 16;
+                struct sync_session **nv = reallocarray(sync_v, ncap, sizeof *nv);
+                if (!nv)
+                        r = -ENOMEM;
+                else {
+                        sync_v = nv;
+                        sync_cap = ncap;
+                }
+        }
+        if (r == 0)
+                sync_v[sync_n++] = s;
+        pthread_mutex_unlock(&sync_lock);
+        return r;
+}
+
+static struct sync_session *sync_take(const redisContext *c) {
+        struct sync_session *s = NULL;
+
+        pthread_mutex_lock(&sync_lock);
+        for (size_t i = 0; i < sync_n; i++)
+                if (sync_v[i]->c == c) {
+                        s = sync_v[i];
+                        sync_v[i] = sync_v[--sync_n];
+                        break;
+                }
+        pthread_mutex_unlock(&sync_lock);
+        return s;
+}
+
 int tls_redis_connect(const struct tls_peer *peer, uint64_t timeout_usec, redisContext **ret, char *errbuf,
                       size_t errlen) {
+        struct sync_session *s;
         redisContext *c;
         SSL *ssl = NULL;
-        int sv[2], r;
+        int fd, r;
 
         if (!peer || !peer->host || !ret)
                 return -EINVAL;
@@ -54,31 +127,174 @@ int tls_redis_connect(const struct tls_peer *peer, uint64_t timeout_usec, redisC
         r = tls_open(peer, deadline_after(timeout_usec), -1, &ssl, errbuf, errlen);
         if (r < 0)
                 return r;
-        /* The pump's end is non-blocking, hiredis' end blocking (SO_RCVTIMEO). */
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-                r = -errno;
+        /* Blocking from now on, as hiredis' own sockets: redisSetTimeout() bounds reads and writes. */
+        fd = SSL_get_fd(ssl);
+        s = calloc(1, sizeof *s);
+        if (!s || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+                r = s ? -errno : -ENOMEM;
+                free(s);
                 tls_close(ssl, true);
-        } else if (fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0) {
-                r = -errno;
-                tls_close(ssl, true);
-                close(sv[0]);
-                close(sv[1]);
-        } else if ((r = tls_pump_start(ssl, peer, sv[1])) < 0)
-                close(sv[0]);
-        if (r < 0) {
-                errbuf_printf(errbuf, errlen, "TLS to Redis at %s:%d: cannot set up the local socket: %s",
-                              peer->host, peer->port, strerror(-r));
+                errbuf_printf(errbuf, errlen, "TLS to Redis at %s:%d: cannot set up the connection: %s", peer->host,
+                              peer->port, strerror(-r));
                 return r;
         }
-        c = redisConnectFd(sv[0]);
-        if (!c) {
-                close(sv[0]); /* the pump sees EOF and goes */
+        c = redisConnectFd(fd);
+        if (!c || c->err) {
+                if (c)
+                        redisFree(c); /* closes fd */
+                else
+                        close(fd);
+                SSL_free(ssl);
+                free(s);
                 errbuf_printf(errbuf, errlen, "out of memory connecting to Redis");
                 return -ENOMEM;
         }
-        c->connection_type = REDIS_CONN_UNIX; /* no TCP options on the local socket */
+        s->c = c;
+        s->ssl = ssl;
+        snprintf(s->where, sizeof s->where, "%s:%d", peer->host, peer->port);
+        if (sync_add(s) < 0) {
+                SSL_free(ssl);
+                redisFree(c);
+                free(s);
+                errbuf_printf(errbuf, errlen, "out of memory connecting to Redis");
+                return -ENOMEM;
+        }
         *ret = c;
         return 0;
+}
+
+bool tls_redis_is_tls(const redisContext *c) {
+        return sync_find(c) != NULL;
+}
+
+const char *tls_redis_failure(const redisContext *c) {
+        struct sync_session *s = sync_find(c);
+
+        return s && s->failure[0] && !s->relayed ? s->failure : NULL;
+}
+
+void tls_redis_free(redisContext *c) {
+        struct sync_session *s = sync_take(c);
+
+        if (s) {
+                SSL_free(s->ssl); /* the socket BIO does not own the fd: redisFree() closes it */
+                free(s);
+        }
+        redisFree(c);
+}
+
+/* The context failed: hiredis' error fields, as its own I/O would set them
+ * (REDIS_ERR_IO with errno's text, so a timeout reads "Resource temporarily
+ * unavailable"; REDIS_ERR_EOF at the end of the stream). */
+static int set_failed(struct sync_session *s, int ret, bool reading) {
+        redisContext *c = s->c;
+        int e = SSL_get_error(s->ssl, ret), saved = errno;
+
+        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && (saved == EAGAIN || saved == EWOULDBLOCK)) {
+                c->err = REDIS_ERR_IO;
+                snprintf(c->errstr, sizeof c->errstr, "%s", strerror(saved));
+                ERR_clear_error();
+                errno = saved;
+                return REDIS_ERR;
+        }
+        if (reading && e == SSL_ERROR_ZERO_RETURN) {
+                c->err = REDIS_ERR_EOF;
+                snprintf(c->errstr, sizeof c->errstr, "Server closed the connection");
+                ERR_clear_error();
+                errno = 0;
+                return REDIS_ERR;
+        }
+        (void) tls_describe_failure(s->ssl, e, "TLS connection", s->where, s->failure, sizeof s->failure);
+        c->err = reading ? REDIS_ERR_EOF : REDIS_ERR_IO;
+        errbuf_printf(c->errstr, sizeof c->errstr, "%s", s->failure); /* cut: the whole text is in s->failure */
+        errno = reading ? 0 : ECONNRESET;
+        return REDIS_ERR;
+}
+
+static int sync_read(struct sync_session *s) {
+        char buf[16384];
+        int n;
+
+        if (s->c->err)
+                return REDIS_ERR;
+        ERR_clear_error();
+        errno = 0;
+        n = SSL_read(s->ssl, buf, (int) sizeof buf);
+        if (n <= 0)
+                return set_failed(s, n, true);
+        s->relayed = true;
+        if (redisReaderFeed(s->c->reader, buf, (size_t) n) != REDIS_OK) {
+                s->c->err = s->c->reader->err;
+                snprintf(s->c->errstr, sizeof s->c->errstr, "%s", s->c->reader->errstr);
+                return REDIS_ERR;
+        }
+        return REDIS_OK;
+}
+
+/* Everything hiredis queued (c->obuf), encrypted.  A server that refuses us
+ * (TLS 1.3: after the handshake) may reset the connection while its alert
+ * waits to be read: then the alert's reason is the better one. */
+static int sync_flush(struct sync_session *s) {
+        redisContext *c = s->c;
+
+        while (sdslen(c->obuf) > 0) {
+                int n;
+
+                ERR_clear_error();
+                errno = 0;
+                n = SSL_write(s->ssl, c->obuf, (int) MIN(sdslen(c->obuf), (size_t) INT_MAX));
+                if (n <= 0) {
+                        int e = SSL_get_error(s->ssl, n), saved = errno;
+
+                        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
+                            (saved == EAGAIN || saved == EWOULDBLOCK))
+                                return set_failed(s, n, false); /* timed out */
+                        ERR_clear_error();
+                        if (sync_read(s) != REDIS_OK)
+                                return REDIS_ERR; /* the alert, or the reset, as the reader saw it */
+                        c->err = REDIS_ERR_IO;
+                        snprintf(c->errstr, sizeof c->errstr, "%s", strerror(saved ? saved : ECONNRESET));
+                        errno = saved ? saved : ECONNRESET;
+                        return REDIS_ERR;
+                }
+                sdsrange(c->obuf, n, -1);
+        }
+        return REDIS_OK;
+}
+
+int tls_redis_get_reply(redisContext *c, void **reply) {
+        struct sync_session *s = sync_find(c);
+        void *aux = NULL;
+
+        if (!s)
+                return redisGetReply(c, reply);
+        if (redisGetReplyFromReader(c, &aux) == REDIS_ERR)
+                return REDIS_ERR;
+        if (!aux) {
+                if (sync_flush(s) != REDIS_OK)
+                        return REDIS_ERR;
+                do {
+                        if (sync_read(s) != REDIS_OK || redisGetReplyFromReader(c, &aux) == REDIS_ERR)
+                                return REDIS_ERR;
+                } while (!aux);
+        }
+        if (reply)
+                *reply = aux;
+        else
+                freeReplyObject(aux);
+        return REDIS_OK;
+}
+
+int tls_redis_buffer_read(redisContext *c) {
+        struct sync_session *s = sync_find(c);
+
+        return s ? sync_read(s) : redisBufferRead(c);
+}
+
+bool tls_redis_buffered(const redisContext *c) {
+        struct sync_session *s = sync_find(c);
+
+        return s && SSL_has_pending(s->ssl);
 }
 
 /* ---- async ------------------------------------------------------------------ */

@@ -1,12 +1,14 @@
-/* hiredis contexts over TLS, for hiredis 0.14 (which has none): each is one end
- * of a local stream socket whose other end a pump (lib/tls_pump.h) connects to
- * the server through TLS (lib/tls.h).  To hiredis and its callers they are
- * ordinary contexts: timeouts, pipelining, pub/sub and redisFree() work as on
- * TCP; the context's type is REDIS_CONN_UNIX (TCP keepalive runs on the pump's
- * socket).  Both warn at every connect while verification is off.
- * With hiredis >= 1.0 these become redisConnect*() + redisInitiateSSLWithContext(). */
+/* hiredis contexts over TLS, for hiredis 0.14 (which has none).  A blocking
+ * context is hiredis' own over the TCP socket of the handshake (lib/tls.h);
+ * its TLS runs on the caller's thread, in the functions below.  An async
+ * context is one end of a local stream socket whose other end a pump
+ * (lib/tls_pump.h) connects to the server through TLS: to hiredis and its
+ * callers an ordinary context.  Both warn at every connect while
+ * verification is off.  With hiredis >= 1.0 these become redisConnect*() +
+ * redisInitiateSSLWithContext(). */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <hiredis/async.h>
@@ -16,9 +18,31 @@
 
 /* A blocking context, like redisConnectWithTimeout(): TCP connect and TLS
  * handshake happen here, bounded by timeout_usec.  On failure returns the
- * -errno of tls_open() with its message in errbuf. */
+ * -errno of tls_open() with its message in errbuf.
+ *
+ * Its TLS runs on the caller's thread, so hiredis' own I/O calls
+ * (redisCommand*(), redisGetReply(), redisBufferRead(), redisFree()) must not
+ * be used on it: the functions below (and lib/redis.h's redis_ctx_*()) work
+ * on every context, TLS or not.  Appending commands (redisAppendCommand*())
+ * and reading buffered replies (redisGetReplyFromReader()) are fine. */
 int tls_redis_connect(const struct tls_peer *peer, uint64_t timeout_usec, redisContext **ret, char *errbuf,
                       size_t errlen);
+/* Whether c is a TLS context from tls_redis_connect(). */
+bool tls_redis_is_tls(const redisContext *c);
+/* redisGetReply(): send what is queued, read until a reply is complete.
+ * REDIS_OK or REDIS_ERR with c->err/errstr set as hiredis would (a timeout is
+ * REDIS_ERR_IO with errno EAGAIN). */
+int tls_redis_get_reply(redisContext *c, void **reply);
+/* redisBufferRead(): one read into the reader (blocks until data). */
+int tls_redis_buffer_read(redisContext *c);
+/* Whether decrypted bytes wait inside the session (poll(2) on the socket
+ * does not see them). */
+bool tls_redis_buffered(const redisContext *c);
+/* Why the TLS side failed before the server said anything (a refused client
+ * certificate), for messages; NULL otherwise. */
+const char *tls_redis_failure(const redisContext *c);
+/* redisFree() for every context. */
+void tls_redis_free(redisContext *c);
 
 /* A non-blocking context for the async API, like redisAsyncConnect(): it
  * returns at once, while the pump connects, within timeout_usec, and

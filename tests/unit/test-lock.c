@@ -91,7 +91,7 @@ static bool redis_is_ours(int port, pid_t pid) {
 
         if (!c || c->err)
                 return false;
-        info = redisCommand(c, "INFO server");
+        info = redis_ctx_command(c, "INFO server");
         snprintf(want, sizeof want, "process_id:%ld\r", (long) pid);
         return info && info->type == REDIS_REPLY_STRING && strstr(info->str, want);
 }
@@ -180,7 +180,7 @@ static long long eval(redisContext *c, const char *script, const char *name, int
         ck_assert_int_eq(argc - 3, nkeys);
         for (int i = 0; i < nargs; i++)
                 argv[argc++] = args[i];
-        reply = redisCommandArgv(c, argc, argv, NULL);
+        reply = redis_ctx_commandargv(c, argc, argv, NULL);
         ck_assert_ptr_nonnull(reply);
         ck_assert_msg(reply->type == REDIS_REPLY_INTEGER, "script reply type %d: %s", reply->type,
                       reply->type == REDIS_REPLY_ERROR ? reply->str : "");
@@ -204,7 +204,7 @@ static long long release_raw(redisContext *c, const char *name, const char *toke
 }
 
 static char *get(redisContext *c, const char *key) {
-        _cleanup_reply_ redisReply *reply = redisCommand(c, "GET %s", key);
+        _cleanup_reply_ redisReply *reply = redis_ctx_command(c, "GET %s", key);
 
         ck_assert_ptr_nonnull(reply);
         return reply->type == REDIS_REPLY_STRING ? strdup(reply->str) : NULL;
@@ -230,7 +230,7 @@ static struct lock *take(const char *name, uint64_t lease_usec, uint64_t wait_us
 static char *next_push(redisContext *sub, const char *channel) {
         _cleanup_reply_ redisReply *r = NULL;
 
-        ck_assert_int_eq(redisGetReply(sub, (void **) &r), REDIS_OK);
+        ck_assert_int_eq(redis_ctx_get_reply(sub, (void **) &r), REDIS_OK);
         ck_assert_ptr_nonnull(r);
         ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
         ck_assert_uint_ge(r->elements, 2);
@@ -265,7 +265,7 @@ START_TEST(test_scripts) {
 
         /* Each one compiles: Redis refuses a script with a syntax error at SCRIPT LOAD. */
         for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
-                _cleanup_reply_ redisReply *r = redisCommand(c, "SCRIPT LOAD %s", scripts[i]);
+                _cleanup_reply_ redisReply *r = redis_ctx_command(c, "SCRIPT LOAD %s", scripts[i]);
 
                 ck_assert_ptr_nonnull(r);
                 ck_assert_msg(r->type == REDIS_REPLY_STRING && r->len == 40, "script %zu does not load: %s", i,
@@ -273,7 +273,7 @@ START_TEST(test_scripts) {
         }
         /* And the check is real: a broken script is refused. */
         {
-                _cleanup_reply_ redisReply *r = redisCommand(c, "SCRIPT LOAD %s", "if then end");
+                _cleanup_reply_ redisReply *r = redis_ctx_command(c, "SCRIPT LOAD %s", "if then end");
                 ck_assert_ptr_nonnull(r);
                 ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
         }
@@ -283,13 +283,13 @@ START_TEST(test_scripts) {
          * wakes nobody; renew wakes nobody; only release publishes, on the lock's
          * channel (the one a waiter subscribes to). */
         {
-                _cleanup_reply_ redisReply *r = redisCommand(sub, "SUBSCRIBE %s", channel);
+                _cleanup_reply_ redisReply *r = redis_ctx_command(sub, "SUBSCRIBE %s", channel);
                 ck_assert_ptr_nonnull(r);
                 ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
         }
         ck_assert_int_gt(acquire_raw(c, "scripts", "aaaa"), 0);
         {
-                _cleanup_reply_ redisReply *r = redisCommand(c, "PTTL %s", k);
+                _cleanup_reply_ redisReply *r = redis_ctx_command(c, "PTTL %s", k);
                 ck_assert_ptr_nonnull(r);
                 ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
                 ttl = r->integer;
@@ -344,7 +344,7 @@ START_TEST(test_scripts_fencing) {
 
         /* Fences keep increasing when Redis loses the counter (restart without persistence). */
         ck_assert_int_eq(release_raw(c, "raw", "bbbb"), 1);
-        freeReplyObject(redisCommand(c, "DEL %s", kf));
+        freeReplyObject(redis_ctx_command(c, "DEL %s", kf));
         f3 = acquire_raw(c, "raw", "cccc");
         ck_assert_int_gt(f3, f2);
         ck_assert_int_eq(release_raw(c, "raw", "cccc"), 1);
@@ -420,7 +420,7 @@ START_TEST(test_lease_expiry) {
                 (void) usleep(5 * 1000);
         ck_assert_uint_ge(now_usec() - t0, 225 * USEC_PER_MSEC - 10 * USEC_PER_MSEC);
         while (exists && now_usec() < until) {
-                _cleanup_reply_ redisReply *ex = redisCommand(c, "EXISTS %s", k);
+                _cleanup_reply_ redisReply *ex = redis_ctx_command(c, "EXISTS %s", k);
                 ck_assert_ptr_nonnull(ex);
                 exists = ex->integer;
                 if (exists)
@@ -456,18 +456,18 @@ START_TEST(test_keeper) {
         ck_assert(!__atomic_load_n(&lost, __ATOMIC_SEQ_CST));
         ck_assert(!lock_is_lost(l));
         {
-                _cleanup_reply_ redisReply *t = redisCommand(c, "PTTL %s", k);
+                _cleanup_reply_ redisReply *t = redis_ctx_command(c, "PTTL %s", k);
                 ck_assert_ptr_nonnull(t);
                 ck_assert_int_gt(t->integer, 0);
         }
         /* Taken over behind its back: the keeper's next renewal says so. */
-        freeReplyObject(redisCommand(c, "SET %s someone-else PX 5000", k));
+        freeReplyObject(redis_ctx_command(c, "SET %s someone-else PX 5000", k));
         while (!__atomic_load_n(&lost, __ATOMIC_SEQ_CST))
                 (void) usleep(5 * 1000);
         ck_assert(lock_is_lost(l));
         ck_assert_int_eq(lock_release(l), -ENOLCK);
         lock_free(l);
-        freeReplyObject(redisCommand(c, "DEL %s", k));
+        freeReplyObject(redis_ctx_command(c, "DEL %s", k));
 }
 END_TEST
 
@@ -509,7 +509,7 @@ START_TEST(test_handoff) {
 
         ck_assert_int_eq(pthread_create(&th, NULL, waiter_main, &w), 0);
         while (queued == 0 && now_usec() < until) {
-                _cleanup_reply_ redisReply *n = redisCommand(c, "ZCARD %s", waiters);
+                _cleanup_reply_ redisReply *n = redis_ctx_command(c, "ZCARD %s", waiters);
                 ck_assert_ptr_nonnull(n);
                 queued = n->integer;
                 if (queued == 0)
@@ -524,7 +524,7 @@ START_TEST(test_handoff) {
         ck_assert_msg(w.done_usec - t0 < 2 * USEC_PER_SEC, "hand-off took %" PRIu64 "ms",
                       (w.done_usec - t0) / USEC_PER_MSEC);
         {
-                _cleanup_reply_ redisReply *n = redisCommand(c, "ZCARD %s", waiters);
+                _cleanup_reply_ redisReply *n = redis_ctx_command(c, "ZCARD %s", waiters);
                 ck_assert_ptr_nonnull(n);
                 ck_assert_int_eq(n->integer, 0); /* dequeued */
         }

@@ -180,7 +180,7 @@ START_TEST(test_sentinel) {
 
         /* A dead sentinel first in the list is skipped. */
         two = strdup_printf("127.0.0.1:%d,%s", dead_port(), env("SENTINEL_URL"));
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
         ck_assert_int_eq(connect_str(two, 0, &c, err, sizeof err, NULL), 0);
         freeReplyObject(TAKE_PTR(reply));
         ck_assert_int_eq(redis_command(c, &reply, err, sizeof err, "ROLE"), 0);
@@ -212,7 +212,7 @@ START_TEST(test_auth_password) {
         good = strdup_printf("127.0.0.1:%s,password=%s", env("AUTH_PORT"), pw);
         ck_assert_int_eq(connect_str(good, 0, &c, err, sizeof err, pw), 0);
         ck_assert_int_eq(redis_command(c, &reply, err, sizeof err, "PING"), 0);
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
 
         wrong = strdup_printf("127.0.0.1:%s,password=Wrong-%s", env("AUTH_PORT"), "Secret-42");
         expect_refused(wrong, "Wrong-Secret-42", -EACCES, "AUTH", "");
@@ -241,11 +241,11 @@ START_TEST(test_auth_acl) {
         ck_assert_int_eq(connect_str(good, 0, &c, err, sizeof err, pw), 0);
         ck_assert_int_eq(redis_command(c, &reply, err, sizeof err, "ACL WHOAMI"), 0);
         ck_assert_str_eq(reply->str, user);
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
 
         se = strdup_printf("127.0.0.1:%s,user=%s,password=%s", env("AUTH_PORT"), user, pw);
         ck_assert_int_eq(connect_str(se, 0, &c, err, sizeof err, pw), 0);
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
 
         wrong = strdup_printf("redis://%s:%s@127.0.0.1:%s", user, "Not-The-Acl-Pw", env("AUTH_PORT"));
         ck_assert_int_eq(connect_str(wrong, 0, &c, err, sizeof err, "Not-The-Acl-Pw"), -EACCES);
@@ -265,7 +265,7 @@ START_TEST(test_sentinel_with_auth) {
         ck_assert_int_eq(connect_str(good, 0, &c, err, sizeof err, pw), 0);
         ck_assert_int_eq(redis_command(c, &reply, err, sizeof err, "CONFIG GET port"), 0);
         ck_assert_str_eq(reply->element[1]->str, env("AUTH_PORT"));
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
 
         wrong = strdup_printf("127.0.0.1:%s,serviceName=authmaster,password=Bad-Secret-9", env("AUTH_SENTINEL_PORT"));
         expect_refused(wrong, "Bad-Secret-9", -EACCES, NULL, NULL);
@@ -386,7 +386,7 @@ START_TEST(test_unix_socket) {
         v = get_string(c, "unixkey");
         ck_assert_str_eq(v, "1");
 
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
         ck_assert_int_eq(connect_str("unix:///nonexistent/redis.sock", 0, &c, err, sizeof err, NULL), -ENOENT);
         ck_assert_msg(strstr(err, "/nonexistent/redis.sock"), "%s", err);
 }
@@ -403,7 +403,7 @@ START_TEST(test_replica_skipped) {
         ck_assert_int_eq(connect_str(url, 0, &c, err, sizeof err, NULL), 0);
         ck_assert_int_eq(redis_command(c, &reply, err, sizeof err, "CONFIG GET port"), 0);
         ck_assert_str_eq(reply->element[1]->str, env("REDIS_PORT"));
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
 
         only = strdup_printf("127.0.0.1:%s,127.0.0.1:%d", env("REPLICA_PORT"), dead_port());
         ck_assert_int_lt(connect_str(only, 0, &c, err, sizeof err, NULL), 0);

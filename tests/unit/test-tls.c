@@ -283,16 +283,19 @@ START_TEST(test_sync_roundtrips) {
 
         use_tls("ca.crt", NULL, NULL, false);
         c = connect_ok(url);
-        ck_assert_int_eq(c->connection_type, REDIS_CONN_UNIX); /* no TCP options on the local end */
+        /* TLS on the caller's thread, over hiredis' own TCP socket: no pump. */
+        ck_assert(tls_redis_is_tls(c));
+        ck_assert_int_eq(c->connection_type, REDIS_CONN_TCP);
+        ck_assert_uint_eq(tls_pump_count(), 0);
         /* Replies of megabytes, both ways. */
         big = malloc(size);
         ck_assert_ptr_nonnull(big);
         for (size_t i = 0; i < size; i++)
                 big[i] = (char) ('a' + i % 26);
-        r = redisCommand(c, "SET tls:big %b", big, size);
+        r = redis_ctx_command(c, "SET tls:big %b", big, size);
         ck_assert_ptr_nonnull(r);
         freeReplyObject(r);
-        r = redisCommand(c, "GET tls:big");
+        r = redis_ctx_command(c, "GET tls:big");
         ck_assert_ptr_nonnull(r);
         ck_assert_uint_eq(r->len, size);
         ck_assert_int_eq(memcmp(r->str, big, size), 0);
@@ -301,12 +304,12 @@ START_TEST(test_sync_roundtrips) {
         for (int i = 0; i < 20000; i++)
                 ck_assert_int_eq(redisAppendCommand(c, "INCR tls:counter"), REDIS_OK);
         for (long long i = 1; i <= 20000; i++) {
-                ck_assert_int_eq(redisGetReply(c, (void **) &r), REDIS_OK);
+                ck_assert_int_eq(redis_ctx_get_reply(c, (void **) &r), REDIS_OK);
                 ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
                 ck_assert_int_ge(r->integer, i);
                 freeReplyObject(r);
         }
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
         pumps_gone();
 }
 END_TEST
@@ -316,9 +319,9 @@ START_TEST(test_sync_names) {
 
         use_tls("ca.crt", NULL, NULL, false);
         local = strdup_printf("localhost:%s,ssl=True,connectTimeout=2000", env("TLS_PORT"));
-        redisFree(connect_ok(local));
+        redis_ctx_free(connect_ok(local));
         sni = tls_url("TLS_PORT", ",sslHost=localhost");
-        redisFree(connect_ok(sni));
+        redis_ctx_free(connect_ok(sni));
         wrong = tls_url("TLS_PORT", ",sslHost=redis.example.net");
         expect_refusal(wrong, -EPERM, "hostname mismatch", "sslHost");
         pumps_gone();
@@ -338,7 +341,7 @@ START_TEST(test_sync_untrusted) {
 END_TEST
 
 static void insecure_connect(void *arg) {
-        redisFree(connect_ok(arg));
+        redis_ctx_free(connect_ok(arg));
 }
 
 START_TEST(test_sync_insecure) {
@@ -377,7 +380,7 @@ START_TEST(test_sync_client_certificates) {
         use_tls("ca.crt", "expired.crt", "expired.key", false);
         expect_refusal(url, -ECONNABORTED, "certificate expired", "client certificate");
         use_tls("ca.crt", "client.crt", "client.key", false);
-        redisFree(connect_ok(url));
+        redis_ctx_free(connect_ok(url));
         use_tls("ca.crt", NULL, NULL, false);
         pumps_gone();
 }
@@ -397,7 +400,7 @@ START_TEST(test_sync_acl_user) {
         bad = tls_url("TLS_PORT", ",user=coord,password=Not-The-Acl-Pw3");
         expect_refusal(bad, -EACCES, "AUTH", "coord");
         expect_password_hidden(bad, -EACCES, "Not-The-Acl-Pw3");
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
         pumps_gone();
 }
 END_TEST
@@ -430,7 +433,7 @@ START_TEST(test_sync_fork_exec) {
         /* The parent's connection does not notice. */
         ck_assert_int_eq(redis_command(c, &r, err, sizeof err, "PING"), 0);
         ck_assert_str_eq(r->str, "PONG");
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
         pumps_gone();
 }
 END_TEST
@@ -465,10 +468,10 @@ START_TEST(test_sync_frozen_server) {
         ck_assert_int_eq(redis_command(c, &r, err, sizeof err, "PING"), -ETIMEDOUT);
         ck_assert_uint_lt(mono_usec() - t0, 3 * SEC);
         /* Giving up on a frozen server ends the pump too. */
-        redisFree(TAKE_PTR(c));
+        redis_ctx_free(TAKE_PTR(c));
         pumps_gone();
         request(NULL, "cont");
-        redisFree(connect_ok(url));
+        redis_ctx_free(connect_ok(url));
         pumps_gone();
 }
 END_TEST
@@ -670,7 +673,7 @@ START_TEST(test_sentinel_sync) {
         c = connect_ok(url);
         ck_assert_int_eq(redis_command(c, &r, err, sizeof err, "ROLE"), 0);
         ck_assert_str_eq(r->element[0]->str, "master");
-        redisFree(c);
+        redis_ctx_free(c);
         /* The sentinel speaks only TLS. */
         url = mfree(url);
         url = strdup_printf("127.0.0.1:%s,serviceName=mymaster,connectTimeout=1000", env("SENTINEL_TLS_PORT"));
@@ -705,7 +708,7 @@ START_TEST(test_sentinel_failover) {
         rc = connect_ok(replica);
         ck_assert_int_eq(redis_command(rc, &r, err, sizeof err, "GET tls:after-failover"), 0);
         ck_assert_str_eq(r->str, "yes");
-        redisFree(TAKE_PTR(rc));
+        redis_ctx_free(TAKE_PTR(rc));
         pumps_gone();
 }
 END_TEST

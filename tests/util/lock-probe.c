@@ -76,7 +76,7 @@ static int wait_subscribed(redisContext *c, const char *channel) {
         uint64_t until = now_usec() + 10 * USEC_PER_SEC;
 
         while (now_usec() < until) {
-                _cleanup_reply_ redisReply *r = redisCommand(c, "PUBSUB NUMSUB %s", channel);
+                _cleanup_reply_ redisReply *r = redis_ctx_command(c, "PUBSUB NUMSUB %s", channel);
 
                 if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                     r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer > 0)
@@ -113,7 +113,7 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
                 struct lock *l = NULL;
 
                 if (raw) {
-                        _cleanup_reply_ redisReply *x = redisCommand(c, "SET %s raw-holder PX 30000", key);
+                        _cleanup_reply_ redisReply *x = redis_ctx_command(c, "SET %s raw-holder PX 30000", key);
                         if (!x || x->type == REDIS_REPLY_ERROR)
                                 return -EIO;
                 } else {
@@ -135,22 +135,22 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
                         _cleanup_reply_ redisReply *x = NULL;
 
                         t0 = now_usec();
-                        x = redisCommand(c, "EVAL %s 2 %s %s raw-holder %s", lock_script_release, key, holder,
+                        x = redis_ctx_command(c, "EVAL %s 2 %s %s raw-holder %s", lock_script_release, key, holder,
                                          channel);
                         r = x && x->type == REDIS_REPLY_INTEGER && x->integer == 1 ? 0 : -EIO;
                 } else {
                         /* Dead waiters at the head of the queue (lowest scores). */
                         {
-                                _cleanup_reply_ redisReply *x = redisCommand(c, "TIME");
+                                _cleanup_reply_ redisReply *x = redis_ctx_command(c, "TIME");
                                 if (x && x->type == REDIS_REPLY_ARRAY && x->elements == 2) {
                                         /* Live for 5s, ahead of the waiter's 31s. */
                                         long long ms = strtoll(x->element[0]->str, NULL, 10) * 1000 + 5000;
                                         /* A plain entry (wake-only) and two in the
                                          * hand-off form: release must undo the
                                          * hand-off to a waiter nobody hears. */
-                                        freeReplyObject(redisCommand(c, "ZADD %s %lld dead-waiter-0", waiters, ms));
+                                        freeReplyObject(redis_ctx_command(c, "ZADD %s %lld dead-waiter-0", waiters, ms));
                                         for (int k = 1; k < 3; k++)
-                                                freeReplyObject(redisCommand(c, "ZADD %s %lld %s", waiters, ms + k,
+                                                freeReplyObject(redis_ctx_command(c, "ZADD %s %lld %s", waiters, ms + k,
                                                                              k == 1 ? "deadbeef01 30000 ghost pid 1"
                                                                                     : "deadbeef02 30000 ghost pid 2"));
                                 }
@@ -165,7 +165,7 @@ static int probe_wake(const struct redis_url *url, const char *name, int rounds)
                         return r < 0 ? r : w.r;
                 }
                 if (!raw) {
-                        _cleanup_reply_ redisReply *x = redisCommand(c, "ZCARD %s", waiters);
+                        _cleanup_reply_ redisReply *x = redis_ctx_command(c, "ZCARD %s", waiters);
                         if (!x || x->type != REDIS_REPLY_INTEGER || x->integer != 0) {
                                 fprintf(stderr, "lock-probe: dead waiters left in the queue\n");
                                 return -EPROTO;
@@ -201,7 +201,7 @@ static int probe_lost_handoff(const struct redis_url *url, const char *name) {
                 fprintf(stderr, "lock-probe: %s\n", err);
                 return r;
         }
-        freeReplyObject(redisCommand(c, "SET %s raw-holder", key));
+        freeReplyObject(redis_ctx_command(c, "SET %s raw-holder", key));
         waiter_recheck_usec = 300 * USEC_PER_MSEC;
         if (pthread_create(&t, NULL, waiter_main, &w) != 0)
                 return -EAGAIN;
@@ -209,7 +209,7 @@ static int probe_lost_handoff(const struct redis_url *url, const char *name) {
         token[0] = '\0';
         until = now_usec() + 10 * USEC_PER_SEC;
         while (!token[0] && now_usec() < until) {
-                _cleanup_reply_ redisReply *z = redisCommand(c, "ZRANGE %s 0 0", waiters);
+                _cleanup_reply_ redisReply *z = redis_ctx_command(c, "ZRANGE %s 0 0", waiters);
                 struct timespec ts = { 0, 1000000 };
 
                 if (z && z->type == REDIS_REPLY_ARRAY && z->elements == 1 && z->element[0]->type == REDIS_REPLY_STRING) {
@@ -219,7 +219,7 @@ static int probe_lost_handoff(const struct redis_url *url, const char *name) {
                         if (n > 0 && n < sizeof token) {
                                 memcpy(token, z->element[0]->str, n);
                                 token[n] = '\0';
-                                freeReplyObject(redisCommand(c, "ZREM %s %s", waiters, z->element[0]->str));
+                                freeReplyObject(redis_ctx_command(c, "ZREM %s %s", waiters, z->element[0]->str));
                         }
                 }
                 nanosleep(&ts, NULL);
@@ -230,8 +230,8 @@ static int probe_lost_handoff(const struct redis_url *url, const char *name) {
                 return -ETIMEDOUT;
         }
         t0 = now_usec();
-        freeReplyObject(redisCommand(c, "SET %s %s PX 30000", key, token));
-        freeReplyObject(redisCommand(c, "SET %s %s PX 30000", holder, "probe pid 0, fence 4242"));
+        freeReplyObject(redis_ctx_command(c, "SET %s %s PX 30000", key, token));
+        freeReplyObject(redis_ctx_command(c, "SET %s %s PX 30000", holder, "probe pid 0, fence 4242"));
         pthread_join(t, NULL);
         if (w.r < 0) {
                 fprintf(stderr, "lock-probe: waiter: %s\n", w.err);
