@@ -138,35 +138,51 @@ static int reply_error_errno(const redisReply *r) {
         return -EPROTO;
 }
 
-static int command_internal(const struct redis_url *u, redisContext *c, redisReply **ret, char *errbuf,
-                            size_t errlen, int argc, const char **argv, const size_t *argvlen) {
-        _cleanup_reply_ redisReply *reply = NULL;
-        int saved;
+/* The outcome of one command: reply (taken) into *ret, or -errno with errbuf
+ * saying why, prefixed "LABEL: " when label is set.  saved: errno right after
+ * the call. */
+static int command_outcome(const struct redis_url *u, redisContext *c, redisReply *reply, int saved,
+                           const char *label, redisReply **ret, char *errbuf, size_t errlen) {
+        _cleanup_reply_ redisReply *owned = reply;
 
+        if (!owned) {
+                int r = redis_context_errno(c, saved);
+                const char *why = r == -ETIMEDOUT ? "command timed out" : c->errstr[0] ? c->errstr : "I/O error";
+                if (label)
+                        seterr(u, errbuf, errlen, "%s: %s", label, why);
+                else
+                        seterr(u, errbuf, errlen, "%s", why);
+                return r;
+        }
+        if (owned->type == REDIS_REPLY_ERROR) {
+                seterr(u, errbuf, errlen, "%s", owned->str ? owned->str : "error reply");
+                return -EPROTO;
+        }
+        *ret = TAKE_PTR(owned);
+        return 0;
+}
+
+/* A context that already failed is not used again: -ENOTCONN. */
+static int check_usable(const struct redis_url *u, const redisContext *c, char *errbuf, size_t errlen) {
         if (!c)
                 return -EINVAL;
         if (c->err) {
                 seterr(u, errbuf, errlen, "connection already failed: %s", c->errstr);
                 return -ENOTCONN;
         }
+        return 0;
+}
+
+static int command_internal(const struct redis_url *u, redisContext *c, redisReply **ret, char *errbuf,
+                            size_t errlen, int argc, const char **argv, const size_t *argvlen) {
+        redisReply *reply;
+        int r = check_usable(u, c, errbuf, errlen);
+
+        if (r < 0)
+                return r;
         errno = 0;
         reply = redis_ctx_commandargv(c, argc, argv, argvlen);
-        saved = errno;
-        if (!reply) {
-                int r = redis_context_errno(c, saved);
-                if (r == -ETIMEDOUT)
-                        seterr(u, errbuf, errlen, "%s: command timed out", argc > 0 ? argv[0] : "?");
-                else
-                        seterr(u, errbuf, errlen, "%s: %s", argc > 0 ? argv[0] : "?",
-                               c->errstr[0] ? c->errstr : "I/O error");
-                return r;
-        }
-        if (reply->type == REDIS_REPLY_ERROR) {
-                seterr(u, errbuf, errlen, "%s", reply->str ? reply->str : "error reply");
-                return -EPROTO;
-        }
-        *ret = TAKE_PTR(reply);
-        return 0;
+        return command_outcome(u, c, reply, errno, argc > 0 ? argv[0] : "?", ret, errbuf, errlen);
 }
 
 int redis_commandargv(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, int argc, const char **argv,
@@ -177,35 +193,21 @@ int redis_commandargv(redisContext *c, redisReply **ret, char *errbuf, size_t er
 }
 
 int redis_command(redisContext *c, redisReply **ret, char *errbuf, size_t errlen, const char *fmt, ...) {
-        _cleanup_reply_ redisReply *reply = NULL;
+        redisReply *reply;
         va_list ap;
-        int saved;
+        int r, saved;
 
-        if (!c || !fmt)
+        if (!fmt)
                 return -EINVAL;
-        if (c->err) {
-                seterr(NULL, errbuf, errlen, "connection already failed: %s", c->errstr);
-                return -ENOTCONN;
-        }
+        r = check_usable(NULL, c, errbuf, errlen);
+        if (r < 0)
+                return r;
         va_start(ap, fmt);
         errno = 0;
         reply = redis_ctx_vcommand(c, fmt, ap);
         saved = errno;
         va_end(ap);
-        if (!reply) {
-                int r = redis_context_errno(c, saved);
-                if (r == -ETIMEDOUT)
-                        seterr(NULL, errbuf, errlen, "command timed out");
-                else
-                        seterr(NULL, errbuf, errlen, "%s", c->errstr[0] ? c->errstr : "I/O error");
-                return r;
-        }
-        if (reply->type == REDIS_REPLY_ERROR) {
-                seterr(NULL, errbuf, errlen, "%s", reply->str ? reply->str : "error reply");
-                return -EPROTO;
-        }
-        *ret = TAKE_PTR(reply);
-        return 0;
+        return command_outcome(NULL, c, reply, saved, NULL, ret, errbuf, errlen);
 }
 
 /* Plain text sent to a TLS port: Redis drops the connection without a word. */
@@ -642,13 +644,7 @@ const char *redis_reply_field(const redisReply *reply, const char *name) {
 /* ---- hiredis' synchronous calls, TLS or not ---------------------------------- */
 
 redisReply *redis_ctx_vcommand(redisContext *c, const char *fmt, va_list ap) {
-        void *reply = NULL;
-
-        if (!tls_redis_is_tls(c))
-                return redisvCommand(c, fmt, ap);
-        if (redisvAppendCommand(c, fmt, ap) != REDIS_OK || tls_redis_get_reply(c, &reply) != REDIS_OK)
-                return NULL;
-        return reply;
+        return tls_redis_vcommand(c, fmt, ap);
 }
 
 redisReply *redis_ctx_command(redisContext *c, const char *fmt, ...) {
@@ -662,13 +658,7 @@ redisReply *redis_ctx_command(redisContext *c, const char *fmt, ...) {
 }
 
 redisReply *redis_ctx_commandargv(redisContext *c, int argc, const char **argv, const size_t *argvlen) {
-        void *reply = NULL;
-
-        if (!tls_redis_is_tls(c))
-                return redisCommandArgv(c, argc, argv, argvlen);
-        if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK || tls_redis_get_reply(c, &reply) != REDIS_OK)
-                return NULL;
-        return reply;
+        return tls_redis_commandargv(c, argc, argv, argvlen);
 }
 
 int redis_ctx_get_reply(redisContext *c, void **reply) {

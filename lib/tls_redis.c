@@ -262,12 +262,10 @@ static int sync_flush(struct sync_session *s) {
         return REDIS_OK;
 }
 
-int tls_redis_get_reply(redisContext *c, void **reply) {
-        struct sync_session *s = sync_find(c);
+static int sync_get_reply(struct sync_session *s, void **reply) {
+        redisContext *c = s->c;
         void *aux = NULL;
 
-        if (!s)
-                return redisGetReply(c, reply);
         if (redisGetReplyFromReader(c, &aux) == REDIS_ERR)
                 return REDIS_ERR;
         if (!aux) {
@@ -283,6 +281,36 @@ int tls_redis_get_reply(redisContext *c, void **reply) {
         else
                 freeReplyObject(aux);
         return REDIS_OK;
+}
+
+int tls_redis_get_reply(redisContext *c, void **reply) {
+        struct sync_session *s = sync_find(c);
+
+        return s ? sync_get_reply(s, reply) : redisGetReply(c, reply);
+}
+
+/* One lookup per command: the session's, then append and wait, as hiredis'
+ * redisCommand() does for a plain context. */
+redisReply *tls_redis_vcommand(redisContext *c, const char *fmt, va_list ap) {
+        struct sync_session *s = sync_find(c);
+        void *reply = NULL;
+
+        if (!s)
+                return redisvCommand(c, fmt, ap);
+        if (redisvAppendCommand(c, fmt, ap) != REDIS_OK || sync_get_reply(s, &reply) != REDIS_OK)
+                return NULL;
+        return reply;
+}
+
+redisReply *tls_redis_commandargv(redisContext *c, int argc, const char **argv, const size_t *argvlen) {
+        struct sync_session *s = sync_find(c);
+        void *reply = NULL;
+
+        if (!s)
+                return redisCommandArgv(c, argc, argv, argvlen);
+        if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK || sync_get_reply(s, &reply) != REDIS_OK)
+                return NULL;
+        return reply;
 }
 
 int tls_redis_buffer_read(redisContext *c) {

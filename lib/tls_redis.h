@@ -8,6 +8,7 @@
  * redisInitiateSSLWithContext(). */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ bool tls_redis_is_tls(const redisContext *c);
  * REDIS_OK or REDIS_ERR with c->err/errstr set as hiredis would (a timeout is
  * REDIS_ERR_IO with errno EAGAIN). */
 int tls_redis_get_reply(redisContext *c, void **reply);
+/* redisvCommand() and redisCommandArgv(), for every context. */
+redisReply *tls_redis_vcommand(redisContext *c, const char *fmt, va_list ap);
+redisReply *tls_redis_commandargv(redisContext *c, int argc, const char **argv, const size_t *argvlen);
 /* redisBufferRead(): one read into the reader (blocks until data). */
 int tls_redis_buffer_read(redisContext *c);
 /* Whether decrypted bytes wait inside the session (poll(2) on the socket
